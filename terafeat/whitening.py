@@ -1,0 +1,134 @@
+"""Per-patch DC removal and PCA / ZCA whitening (fit / transform / inverse)."""
+from __future__ import annotations
+
+import numpy as np
+
+from terafeat.validation import check_array, check_dtype
+
+METHODS = ("pca", "zca")
+
+
+def remove_dc(X: np.ndarray) -> np.ndarray:
+    """Each row (patch) minus its own mean: (m, d) -> new (m, d) array."""
+    return X - X.mean(axis=1, keepdims=True)
+
+
+class Whitener:
+    """PCA or ZCA whitening with optional dimension reduction.
+
+    Parameters
+    ----------
+    method : "zca" (output in input space, d dims) or "pca" (output in the
+        eigenbasis, ``n_components`` dims).
+    n_components : eigenvectors kept, largest variance first (None: all d).
+    eps : added to every eigenvalue before the inverse square root
+        (absolute, in the data's squared units); damps the smallest components.
+    remove_dc : subtract each row's own mean first (brightness of a patch).
+    dtype : float32 (default) or float64 of the fitted matrices and outputs.
+
+    Attributes
+    ----------
+    mean_ : (d,) mean of the (DC-removed) training rows.
+    components_ : (n_components, d) principal axes, rows of unit norm.
+    explained_variance_ : (n_components,) their variances (eigenvalues).
+    whitening_ : (d, n_out) matrix applied to centred rows; n_out is
+        n_components for PCA and d for ZCA.  ``dewhitening_`` : (n_out, d).
+    """
+
+    def __init__(self, method: str = "zca", n_components: int | None = None,
+                 eps: float = 1e-4, remove_dc: bool = True, dtype=np.float32):
+        self.method = method
+        self.n_components = n_components
+        self.eps = eps
+        self.remove_dc = remove_dc
+        self.dtype = dtype
+
+    def _prepare(self, X, n_features=None) -> np.ndarray:
+        X = check_array(X, dtype=np.float64, name="X", n_features=n_features)
+        return remove_dc(X) if self.remove_dc else X
+
+    def fit(self, X, y=None) -> "Whitener":
+        """Fit on X (m, d); y is ignored."""
+        if self.method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
+        if not self.eps >= 0:
+            raise ValueError(f"eps must be >= 0, got {self.eps}")
+        dtype = check_dtype(self.dtype)
+        X = self._prepare(X)
+        m, d = X.shape
+        n_components = d if self.n_components is None else int(self.n_components)
+        if not 1 <= n_components <= d:
+            raise ValueError(f"n_components must be in [1, {d}], got {self.n_components}")
+        mean = X.mean(axis=0)
+        X -= mean
+        covariance = (X.T @ X) / m
+        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        order = np.argsort(eigenvalues)[::-1][:n_components]
+        eigenvalues = np.clip(eigenvalues[order], 0.0, None)
+        U = eigenvectors[:, order]
+        # a deterministic sign: the largest entry of every axis is positive
+        U *= np.sign(U[np.abs(U).argmax(axis=0), np.arange(n_components)])
+        scale = eigenvalues + self.eps
+        if np.any(scale <= 0):
+            raise ValueError("the data have zero variance along some axes: use eps > 0 "
+                             "or fewer n_components")
+        whitening = U / np.sqrt(scale)
+        dewhitening = (U * np.sqrt(scale)).T
+        if self.method == "zca":
+            whitening = whitening @ U.T
+            dewhitening = U @ dewhitening
+        self.mean_ = mean.astype(dtype)
+        self.components_ = U.T.astype(dtype)
+        self.explained_variance_ = eigenvalues.astype(dtype)
+        self.whitening_ = whitening.astype(dtype)
+        self.dewhitening_ = dewhitening.astype(dtype)
+        self.n_features_in_ = d
+        return self
+
+    def _check_fitted(self):
+        if not hasattr(self, "whitening_"):
+            raise ValueError("this Whitener is not fitted yet: call fit(X) first")
+
+    def transform(self, X) -> np.ndarray:
+        """Whiten X (m, d) -> (m, n_out) in the fitted dtype."""
+        self._check_fitted()
+        X = self._prepare(X, self.n_features_in_).astype(self.whitening_.dtype)
+        X -= self.mean_
+        return X @ self.whitening_
+
+    def fit_transform(self, X, y=None) -> np.ndarray:
+        return self.fit(X).transform(X)
+
+    def inverse_transform(self, Y) -> np.ndarray:
+        """Back to input space: (m, n_out) -> (m, d).
+
+        Exact for the DC-removed data when no component was dropped; the
+        per-patch DC removed by ``remove_dc`` is not restored.
+        """
+        self._check_fitted()
+        Y = check_array(Y, dtype=self.whitening_.dtype, name="Y",
+                        n_features=self.whitening_.shape[1])
+        return Y @ self.dewhitening_ + self.mean_
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Fitted state and parameters as arrays (for ``np.savez``)."""
+        self._check_fitted()
+        return {"method": np.array(self.method), "eps": np.array(self.eps),
+                "remove_dc": np.array(self.remove_dc), "mean": self.mean_,
+                "components": self.components_, "explained_variance": self.explained_variance_,
+                "whitening": self.whitening_, "dewhitening": self.dewhitening_}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "Whitener":
+        """Inverse of ``to_arrays`` (accepts an ``np.load`` of a saved .npz)."""
+        components = np.asarray(arrays["components"])
+        whitener = cls(method=str(arrays["method"]), n_components=components.shape[0],
+                       eps=float(arrays["eps"]), remove_dc=bool(arrays["remove_dc"]),
+                       dtype=components.dtype)
+        whitener.mean_ = np.asarray(arrays["mean"])
+        whitener.components_ = components
+        whitener.explained_variance_ = np.asarray(arrays["explained_variance"])
+        whitener.whitening_ = np.asarray(arrays["whitening"])
+        whitener.dewhitening_ = np.asarray(arrays["dewhitening"])
+        whitener.n_features_in_ = components.shape[1]
+        return whitener

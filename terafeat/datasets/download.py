@@ -94,7 +94,8 @@ DATASETS: dict[str, tuple[RemoteFile, ...]] = {
     # standard library cannot read; unpack UCF101.rar with unrar or 7z.
     "ucf101": (
         RemoteFile("https://www.crcv.ucf.edu/data/UCF101/UCF101.rar", extract=False),
-        RemoteFile("https://www.crcv.ucf.edu/data/UCF101/UCF101TrainTestSplits-RecognitionTask.zip"),
+        RemoteFile("https://www.crcv.ucf.edu/data/UCF101/"
+                   "UCF101TrainTestSplits-RecognitionTask.zip"),
     ),
 }
 
@@ -219,7 +220,8 @@ def extract(archive, dest) -> list[Path]:
                 try:  # the filter extractall applies, run first so nothing is half-written
                     members.append(tarfile.data_filter(member, str(dest)))
                 except tarfile.FilterError as error:
-                    raise ArchiveError(archive, f"unsafe member {member.name!r}: {error}") from error
+                    problem = f"unsafe member {member.name!r}: {error}"
+                    raise ArchiveError(archive, problem) from error
             tarred.extractall(dest, filter="data")
         return [dest / member.name for member in members if member.isfile()]
     with open(archive, "rb") as file:

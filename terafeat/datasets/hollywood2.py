@@ -18,7 +18,7 @@ from terafeat.datasets.folders import check_folder, layout_frame
 
 HOLLYWOOD2_ACTIONS = ("AnswerPhone", "DriveCar", "Eat", "FightPerson", "GetOutCar", "HandShake",
                       "HugPerson", "Kiss", "Run", "SitDown", "SitUp", "StandUp")
-COLUMNS = ["path", "clip", "split", "labels"]
+COLUMNS = ["path", "clip_name", "split", "labels"]
 
 
 def read_clip_set(path) -> dict[str, bool]:
@@ -49,7 +49,7 @@ def read_hollywood2(root, classes: Sequence[str] = HOLLYWOOD2_ACTIONS,
     """Hollywood2 clips of ``splits``, labelled with ``classes``, one row per clip.
 
     Returns a DataFrame with columns path (str, ``AVIClips/<clip>.avi``),
-    clip (its name), split and labels (a tuple of the classes it shows, in
+    clip_name, split and labels (a tuple of the classes it shows, in
     ``classes`` order; may be empty). :func:`label_matrix` turns the labels
     into a 0/1 matrix. Every ``ClipSets/<class>_<split>.txt`` must exist.
     Problems (a clip missing from AVIClips, listed in two splits, or missing
@@ -74,7 +74,8 @@ def read_hollywood2(root, classes: Sequence[str] = HOLLYWOOD2_ACTIONS,
                 problems.append((str(path), "listed in ClipSets but not found"))
             else:
                 labels = tuple(name for name, clip_set in sets.items() if clip_set[clip])
-                rows.append({"path": str(path), "clip": clip, "split": split, "labels": labels})
+                rows.append({"path": str(path), "clip_name": clip, "split": split,
+                             "labels": labels})
             split_of.setdefault(clip, split)
     return layout_frame(rows, COLUMNS, root, problems, strict)
 
@@ -92,6 +93,6 @@ def label_matrix(labels: Iterable[Sequence[str]], classes: Sequence[str] = HOLLY
     for i, clip_labels in enumerate(labels):
         for name in clip_labels:
             if name not in column:
-                raise ValueError(f"clip {i}: label {name!r} is not one of the classes {list(classes)}")
+                raise ValueError(f"clip {i}: label {name!r} is not one of {list(classes)}")
             matrix[i, column[name]] = 1
     return matrix

@@ -16,19 +16,20 @@ import pandas as pd
 from terafeat.datasets.folders import check_folder, layout_frame, list_videos
 
 SPLIT_FOLDER = "ucfTrainTestlist"
-_NAME = re.compile(r"v_(?P<label>.+)_g(?P<group>\d+)_c(?P<clip>\d+)")
-COLUMNS = ["path", "label", "group", "clip", "split"]
+_NAME = re.compile(r"v_(?P<label>.+)_g(?P<group>\d+)_c(?P<clip_number>\d+)")
+COLUMNS = ["path", "label", "group", "clip_number", "split"]
 
 
 def parse_ucf_name(name: str) -> dict:
-    """label, group and clip (ints) of a ``v_<Class>_gGG_cCC.<ext>`` file name.
+    """label, group and clip_number (ints) of a ``v_<Class>_gGG_cCC.<ext>`` file name.
 
     Raises ValueError naming the file if it does not fit.
     """
     match = _NAME.fullmatch(Path(name).name.split(".")[0])
     if match is None:
         raise ValueError(f"{name}: not a UCF101-style name (v_<Class>_gGG_cCC.avi)")
-    return {"label": match["label"], "group": int(match["group"]), "clip": int(match["clip"])}
+    return {"label": match["label"], "group": int(match["group"]),
+            "clip_number": int(match["clip_number"])}
 
 
 def find_split_folder(root) -> Path | None:
@@ -67,10 +68,10 @@ def read_ucf_folders(root, split_folder=None, split_number: int = 1,
     """Videos in a ``root/<Class>/v_<Class>_gGG_cCC.<ext>`` layout, one row per clip.
 
     Returns a DataFrame with columns path (str), label (the folder name),
-    group and clip (ints: all clips of a group number, across classes, form
-    one group) and split: from the official lists of ``split_number`` when
-    ``split_folder`` is given or found by :func:`find_split_folder`, else
-    "all". Problems (names that do not parse, a name whose class differs from
+    group and clip_number (ints ``GG`` and ``CC``; all clips of a group
+    number, across classes, form one group) and split: "train" or "test"
+    from the official lists of ``split_number`` when ``split_folder`` is
+    given or found by :func:`find_split_folder`, else "all". Problems (names that do not parse, a name whose class differs from
     its folder's, clips missing from the lists or listed but absent) are
     raised as LayoutError when ``strict``, else warned about, left out and
     listed in ``frame.attrs["problems"]``.

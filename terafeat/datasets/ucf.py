@@ -71,10 +71,11 @@ def read_ucf_folders(root, split_folder=None, split_number: int = 1,
     group and clip_number (ints ``GG`` and ``CC``; all clips of a group
     number, across classes, form one group) and split: "train" or "test"
     from the official lists of ``split_number`` when ``split_folder`` is
-    given or found by :func:`find_split_folder`, else "all". Problems (names that do not parse, a name whose class differs from
-    its folder's, clips missing from the lists or listed but absent) are
-    raised as LayoutError when ``strict``, else warned about, left out and
-    listed in ``frame.attrs["problems"]``.
+    given or found by :func:`find_split_folder`, else "all" (then use
+    :func:`~terafeat.datasets.folders.group_folds`). Problems (names that do
+    not parse, a name whose class differs from its folder's, clips missing
+    from the lists or listed but absent) are raised as LayoutError when
+    ``strict``, else warned about, left out and listed in ``frame.attrs["problems"]``.
     """
     root = check_folder(root)
     split_folder = split_folder if split_folder is not None else find_split_folder(root)

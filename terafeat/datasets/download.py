@@ -189,8 +189,8 @@ def download(url: str, dest, sha256: str | None = None, *, progress: Progress | 
 
 
 def _check_zip_member(archive, name: str, dest: Path) -> None:
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or ".." in path.parts or ":" in path.parts[0]:
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not parts or parts[0] == "/" or ".." in parts or ":" in parts[0]:
         raise ArchiveError(archive, f"member {name!r} would be written outside {dest}")
 
 

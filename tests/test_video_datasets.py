@@ -231,6 +231,8 @@ def test_hollywood2_problems_name_file_and_line(hollywood2_root):
 
     with pytest.raises(FileNotFoundError, match="Eat_train.txt"):
         read_hollywood2(hollywood2_root, classes=["Eat"])
+    with pytest.raises(FileNotFoundError, match="AVIClips"):
+        read_hollywood2(hollywood2_root / "ClipSets")
     (hollywood2_root / "ClipSets/Kiss_train.txt").write_text("actioncliptrain00001 yes\n")
     with pytest.raises(ValueError, match=r"Kiss_train.txt:1: expected"):
         read_hollywood2(hollywood2_root, classes=["Kiss"])

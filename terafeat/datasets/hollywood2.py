@@ -51,13 +51,14 @@ def read_hollywood2(root, classes: Sequence[str] = HOLLYWOOD2_ACTIONS,
     Returns a DataFrame with columns path (str, ``AVIClips/<clip>.avi``),
     clip_name, split and labels (a tuple of the classes it shows, in
     ``classes`` order; may be empty). :func:`label_matrix` turns the labels
-    into a 0/1 matrix. Every ``ClipSets/<class>_<split>.txt`` must exist.
+    into a 0/1 matrix. Both folders and every ``ClipSets/<class>_<split>.txt``
+    must exist (FileNotFoundError naming the missing one).
     Problems (a clip missing from AVIClips, listed in two splits, or missing
     from some class's list of its split) are raised as LayoutError when
     ``strict``, else warned about, left out and listed in ``frame.attrs["problems"]``.
     """
     root = check_folder(root)
-    clip_dir, set_dir = root / "AVIClips", check_folder(root / "ClipSets")
+    clip_dir, set_dir = check_folder(root / "AVIClips"), check_folder(root / "ClipSets")
     rows, problems = [], []
     split_of: dict[str, str] = {}
     for split in splits:

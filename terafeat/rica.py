@@ -65,11 +65,14 @@ class _SparsityKernel:
     """Blocked evaluation of the sparsity term over fixed data X (m, d).
 
     Rows are processed in blocks whose (b, k) slice of Z fits the cache; Z and
-    its elementwise transforms live in two preallocated (b, k) buffers, and
-    ``S^T X`` accumulates block by block into one (k, d) array.
+    its elementwise transforms live in preallocated (b, k) buffers, and
+    ``S^T X`` accumulates block by block into one (k, d) array.  With a
+    pooling matrix V (p, k) the penalty is on pooled units
+    ``sqrt(eps + Z^2 V^T)`` (ISA/TICA) instead of on each simple unit.
     """
 
-    def __init__(self, X: np.ndarray, k: int, block_rows: int | None = None):
+    def __init__(self, X: np.ndarray, k: int, pool: np.ndarray | None = None,
+                 block_rows: int | None = None):
         m, d = X.shape
         if block_rows is None:
             block_rows = min(max(BLOCK_BYTES // (k * X.dtype.itemsize), 512), 4096)
@@ -79,6 +82,29 @@ class _SparsityKernel:
         self.Z = np.empty((block_rows, k), X.dtype)
         self.T = np.empty((block_rows, k), X.dtype)
         self.G_block = np.empty((k, d), X.dtype)
+        self.pool = None
+        if pool is not None:
+            self.pool = check_pooling(pool, k, X.dtype)
+            self.Q = np.empty((block_rows, self.pool.shape[0]), X.dtype)
+
+    def _penalty(self, Z: np.ndarray, T: np.ndarray, eps: float) -> float:
+        """Sum of the penalty over a block; leaves dPenalty/dZ in Z."""
+        np.multiply(Z, Z, out=T)
+        if self.pool is None:
+            T += eps
+            np.sqrt(T, out=T)
+            total = float(T.sum())
+            np.divide(Z, T, out=Z)
+            return total
+        Q = self.Q[:Z.shape[0]]
+        np.matmul(T, self.pool.T, out=Q)
+        Q += eps
+        np.sqrt(Q, out=Q)
+        total = float(Q.sum())
+        np.reciprocal(Q, out=Q)
+        np.matmul(Q, self.pool, out=T)
+        np.multiply(Z, T, out=Z)
+        return total
 
     def __call__(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
         X = self.X
@@ -88,25 +114,32 @@ class _SparsityKernel:
             Xb = X[start:stop]
             Z, T = self.Z[:stop - start], self.T[:stop - start]
             np.matmul(Xb, W.T, out=Z)
-            np.multiply(Z, Z, out=T)
-            T += eps
-            np.sqrt(T, out=T)
-            total += float(T.sum())
-            np.divide(Z, T, out=Z)
+            total += self._penalty(Z, T, eps)
             np.matmul(Z.T, Xb, out=self.G_block)
             grad += self.G_block
         return total, grad
 
 
-def sparsity_terms(W: np.ndarray, X: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+def check_pooling(pool, n_features: int, dtype) -> np.ndarray:
+    """A (p, n_features) non-negative pooling matrix as a C-contiguous ``dtype`` array."""
+    pool = check_array(pool, dtype=dtype, name="pooling matrix", n_features=n_features)
+    if (pool < 0).any():
+        raise ValueError("pooling matrix must be non-negative")
+    return pool
+
+
+def sparsity_terms(W: np.ndarray, X: np.ndarray, eps: float,
+                   pool: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Unnormalised sparsity sums over the rows of X.
 
-    W: (k, d); X: (m, d), same dtype.  Returns ``(sum_ij sqrt(eps + Z_ij^2),
-    S^T X)`` with ``Z = X W^T`` and ``S = Z / sqrt(eps + Z^2)``; the second
-    is (k, d).  Sums over shards add up: this is what a distributed trainer
-    computes per shard.
+    W: (k, d); X: (m, d), same dtype; pool: optional (p, k) pooling matrix V.
+    Returns ``(sum of the penalty, dpenalty/dW)``: without pooling the
+    penalty is ``sum_ij sqrt(eps + Z_ij^2)`` with ``Z = X W^T`` and the
+    gradient ``S^T X`` with ``S = Z / sqrt(eps + Z^2)``; with pooling it is
+    ``sum sqrt(eps + Z^2 V^T)``.  The gradient is (k, d).  Sums over shards
+    add up: this is what a distributed trainer computes per shard.
     """
-    return _SparsityKernel(X, W.shape[0])(W, eps)
+    return _SparsityKernel(X, W.shape[0], pool)(W, eps)
 
 
 class RicaLoss:
@@ -119,14 +152,14 @@ class RicaLoss:
     """
 
     def __init__(self, X: np.ndarray, n_features: int, lam: float, eps: float,
-                 block_rows: int | None = None):
+                 pool: np.ndarray | None = None, block_rows: int | None = None):
         self.X = X
         self.m = X.shape[0]
         self.lam = float(lam)
         self.eps = float(eps)
         X64 = X.astype(np.float64, copy=False)
         self.C = ((X64.T @ X64) / self.m).astype(X.dtype)
-        self._kernel = _SparsityKernel(X, n_features, block_rows)
+        self._kernel = _SparsityKernel(X, n_features, pool, block_rows)
 
     def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = reconstruction_terms(W, self.C, self.lam)
@@ -135,25 +168,39 @@ class RicaLoss:
         return value + total / self.m, grad
 
 
-def rica_loss_grad(W: np.ndarray, X: np.ndarray, lam: float, eps: float) -> tuple[float, np.ndarray]:
-    """RICA objective J(W) and gradient (k, d) on data X (m, d); see module doc."""
-    return RicaLoss(X, W.shape[0], lam, eps)(W)
+def rica_loss_grad(W: np.ndarray, X: np.ndarray, lam: float, eps: float,
+                   pool: np.ndarray | None = None) -> tuple[float, np.ndarray]:
+    """RICA objective J(W) and gradient (k, d) on data X (m, d); see module doc.
+
+    pool: optional (p, k) pooling matrix V: the penalty is then on the pooled
+    units ``sqrt(eps + V (W x)^2)`` (RICA with ISA/TICA pooling).
+    """
+    return RicaLoss(X, W.shape[0], lam, eps, pool)(W)
 
 
-def rica_loss_grad_reference(W: np.ndarray, X: np.ndarray, lam: float, eps: float) -> tuple[float, np.ndarray]:
+def rica_loss_grad_reference(W: np.ndarray, X: np.ndarray, lam: float, eps: float,
+                             pool: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """Plain transcription of the formula, a new array per intermediate.
 
     The peer of the benchmark and the cross-check of the tests, as in the
     UFLDL exercise (there with examples as columns)::
 
         Z = W X;  R = W^T Z - X;  grad = 2 lam (Z R^T + W R X^T) / m + (Z / sqrt(eps + Z^2)) X^T / m
+
+    With a pooling matrix V the last term is ``(Z * (V^T (1 / sqrt(eps + V Z^2)))) X^T / m``.
     """
     m = X.shape[0]
     Xc = X.T
     Z = W @ Xc
     R = W.T @ Z - Xc
-    value = lam * np.sum(R ** 2) / m + np.sum(np.sqrt(eps + Z ** 2)) / m
-    grad = 2 * lam * (Z @ R.T + W @ (R @ Xc.T)) / m + (Z / np.sqrt(eps + Z ** 2)) @ Xc.T / m
+    if pool is None:
+        pooled = np.sqrt(eps + Z ** 2)
+        dZ = Z / pooled
+    else:
+        pooled = np.sqrt(eps + pool @ Z ** 2)
+        dZ = Z * (pool.T @ (1 / pooled))
+    value = lam * np.sum(R ** 2) / m + np.sum(pooled) / m
+    grad = 2 * lam * (Z @ R.T + W @ (R @ Xc.T)) / m + dZ @ Xc.T / m
     return float(value), grad
 
 
@@ -180,6 +227,10 @@ class RICA:
     max_iter : L-BFGS iterations.
     dtype : float32 (default) or float64 for the data and all products.
     random_state : seed (or Generator) of the initial W.
+    pool : optional (p, k) pooling matrix V (``isa.subspace_pooling`` for
+        ISA, a topographic one for TICA): the sparsity penalty is then on the
+        pooled units ``sqrt(eps + V (W x)^2)``.
+    callback : optional ``callback(iteration, objective)`` after each iteration.
 
     Attributes
     ----------
@@ -191,13 +242,14 @@ class RICA:
 
     def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 300, dtype=np.float32, random_state=None,
-                 callback=None):
+                 pool: np.ndarray | None = None, callback=None):
         self.n_features = n_features
         self.lam = lam
         self.eps = eps
         self.max_iter = max_iter
         self.dtype = dtype
         self.random_state = random_state
+        self.pool = pool
         self.callback = callback
 
     def _check_params(self):
@@ -220,7 +272,7 @@ class RICA:
         X = check_array(X, dtype=dtype, name="X")
         m, d = X.shape
         k = int(self.n_features)
-        loss = RicaLoss(X, k, self.lam, self.eps)
+        loss = RicaLoss(X, k, self.lam, self.eps, self.pool)
         history: list[float] = []
 
         def fun(v: np.ndarray):
@@ -252,8 +304,8 @@ class RICA:
     def transform(self, X, pool: np.ndarray | None = None) -> np.ndarray:
         """Simple-unit responses X W^T (m, k), or pooled ``sqrt(eps + (X W^T)^2 V^T)``.
 
-        pool: optional (p, k) pooling matrix V (e.g. ``isa.subspace_pooling``);
-        the pooled output is (m, p).
+        pool: optional (p, k) pooling matrix V (e.g. ``isa.subspace_pooling``,
+        or this layer's own ``self.pool``); the pooled output is (m, p).
         """
         if not hasattr(self, "W_"):
             raise ValueError("this RICA is not fitted yet: call fit(X) first")

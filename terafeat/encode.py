@@ -1,0 +1,83 @@
+"""Feature extraction: convolutional encoding of images with a learned layer, pooling."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from terafeat.isa import l2_pool
+from terafeat.patches import check_images, dense_patches
+
+NONLINEARITIES = ("abs", "split", "none")
+POOLINGS = ("sum", "max", "l2")
+
+
+def layer_features(whitener, W: np.ndarray, pool: np.ndarray | None = None,
+                   eps: float = 1e-2, nonlinearity: str = "abs") -> Callable[[np.ndarray], np.ndarray]:
+    """Patch -> feature map of one learned layer: whiten, filter with W, then
+
+    with ``pool`` (p, k): L2-pooled units ``sqrt(eps + V (W x)^2)``, (N, p);
+    without: the simple units through ``nonlinearity``: "abs" |Wx|, "split"
+    [max(Wx, 0), max(-Wx, 0)] (2k), or "none".  Input (N, d), output float32.
+    """
+    if nonlinearity not in NONLINEARITIES:
+        raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+
+    def features(patches: np.ndarray) -> np.ndarray:
+        responses = whitener.transform(patches) @ W.T
+        if pool is not None:
+            return l2_pool(responses, pool, eps)
+        if nonlinearity == "abs":
+            return np.abs(responses, out=responses)
+        if nonlinearity == "split":
+            return np.concatenate([np.maximum(responses, 0), np.maximum(-responses, 0)], axis=1)
+        return responses
+
+    return features
+
+
+def pool_grid(maps: np.ndarray, grid: int, pooling: str = "sum") -> np.ndarray:
+    """Pool feature maps over a grid x grid partition of the image.
+
+    maps: (n, rows, cols, f).  Returns (n, grid * grid * f), cells in
+    row-major order (grid=2: the four quadrants).
+    """
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+    n, rows, cols, f = maps.shape
+    if grid < 1 or grid > min(rows, cols):
+        raise ValueError(f"a {grid}x{grid} pooling grid does not fit {rows}x{cols} maps")
+    cells = []
+    for row_block in np.array_split(np.arange(rows), grid):
+        for col_block in np.array_split(np.arange(cols), grid):
+            cell = maps[:, row_block[0]:row_block[-1] + 1, col_block[0]:col_block[-1] + 1]
+            if pooling == "sum":
+                cells.append(cell.sum(axis=(1, 2)))
+            elif pooling == "max":
+                cells.append(cell.max(axis=(1, 2)))
+            else:
+                cells.append(np.sqrt(np.square(cell).sum(axis=(1, 2))))
+    return np.concatenate(cells, axis=1)
+
+
+def encode_images(images, patch_size: int, features: Callable[[np.ndarray], np.ndarray],
+                  stride: int = 1, grid: int = 2, pooling: str = "sum",
+                  batch_size: int = 64) -> np.ndarray:
+    """Convolutional encoding: features of every patch on a grid, pooled per cell.
+
+    images: (n, h, w[, c]) array or list of equal-sized images.  ``features``
+    maps (N, d) patches to (N, f).  Images are processed ``batch_size`` at a
+    time, so memory is bounded by a batch.  Returns (n, grid * grid * f) float32.
+    """
+    images = check_images(images, patch_size)
+    shapes = {image.shape for image in images}
+    if len(shapes) > 1:
+        raise ValueError(f"images differ in size {sorted(shapes)}: resize them first")
+    encoded = []
+    for start in range(0, len(images), batch_size):
+        batch = np.stack([dense_patches(image, patch_size, stride)
+                          for image in images[start:start + batch_size]])
+        n, rows, cols, d = batch.shape
+        maps = features(batch.reshape(-1, d)).reshape(n, rows, cols, -1)
+        encoded.append(pool_grid(maps, grid, pooling).astype(np.float32))
+    return np.concatenate(encoded)

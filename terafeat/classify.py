@@ -25,3 +25,16 @@ def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_folds: 
     scores = cross_val_score(linear_classifier(), features, labels, cv=folds)
     return {"mean": float(scores.mean()), "std": float(scores.std()),
             "folds": [float(s) for s in scores]}
+
+
+def compare_feature_sets(feature_sets: dict[str, np.ndarray], labels: np.ndarray,
+                         n_folds: int = 5, random_state=0) -> dict[str, dict]:
+    """``cross_validated_accuracy`` of every named feature matrix (n, f_name), same folds.
+
+    Returns name -> {"mean", "std", "folds", "n_features"}.
+    """
+    results = {}
+    for name, features in feature_sets.items():
+        scores = cross_validated_accuracy(features, labels, n_folds, random_state)
+        results[name] = {**scores, "n_features": int(features.shape[1])}
+    return results

@@ -12,9 +12,10 @@ NONLINEARITIES = ("abs", "split", "none")
 POOLINGS = ("sum", "max", "l2")
 
 
-def layer_features(whitener, W: np.ndarray, pool: np.ndarray | None = None,
+def layer_features(whitener, W: np.ndarray | None = None, pool: np.ndarray | None = None,
                    eps: float = 1e-2, nonlinearity: str = "abs") -> Callable[[np.ndarray], np.ndarray]:
-    """Patch -> feature map of one learned layer: whiten, filter with W, then
+    """Patch -> feature map of one learned layer: whiten, filter with W (k, d_w)
+    (None: the whitener's outputs are the responses, e.g. PCA filters), then
 
     with ``pool`` (p, k): L2-pooled units ``sqrt(eps + V (W x)^2)``, (N, p);
     without: the simple units through ``nonlinearity``: "abs" |Wx|, "split"
@@ -24,7 +25,9 @@ def layer_features(whitener, W: np.ndarray, pool: np.ndarray | None = None,
         raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
 
     def features(patches: np.ndarray) -> np.ndarray:
-        responses = whitener.transform(patches) @ W.T
+        responses = whitener.transform(patches)
+        if W is not None:
+            responses = responses @ W.T
         if pool is not None:
             return l2_pool(responses, pool, eps)
         if nonlinearity == "abs":

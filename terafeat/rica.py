@@ -23,6 +23,7 @@ the cache, with the elementwise work in place in preallocated buffers.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
@@ -35,6 +36,8 @@ __all__ = [
     "RicaLoss",
     "rica_loss_grad",
     "rica_loss_grad_reference",
+    "data_basis",
+    "minimize_rica",
     "reconstruction_terms",
     "sparsity_terms",
     "normalize_rows",
@@ -216,6 +219,76 @@ def unit_norm_gradient(grad_W: np.ndarray, W: np.ndarray, norms: np.ndarray) -> 
     return (grad_W - radial * W) / norms
 
 
+def data_basis(C: np.ndarray, rtol: float = 1e-6) -> np.ndarray | None:
+    """Orthonormal basis (d, r) of the directions in which the data vary.
+
+    C: (d, d) second-moment matrix.  Directions with variance below ``rtol``
+    times the largest are left out (e.g. the DC direction of patches whose
+    mean was removed).  Returns None when all d directions are kept.
+
+    Why: with unit-norm rows and k > d, the rows must carry more norm than a
+    tight frame of the data's span needs; a null direction of the data soaks
+    it up for free, and the filters show it as noise.  Constraining W to the
+    data's span removes that degenerate outlet.
+    """
+    eigenvalues, eigenvectors = np.linalg.eigh(C.astype(np.float64))
+    keep = eigenvalues > rtol * eigenvalues[-1]
+    if keep.all():
+        return None
+    return eigenvectors[:, keep][:, ::-1].copy()
+
+
+@dataclass
+class LbfgsResult:
+    """W (k, d) with unit-norm rows, objective per iteration, iterations, scipy's message."""
+
+    W: np.ndarray
+    objective: np.ndarray
+    n_iter: int
+    message: str
+
+
+def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_iter: int = 300,
+                  dtype=np.float32, callback=None) -> LbfgsResult:
+    """L-BFGS over V (k, r) with W = normalize_rows(V) basis^T (k, d).
+
+    loss: ``loss(W) -> (value, dJ/dW)`` in ``dtype`` (local ``RicaLoss`` or a
+    distributed one).  V0: float64 starting point, (k, r) with r = basis's
+    columns (or d without a basis).  ``callback(iteration, value, V)`` runs
+    after every iteration.  A non-finite objective or gradient raises
+    FloatingPointError instead of returning a NaN W.
+    """
+    k, r = V0.shape
+    history: list[float] = []
+
+    def to_W(v: np.ndarray):
+        V, norms = normalize_rows(v.reshape(k, r))
+        W = V if basis is None else V @ basis.T
+        return V, norms, W.astype(dtype)
+
+    def fun(v: np.ndarray):
+        V, norms, W = to_W(v)
+        value, grad = loss(W)
+        if not (math.isfinite(value) and np.isfinite(grad).all()):
+            raise FloatingPointError(
+                f"RICA objective became non-finite ({value}) at iteration {len(history)}: "
+                "check the scale of X (whiten it first) and lam/eps")
+        grad = grad.astype(np.float64)
+        if basis is not None:
+            grad = grad @ basis
+        return value, unit_norm_gradient(grad, V, norms).ravel()
+
+    def on_iteration(intermediate_result):
+        history.append(float(intermediate_result.fun))
+        if callback is not None:
+            callback(len(history) - 1, history[-1], intermediate_result.x.reshape(k, r))
+
+    history.append(fun(V0.ravel())[0])
+    result = minimize(fun, V0.ravel(), jac=True, method="L-BFGS-B", callback=on_iteration,
+                      options={"maxiter": int(max_iter), "maxcor": 20, "ftol": 1e-12, "gtol": 1e-8})
+    return LbfgsResult(to_W(result.x)[2], np.asarray(history), int(result.nit), str(result.message))
+
+
 class RICA:
     """Reconstruction ICA feature layer, trained with scipy's L-BFGS.
 
@@ -261,44 +334,25 @@ class RICA:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
         return check_dtype(self.dtype)
 
-    def initial_weights(self, d: int) -> np.ndarray:
-        """Seeded random (k, d) starting point with unit-norm rows, float64."""
+    def initial_weights(self, r: int) -> np.ndarray:
+        """Seeded random (k, r) starting point with unit-norm rows, float64."""
         rng = check_random_state(self.random_state)
-        return normalize_rows(rng.standard_normal((int(self.n_features), d)))[0]
+        return normalize_rows(rng.standard_normal((int(self.n_features), r)))[0]
 
     def fit(self, X, y=None) -> "RICA":
         """Learn W_ from X (m, d); y is ignored."""
         dtype = self._check_params()
         X = check_array(X, dtype=dtype, name="X")
-        m, d = X.shape
-        k = int(self.n_features)
-        loss = RicaLoss(X, k, self.lam, self.eps, self.pool)
-        history: list[float] = []
-
-        def fun(v: np.ndarray):
-            W, norms = normalize_rows(v.reshape(k, d).astype(dtype))
-            value, grad = loss(W)
-            if not (math.isfinite(value) and np.isfinite(grad).all()):
-                raise FloatingPointError(
-                    f"RICA objective became non-finite ({value}) at iteration {len(history)}: "
-                    "check the scale of X (whiten it first) and lam/eps")
-            return value, unit_norm_gradient(grad, W, norms).ravel().astype(np.float64)
-
-        def on_iteration(intermediate_result):
-            history.append(float(intermediate_result.fun))
-            if self.callback is not None:
-                self.callback(len(history) - 1, history[-1])
-
-        v0 = self.initial_weights(d).ravel()
-        history.append(fun(v0)[0])
-        result = minimize(fun, v0, jac=True, method="L-BFGS-B", callback=on_iteration,
-                          options={"maxiter": int(self.max_iter), "maxcor": 20,
-                                   "ftol": 1e-12, "gtol": 1e-8})
-        self.W_ = normalize_rows(result.x.reshape(k, d))[0].astype(dtype)
-        self.objective_ = np.asarray(history)
-        self.n_iter_ = int(result.nit)
-        self.n_features_in_ = d
-        self.optimizer_message_ = str(result.message)
+        loss = RicaLoss(X, int(self.n_features), self.lam, self.eps, self.pool)
+        basis = data_basis(loss.C)
+        V0 = self.initial_weights(X.shape[1] if basis is None else basis.shape[1])
+        callback = None if self.callback is None else (lambda i, value, V: self.callback(i, value))
+        result = minimize_rica(loss, V0, basis, self.max_iter, dtype, callback)
+        self.W_ = result.W
+        self.objective_ = result.objective
+        self.n_iter_ = result.n_iter
+        self.n_features_in_ = X.shape[1]
+        self.optimizer_message_ = result.message
         return self
 
     def transform(self, X, pool: np.ndarray | None = None) -> np.ndarray:

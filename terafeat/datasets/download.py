@@ -2,14 +2,18 @@
 
 A download streams into ``<dest>.part``, continues a partial ``.part`` with an
 HTTP Range request, checks the SHA-256 digest when one is known, and only then
-renames the file to ``dest``: a file at ``dest`` is always complete.
+renames the file to ``dest``: a file at ``dest`` is always complete. Where a
+publisher gives only an MD5 digest, :func:`fetch` checks it after download.
 """
 from __future__ import annotations
 
+import gzip
 import hashlib
 import http.client
 import os
+import shutil
 import tarfile
+import zlib
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,18 +43,20 @@ class DownloadError(OSError):
 
 
 class ChecksumError(ValueError):
-    """A file whose SHA-256 digest is not the expected one."""
+    """A file whose digest (SHA-256 unless ``algorithm`` says otherwise) is not the expected one."""
 
-    def __init__(self, path, expected: str, actual: str, hint: str = ""):
+    def __init__(self, path, expected: str, actual: str, hint: str = "",
+                 algorithm: str = "SHA-256"):
         self.path = str(path)
         self.expected = expected
         self.actual = actual
         self.hint = hint
-        super().__init__(f"{self.path}: SHA-256 mismatch, expected {expected}, got {actual}"
+        self.algorithm = algorithm
+        super().__init__(f"{self.path}: {algorithm} mismatch, expected {expected}, got {actual}"
                          + (f"; {hint}" if hint else ""))
 
     def __reduce__(self):
-        return type(self), (self.path, self.expected, self.actual, self.hint)
+        return type(self), (self.path, self.expected, self.actual, self.hint, self.algorithm)
 
 
 class ArchiveError(ValueError):
@@ -69,12 +75,14 @@ class ArchiveError(ValueError):
 class RemoteFile:
     """One file of a data set. sha256: hex digest, None where we have not verified one.
 
-    extract: whether :func:`fetch` unpacks it after download.
+    extract: whether :func:`fetch` unpacks it after download. md5: the
+    publisher's hex MD5 digest, for files that have no known SHA-256.
     """
 
     url: str
     sha256: str | None = None
     extract: bool = True
+    md5: str | None = None
 
     @property
     def filename(self) -> str:
@@ -97,6 +105,20 @@ DATASETS: dict[str, tuple[RemoteFile, ...]] = {
         RemoteFile("https://www.crcv.ucf.edu/data/UCF101/"
                    "UCF101TrainTestSplits-RecognitionTask.zip"),
     ),
+    # Veeling et al. (MICCAI 2018), PatchCamelyon: 96x96 tiles in HDF5, gzipped;
+    # extract() decompresses each .h5.gz beside itself.
+    "pcam": tuple(RemoteFile(f"https://zenodo.org/records/2546921/files/"
+                             f"camelyonpatch_level_2_split_{split}_{part}.h5.gz?download=1")
+                  for split in ("train", "valid", "test") for part in ("x", "y")),
+    # Kather et al. (Sci. Rep. 2016): 5000 colorectal tissue tiles, 8 classes of 625.
+    "kather2016": (RemoteFile("https://zenodo.org/records/53169/files/"
+                              "Kather_texture_2016_image_tiles_5000.zip?download=1"),),
+    # Imagenette (fast.ai): 10 easy ImageNet classes, shorter side 160 pixels.
+    "imagenette": (RemoteFile("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"),),
+    # Krizhevsky (2009), the binary versions; the MD5 is the one the publisher's page gives.
+    "cifar10": (RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
+                           md5="c32a1d4ab5d03f1284b67883e8d87530"),),
+    "cifar100": (RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"),),
 }
 
 
@@ -188,6 +210,31 @@ def download(url: str, dest, sha256: str | None = None, *, progress: Progress | 
     return dest
 
 
+def check_md5(path, md5: str) -> None:
+    """Raise ChecksumError if the MD5 digest of file ``path`` is not ``md5`` (hex)."""
+    with open(path, "rb") as file:
+        actual = hashlib.file_digest(file, "md5").hexdigest()
+    if actual != md5.lower():
+        raise ChecksumError(path, md5.lower(), actual, "delete it to download again", "MD5")
+
+
+def gunzip(archive, dest) -> Path:
+    """Decompress gzip file ``archive`` (``name.gz``) to ``dest/name``, streaming, atomically."""
+    archive, dest = Path(archive), Path(dest)
+    if archive.suffix != ".gz":
+        raise ArchiveError(archive, "a gzip-compressed file must be named <name>.gz")
+    target = dest / archive.stem
+    part = target.with_name(target.name + ".part")
+    try:
+        with gzip.open(archive) as source, open(part, "wb") as file:
+            shutil.copyfileobj(source, file, CHUNK_SIZE)
+    except (OSError, EOFError, zlib.error) as error:
+        part.unlink(missing_ok=True)
+        raise ArchiveError(archive, f"corrupt gzip data: {error}") from error
+    os.replace(part, target)
+    return target
+
+
 def _check_zip_member(archive, name: str, dest: Path) -> None:
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if not parts or parts[0] == "/" or ".." in parts or ":" in parts[0]:
@@ -199,7 +246,8 @@ def extract(archive, dest) -> list[Path]:
 
     Every member is checked before anything is written: absolute names, '..'
     components, links pointing outside ``dest`` and device files raise
-    ArchiveError naming the archive and the member. RAR is not supported.
+    ArchiveError naming the archive and the member. A gzip-compressed single
+    file (``x.h5.gz``) is decompressed to ``dest/x.h5``. RAR is not supported.
     Returns the paths of the regular files written, in archive order.
     """
     archive, dest = Path(archive), Path(dest)
@@ -225,9 +273,11 @@ def extract(archive, dest) -> list[Path]:
             tarred.extractall(dest, filter="data")
         return [dest / member.name for member in members if member.isfile()]
     with open(archive, "rb") as file:
-        is_rar = file.read(4) == b"Rar!"
+        magic = file.read(4)
+    if magic.startswith(b"\x1f\x8b"):
+        return [gunzip(archive, dest)]
     raise ArchiveError(archive, "RAR archives are not supported: unpack with unrar or 7z"
-                       if is_rar else "not a zip or tar archive")
+                       if magic == b"Rar!" else "not a zip or tar archive, nor gzip-compressed")
 
 
 def fetch(name: str, root, progress: Progress | None = None) -> Path:
@@ -235,13 +285,16 @@ def fetch(name: str, root, progress: Progress | None = None) -> Path:
 
     Safe to call again: finished downloads are kept, partial ones resumed,
     and an archive is unpacked once (a ``.<archive>.extracted`` marker
-    records it). Returns the data set's folder.
+    records it). A file with an ``md5`` is checked after download (ChecksumError
+    if it differs). Returns the data set's folder.
     """
     if name not in DATASETS:
         raise ValueError(f"unknown data set {name!r}; known: {sorted(DATASETS)}")
     folder = Path(root) / name
     for remote in DATASETS[name]:
         archive = download(remote.url, folder / remote.filename, remote.sha256, progress=progress)
+        if remote.md5 is not None:
+            check_md5(archive, remote.md5)
         marker = folder / f".{remote.filename}.extracted"
         if remote.extract and not marker.exists():
             extract(archive, folder)

@@ -1,4 +1,4 @@
-"""Generic ``<class>/<video>`` folders, and what the video data set readers share.
+"""Generic ``<class>/<video>`` and ``<class>/<image>`` folders, and what the readers share.
 
 Readers collect the files that do not fit their layout as ``(path, problem)``
 pairs: ``strict=True`` raises LayoutError listing them; ``strict=False``
@@ -12,10 +12,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from terafeat.images import IMAGE_EXTENSIONS
 from terafeat.validation import check_random_state
 
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm",
                               ".mpg", ".mpeg", ".wmv", ".ogv", ".flv"})
+IMAGE_COLUMNS = ["path", "label", "class_name", "split"]
 _SHOWN_PROBLEMS = 10
 
 
@@ -58,14 +60,14 @@ def list_videos(root, recursive: bool = False, extensions=VIDEO_EXTENSIONS) -> l
 
 
 def layout_frame(rows: list[dict], columns: list[str], root, problems: list[tuple[str, str]],
-                 strict: bool) -> pd.DataFrame:
+                 strict: bool, kind: str = "video") -> pd.DataFrame:
     """The readers' common ending: a DataFrame of ``rows``, problems raised or recorded.
 
     Raises LayoutError if ``strict`` and there are problems, ValueError if
-    there are neither rows nor problems (no video in ``root`` at all).
+    there are neither rows nor problems (no ``kind`` file in ``root`` at all).
     """
     if not rows and not problems:
-        raise ValueError(f"{root}: no video files found")
+        raise ValueError(f"{root}: no {kind} files found")
     if problems:
         error = LayoutError(root, problems)
         if strict:
@@ -94,6 +96,68 @@ def read_class_folders(root, split: str = "all", extensions=VIDEO_EXTENSIONS,
             continue
         rows.append({"path": str(path), "label": parts[0], "split": split})
     return layout_frame(rows, ["path", "label", "split"], root, problems, strict)
+
+
+def class_folders(root) -> list[str]:
+    """Names of the folders in ``root``, sorted, hidden ones left out: a layout's classes."""
+    return sorted(path.name for path in check_folder(root).iterdir()
+                  if path.is_dir() and not path.name.startswith("."))
+
+
+def image_folder_rows(folder, split: str, classes: list[str], class_names=None
+                      ) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Rows (IMAGE_COLUMNS) and problems for the images in ``folder/<class>/<image>``.
+
+    classes: folder names in label order (label = position). class_names:
+    folder -> readable name, default the folder name. Images directly in
+    ``folder``, deeper, or in a folder not in ``classes`` are problems.
+    """
+    label_of = {name: label for label, name in enumerate(classes)}
+    class_names = class_names or {}
+    rows, problems = [], []
+    for path in list_videos(folder, recursive=True, extensions=IMAGE_EXTENSIONS):
+        parts = path.relative_to(folder).parts
+        if len(parts) != 2:
+            problems.append((str(path), "not in a <class>/<image> position"))
+        elif parts[0] not in label_of:
+            problems.append((str(path), f"folder {parts[0]!r} is not one of the "
+                                        f"{len(classes)} classes"))
+        else:
+            rows.append({"path": str(path), "label": label_of[parts[0]],
+                         "class_name": class_names.get(parts[0], parts[0]), "split": split})
+    return rows, problems
+
+
+def read_image_folders(root, splits=None, classes=None, class_names=None,
+                       strict: bool = True) -> pd.DataFrame:
+    """Images in ``root/<class>/<image>``, or ``root/<split>/<class>/<image>`` per split.
+
+    splits: None when ``root`` holds the class folders (split "all"), else
+    the split folder names to read, e.g. ("train", "test"): those present are
+    read, anything else under ``root`` is ignored. classes: class folder
+    names in label order, default the sorted union of the class folders
+    found (pass ``frame.attrs["classes"]`` to number another set alike).
+    class_names: folder -> readable name. Returns a DataFrame with columns
+    path, label (int), class_name, split; ``attrs["classes"]`` and
+    ``attrs["class_names"]`` list the folders and names in label order.
+    Problems as in :func:`image_folder_rows`, handled as the module docstring says.
+    """
+    root = check_folder(root)
+    folders = ({"all": root} if splits is None
+               else {split: root / split for split in splits if (root / split).is_dir()})
+    if not folders:
+        raise FileNotFoundError(f"{root}: none of the split folders {list(splits)} found")
+    if classes is None:
+        classes = sorted(set().union(*map(class_folders, folders.values())))
+    rows, problems = [], []
+    for split, folder in folders.items():
+        split_rows, split_problems = image_folder_rows(folder, split, classes, class_names)
+        rows += split_rows
+        problems += split_problems
+    frame = layout_frame(rows, IMAGE_COLUMNS, root, problems, strict, kind="image")
+    frame.attrs["classes"] = list(classes)
+    frame.attrs["class_names"] = [(class_names or {}).get(name, name) for name in classes]
+    return frame
 
 
 def group_folds(groups, n_folds: int | None = None,

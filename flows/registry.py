@@ -1,0 +1,23 @@
+"""The flows that the CLI runs and serves, by name, with their parameter models."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FlowEntry:
+    name: str
+    module: str
+    function: str
+    params: str
+
+    def load(self):
+        """(flow function, parameter model class), imported on demand."""
+        import importlib
+        module = importlib.import_module(self.module)
+        return getattr(module, self.function), getattr(module, self.params)
+
+
+FLOWS = {entry.name: entry for entry in [
+    FlowEntry("quickstart", "flows.quickstart", "quickstart", "QuickstartParams"),
+]}

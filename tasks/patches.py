@@ -1,0 +1,22 @@
+"""Stage: sample training patches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+from terafeat.datasets.bundled import grey_images
+from terafeat.patches import sample_patches
+from terafeat.storage import save_array
+
+
+@task(name="sample-patches")
+def sample_bundled_patches(run_dir: str, image_names: list[str], n_patches: int,
+                           patch_size: int, seed: int) -> str:
+    """Grey patches from bundled natural images -> ``patches.npy`` (n_patches, patch_size**2)."""
+    images = grey_images(image_names)
+    patches = sample_patches(images, n_patches, patch_size, random_state=seed)
+    path = save_array(Path(run_dir) / "patches.npy", patches)
+    get_run_logger().info("sampled %d %dx%d patches from %d images", len(patches),
+                          patch_size, patch_size, len(images))
+    return str(path)

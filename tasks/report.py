@@ -1,0 +1,17 @@
+"""Stage: write the run's report."""
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from terafeat.report import quickstart_report
+from terafeat.storage import load_array
+
+
+@task(name="write-report")
+def write_quickstart_report(run_dir: str, results: dict, W_path: str, objective_path: str,
+                            patch_size: int) -> str:
+    """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path."""
+    page = quickstart_report(run_dir, results, load_array(W_path), load_array(objective_path),
+                             (patch_size, patch_size))
+    get_run_logger().info("report: %s", page)
+    return str(page)

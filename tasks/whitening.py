@@ -1,0 +1,34 @@
+"""Stage: fit a whitener and whiten the patches."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+
+from terafeat.storage import load_array, save_array, save_arrays
+from terafeat.whitening import Whitener
+
+
+@task(name="whiten")
+def whiten_patches(patches_path: str, run_dir: str, method: str, eps: float,
+                   n_components: int | None = None) -> tuple[str, str]:
+    """Fit ``Whitener`` on the patches; writes ``whitener.npz`` and ``whitened.npy``.
+
+    Returns (whitener path, whitened patches path).
+    """
+    patches = load_array(patches_path)
+    whitener = Whitener(method, n_components=n_components, eps=eps, dtype=patches.dtype)
+    whitened = whitener.fit_transform(patches)
+    kept = whitener.explained_variance_
+    get_run_logger().info("%s whitening, eps=%g: %d components, variance kept after damping %.3f",
+                          method, eps, len(kept), float(np.sum(kept / (kept + eps)) / len(kept)))
+    run = Path(run_dir)
+    return (str(save_arrays(run / "whitener.npz", whitener.to_arrays())),
+            str(save_array(run / "whitened.npy", whitened)))
+
+
+def load_whitener(path: str) -> Whitener:
+    """The whitener saved by ``whiten_patches``."""
+    with np.load(path, allow_pickle=False) as arrays:
+        return Whitener.from_arrays(arrays)

@@ -1,0 +1,803 @@
+"""RICA over a Dask cluster: shards on workers, exact distributed L-BFGS, Downpour SGD.
+
+Data never travel through the scheduler.  Patches are written once as
+``.npy`` shards (:func:`write_shards`); :class:`ShardedData` has the workers
+load them (:func:`load_shard`) and keeps the loaded arrays pinned where they
+are, so an evaluation of the objective sends out only W (k, d) and brings back
+only a (k, d) gradient per worker.
+
+* :class:`DistributedRICA`: scipy's L-BFGS on the client over
+  :class:`DistributedRicaLoss`, the exact objective of :class:`terafeat.rica.RICA`
+  on the concatenated shards (``C = sum_s X_s^T X_s / m`` reduced once, in
+  float64; per evaluation the per-shard sparsity sums).  Checkpoints, resumes,
+  and survives the loss of workers.
+* :class:`DownpourRICA`: Downpour SGD (Dean et al. 2012): a
+  :class:`ParameterServer` actor holding V and Adagrad accumulators, one
+  asynchronous minibatch replica per worker on that worker's shards.
+* :func:`get_client`: a local cluster sized to the machine, or an existing
+  scheduler (``dask_address`` or ``TERAFEAT_DASK_ADDRESS``).
+* :func:`train_rica_layer`: the one entry point a pipeline task calls.
+
+No Prefect here: everything runs from a notebook with a ``distributed.Client``.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import CancelledError
+from pathlib import Path
+
+import numpy as np
+from distributed import Client, KilledWorker, LocalCluster, default_client, wait
+from scipy.optimize import minimize
+
+from terafeat.rica import (RICA, normalize_rows, reconstruction_terms, sparsity_terms,
+                           unit_norm_gradient)
+from terafeat.validation import check_array, check_dtype, check_random_state
+
+__all__ = [
+    "DASK_ADDRESS_ENV",
+    "DistributedRICA",
+    "DistributedRicaLoss",
+    "DownpourRICA",
+    "ParameterServer",
+    "ShardError",
+    "ShardedData",
+    "WorkerLostError",
+    "get_client",
+    "load_shard",
+    "train_rica_layer",
+    "worker_transfer_bytes",
+    "write_shards",
+]
+
+logger = logging.getLogger("terafeat.distributed")
+
+#: Environment variable naming an existing Dask scheduler (``tcp://host:port``).
+DASK_ADDRESS_ENV = "TERAFEAT_DASK_ADDRESS"
+#: Environment of every worker process of a local cluster: one BLAS thread each.
+BLAS_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+#: Largest shard :func:`train_rica_layer` writes.
+MAX_SHARD_BYTES = 256 << 20
+#: scipy L-BFGS-B options of ``RICA.fit``, so both trainers follow one path.
+LBFGS_OPTIONS = {"maxcor": 20, "ftol": 1e-12, "gtol": 1e-8}
+#: Errors meaning "a worker went away", as opposed to errors in the science.
+_WORKER_FAILURES = (KilledWorker, CancelledError, OSError, TimeoutError)
+
+
+# ----------------------------------------------------------------------------- shards
+
+class ShardError(RuntimeError):
+    """A shard file that is missing, unreadable or malformed; the message names it."""
+
+
+def _atomic_write(path: Path, write: Callable) -> None:
+    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
+                                     delete=False) as file:
+        try:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        except BaseException:
+            os.unlink(file.name)
+            raise
+    os.replace(file.name, path)
+
+
+def write_shards(X, folder, rows_per_shard: int, prefix: str = "shard") -> list[Path]:
+    """Write X (m, d) as ``ceil(m / rows_per_shard)`` files ``folder/<prefix>-00000.npy`` ...
+
+    Each file is written atomically (temporary file, then rename), in X's
+    float dtype (integers become float32).  Returns the paths in row order.
+    """
+    X = np.asarray(X)
+    X = check_array(X, dtype=X.dtype if X.dtype == np.float64 else np.float32, name="X")
+    rows_per_shard = int(rows_per_shard)
+    if rows_per_shard < 1:
+        raise ValueError(f"rows_per_shard must be >= 1, got {rows_per_shard}")
+    folder = Path(folder)
+    paths = []
+    for index, start in enumerate(range(0, X.shape[0], rows_per_shard)):
+        path = folder / f"{prefix}-{index:05d}.npy"
+        _atomic_write(path, lambda file, block=X[start:start + rows_per_shard]: np.save(file, block))
+        paths.append(path)
+    return paths
+
+
+def load_shard(path, dtype=np.float32) -> np.ndarray:
+    """The (m_s, d) array of one shard file, as C-contiguous ``dtype``; runs on workers.
+
+    Raises ShardError naming the file when it is missing, unreadable, not a
+    2-D numeric array, or holds NaN / infinite values.
+    """
+    try:
+        X = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise ShardError(f"shard file {path} does not exist") from None
+    except (OSError, ValueError, EOFError) as error:
+        raise ShardError(f"shard file {path} is unreadable or corrupt: {error}") from None
+    try:
+        return check_array(X, dtype=dtype, name=f"shard file {path}")
+    except ValueError as error:
+        raise ShardError(str(error)) from None
+
+
+def _gram(X: np.ndarray) -> tuple[np.ndarray, int]:
+    """(X^T X in float64 (d, d), m_s) of one shard."""
+    X64 = X.astype(np.float64, copy=False)
+    return X64.T @ X64, X.shape[0]
+
+
+def _sparsity(X: np.ndarray, W: np.ndarray, eps: float, pool) -> tuple[float, np.ndarray, int]:
+    """(penalty sum, its gradient (k, d), m_s) of one shard: ``rica.sparsity_terms``."""
+    kwargs = {} if pool is None else {"pool": pool}
+    return (*sparsity_terms(W, X, eps, **kwargs), X.shape[0])
+
+
+def _sum_partials(*partials: tuple) -> tuple:
+    """Element-wise sum of tuples of numbers and arrays: one node of the reduction tree."""
+    return tuple(sum(items[1:], start=items[0]) for items in zip(*partials))
+
+
+def _objective(reconstruction: tuple[float, np.ndarray], penalty_sum: float,
+               penalty_grad: np.ndarray, m: int) -> tuple[float, np.ndarray]:
+    """J and dJ/dW (k, d) from the reconstruction term and the penalty sums over m rows.
+
+    The same arithmetic as ``RicaLoss.__call__``, so a sharded evaluation is
+    bit-for-bit the single-process one up to the order of the sums.
+    """
+    value, grad = reconstruction
+    grad += penalty_grad * grad.dtype.type(1.0 / m)
+    return value + penalty_sum / m, grad
+
+
+# ----------------------------------------------------------------------------- cluster
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def get_client(dask_address: str | None = None, n_workers: int | None = None,
+               connect_timeout: float = 10.0, **cluster_kwargs) -> Iterator[Client]:
+    """A ``distributed.Client``, closed (with any cluster it started) on exit.
+
+    dask_address: scheduler to connect to (``tcp://host:port``); None reads
+    ``TERAFEAT_DASK_ADDRESS``, and if that is unset too starts a
+    ``LocalCluster`` of ``n_workers`` (default: the usable cores) processes
+    with one thread and one BLAS thread each (``cluster_kwargs`` go to
+    LocalCluster, e.g. ``dashboard_address=":0"``).  An unreachable scheduler
+    raises ConnectionError naming the address after ``connect_timeout``
+    seconds.  The dashboard link is logged.
+    """
+    address = dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
+    if address is None:
+        options = {"processes": True, "threads_per_worker": 1, "env": dict(BLAS_ONE_THREAD),
+                   **cluster_kwargs}
+        with LocalCluster(n_workers=n_workers or available_cores(), **options) as cluster, \
+                Client(cluster) as client:
+            logger.info("local Dask cluster of %d workers; dashboard: %s",
+                        len(cluster.workers), client.dashboard_link)
+            yield client
+        return
+    if n_workers is not None or cluster_kwargs:
+        raise ValueError("n_workers and cluster options apply to a local cluster, "
+                         f"not to the existing scheduler at {address}")
+    try:
+        client = Client(address, timeout=connect_timeout)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address} within "
+                              f"{connect_timeout:g} s: {error}") from error
+    with client:
+        logger.info("connected to the Dask scheduler at %s (%d workers); dashboard: %s",
+                    address, len(client.scheduler_info()["workers"]), client.dashboard_link)
+        yield client
+
+
+def worker_transfer_bytes(client: Client) -> int:
+    """Bytes the workers have sent to each other so far (cumulative, all workers)."""
+    sent = client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total)
+    return int(sum(sent.values()))
+
+
+class WorkerLostError(RuntimeError):
+    """Workers holding shards (``addresses``) left the cluster during a computation."""
+
+    def __init__(self, addresses: Sequence[str]):
+        super().__init__(f"lost worker(s) {', '.join(addresses)}")
+        self.addresses = list(addresses)
+
+
+# ----------------------------------------------------------------------------- sharded data
+
+class ShardedData:
+    """Shards loaded into the memory of Dask workers and kept there.
+
+    ``ShardedData(client, shard_paths, dtype)`` has each worker load its
+    share of the .npy files (round robin; file paths must be readable from
+    the workers).  :meth:`map_reduce` then runs a function on every shard
+    where it lies (hard worker restrictions: work stealing cannot move a
+    shard) and sums the results: per worker first, then in a tree of fan-in
+    ``fan_in``, the last level on the client.  Array arguments are scattered
+    once per call to every worker holding shards.
+
+    When a worker holding shards dies, Dask reloads its shards on the
+    remaining (or restarted) workers from the files; ``map_reduce`` notices
+    the loss (it polls the worker list every ``poll_interval`` s while
+    waiting), re-submits the lost work and logs the recovery, at most
+    ``max_recoveries`` times per call.
+
+    Attributes: ``n_samples`` (m), ``n_features_in`` (d), ``locations`` (the
+    worker address of each shard), ``n_recoveries``, ``bytes_out`` /
+    ``bytes_in`` (bytes sent to / received from the cluster by the client,
+    cumulative).
+    """
+
+    def __init__(self, client: Client, shard_paths: Sequence, dtype=np.float32,
+                 fan_in: int = 8, poll_interval: float = 0.5, max_recoveries: int = 3,
+                 load_timeout: float = 600.0):
+        self.client = client
+        self.paths = [os.fspath(path) for path in shard_paths]
+        if not self.paths:
+            raise ValueError("no shard files given")
+        self.dtype = check_dtype(dtype)
+        self.fan_in = max(2, int(fan_in))
+        self.poll_interval = float(poll_interval)
+        self.max_recoveries = int(max_recoveries)
+        self.load_timeout = float(load_timeout)
+        self.n_recoveries = 0
+        self.bytes_out = self.bytes_in = 0
+        workers = self.live_workers()
+        if not workers:
+            raise RuntimeError("the Dask cluster has no workers")
+        self.futures = [self._load(path, workers[i % len(workers)])
+                        for i, path in enumerate(self.paths)]
+        self.locations = self._locate()
+        shapes = self.client.gather([self.client.submit(np.shape, shard, workers=[where], pure=False)
+                                     for shard, where in zip(self.futures, self.locations)])
+        self.n_samples = sum(rows for rows, _ in shapes)
+        self.n_features_in = shapes[0][1]
+        for path, (_, d) in zip(self.paths, shapes):
+            if d != self.n_features_in:
+                raise ShardError(f"shard file {path} has {d} columns, "
+                                 f"shard file {self.paths[0]} has {self.n_features_in}")
+
+    def __enter__(self) -> "ShardedData":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Release the shards from the workers' memory."""
+        self.client.cancel(self.futures)
+        self.futures = []
+
+    def live_workers(self) -> list[str]:
+        """Addresses of the workers the scheduler knows now (a fresh query)."""
+        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+
+    def by_worker(self) -> dict[str, list]:
+        """The shard futures grouped by the address of the worker holding them."""
+        groups: dict[str, list] = {}
+        for shard, where in zip(self.futures, self.locations):
+            groups.setdefault(where, []).append(shard)
+        return groups
+
+    def _load(self, path: str, where: str):
+        return self.client.submit(load_shard, path, self.dtype, workers=[where],
+                                  allow_other_workers=True, pure=False)
+
+    def _locate(self) -> list[str]:
+        """Wait for every shard to be loaded; the address holding each."""
+        try:
+            wait(self.futures, timeout=self.load_timeout)
+        except TimeoutError:
+            raise RuntimeError(f"shards not loaded within {self.load_timeout:g} s") from None
+        for shard in self.futures:
+            if shard.status == "error":
+                shard.result()  # raises the worker's ShardError, which names the file
+        holders = self.client.who_has(self.futures)
+        if not all(holders[shard.key] for shard in self.futures):
+            raise WorkerLostError([])
+        return [sorted(holders[shard.key])[0] for shard in self.futures]
+
+    def wait_alive(self, futures: Sequence, needed: set[str]) -> None:
+        """Wait for ``futures``; raise WorkerLostError if a worker in ``needed`` leaves."""
+        while True:
+            try:
+                wait(futures, timeout=self.poll_interval)
+                return
+            except TimeoutError:
+                lost = needed.difference(self.live_workers())
+                if lost:
+                    raise WorkerLostError(sorted(lost)) from None
+
+    def map_reduce(self, func: Callable, *args) -> tuple:
+        """``sum over shards s of func(X_s, *args)``, element-wise over the returned tuples."""
+        for attempt in range(self.max_recoveries + 1):
+            try:
+                return self._map_reduce_once(func, args)
+            except _WORKER_FAILURES + (WorkerLostError,) as error:
+                if attempt == self.max_recoveries:
+                    raise RuntimeError(f"gave up after {attempt} recoveries from lost workers") from error
+                self._recover(error)
+
+    def _map_reduce_once(self, func: Callable, args: tuple) -> tuple:
+        client = self.client
+        groups = self.by_worker()
+        self.bytes_out += sum(arg.nbytes for arg in args if isinstance(arg, np.ndarray)) * len(groups)
+        args = tuple(client.scatter(arg, workers=list(groups), broadcast=True, hash=False)
+                     if isinstance(arg, np.ndarray) else arg for arg in args)
+        level = []
+        for where, shards in groups.items():
+            parts = [client.submit(func, shard, *args, workers=[where], pure=False)
+                     for shard in shards]
+            level.append(parts[0] if len(parts) == 1 else
+                         client.submit(_sum_partials, *parts, workers=[where], pure=False))
+        while len(level) > self.fan_in:
+            level = [client.submit(_sum_partials, *level[i:i + self.fan_in], pure=False)
+                     for i in range(0, len(level), self.fan_in)]
+        try:
+            self.wait_alive(level, set(self.locations))
+            partials = client.gather(level)
+        finally:
+            client.cancel(level)
+        self.bytes_in += sum(item.nbytes if isinstance(item, np.ndarray) else 8
+                             for partial in partials for item in partial)
+        return _sum_partials(*partials)
+
+    def _recover(self, error: BaseException) -> None:
+        """Reload the shards of lost workers where Dask can, and learn where they are now."""
+        self.n_recoveries += 1
+        lost = sorted(set(self.locations).difference(self.live_workers()))
+        logger.warning("evaluation failed (%s: %s); lost worker(s): %s; reloading their shards",
+                       type(error).__name__, error, ", ".join(lost) or "none")
+        self.client.wait_for_workers(1, timeout=self.load_timeout)
+        workers = self.live_workers()
+        for i, shard in enumerate(self.futures):
+            # Dask recomputes lost shards by itself; re-submit only those it gave up on.
+            if shard.status in ("error", "cancelled"):
+                if shard.status == "error" and isinstance(shard.exception(), ShardError):
+                    raise shard.exception()
+                self.futures[i] = self._load(self.paths[i], workers[i % len(workers)])
+        before, self.locations = self.locations, self._locate()
+        for path, old, new in zip(self.paths, before, self.locations):
+            if old != new:
+                logger.info("shard %s reloaded on worker %s (was on %s)", path, new, old)
+
+
+class DistributedRicaLoss:
+    """The RICA objective and gradient over sharded data: ``loss(W) -> (J, dJ/dW)``.
+
+    Equals ``rica.RicaLoss`` on the concatenated shards.  Construction reduces
+    ``C = sum_s X_s^T X_s / m`` (d, d) once, in float64, then casts it to the
+    data dtype; each call scatters W (k, d) to the workers, sums the per-shard
+    sparsity terms there (only (k, d) partials come back) and adds the
+    reconstruction term, computed on the client from C.  pool: optional (p, k)
+    ISA/TICA pooling matrix, passed to ``sparsity_terms``.
+
+    ``bytes_per_evaluation``: bytes the client sent and received in the last
+    call; it depends on k, d and the number of workers, not on m.
+    """
+
+    def __init__(self, data: ShardedData, lam: float, eps: float, pool: np.ndarray | None = None):
+        self.data = data
+        self.lam = float(lam)
+        self.eps = float(eps)
+        self.pool = pool
+        gram, m = data.map_reduce(_gram)
+        self.C = (gram / m).astype(data.dtype)
+        self.bytes_per_evaluation = 0
+
+    def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
+        data = self.data
+        before = data.bytes_out + data.bytes_in
+        penalty_sum, penalty_grad, rows = data.map_reduce(_sparsity, W, self.eps, self.pool)
+        self.bytes_per_evaluation = data.bytes_out + data.bytes_in - before
+        if rows != data.n_samples:
+            raise RuntimeError(f"evaluation covered {rows} rows instead of {data.n_samples}")
+        return _objective(reconstruction_terms(W, self.C, self.lam), penalty_sum, penalty_grad,
+                          data.n_samples)
+
+
+# ----------------------------------------------------------------------------- L-BFGS
+
+def _objective_on_sphere(loss: Callable, k: int, d: int, dtype, history: list) -> Callable:
+    """``fun(v) -> (J, dJ/dv)`` for scipy, v (k*d,) float64, through W = V / ||V||_rows."""
+
+    def fun(v: np.ndarray):
+        W, norms = normalize_rows(v.reshape(k, d).astype(dtype))
+        value, grad = loss(W)
+        if not (math.isfinite(value) and np.isfinite(grad).all()):
+            raise FloatingPointError(
+                f"RICA objective became non-finite ({value}) at iteration {len(history)}: "
+                "check the scale of X (whiten it first) and lam/eps")
+        return value, unit_norm_gradient(grad, W, norms).ravel().astype(np.float64)
+
+    return fun
+
+
+def _shard_paths(shards) -> list:
+    if isinstance(shards, (str, os.PathLike)) or isinstance(shards, np.ndarray):
+        raise TypeError("fit takes a list of shard files (see write_shards), "
+                        f"not {type(shards).__name__}")
+    return list(shards)
+
+
+class DistributedRICA(RICA):
+    """RICA trained by exact distributed L-BFGS over shards held by Dask workers.
+
+    Same hyper-parameters, seed handling and fitted attributes as
+    ``rica.RICA`` (``W_`` equals ``RICA.fit`` on the concatenated shards up to
+    rounding), plus:
+
+    client : distributed.Client (None: the default client).
+    checkpoint_path : .npz file; every ``checkpoint_every`` iterations and at
+        the end it is replaced atomically by V (k, d), the iteration count and
+        the objective history.  If it exists when fit starts (same k, d, m,
+        lam, eps), training resumes from it: ``max_iter`` counts all
+        iterations, those of the checkpoint included.  scipy's L-BFGS memory
+        (the last curvature pairs) cannot be saved, so a resumed run restarts
+        L-BFGS from the checkpointed V with an empty memory: it continues the
+        optimisation, not bit-for-bit the uninterrupted trajectory.
+    max_recoveries : lost-worker recoveries allowed per evaluation.
+
+    Extra fitted attributes: ``times_`` (n_iter_ + 1,) seconds since training
+    started at each ``objective_`` entry; ``n_recoveries_``;
+    ``bytes_per_evaluation_`` (client traffic of one evaluation);
+    ``resumed_from_`` (iterations read from the checkpoint, 0 if none).
+    """
+
+    def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
+                 max_iter: int = 300, dtype=np.float32, random_state=None,
+                 pool: np.ndarray | None = None, callback=None, client: Client | None = None,
+                 checkpoint_path=None, checkpoint_every: int = 10, max_recoveries: int = 3):
+        super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
+                         dtype=dtype, random_state=random_state, callback=callback)
+        self.pool = pool
+        self.client = client
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+        self.max_recoveries = max_recoveries
+
+    def fit(self, shards, y=None) -> "DistributedRICA":
+        """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
+        dtype = self._check_params()
+        with ShardedData(self.client or default_client(), _shard_paths(shards), dtype,
+                         max_recoveries=self.max_recoveries) as data:
+            loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
+            self._minimize(loss, data.n_samples, data.n_features_in, dtype)
+            self.n_recoveries_ = data.n_recoveries
+            self.bytes_per_evaluation_ = loss.bytes_per_evaluation
+        return self
+
+    def _fingerprint(self, m: int, d: int) -> np.ndarray:
+        return np.array([int(self.n_features), d, m, float(self.lam), float(self.eps)])
+
+    def _read_checkpoint(self, fingerprint: np.ndarray):
+        """(v (k*d,), objective history, times) from the checkpoint, or None if there is none."""
+        if self.checkpoint_path is None or not Path(self.checkpoint_path).exists():
+            return None
+        with np.load(self.checkpoint_path) as checkpoint:
+            if not np.array_equal(checkpoint["fingerprint"], fingerprint):
+                raise ValueError(
+                    f"checkpoint {self.checkpoint_path} was written for (k, d, m, lam, eps) = "
+                    f"{checkpoint['fingerprint'].tolist()}, not {fingerprint.tolist()}: "
+                    "delete it or choose another checkpoint_path")
+            return (checkpoint["V"].ravel(), list(checkpoint["objective"]),
+                    list(checkpoint["times"]))
+
+    def _write_checkpoint(self, v, history, times, fingerprint) -> None:
+        _atomic_write(Path(self.checkpoint_path), lambda file: np.savez(
+            file, V=v.reshape(int(self.n_features), -1), objective=np.asarray(history),
+            times=np.asarray(times), fingerprint=fingerprint))
+
+    def _minimize(self, loss: Callable, m: int, d: int, dtype) -> None:
+        k = int(self.n_features)
+        fingerprint = self._fingerprint(m, d)
+        history: list[float] = []
+        times: list[float] = []
+        fun = _objective_on_sphere(loss, k, d, dtype, history)
+        start = time.perf_counter()
+        resumed = self._read_checkpoint(fingerprint)
+        if resumed is None:
+            v = self.initial_weights(d).ravel()
+            history.append(fun(v)[0])
+            times.append(time.perf_counter() - start)
+        else:
+            v, history[:], times[:] = resumed
+            start -= times[-1]
+            logger.info("resuming from checkpoint %s at iteration %d",
+                        self.checkpoint_path, len(history) - 1)
+        self.resumed_from_ = 0 if resumed is None else len(history) - 1
+
+        def on_iteration(intermediate_result):
+            history.append(float(intermediate_result.fun))
+            times.append(time.perf_counter() - start)
+            iteration = len(history) - 1
+            if self.checkpoint_path is not None and iteration % int(self.checkpoint_every) == 0:
+                self._write_checkpoint(intermediate_result.x, history, times, fingerprint)
+            if self.callback is not None:
+                self.callback(iteration, history[-1])
+
+        remaining = int(self.max_iter) - (len(history) - 1)
+        if remaining > 0:
+            result = minimize(fun, v, jac=True, method="L-BFGS-B", callback=on_iteration,
+                              options={"maxiter": remaining, **LBFGS_OPTIONS})
+            v, self.optimizer_message_ = result.x, str(result.message)
+        else:
+            self.optimizer_message_ = "the checkpoint already holds max_iter iterations"
+        if self.checkpoint_path is not None:
+            self._write_checkpoint(v, history, times, fingerprint)
+        self.W_ = normalize_rows(v.reshape(k, d))[0].astype(dtype)
+        self.objective_ = np.asarray(history)
+        self.times_ = np.asarray(times)
+        self.n_iter_ = len(history) - 1
+        self.n_features_in_ = d
+
+
+# ----------------------------------------------------------------------------- Downpour SGD
+
+class ParameterServer:
+    """Downpour parameter server, run as a Dask actor: V (k, d) float64 and Adagrad state.
+
+    ``push(grad_sum, n_steps)`` applies one Adagrad step with the accumulated
+    gradient g (k, d) of ``n_steps`` minibatch steps: ``G += g^2;
+    V -= learning_rate * g / sqrt(G + 1e-12)``; ``fetch()`` returns V.
+    Every ``snapshot_every`` pushes it keeps (seconds since start, steps, V)
+    for the objective-versus-time curve; every ``checkpoint_every`` pushes it
+    writes V, G and the step count atomically to ``checkpoint_path`` (actors
+    are not resilient: a lost server is resumed from that file).  An existing
+    checkpoint of the same shape is loaded at construction.
+    """
+
+    def __init__(self, V0: np.ndarray, learning_rate: float, snapshot_every: int = 10,
+                 checkpoint_path=None, checkpoint_every: int = 100):
+        self.V = np.array(V0, dtype=np.float64)
+        self.G = np.zeros_like(self.V)
+        self.learning_rate = float(learning_rate)
+        self.snapshot_every = int(snapshot_every)
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.checkpoint_every = int(checkpoint_every)
+        self.steps = self.pushes = 0
+        if self.checkpoint_path is not None and self.checkpoint_path.exists():
+            with np.load(self.checkpoint_path) as checkpoint:
+                if checkpoint["V"].shape != self.V.shape:
+                    raise ValueError(f"checkpoint {self.checkpoint_path} holds V of shape "
+                                     f"{checkpoint['V'].shape}, expected {self.V.shape}")
+                self.V, self.G = checkpoint["V"], checkpoint["G"]
+                self.steps = int(checkpoint["steps"])
+        self.start = time.perf_counter()
+        self.history: list[tuple[float, int, np.ndarray]] = []
+        self.snapshot()
+
+    def fetch(self) -> np.ndarray:
+        return self.V
+
+    def push(self, grad_sum: np.ndarray, n_steps: int) -> None:
+        self.G += grad_sum * grad_sum
+        self.V = self.V - self.learning_rate * grad_sum / np.sqrt(self.G + 1e-12)
+        self.steps += int(n_steps)
+        self.pushes += 1
+        if self.pushes % self.snapshot_every == 0:
+            self.snapshot()
+        if self.checkpoint_path is not None and self.pushes % self.checkpoint_every == 0:
+            self.checkpoint()
+
+    def total_steps(self) -> int:
+        return self.steps
+
+    def snapshot(self) -> None:
+        self.history.append((time.perf_counter() - self.start, self.steps, self.V))
+
+    def snapshots(self) -> list[tuple[float, int, np.ndarray]]:
+        return self.history
+
+    def checkpoint(self) -> None:
+        _atomic_write(self.checkpoint_path,
+                      lambda file: np.savez(file, V=self.V, G=self.G, steps=self.steps))
+
+
+def _run_replica(server, C: np.ndarray, lam: float, eps: float, pool, batch_size: int,
+                 n_steps: int, n_fetch: int, n_push: int, rng: np.random.Generator,
+                 *shards: np.ndarray) -> int:
+    """One Downpour model replica on the shards of its worker; returns its step count.
+
+    Each step draws ``batch_size`` rows (from one shard, chosen in proportion
+    to its rows) and computes the gradient with respect to V of the minibatch
+    objective: the exact reconstruction term (from the global C (d, d)) plus
+    the minibatch sparsity term.  V is fetched every ``n_fetch`` steps; the
+    accumulated gradient is pushed every ``n_push`` steps without waiting
+    (at most one push in flight).
+    """
+    sizes = np.array([len(shard) for shard in shards])
+    kwargs = {} if pool is None else {"pool": pool}
+    pushing = None
+    accumulated, since_push = 0.0, 0
+    for step in range(n_steps):
+        if step % n_fetch == 0:
+            V = server.fetch().result()
+        W, norms = normalize_rows(V.astype(C.dtype))
+        shard = shards[rng.choice(len(shards), p=sizes / sizes.sum())]
+        batch = shard[rng.integers(0, len(shard), batch_size)]
+        penalty_sum, penalty_grad = sparsity_terms(W, batch, eps, **kwargs)
+        _, grad = _objective(reconstruction_terms(W, C, lam), penalty_sum, penalty_grad, batch_size)
+        accumulated = accumulated + unit_norm_gradient(grad, W, norms)
+        since_push += 1
+        if since_push == n_push or step == n_steps - 1:
+            if pushing is not None:
+                pushing.result()
+            pushing = server.push(accumulated, since_push)
+            accumulated, since_push = 0.0, 0
+    if pushing is not None:
+        pushing.result()
+    return n_steps
+
+
+class DownpourRICA(RICA):
+    """RICA trained by Downpour SGD with Adagrad (Dean et al., NIPS 2012) on Dask.
+
+    A :class:`ParameterServer` actor holds V (W = V / ||V||_rows) and the
+    Adagrad accumulators; one replica per worker runs ``max_iter`` minibatch
+    steps on the shards that worker holds, fetching V every ``n_fetch``
+    steps and pushing its accumulated gradient every ``n_push`` steps,
+    asynchronously.  A single replica runs ``warm_start_steps`` first (not on
+    a resumed server).  The objective reported is the exact full one,
+    evaluated after training on the server's snapshots.  Asynchrony makes runs
+    non-deterministic even with a seed (which fixes the initial W and the
+    minibatches of each replica).
+
+    Parameters beyond RICA's: client, learning_rate (Adagrad's gamma),
+    batch_size, n_fetch, n_push, warm_start_steps, snapshot_every (pushes),
+    checkpoint_path / checkpoint_every (pushes) for the server.
+
+    Fitted attributes: W_, objective_ (exact objective at each snapshot),
+    times_ (seconds since the server started, per snapshot), steps_ (total
+    minibatch steps at each snapshot), n_iter_ (total minibatch steps),
+    n_features_in_.
+    """
+
+    def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
+                 max_iter: int = 1000, dtype=np.float32, random_state=None,
+                 pool: np.ndarray | None = None, callback=None, client: Client | None = None,
+                 learning_rate: float = 0.05, batch_size: int = 256, n_fetch: int = 1,
+                 n_push: int = 1, warm_start_steps: int = 100, snapshot_every: int = 20,
+                 checkpoint_path=None, checkpoint_every: int = 100):
+        super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
+                         dtype=dtype, random_state=random_state, callback=callback)
+        self.pool = pool
+        self.client = client
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_fetch = n_fetch
+        self.n_push = n_push
+        self.warm_start_steps = warm_start_steps
+        self.snapshot_every = snapshot_every
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+
+    def fit(self, shards, y=None) -> "DownpourRICA":
+        """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
+        dtype = self._check_params()
+        client = self.client or default_client()
+        with ShardedData(client, _shard_paths(shards), dtype) as data:
+            d = data.n_features_in
+            loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
+            groups = data.by_worker()
+            rngs = check_random_state(self.random_state).spawn(len(groups) + 1)
+            server_worker = next(iter(groups))
+            server = client.submit(ParameterServer, self.initial_weights(d), self.learning_rate,
+                                   int(self.snapshot_every), self.checkpoint_path,
+                                   int(self.checkpoint_every), actor=True,
+                                   workers=[server_worker]).result()
+            C = client.scatter(loss.C, workers=list(groups), broadcast=True, hash=False)
+
+            def replicas(workers, n_steps, rngs):
+                return {where: client.submit(
+                    _run_replica, server, C, self.lam, self.eps, self.pool, int(self.batch_size),
+                    n_steps, int(self.n_fetch), int(self.n_push), rng, *groups[where],
+                    workers=[where], pure=False) for where, rng in zip(workers, rngs)}
+
+            if server.total_steps().result() == 0 and int(self.warm_start_steps) > 0:
+                self._wait(data, replicas([server_worker], int(self.warm_start_steps), rngs[-1:]),
+                           server_worker)
+            self._wait(data, replicas(list(groups), int(self.max_iter), rngs), server_worker)
+            server.snapshot().result()
+            history = server.snapshots().result()
+            if self.checkpoint_path is not None:
+                server.checkpoint().result()
+            self.times_ = np.array([seconds for seconds, _, _ in history])
+            self.steps_ = np.array([steps for _, steps, _ in history])
+            self.objective_ = np.array([loss(normalize_rows(V.astype(dtype))[0])[0]
+                                        for _, _, V in history])
+            self.W_ = normalize_rows(history[-1][2])[0].astype(dtype)
+        if self.callback is not None:
+            for steps, objective in zip(self.steps_, self.objective_):
+                self.callback(int(steps), float(objective))
+        self.n_iter_ = int(self.steps_[-1])
+        self.n_features_in_ = d
+        return self
+
+    def _wait(self, data: ShardedData, replicas: dict, server_worker: str) -> None:
+        """Wait for the replicas ({worker: future}); drop those whose worker dies.
+
+        Losing the server's worker loses the actor: that is a RuntimeError
+        pointing at the checkpoint to resume from.
+        """
+        while replicas:
+            try:
+                data.wait_alive(list(replicas.values()), {server_worker, *replicas})
+                data.client.gather(list(replicas.values()))
+                return
+            except WorkerLostError as error:
+                if server_worker in error.addresses:
+                    raise RuntimeError(
+                        f"the parameter server was lost with worker {server_worker}; re-run to "
+                        f"resume from checkpoint {self.checkpoint_path}") from error
+                logger.warning("Downpour replica(s) lost with worker(s) %s; the others go on",
+                               ", ".join(error.addresses))
+                data.client.cancel([replicas.pop(where) for where in error.addresses])
+
+
+# ----------------------------------------------------------------------------- entry point
+
+def _rows_per_shard(X: np.ndarray, n_workers: int) -> int:
+    """At least one shard per worker, none above MAX_SHARD_BYTES."""
+    most = max(1, MAX_SHARD_BYTES // (X.shape[1] * X.dtype.itemsize))
+    return max(1, min(math.ceil(X.shape[0] / n_workers), most))
+
+
+def train_rica_layer(X_or_shard_paths, params: Mapping, backend: str = "local",
+                     dask_address: str | None = None, checkpoint_path=None, callback=None,
+                     solver: str = "lbfgs", shard_folder=None) -> RICA:
+    """Fit one RICA layer; the entry point of the pipeline's training task.
+
+    X_or_shard_paths: patches (m, d) or a list of .npy shard files.
+    params: estimator parameters (``n_features``, ``lam``, ``eps``,
+    ``max_iter``, ``dtype``, ``random_state``, ``pool``; for
+    ``solver="downpour"`` also DownpourRICA's).
+    backend: ``"local"`` trains ``RICA`` in this process (shards are
+    concatenated; no checkpointing); ``"dask"`` trains on the cluster of
+    :func:`get_client` (``dask_address``, else ``TERAFEAT_DASK_ADDRESS``, else a
+    local cluster) with ``DistributedRICA`` (``solver="lbfgs"``) or
+    ``DownpourRICA`` (``solver="downpour"``).  An array is first written as
+    shards to ``shard_folder`` (default: a temporary folder, removed after
+    training; remote workers need a shared folder).
+    callback: ``callback(iteration, objective)``.
+    Returns the fitted estimator (with ``client`` reset to None).
+    """
+    if backend == "local":
+        if checkpoint_path is not None:
+            raise ValueError("checkpoint_path needs backend='dask'")
+        if solver != "lbfgs":
+            raise ValueError(f"backend='local' trains with L-BFGS only, not solver={solver!r}")
+        X = X_or_shard_paths
+        if not isinstance(X, np.ndarray):
+            dtype = check_dtype(params.get("dtype", np.float32))
+            X = np.concatenate([load_shard(path, dtype) for path in X])
+        return RICA(**params, callback=callback).fit(X)
+    if backend != "dask":
+        raise ValueError(f"backend must be 'local' or 'dask', got {backend!r}")
+    estimators = {"lbfgs": DistributedRICA, "downpour": DownpourRICA}
+    if solver not in estimators:
+        raise ValueError(f"solver must be one of {sorted(estimators)}, got {solver!r}")
+    with get_client(dask_address) as client, contextlib.ExitStack() as stack:
+        shard_paths = X_or_shard_paths
+        if isinstance(shard_paths, np.ndarray):
+            folder = shard_folder or stack.enter_context(tempfile.TemporaryDirectory(prefix="shards-"))
+            n_workers = max(1, len(client.scheduler_info()["workers"]))
+            shard_paths = write_shards(shard_paths, folder, _rows_per_shard(shard_paths, n_workers))
+        estimator = estimators[solver](**params, callback=callback, client=client,
+                                       checkpoint_path=checkpoint_path)
+        estimator.fit(shard_paths)
+    estimator.client = None
+    return estimator

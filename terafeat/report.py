@@ -1,0 +1,185 @@
+"""Figures and the HTML / Markdown report of a run."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+
+from terafeat.storage import save_bytes, save_json, save_text
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def tile_filters(W: np.ndarray, patch_shape: tuple[int, ...], columns: int | None = None,
+                 border: int = 1) -> np.ndarray:
+    """Filters (k, d) as one image grid, each filter scaled to [0, 1] on its own.
+
+    patch_shape: (p, p) for grey or (p, p, 3) for colour filters.  Returns a
+    float (rows * (p + border) + border, columns * (p + border) + border[, 3])
+    image with a white border.
+    """
+    k = W.shape[0]
+    if int(np.prod(patch_shape)) != W.shape[1]:
+        raise ValueError(f"filters of {W.shape[1]} values do not fit patch shape {patch_shape}")
+    columns = columns or int(np.ceil(np.sqrt(k)))
+    rows = int(np.ceil(k / columns))
+    p, q = patch_shape[:2]
+    grid = np.ones((rows * (p + border) + border, columns * (q + border) + border) + tuple(patch_shape[2:]))
+    filters = W.reshape((k,) + tuple(patch_shape)).astype(np.float64)
+    axes = tuple(range(1, filters.ndim))
+    low = filters.min(axis=axes, keepdims=True)
+    span = filters.max(axis=axes, keepdims=True) - low
+    filters = (filters - low) / np.where(span > 0, span, 1.0)
+    for i, image in enumerate(filters):
+        r, c = divmod(i, columns)
+        top, left = border + r * (p + border), border + c * (q + border)
+        grid[top:top + p, left:left + q] = image
+    return grid
+
+
+def save_image(path, image: np.ndarray, scale: int = 4) -> Path:
+    """A float image in [0, 1] (h, w[, 3]) as PNG, each pixel a ``scale`` x ``scale`` block."""
+    from PIL import Image
+    pixels = np.clip(np.asarray(image) * 255 + 0.5, 0, 255).astype(np.uint8)
+    pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return save_bytes(path, buffer.getvalue())
+
+
+def save_line_plot(path, series: dict[str, np.ndarray], xlabel: str, ylabel: str,
+                   title: str, logy: bool = False) -> Path:
+    """Curves (name -> y values, x = 0, 1, ...) as a PNG figure."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for name, values in series.items():
+        axes.plot(np.arange(len(values)), values, label=name)
+    if logy:
+        axes.set_yscale("log")
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.grid(alpha=0.3)
+    if len(series) > 1:
+        axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return save_bytes(path, buffer.getvalue())
+
+
+def save_bar_plot(path, values: dict[str, float], errors: dict[str, float] | None,
+                  ylabel: str, title: str) -> Path:
+    """Named values (with optional error bars) as a PNG bar chart."""
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    names = list(values)
+    axes.bar(names, [values[n] for n in names],
+             yerr=[errors[n] for n in names] if errors else None, capsize=4, color="#4878a8")
+    for i, name in enumerate(names):
+        axes.text(i, values[name], f"{values[name]:.3f}", ha="center", va="bottom")
+    axes.set(ylabel=ylabel, title=title)
+    low = min(values.values())
+    axes.set_ylim(max(0.0, low - 0.1), 1.0 + 0.02)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return save_bytes(path, buffer.getvalue())
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows of equal keys as a Markdown table."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(_cell(row[key]) for key in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_html_report(path, title: str, sections: list[tuple[str, list]]) -> Path:
+    """A self-contained HTML page: figures inlined as base64 PNG.
+
+    sections: (heading, items) where an item is a str (a paragraph), a list of
+    dicts (a table) or a Path to a PNG (a figure, inlined).
+    """
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, items in sections:
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        for item in items:
+            body.append(_html_item(item))
+    page = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
+            "th{background:#eee}img{max-width:100%;image-rendering:pixelated}"
+            "</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return save_text(path, page)
+
+
+def _html_item(item) -> str:
+    if isinstance(item, Path):
+        data = base64.b64encode(item.read_bytes()).decode("ascii")
+        return f"<figure><img alt='{html.escape(item.name)}' src='data:image/png;base64,{data}'>" \
+               f"<figcaption>{html.escape(item.name)}</figcaption></figure>"
+    if isinstance(item, list):
+        if not item:
+            return ""
+        keys = list(item[0])
+        head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keys)
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row[k]))}</td>" for k in keys)
+                       + "</tr>" for row in item)
+        return f"<table><tr>{head}</tr>{rows}</table>"
+    return f"<p>{html.escape(str(item))}</p>"
+
+
+def quickstart_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray,
+                      patch_shape: tuple[int, ...]) -> Path:
+    """Figures, ``results.json`` and ``index.html`` of a quickstart run.
+
+    results: the run's numbers (``parameters``, ``training``, ``evaluation``,
+    ``timings``); W: (k, d) filters; objective: (iterations + 1,) curve.
+    Returns the path of ``index.html``.
+    """
+    run = Path(run_dir)
+    filters = save_image(run / "filters.png", tile_filters(W, patch_shape), scale=4)
+    curve = save_line_plot(run / "objective.png", {"RICA objective": objective},
+                           "L-BFGS iteration", "objective J(W)", "Training objective", logy=True)
+    accuracy = results["evaluation"]["accuracy"]
+    bars = save_bar_plot(run / "accuracy.png", {k: v["mean"] for k, v in accuracy.items()},
+                         {k: v["std"] for k, v in accuracy.items()}, "accuracy",
+                         f"Faces vs non-faces ({len(next(iter(accuracy.values()))['folds'])}-fold CV)")
+    accuracy_rows = [{"features": name, "dimensions": v["n_features"], "accuracy": v["mean"],
+                      "std": v["std"]} for name, v in accuracy.items()]
+    training = results["training"]
+    timing_rows = [{"stage": stage, "seconds": seconds} for stage, seconds in results["timings"].items()]
+    parameter_rows = [{"parameter": key, "value": str(value)}
+                      for key, value in results["parameters"].items()]
+    save_json(run / "results.json", results)
+    return write_html_report(run / "index.html", "terafeat quickstart: RICA on natural images", [
+        ("Learned filters", [
+            f"{W.shape[0]} RICA features of {patch_shape[0]}x{patch_shape[1]} whitened patches "
+            f"({W.shape[0] / W.shape[1]:g}x overcomplete), each scaled to its own range.", filters]),
+        ("Training", [
+            f"{training['n_iter']} L-BFGS iterations in {training['seconds']:.1f} s; objective "
+            f"{training['initial_objective']:.5g} -> {training['final_objective']:.5g} "
+            f"({training['optimizer_message']}).", curve]),
+        ("Are the features useful?", [
+            "Face / non-face classification of scikit-image's lfw_subset (25x25, 100 + 100) "
+            "with a linear classifier (standardised logistic regression, C chosen inside each "
+            "training fold), cross-validated.", accuracy_rows, bars]),
+        ("Timing per stage", timing_rows),
+        ("Parameters", parameter_rows),
+    ])

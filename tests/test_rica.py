@@ -1,0 +1,156 @@
+import numpy as np
+import pytest
+
+from terafeat.isa import subspace_pooling
+from terafeat.rica import (RICA, RicaLoss, data_basis, normalize_rows, rica_loss_grad,
+                           rica_loss_grad_reference, sparsity_terms, unit_norm_gradient)
+
+
+def _numerical_gradient(f, x, h=1e-6):
+    grad = np.zeros_like(x)
+    for i in range(x.size):
+        step = np.zeros_like(x)
+        step.flat[i] = h
+        grad.flat[i] = (f(x + step) - f(x - step)) / (2 * h)
+    return grad
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_gradient_matches_finite_differences_float64(pooled):
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((300, 6))
+    W = rng.standard_normal((12, 6)) * 0.5
+    pool = subspace_pooling(12, 3, np.float64) if pooled else None
+    value, grad = rica_loss_grad(W, X, lam=2.0, eps=1e-2, pool=pool)
+    numerical = _numerical_gradient(lambda w: rica_loss_grad(w, X, 2.0, 1e-2, pool)[0], W)
+    assert np.linalg.norm(grad - numerical) / np.linalg.norm(numerical) < 1e-6
+
+
+def test_unit_norm_reparametrisation_gradient_matches_finite_differences():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((200, 5))
+    V = rng.standard_normal((7, 5))
+
+    def objective(v):
+        return rica_loss_grad(normalize_rows(v)[0], X, 3.0, 1e-2)[0]
+
+    W, norms = normalize_rows(V)
+    grad = unit_norm_gradient(rica_loss_grad(W, X, 3.0, 1e-2)[1], W, norms)
+    numerical = _numerical_gradient(objective, V)
+    assert np.linalg.norm(grad - numerical) / np.linalg.norm(numerical) < 1e-6
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+def test_fused_objective_equals_plain_transcription(pooled):
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((5000, 16))
+    W = rng.standard_normal((40, 16)) / 4
+    pool = subspace_pooling(40, 4, np.float64) if pooled else None
+    value, grad = RicaLoss(X, 40, 5.0, 1e-2, pool, block_rows=700)(W)  # several blocks, a short last one
+    ref_value, ref_grad = rica_loss_grad_reference(W, X, 5.0, 1e-2, pool)
+    assert value == pytest.approx(ref_value, rel=1e-12)
+    np.testing.assert_allclose(grad, ref_grad, rtol=1e-9, atol=1e-9 * np.abs(ref_grad).max())
+
+
+def test_float32_objective_is_float32_and_close_to_float64():
+    rng = np.random.default_rng(3)
+    X = rng.standard_normal((4000, 16))
+    W = rng.standard_normal((32, 16)) / 4
+    value64, grad64 = rica_loss_grad(W, X, 1.0, 1e-2)
+    value32, grad32 = rica_loss_grad(W.astype(np.float32), X.astype(np.float32), 1.0, 1e-2)
+    assert grad32.dtype == np.float32
+    assert value32 == pytest.approx(value64, rel=1e-4)
+    np.testing.assert_allclose(grad32, grad64, rtol=0, atol=1e-4 * np.abs(grad64).max())
+
+
+def test_sparsity_terms_add_up_over_shards():
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((1000, 8))
+    W = rng.standard_normal((16, 8))
+    whole = sparsity_terms(W, X, 1e-2)
+    parts = [sparsity_terms(W, shard, 1e-2) for shard in np.array_split(X, 3)]
+    assert sum(p[0] for p in parts) == pytest.approx(whole[0], rel=1e-12)
+    np.testing.assert_allclose(sum(p[1] for p in parts), whole[1], rtol=1e-10)
+
+
+def _amari_index(P):
+    P = np.abs(P)
+    d = P.shape[0]
+    rows = (P / P.max(axis=1, keepdims=True)).sum() - d
+    cols = (P / P.max(axis=0, keepdims=True)).sum() - d
+    return (rows + cols) / (2 * d * (d - 1))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_complete_rica_recovers_laplacian_sources(dtype):
+    rng = np.random.default_rng(5)
+    d = 8
+    sources = rng.laplace(size=(20000, d))
+    mixing = rng.standard_normal((d, d))
+    mixed = sources @ mixing.T
+    mixed -= mixed.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(mixed.T))
+    whitening = eigenvectors @ np.diag(eigenvalues ** -0.5) @ eigenvectors.T
+    layer = RICA(n_features=d, lam=10.0, max_iter=300, dtype=dtype, random_state=0)
+    layer.fit(mixed @ whitening)
+    assert layer.W_.dtype == dtype
+    # the product unmixing x mixing is a scaled permutation: Amari index near 0
+    assert _amari_index(layer.W_.astype(np.float64) @ whitening @ mixing) < 0.05
+    # the random start is not already a solution
+    start = layer.initial_weights(d)
+    assert _amari_index(start @ whitening @ mixing) > 0.2
+    assert layer.objective_[-1] < layer.objective_[0]
+
+
+def test_same_seed_same_weights_bit_for_bit():
+    rng = np.random.default_rng(6)
+    X = rng.standard_normal((3000, 12)).astype(np.float32)
+    first = RICA(24, max_iter=30, random_state=7).fit(X).W_
+    second = RICA(24, max_iter=30, random_state=7).fit(X).W_
+    other = RICA(24, max_iter=30, random_state=8).fit(X).W_
+    assert np.array_equal(first, second)
+    assert not np.array_equal(first, other)
+
+
+def test_overcomplete_rows_are_unit_norm_and_in_the_data_span():
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((3000, 10))
+    X -= X.mean(axis=1, keepdims=True)  # the DC direction carries no variance
+    layer = RICA(30, max_iter=40, dtype=np.float64, random_state=0).fit(X)
+    np.testing.assert_allclose(np.linalg.norm(layer.W_, axis=1), 1.0, rtol=1e-10)
+    np.testing.assert_allclose(layer.W_.sum(axis=1), 0.0, atol=1e-10)
+    assert data_basis(X.T @ X / len(X)).shape == (10, 9)
+    assert data_basis(np.eye(4)) is None
+
+
+def test_transform_simple_and_pooled_units():
+    rng = np.random.default_rng(8)
+    X = rng.standard_normal((500, 6)).astype(np.float32)
+    pool = subspace_pooling(12, 3)
+    layer = RICA(12, max_iter=5, random_state=0, pool=pool).fit(X)
+    simple = layer.transform(X)
+    pooled = layer.transform(X, pool=pool)
+    assert simple.shape == (500, 12) and pooled.shape == (500, 4)
+    expected = np.sqrt(layer.eps + (simple ** 2).reshape(500, 4, 3).sum(axis=2))
+    np.testing.assert_allclose(pooled, expected, rtol=1e-5)
+
+
+def test_bad_input_is_a_clear_error():
+    X = np.ones((100, 4))
+    X[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        RICA(4).fit(X)
+    with pytest.raises(ValueError, match="2-D"):
+        RICA(4).fit(np.ones(10))
+    with pytest.raises(ValueError, match="dtype"):
+        RICA(4, dtype=np.int32).fit(np.ones((10, 4)))
+    with pytest.raises(ValueError, match="not fitted"):
+        RICA(4).transform(np.ones((3, 4)))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
+def test_non_finite_objective_stops_training_with_a_clear_error():
+    rng = np.random.default_rng(9)
+    X = (rng.standard_normal((200, 4)) * 1e19).astype(np.float32)  # finite, but Z^2 overflows
+    with pytest.raises(FloatingPointError, match="non-finite"):
+        RICA(8, max_iter=10, random_state=0).fit(X)

@@ -4,7 +4,7 @@ Data never travel through the scheduler.  Patches are written once as
 ``.npy`` shards (:func:`write_shards`); :class:`ShardedData` has the workers
 load them (:func:`load_shard`) and keeps the loaded arrays pinned where they
 are, so an evaluation of the objective sends out only W (k, d) and brings back
-only a (k, d) gradient per worker.
+only a (k, d) gradient per worker thread.
 
 * :class:`DistributedRICA`: scipy's L-BFGS on the client over
   :class:`DistributedRicaLoss`, the exact objective of :class:`terafeat.rica.RICA`
@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 from distributed import Client, KilledWorker, LocalCluster, default_client, wait
 from scipy.optimize import minimize
+from threadpoolctl import threadpool_limits
 
 from terafeat.rica import (RICA, normalize_rows, reconstruction_terms, sparsity_terms,
                            unit_norm_gradient)
@@ -141,6 +142,11 @@ def _sparsity(X: np.ndarray, W: np.ndarray, eps: float, pool) -> tuple[float, np
     return (*sparsity_terms(W, X, eps, **kwargs), X.shape[0])
 
 
+def _map_sum(func: Callable, args: tuple, *shards: np.ndarray) -> tuple:
+    """Sum of ``func(X, *args)`` over the shards X held by one worker thread."""
+    return _sum_partials(*(func(X, *args) for X in shards))
+
+
 def _sum_partials(*partials: tuple) -> tuple:
     """Element-wise sum of tuples of numbers and arrays: one node of the reduction tree."""
     return tuple(sum(items[1:], start=items[0]) for items in zip(*partials))
@@ -223,11 +229,12 @@ class ShardedData:
 
     ``ShardedData(client, shard_paths, dtype)`` has each worker load its
     share of the .npy files (round robin; file paths must be readable from
-    the workers).  :meth:`map_reduce` then runs a function on every shard
-    where it lies (hard worker restrictions: work stealing cannot move a
-    shard) and sums the results: per worker first, then in a tree of fan-in
-    ``fan_in``, the last level on the client.  Array arguments are scattered
-    once per call to every worker holding shards.
+    the workers).  :meth:`map_reduce` then runs a function over the shards
+    where they lie, one task per worker thread over its share of that
+    worker's shards (hard worker restrictions: work stealing cannot move a
+    shard), with the small arguments (W) inside the task, and sums the
+    results: in a tree of fan-in ``fan_in`` when there are many tasks, the
+    last level on the client.
 
     When a worker holding shards dies, Dask reloads its shards on the
     remaining (or restarted) workers from the files; ``map_reduce`` notices
@@ -261,6 +268,7 @@ class ShardedData:
         self.futures = [self._load(path, workers[i % len(workers)])
                         for i, path in enumerate(self.paths)]
         self.locations = self._locate()
+        self.threads = client.nthreads()
         shapes = self.client.gather([self.client.submit(np.shape, shard, workers=[where], pure=False)
                                      for shard, where in zip(self.futures, self.locations)])
         self.n_samples = sum(rows for rows, _ in shapes)
@@ -332,25 +340,25 @@ class ShardedData:
                 self._recover(error)
 
     def _map_reduce_once(self, func: Callable, args: tuple) -> tuple:
+        # One task per worker thread, over that thread's share of the worker's
+        # shards, with the (small) arguments inside the task: a single hop of
+        # latency, and Dask can rerun a task whose worker died.
         client = self.client
-        groups = self.by_worker()
-        self.bytes_out += sum(arg.nbytes for arg in args if isinstance(arg, np.ndarray)) * len(groups)
-        args = tuple(client.scatter(arg, workers=list(groups), broadcast=True, hash=False)
-                     if isinstance(arg, np.ndarray) else arg for arg in args)
         level = []
-        for where, shards in groups.items():
-            parts = [client.submit(func, shard, *args, workers=[where], pure=False)
-                     for shard in shards]
-            level.append(parts[0] if len(parts) == 1 else
-                         client.submit(_sum_partials, *parts, workers=[where], pure=False))
+        for where, shards in self.by_worker().items():
+            n_tasks = min(len(shards), self.threads.get(where, 1))
+            level += [client.submit(_map_sum, func, args, *shards[i::n_tasks], workers=[where],
+                                    pure=False) for i in range(n_tasks)]
+        self.bytes_out += len(level) * sum(arg.nbytes for arg in args if isinstance(arg, np.ndarray))
         while len(level) > self.fan_in:
             level = [client.submit(_sum_partials, *level[i:i + self.fan_in], pure=False)
                      for i in range(0, len(level), self.fan_in)]
         try:
             self.wait_alive(level, set(self.locations))
             partials = client.gather(level)
-        finally:
+        except BaseException:
             client.cancel(level)
+            raise
         self.bytes_in += sum(item.nbytes if isinstance(item, np.ndarray) else 8
                              for partial in partials for item in partial)
         return _sum_partials(*partials)
@@ -370,6 +378,7 @@ class ShardedData:
                     raise shard.exception()
                 self.futures[i] = self._load(self.paths[i], workers[i % len(workers)])
         before, self.locations = self.locations, self._locate()
+        self.threads = self.client.nthreads()
         for path, old, new in zip(self.paths, before, self.locations):
             if old != new:
                 logger.info("shard %s reloaded on worker %s (was on %s)", path, new, old)
@@ -380,7 +389,7 @@ class DistributedRicaLoss:
 
     Equals ``rica.RicaLoss`` on the concatenated shards.  Construction reduces
     ``C = sum_s X_s^T X_s / m`` (d, d) once, in float64, then casts it to the
-    data dtype; each call scatters W (k, d) to the workers, sums the per-shard
+    data dtype; each call sends W (k, d) to the cluster once, sums the per-shard
     sparsity terms there (only (k, d) partials come back) and adds the
     reconstruction term, computed on the client from C.  pool: optional (p, k)
     ISA/TICA pooling matrix, passed to ``sparsity_terms``.
@@ -472,8 +481,10 @@ class DistributedRICA(RICA):
     def fit(self, shards, y=None) -> "DistributedRICA":
         """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
         dtype = self._check_params()
+        # The client's share of the work is small; its BLAS threads would only
+        # compete with the workers for the cores.
         with ShardedData(self.client or default_client(), _shard_paths(shards), dtype,
-                         max_recoveries=self.max_recoveries) as data:
+                         max_recoveries=self.max_recoveries) as data, threadpool_limits(1, "blas"):
             loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
             self._minimize(loss, data.n_samples, data.n_features_in, dtype)
             self.n_recoveries_ = data.n_recoveries
@@ -689,7 +700,7 @@ class DownpourRICA(RICA):
         """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
         dtype = self._check_params()
         client = self.client or default_client()
-        with ShardedData(client, _shard_paths(shards), dtype) as data:
+        with ShardedData(client, _shard_paths(shards), dtype) as data, threadpool_limits(1, "blas"):
             d = data.n_features_in
             loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
             groups = data.by_worker()
@@ -699,11 +710,9 @@ class DownpourRICA(RICA):
                                    int(self.snapshot_every), self.checkpoint_path,
                                    int(self.checkpoint_every), actor=True,
                                    workers=[server_worker]).result()
-            C = client.scatter(loss.C, workers=list(groups), broadcast=True, hash=False)
-
             def replicas(workers, n_steps, rngs):
                 return {where: client.submit(
-                    _run_replica, server, C, self.lam, self.eps, self.pool, int(self.batch_size),
+                    _run_replica, server, loss.C, self.lam, self.eps, self.pool, int(self.batch_size),
                     n_steps, int(self.n_fetch), int(self.n_push), rng, *groups[where],
                     workers=[where], pure=False) for where, rng in zip(workers, rngs)}
 

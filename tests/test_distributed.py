@@ -1,0 +1,249 @@
+"""terafeat.distributed on a real two-process LocalCluster (one, shared by the module).
+
+Data: m=4000 ICA-like patches (Laplace sources, random rotation), d=16,
+k=32, in four shards of 1000 rows.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from threadpoolctl import threadpool_info, threadpool_limits
+
+from terafeat.distributed import (DASK_ADDRESS_ENV, DistributedRICA, DistributedRicaLoss,
+                                  DownpourRICA, ShardedData, ShardError, get_client, load_shard,
+                                  train_rica_layer, worker_transfer_bytes, write_shards)
+from terafeat.rica import RICA, RicaLoss
+
+PARAMS = {"n_features": 32, "lam": 0.5, "eps": 1e-2, "random_state": 0}
+
+
+def make_patches(m: int, d: int = 16, seed: int = 0) -> np.ndarray:
+    """(m, d) unit-variance Laplace sources mixed by a random rotation."""
+    rng = np.random.default_rng(seed)
+    sources = rng.laplace(size=(m, d)) / np.sqrt(2)
+    return sources @ np.linalg.qr(rng.standard_normal((d, d)))[0].T
+
+
+def relative_difference(A: np.ndarray, B: np.ndarray) -> float:
+    return float(np.linalg.norm(A - B) / np.linalg.norm(B))
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """The reference fits run in this process, beside two busy workers on two cores."""
+    with threadpool_limits(1, "blas"):
+        yield
+
+
+@pytest.fixture(scope="module")
+def client():
+    with get_client(n_workers=2, dashboard_address=":0") as client:
+        yield client
+
+
+@pytest.fixture(scope="module")
+def patches() -> np.ndarray:
+    return make_patches(4000)
+
+
+@pytest.fixture(scope="module")
+def shards(patches, tmp_path_factory) -> list[Path]:
+    return write_shards(patches, tmp_path_factory.mktemp("shards"), rows_per_shard=1000)
+
+
+@pytest.fixture(scope="module")
+def reference(patches) -> RICA:
+    """Single-process L-BFGS, float64."""
+    with threadpool_limits(1, "blas"):
+        return RICA(**PARAMS, max_iter=60, dtype=np.float64).fit(patches)
+
+
+def test_write_shards_round_trip(tmp_path):
+    X = make_patches(2500, 8)
+    paths = write_shards(X, tmp_path, rows_per_shard=1000)
+    assert [path.name for path in paths] == ["shard-00000.npy", "shard-00001.npy", "shard-00002.npy"]
+    assert sorted(tmp_path.iterdir()) == paths  # no temporary files left
+    np.testing.assert_array_equal(np.concatenate([load_shard(path, np.float64) for path in paths]), X)
+    assert load_shard(paths[2]).dtype == np.float32 and load_shard(paths[2]).shape == (500, 8)
+    with pytest.raises(ValueError, match="rows_per_shard"):
+        write_shards(X, tmp_path, rows_per_shard=0)
+
+
+def test_load_shard_names_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(ShardError, match="absent.npy does not exist"):
+        load_shard(tmp_path / "absent.npy")
+    (tmp_path / "garbage.npy").write_bytes(b"not a numpy file")
+    with pytest.raises(ShardError, match="garbage.npy is unreadable or corrupt"):
+        load_shard(tmp_path / "garbage.npy")
+    np.save(tmp_path / "flat.npy", np.ones(5))
+    with pytest.raises(ShardError, match="flat.npy must be 2-D"):
+        load_shard(tmp_path / "flat.npy")
+    np.save(tmp_path / "nan.npy", np.full((2, 3), np.nan))
+    with pytest.raises(ShardError, match="nan.npy contains NaN"):
+        load_shard(tmp_path / "nan.npy")
+
+
+def test_workers_name_a_missing_or_corrupt_shard(client, shards, tmp_path):
+    with pytest.raises(ShardError, match="gone.npy does not exist"):
+        ShardedData(client, [*shards, tmp_path / "gone.npy"])
+    truncated = tmp_path / "truncated.npy"
+    truncated.write_bytes(shards[0].read_bytes()[:200])
+    with pytest.raises(ShardError, match="truncated.npy is unreadable or corrupt"):
+        ShardedData(client, [*shards, truncated])
+    np.save(tmp_path / "narrow.npy", np.ones((10, 3)))
+    with pytest.raises(ShardError, match="narrow.npy has 3 columns"):
+        ShardedData(client, [*shards, tmp_path / "narrow.npy"])
+
+
+def test_local_cluster_is_one_process_one_thread_one_blas_thread_per_worker(client):
+    assert list(client.nthreads().values()) == [1, 1]
+    for libraries in client.run(threadpool_info).values():
+        assert {library["num_threads"] for library in libraries if library["user_api"] == "blas"} == {1}
+
+
+def test_unreachable_scheduler_fails_fast_naming_the_address():
+    address = f"tcp://127.0.0.1:{free_port()}"
+    start = time.perf_counter()
+    with pytest.raises(ConnectionError, match=f"Dask scheduler at {address} within 2 s"):
+        with get_client(address, connect_timeout=2):
+            pass
+    assert time.perf_counter() - start < 10
+
+
+def test_distributed_loss_is_the_single_process_loss_and_traffic_scales_with_k_d(
+        client, patches, shards):
+    W = np.random.default_rng(1).standard_normal((32, 16))
+    with ShardedData(client, shards, np.float64) as data:
+        assert (data.n_samples, data.n_features_in) == (4000, 16)
+        loss = DistributedRicaLoss(data, PARAMS["lam"], PARAMS["eps"])
+        value, grad = loss(W)
+        expected_value, expected_grad = RicaLoss(patches, 32, PARAMS["lam"], PARAMS["eps"])(W)
+        assert value == pytest.approx(expected_value, rel=1e-12)
+        np.testing.assert_allclose(grad, expected_grad, rtol=1e-10, atol=1e-12)
+        moved_before = worker_transfer_bytes(client)
+        for _ in range(3):
+            loss(W)
+        # Workers sent only the three evaluations' partial gradients, no shard (128 kB).
+        assert worker_transfer_bytes(client) - moved_before < 3 * 2 * 2 * W.nbytes
+        full_traffic = loss.bytes_per_evaluation
+    with ShardedData(client, shards[:2], np.float64) as half:
+        half_loss = DistributedRicaLoss(half, PARAMS["lam"], PARAMS["eps"])
+        half_loss(W)
+    # One W (k, d) out and one gradient (k, d) back per worker: m does not enter.
+    assert full_traffic == half_loss.bytes_per_evaluation
+    assert full_traffic < 2 * 2 * (W.nbytes + 64)
+
+
+def test_distributed_lbfgs_equals_single_process_lbfgs(client, shards, reference):
+    model = DistributedRICA(**PARAMS, max_iter=60, dtype=np.float64, client=client).fit(shards)
+    assert model.n_iter_ == reference.n_iter_ == 60
+    assert relative_difference(model.W_, reference.W_) < 1e-4
+    np.testing.assert_allclose(model.objective_, reference.objective_, rtol=1e-8)
+    assert model.times_.shape == model.objective_.shape and np.all(np.diff(model.times_) >= 0)
+    assert model.n_recoveries_ == 0
+    np.testing.assert_allclose(model.transform(make_patches(5)), make_patches(5) @ model.W_.T)
+
+
+def test_resumed_training_continues_from_the_checkpoint(client, shards, tmp_path):
+    checkpoint = tmp_path / "rica.npz"
+    first = DistributedRICA(**PARAMS, max_iter=10, client=client, checkpoint_path=checkpoint,
+                            checkpoint_every=5).fit(shards)
+    assert first.n_iter_ == 10 and checkpoint.exists()
+    iterations = []
+    second = DistributedRICA(**PARAMS, max_iter=20, client=client, checkpoint_path=checkpoint,
+                             callback=lambda iteration, objective: iterations.append(iteration))
+    second.fit(shards)
+    assert second.resumed_from_ == 10
+    assert iterations == list(range(11, 21))  # ten more iterations, numbered on from the checkpoint
+    assert second.n_iter_ == 20 and len(second.objective_) == 21
+    np.testing.assert_array_equal(second.objective_[:11], first.objective_)
+    assert second.objective_[-1] < second.objective_[10]
+    with pytest.raises(ValueError, match="was written for"):
+        DistributedRICA(**{**PARAMS, "lam": 1.0}, max_iter=20, client=client,
+                        checkpoint_path=checkpoint).fit(shards)
+
+
+def test_downpour_sgd_comes_within_ten_percent_of_lbfgs(client, shards, reference, tmp_path):
+    checkpoint = tmp_path / "server.npz"
+    model = DownpourRICA(**PARAMS, max_iter=300, client=client, learning_rate=0.1, batch_size=128,
+                         warm_start_steps=50, snapshot_every=25,
+                         checkpoint_path=checkpoint).fit(shards)
+    assert model.n_iter_ == 50 + 2 * 300
+    assert model.objective_[-1] <= 1.1 * reference.objective_[-1]
+    assert model.objective_[0] == pytest.approx(reference.objective_[0], rel=1e-5)  # same start
+    assert np.all(np.diff(model.times_) > 0) and np.all(np.diff(model.steps_) >= 0)
+    resumed = DownpourRICA(**PARAMS, max_iter=20, client=client, learning_rate=0.1,
+                           checkpoint_path=checkpoint).fit(shards)
+    assert resumed.steps_[0] == model.n_iter_ and resumed.n_iter_ == model.n_iter_ + 2 * 20
+
+
+def test_training_survives_a_killed_worker(client, shards, reference, caplog):
+    def kill_a_worker(iteration, objective):
+        if iteration == 3:
+            victim = sorted(client.scheduler_info()["workers"])[1]
+            os.kill(client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
+
+    caplog.set_level(logging.INFO, logger="terafeat.distributed")
+    model = DistributedRICA(**PARAMS, max_iter=60, dtype=np.float64, client=client,
+                            callback=kill_a_worker).fit(shards)
+    client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the tests after this one
+    assert model.n_recoveries_ >= 1 and "reloaded on worker" in caplog.text
+    assert model.n_iter_ == 60 and np.isfinite(model.W_).all()
+    # L-BFGS went on from the current W with its memory intact: the run is the uninterrupted one.
+    assert relative_difference(model.W_, reference.W_) < 1e-4
+
+
+def test_train_rica_layer_on_an_array(client, patches, tmp_path):
+    params = {**PARAMS, "max_iter": 15, "dtype": np.float64}
+    local = train_rica_layer(patches, params)
+    distributed = train_rica_layer(patches, params, backend="dask",
+                                   dask_address=client.scheduler.address,
+                                   shard_folder=tmp_path)
+    assert type(local) is RICA and type(distributed) is DistributedRICA
+    assert distributed.client is None and len(list(tmp_path.glob("*.npy"))) == 2
+    assert relative_difference(distributed.W_, local.W_) < 1e-4
+    with pytest.raises(ValueError, match="checkpoint_path needs backend='dask'"):
+        train_rica_layer(patches, params, checkpoint_path=tmp_path / "x.npz")
+
+
+def test_external_scheduler_and_worker_processes(shards, monkeypatch):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    dask = str(Path(sys.executable).with_name("dask"))  # the CLI of this environment
+    processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
+                                   address.rsplit(":", 1)[1], "--no-dashboard"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1",
+                                           "--no-dashboard"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        monkeypatch.setenv(DASK_ADDRESS_ENV, address)
+        with get_client(connect_timeout=30) as external:
+            external.wait_for_workers(1, timeout=60)
+            assert list(external.nthreads()) != [] and external.scheduler.address == address
+        params = {**PARAMS, "max_iter": 15, "dtype": np.float64}
+        model = train_rica_layer(shards, params, backend="dask")
+        assert relative_difference(model.W_, train_rica_layer(shards, params).W_) < 1e-4
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()

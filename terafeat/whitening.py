@@ -6,6 +6,8 @@ import numpy as np
 from terafeat.validation import check_array, check_dtype
 
 METHODS = ("pca", "zca")
+#: Eigenvalues below this fraction of the largest count as zero variance.
+ZERO_VARIANCE = 1e-12
 
 
 def remove_dc(X: np.ndarray) -> np.ndarray:
@@ -60,11 +62,12 @@ class Whitener:
         if not 1 <= n_components <= d:
             raise ValueError(f"n_components must be in [1, {d}], got {self.n_components}")
         mean = X.mean(axis=0)
-        X -= mean
-        covariance = (X.T @ X) / m
-        eigenvalues, eigenvectors = np.linalg.eigh(covariance)
+        centred = X - mean
+        eigenvalues, eigenvectors = np.linalg.eigh((centred.T @ centred) / m)
+        # round-off leaves tiny (or negative) eigenvalues where the data have none
+        eigenvalues[eigenvalues < ZERO_VARIANCE * eigenvalues.max()] = 0.0
         order = np.argsort(eigenvalues)[::-1][:n_components]
-        eigenvalues = np.clip(eigenvalues[order], 0.0, None)
+        eigenvalues = eigenvalues[order]
         U = eigenvectors[:, order]
         # a deterministic sign: the largest entry of every axis is positive
         U *= np.sign(U[np.abs(U).argmax(axis=0), np.arange(n_components)])

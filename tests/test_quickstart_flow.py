@@ -1,0 +1,70 @@
+"""The quickstart flow end to end through Prefect (test server), and the CLI's edges."""
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from flows.cli import main
+from flows.quickstart import QuickstartParams, quickstart
+
+SMALL = dict(n_patches=3000, n_features=64, max_iter=15, group_size=4, n_folds=3,
+             images=("camera", "grass", "brick"))
+
+
+@pytest.fixture(scope="module")
+def small_run(prefect_server, tmp_path_factory):
+    root = tmp_path_factory.mktemp("reports")
+    return quickstart(QuickstartParams(output_root=str(root), **SMALL)), root
+
+
+def test_report_files_exist_and_hold_the_numbers(small_run):
+    results, root = small_run
+    run_dirs = list((root / "quickstart").iterdir())
+    assert len(run_dirs) == 1
+    run = run_dirs[0]
+    for name in ("index.html", "results.json", "filters.png", "objective.png", "accuracy.png",
+                 "W.npy", "objective.npy", "whitener.npz", "patches.npy", "whitened.npy"):
+        assert (run / name).stat().st_size > 0, name
+    saved = json.loads((run / "results.json").read_text())
+    accuracy = saved["evaluation"]["accuracy"]
+    assert set(accuracy) == {"raw pixels", "PCA", "RICA pooled", "RICA simple"}
+    for scores in accuracy.values():
+        assert 0.5 <= scores["mean"] <= 1.0 and len(scores["folds"]) == 3
+    assert accuracy["RICA pooled"]["n_features"] == accuracy["PCA"]["n_features"] == 64
+    assert saved["parameters"]["n_features"] == 64
+    W = np.load(run / "W.npy")
+    assert W.shape == (64, 64) and W.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(W, axis=1), 1.0, rtol=1e-4)
+    objective = np.load(run / "objective.npy")
+    assert len(objective) == saved["training"]["n_iter"] + 1 and objective[-1] < objective[0]
+    assert set(saved["timings"]) >= {"sample patches", "whiten", "train RICA", "evaluate features"}
+    page = (run / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 3
+    assert f"{accuracy['RICA pooled']['mean']:.4g}" in page
+    assert results["report"] == str((run / "index.html").resolve())
+
+
+def test_parameters_are_validated():
+    with pytest.raises(ValueError, match="group_size"):
+        QuickstartParams(n_features=10, group_size=4)
+    with pytest.raises(ValueError):
+        QuickstartParams(patch_size=2)
+    with pytest.raises(ValueError):
+        QuickstartParams(unknown=1)
+
+
+def test_cli_rejects_bad_parameters_and_prints_defaults(capsys):
+    assert main(["run", "quickstart", "--set", "max_iter=0"]) == 2
+    assert "max_iter" in capsys.readouterr().err
+    assert main(["params", "quickstart"]) == 0
+    defaults = json.loads(capsys.readouterr().out)
+    assert defaults["n_features"] == 256 and defaults["patch_size"] == 8
+
+
+def test_console_script_is_installed():
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "params", "quickstart"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["lam"] == 10.0

@@ -180,7 +180,8 @@ def test_damaged_files_raise_naming_the_file(tmp_path, bad_files):
 
 def test_image_read_error_pickles():
     error = pickle.loads(pickle.dumps(ImageReadError("a/b.jpg", "truncated")))
-    assert isinstance(error, ValueError) and (error.path, error.problem) == ("a/b.jpg", "truncated")
+    assert isinstance(error, ValueError)
+    assert (error.path, error.problem) == ("a/b.jpg", "truncated")
     assert str(error) == "a/b.jpg: truncated"
 
 

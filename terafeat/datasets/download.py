@@ -43,7 +43,7 @@ class DownloadError(OSError):
 
 
 class ChecksumError(ValueError):
-    """A file whose digest (SHA-256 unless ``algorithm`` says otherwise) is not the expected one."""
+    """A file whose digest (SHA-256, or ``algorithm``) is not the expected one."""
 
     def __init__(self, path, expected: str, actual: str, hint: str = "",
                  algorithm: str = "SHA-256"):

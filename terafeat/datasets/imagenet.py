@@ -2,7 +2,8 @@
 
 Classes are WordNet ids (wnids, ``n01440764``), numbered in sorted order
 (label 0 is the smallest wnid, as in torchvision's ImageFolder); the class
-name is the first synonym of the wnid's WordNet entry ("tench"). Readers
+name is the first synonym of the wnid's WordNet entry ("tench"; not always
+unique: ILSVRC has two "crane"s, so use the label or wnid as the key). Readers
 return DataFrames with columns path, label (int), wnid, class_name and split;
 problems are handled as in :mod:`terafeat.datasets.folders`. Unlabelled
 test images are not read. Other class-folder sets (Caltech-101, our CIFAR-10

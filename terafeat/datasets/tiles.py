@@ -63,6 +63,11 @@ def pcam_h5_path(root, split: str, part: str) -> Path:
     return Path(root) / f"camelyonpatch_level_2_split_{split}_{part}.h5"
 
 
+def _gzipped(path: Path) -> Path:
+    """Where the download of ``path`` lies before decompression: ``<path>.gz``."""
+    return path.with_name(path.name + ".gz")
+
+
 def _open_h5(path):
     """``path`` opened with h5py; FileNotFoundError naming it (and a .gz beside it)."""
     try:
@@ -72,9 +77,8 @@ def _open_h5(path):
             from error
     path = Path(path)
     if not path.is_file():
-        gzipped = path.with_name(path.name + ".gz")
-        hint = (f"; {gzipped.name} is there: decompress it with "
-                "terafeat.datasets.download.extract" if gzipped.is_file() else "")
+        hint = (f"; {_gzipped(path).name} is there: decompress it with "
+                "terafeat.datasets.download.extract" if _gzipped(path).is_file() else "")
         raise FileNotFoundError(f"{path}: PatchCamelyon file not found{hint}")
     return h5py.File(path, "r")
 
@@ -95,15 +99,15 @@ def read_pcam_h5(root, splits=PCAM_SPLITS) -> pd.DataFrame:
 
     Returns a DataFrame with columns path (the ``_x.h5`` file), index (row
     in it), label (int, from ``_y.h5``, which is read whole: n bytes) and
-    split, for each of ``splits`` whose ``_x.h5`` exists. Read the tiles
-    with :func:`iter_pcam_batches`. Raises FileNotFoundError when no split
+    split, for each of ``splits`` whose ``_x.h5`` (or ``.h5.gz``) exists.
+    Read the tiles with :func:`iter_pcam_batches`. Raises FileNotFoundError when no split
     is present or a ``_y.h5`` is missing, ValueError naming a malformed file.
     """
     root = check_folder(root)
     frames = []
     for split in splits:
         x_path, y_path = pcam_h5_path(root, split, "x"), pcam_h5_path(root, split, "y")
-        if not x_path.is_file():
+        if not (x_path.is_file() or _gzipped(x_path).is_file()):
             continue
         with _open_h5(x_path) as file:
             n_tiles = len(_tiles_dataset(file))
@@ -126,7 +130,7 @@ def iter_pcam_batches(path, batch_size: int = 1024,
                       indices=None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Tiles of a PatchCamelyon ``_x.h5`` file, ``batch_size`` at a time, never the whole file.
 
-    indices: rows to read (any order; they are read in increasing order),
+    indices: rows to read (any order; read once each, in increasing order),
     default all. Yields (indices (b,) int64, tiles (b, h, w, 3) uint8).
     """
     if batch_size < 1:

@@ -37,8 +37,8 @@ from distributed import Client, KilledWorker, LocalCluster, default_client, wait
 from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
-from terafeat.rica import (RICA, normalize_rows, reconstruction_terms, sparsity_terms,
-                           unit_norm_gradient)
+from terafeat.rica import (RICA, data_basis, minimize_rica, normalize_rows,
+                           reconstruction_terms, sparsity_terms, unit_norm_gradient)
 from terafeat.validation import check_array, check_dtype, check_random_state
 
 __all__ = [
@@ -65,8 +65,6 @@ DASK_ADDRESS_ENV = "TERAFEAT_DASK_ADDRESS"
 BLAS_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 #: Largest shard :func:`train_rica_layer` writes.
 MAX_SHARD_BYTES = 256 << 20
-#: scipy L-BFGS-B options of ``RICA.fit``, so both trainers follow one path.
-LBFGS_OPTIONS = {"maxcor": 20, "ftol": 1e-12, "gtol": 1e-8}
 #: Errors meaning "a worker went away", as opposed to errors in the science.
 _WORKER_FAILURES = (KilledWorker, CancelledError, OSError, TimeoutError)
 
@@ -420,23 +418,23 @@ class DistributedRicaLoss:
 
 # ----------------------------------------------------------------------------- L-BFGS
 
-def _objective_on_sphere(loss: Callable, k: int, d: int, dtype, history: list) -> Callable:
-    """``fun(v) -> (J, dJ/dv)`` for scipy, v (k*d,) float64, through W = V / ||V||_rows."""
+def _span_weights(V: np.ndarray, basis: np.ndarray | None, dtype):
+    """(V with unit rows, row norms (k, 1), W (k, d) in ``dtype``) for V (k, r), as in
+    ``rica.minimize_rica``: W = normalize_rows(V) basis^T, basis (d, r) or None."""
+    unit, norms = normalize_rows(V)
+    W = unit if basis is None else unit @ basis.T
+    return unit, norms, W.astype(dtype)
 
-    def fun(v: np.ndarray):
-        W, norms = normalize_rows(v.reshape(k, d).astype(dtype))
-        value, grad = loss(W)
-        if not (math.isfinite(value) and np.isfinite(grad).all()):
-            raise FloatingPointError(
-                f"RICA objective became non-finite ({value}) at iteration {len(history)}: "
-                "check the scale of X (whiten it first) and lam/eps")
-        return value, unit_norm_gradient(grad, W, norms).ravel().astype(np.float64)
 
-    return fun
+def _span_gradient(grad_W: np.ndarray, unit: np.ndarray, norms: np.ndarray,
+                   basis: np.ndarray | None) -> np.ndarray:
+    """dJ/dV (k, r) float64 from dJ/dW (k, d), for W = _span_weights(V, basis)."""
+    grad = grad_W.astype(np.float64)
+    return unit_norm_gradient(grad if basis is None else grad @ basis, unit, norms)
 
 
 def _shard_paths(shards) -> list:
-    if isinstance(shards, (str, os.PathLike)) or isinstance(shards, np.ndarray):
+    if isinstance(shards, (str, os.PathLike, np.ndarray)):
         raise TypeError("fit takes a list of shard files (see write_shards), "
                         f"not {type(shards).__name__}")
     return list(shards)
@@ -445,19 +443,21 @@ def _shard_paths(shards) -> list:
 class DistributedRICA(RICA):
     """RICA trained by exact distributed L-BFGS over shards held by Dask workers.
 
-    Same hyper-parameters, seed handling and fitted attributes as
-    ``rica.RICA`` (``W_`` equals ``RICA.fit`` on the concatenated shards up to
-    rounding), plus:
+    Same hyper-parameters, seed, parametrisation (``rica.minimize_rica`` over
+    the data's span) and fitted attributes as ``rica.RICA``: ``W_`` equals
+    ``RICA.fit`` on the concatenated shards up to rounding.  Plus:
 
     client : distributed.Client (None: the default client).
     checkpoint_path : .npz file; every ``checkpoint_every`` iterations and at
-        the end it is replaced atomically by V (k, d), the iteration count and
-        the objective history.  If it exists when fit starts (same k, d, m,
-        lam, eps), training resumes from it: ``max_iter`` counts all
-        iterations, those of the checkpoint included.  scipy's L-BFGS memory
-        (the last curvature pairs) cannot be saved, so a resumed run restarts
-        L-BFGS from the checkpointed V with an empty memory: it continues the
-        optimisation, not bit-for-bit the uninterrupted trajectory.
+        the end it is replaced atomically by V (k, r), the data basis (d, r),
+        the iteration count and the objective history.  If it exists when fit
+        starts (same k, d, m, lam, eps), training resumes from it:
+        ``max_iter`` counts all iterations, those of the checkpoint included.
+        scipy's L-BFGS memory (the last curvature pairs) cannot be saved, so a
+        resumed run restarts L-BFGS from the checkpointed V with an empty
+        memory: it continues the optimisation, not bit-for-bit the
+        uninterrupted trajectory.  (A lost worker, by contrast, costs nothing:
+        the evaluation is redone and L-BFGS never notices.)
     max_recoveries : lost-worker recoveries allowed per evaluation.
 
     Extra fitted attributes: ``times_`` (n_iter_ + 1,) seconds since training
@@ -471,8 +471,7 @@ class DistributedRICA(RICA):
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
                  checkpoint_path=None, checkpoint_every: int = 10, max_recoveries: int = 3):
         super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
-                         dtype=dtype, random_state=random_state, callback=callback)
-        self.pool = pool
+                         dtype=dtype, random_state=random_state, pool=pool, callback=callback)
         self.client = client
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
@@ -484,18 +483,16 @@ class DistributedRICA(RICA):
         # The client's share of the work is small; its BLAS threads would only
         # compete with the workers for the cores.
         with ShardedData(self.client or default_client(), _shard_paths(shards), dtype,
-                         max_recoveries=self.max_recoveries) as data, threadpool_limits(1, "blas"):
+                         max_recoveries=self.max_recoveries) as data, \
+                threadpool_limits(1, "blas"):
             loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
             self._minimize(loss, data.n_samples, data.n_features_in, dtype)
             self.n_recoveries_ = data.n_recoveries
             self.bytes_per_evaluation_ = loss.bytes_per_evaluation
         return self
 
-    def _fingerprint(self, m: int, d: int) -> np.ndarray:
-        return np.array([int(self.n_features), d, m, float(self.lam), float(self.eps)])
-
     def _read_checkpoint(self, fingerprint: np.ndarray):
-        """(v (k*d,), objective history, times) from the checkpoint, or None if there is none."""
+        """(V (k, r), basis (d, r) or None, objective list, times list), or None if absent."""
         if self.checkpoint_path is None or not Path(self.checkpoint_path).exists():
             return None
         with np.load(self.checkpoint_path) as checkpoint:
@@ -504,52 +501,54 @@ class DistributedRICA(RICA):
                     f"checkpoint {self.checkpoint_path} was written for (k, d, m, lam, eps) = "
                     f"{checkpoint['fingerprint'].tolist()}, not {fingerprint.tolist()}: "
                     "delete it or choose another checkpoint_path")
-            return (checkpoint["V"].ravel(), list(checkpoint["objective"]),
+            basis = checkpoint["basis"] if checkpoint["basis"].size else None
+            return (checkpoint["V"], basis, list(checkpoint["objective"]),
                     list(checkpoint["times"]))
 
-    def _write_checkpoint(self, v, history, times, fingerprint) -> None:
+    def _write_checkpoint(self, V, basis, history, times, fingerprint) -> None:
         _atomic_write(Path(self.checkpoint_path), lambda file: np.savez(
-            file, V=v.reshape(int(self.n_features), -1), objective=np.asarray(history),
-            times=np.asarray(times), fingerprint=fingerprint))
+            file, V=V, basis=np.empty(0) if basis is None else basis,
+            objective=np.asarray(history), times=np.asarray(times), fingerprint=fingerprint))
 
-    def _minimize(self, loss: Callable, m: int, d: int, dtype) -> None:
-        k = int(self.n_features)
-        fingerprint = self._fingerprint(m, d)
-        history: list[float] = []
-        times: list[float] = []
-        fun = _objective_on_sphere(loss, k, d, dtype, history)
-        start = time.perf_counter()
+    def _minimize(self, loss: DistributedRicaLoss, m: int, d: int, dtype) -> None:
+        fingerprint = np.array([int(self.n_features), d, m, float(self.lam), float(self.eps)])
         resumed = self._read_checkpoint(fingerprint)
         if resumed is None:
-            v = self.initial_weights(d).ravel()
-            history.append(fun(v)[0])
-            times.append(time.perf_counter() - start)
+            basis = data_basis(loss.C)
+            V = self.initial_weights(d if basis is None else basis.shape[1])
+            history, times = [], [0.0]
         else:
-            v, history[:], times[:] = resumed
-            start -= times[-1]
+            V, basis, history, times = resumed
             logger.info("resuming from checkpoint %s at iteration %d",
                         self.checkpoint_path, len(history) - 1)
-        self.resumed_from_ = 0 if resumed is None else len(history) - 1
+        done = self.resumed_from_ = max(len(history) - 1, 0)
+        start = time.perf_counter() - times[-1]
 
-        def on_iteration(intermediate_result):
-            history.append(float(intermediate_result.fun))
+        def recording_loss(W: np.ndarray) -> tuple[float, np.ndarray]:
+            value, grad = loss(W)
+            if not history:  # the value at the starting point
+                history.append(value)
+            return value, grad
+
+        def on_iteration(iteration: int, value: float, V_now: np.ndarray) -> None:
+            nonlocal V
+            V = V_now.copy()
+            history.append(value)
             times.append(time.perf_counter() - start)
-            iteration = len(history) - 1
-            if self.checkpoint_path is not None and iteration % int(self.checkpoint_every) == 0:
-                self._write_checkpoint(intermediate_result.x, history, times, fingerprint)
+            if self.checkpoint_path is not None and (done + iteration) % int(self.checkpoint_every) == 0:
+                self._write_checkpoint(V, basis, history, times, fingerprint)
             if self.callback is not None:
-                self.callback(iteration, history[-1])
+                self.callback(done + iteration, value)
 
-        remaining = int(self.max_iter) - (len(history) - 1)
-        if remaining > 0:
-            result = minimize(fun, v, jac=True, method="L-BFGS-B", callback=on_iteration,
-                              options={"maxiter": remaining, **LBFGS_OPTIONS})
-            v, self.optimizer_message_ = result.x, str(result.message)
+        if int(self.max_iter) > done:
+            result = minimize_rica(recording_loss, V, basis, int(self.max_iter) - done, dtype,
+                                   on_iteration)
+            self.W_, self.optimizer_message_ = result.W, result.message
         else:
+            self.W_ = _span_weights(V, basis, dtype)[2]
             self.optimizer_message_ = "the checkpoint already holds max_iter iterations"
         if self.checkpoint_path is not None:
-            self._write_checkpoint(v, history, times, fingerprint)
-        self.W_ = normalize_rows(v.reshape(k, d))[0].astype(dtype)
+            self._write_checkpoint(V, basis, history, times, fingerprint)
         self.objective_ = np.asarray(history)
         self.times_ = np.asarray(times)
         self.n_iter_ = len(history) - 1
@@ -559,22 +558,25 @@ class DistributedRICA(RICA):
 # ----------------------------------------------------------------------------- Downpour SGD
 
 class ParameterServer:
-    """Downpour parameter server, run as a Dask actor: V (k, d) float64 and Adagrad state.
+    """Downpour parameter server, run as a Dask actor: V (k, r) float64 and Adagrad state.
 
-    ``push(grad_sum, n_steps)`` applies one Adagrad step with the accumulated
-    gradient g (k, d) of ``n_steps`` minibatch steps: ``G += g^2;
-    V -= learning_rate * g / sqrt(G + 1e-12)``; ``fetch()`` returns V.
-    Every ``snapshot_every`` pushes it keeps (seconds since start, steps, V)
-    for the objective-versus-time curve; every ``checkpoint_every`` pushes it
-    writes V, G and the step count atomically to ``checkpoint_path`` (actors
-    are not resilient: a lost server is resumed from that file).  An existing
-    checkpoint of the same shape is loaded at construction.
+    W = normalize_rows(V) basis^T as in ``rica.minimize_rica`` (basis (d, r)
+    or None).  ``push(grad_sum, n_steps)`` applies one Adagrad step with the
+    gradient g (k, r) accumulated over ``n_steps`` minibatch steps:
+    ``G += g^2;  V -= learning_rate * g / sqrt(G + 1e-12)``; ``fetch()``
+    returns V.  Every ``snapshot_every`` pushes it keeps (seconds since start,
+    steps, V) for the objective-versus-time curve; every ``checkpoint_every``
+    pushes it writes V, G, the basis and the step count atomically to
+    ``checkpoint_path`` (actors are not resilient: a lost server is resumed
+    from that file).  An existing checkpoint is loaded at construction, its
+    basis included.
     """
 
-    def __init__(self, V0: np.ndarray, learning_rate: float, snapshot_every: int = 10,
-                 checkpoint_path=None, checkpoint_every: int = 100):
+    def __init__(self, V0: np.ndarray, basis: np.ndarray | None, learning_rate: float,
+                 snapshot_every: int = 10, checkpoint_path=None, checkpoint_every: int = 100):
         self.V = np.array(V0, dtype=np.float64)
         self.G = np.zeros_like(self.V)
+        self.basis = basis
         self.learning_rate = float(learning_rate)
         self.snapshot_every = int(snapshot_every)
         self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
@@ -582,10 +584,11 @@ class ParameterServer:
         self.steps = self.pushes = 0
         if self.checkpoint_path is not None and self.checkpoint_path.exists():
             with np.load(self.checkpoint_path) as checkpoint:
-                if checkpoint["V"].shape != self.V.shape:
+                if checkpoint["V"].shape[0] != self.V.shape[0]:
                     raise ValueError(f"checkpoint {self.checkpoint_path} holds V of shape "
-                                     f"{checkpoint['V'].shape}, expected {self.V.shape}")
+                                     f"{checkpoint['V'].shape}, expected {self.V.shape[0]} rows")
                 self.V, self.G = checkpoint["V"], checkpoint["G"]
+                self.basis = checkpoint["basis"] if checkpoint["basis"].size else None
                 self.steps = int(checkpoint["steps"])
         self.start = time.perf_counter()
         self.history: list[tuple[float, int, np.ndarray]] = []
@@ -593,6 +596,12 @@ class ParameterServer:
 
     def fetch(self) -> np.ndarray:
         return self.V
+
+    def get_basis(self) -> np.ndarray | None:
+        return self.basis
+
+    def total_steps(self) -> int:
+        return self.steps
 
     def push(self, grad_sum: np.ndarray, n_steps: int) -> None:
         self.G += grad_sum * grad_sum
@@ -604,9 +613,6 @@ class ParameterServer:
         if self.checkpoint_path is not None and self.pushes % self.checkpoint_every == 0:
             self.checkpoint()
 
-    def total_steps(self) -> int:
-        return self.steps
-
     def snapshot(self) -> None:
         self.history.append((time.perf_counter() - self.start, self.steps, self.V))
 
@@ -614,13 +620,14 @@ class ParameterServer:
         return self.history
 
     def checkpoint(self) -> None:
-        _atomic_write(self.checkpoint_path,
-                      lambda file: np.savez(file, V=self.V, G=self.G, steps=self.steps))
+        _atomic_write(self.checkpoint_path, lambda file: np.savez(
+            file, V=self.V, G=self.G, steps=self.steps,
+            basis=np.empty(0) if self.basis is None else self.basis))
 
 
-def _run_replica(server, C: np.ndarray, lam: float, eps: float, pool, batch_size: int,
-                 n_steps: int, n_fetch: int, n_push: int, rng: np.random.Generator,
-                 *shards: np.ndarray) -> int:
+def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, eps: float, pool,
+                 batch_size: int, n_steps: int, n_fetch: int, n_push: int,
+                 rng: np.random.Generator, *shards: np.ndarray) -> int:
     """One Downpour model replica on the shards of its worker; returns its step count.
 
     Each step draws ``batch_size`` rows (from one shard, chosen in proportion
@@ -636,13 +643,12 @@ def _run_replica(server, C: np.ndarray, lam: float, eps: float, pool, batch_size
     accumulated, since_push = 0.0, 0
     for step in range(n_steps):
         if step % n_fetch == 0:
-            V = server.fetch().result()
-        W, norms = normalize_rows(V.astype(C.dtype))
+            unit, norms, W = _span_weights(server.fetch().result(), basis, C.dtype)
         shard = shards[rng.choice(len(shards), p=sizes / sizes.sum())]
         batch = shard[rng.integers(0, len(shard), batch_size)]
         penalty_sum, penalty_grad = sparsity_terms(W, batch, eps, **kwargs)
         _, grad = _objective(reconstruction_terms(W, C, lam), penalty_sum, penalty_grad, batch_size)
-        accumulated = accumulated + unit_norm_gradient(grad, W, norms)
+        accumulated = accumulated + _span_gradient(grad, unit, norms, basis)
         since_push += 1
         if since_push == n_push or step == n_steps - 1:
             if pushing is not None:
@@ -657,15 +663,18 @@ def _run_replica(server, C: np.ndarray, lam: float, eps: float, pool, batch_size
 class DownpourRICA(RICA):
     """RICA trained by Downpour SGD with Adagrad (Dean et al., NIPS 2012) on Dask.
 
-    A :class:`ParameterServer` actor holds V (W = V / ||V||_rows) and the
+    A :class:`ParameterServer` actor holds V (the parametrisation of
+    ``rica.minimize_rica``, from the same seeded start as RICA) and the
     Adagrad accumulators; one replica per worker runs ``max_iter`` minibatch
-    steps on the shards that worker holds, fetching V every ``n_fetch``
-    steps and pushing its accumulated gradient every ``n_push`` steps,
+    steps on the shards that worker holds, fetching V every ``n_fetch`` steps
+    and pushing its accumulated gradient every ``n_push`` steps,
     asynchronously.  A single replica runs ``warm_start_steps`` first (not on
-    a resumed server).  The objective reported is the exact full one,
-    evaluated after training on the server's snapshots.  Asynchrony makes runs
-    non-deterministic even with a seed (which fixes the initial W and the
-    minibatches of each replica).
+    a server resumed from ``checkpoint_path``).  The objective reported is the
+    exact full one, evaluated after training on the server's snapshots.
+    Asynchrony makes runs non-deterministic even with a seed (which fixes the
+    initial W and the minibatches of each replica).  A replica whose worker
+    dies is dropped (the others go on); losing the server's worker is an
+    error: re-run to resume from the checkpoint.
 
     Parameters beyond RICA's: client, learning_rate (Adagrad's gamma),
     batch_size, n_fetch, n_push, warm_start_steps, snapshot_every (pushes),
@@ -680,12 +689,11 @@ class DownpourRICA(RICA):
     def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 1000, dtype=np.float32, random_state=None,
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
-                 learning_rate: float = 0.05, batch_size: int = 256, n_fetch: int = 1,
+                 learning_rate: float = 0.1, batch_size: int = 256, n_fetch: int = 1,
                  n_push: int = 1, warm_start_steps: int = 100, snapshot_every: int = 20,
                  checkpoint_path=None, checkpoint_every: int = 100):
         super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
-                         dtype=dtype, random_state=random_state, callback=callback)
-        self.pool = pool
+                         dtype=dtype, random_state=random_state, pool=pool, callback=callback)
         self.client = client
         self.learning_rate = learning_rate
         self.batch_size = batch_size
@@ -700,21 +708,26 @@ class DownpourRICA(RICA):
         """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
         dtype = self._check_params()
         client = self.client or default_client()
-        with ShardedData(client, _shard_paths(shards), dtype) as data, threadpool_limits(1, "blas"):
+        with ShardedData(client, _shard_paths(shards), dtype) as data, \
+                threadpool_limits(1, "blas"):
             d = data.n_features_in
             loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
+            basis = data_basis(loss.C)
             groups = data.by_worker()
-            rngs = check_random_state(self.random_state).spawn(len(groups) + 1)
             server_worker = next(iter(groups))
-            server = client.submit(ParameterServer, self.initial_weights(d), self.learning_rate,
-                                   int(self.snapshot_every), self.checkpoint_path,
-                                   int(self.checkpoint_every), actor=True,
-                                   workers=[server_worker]).result()
+            server = client.submit(
+                ParameterServer, self.initial_weights(d if basis is None else basis.shape[1]),
+                basis, self.learning_rate, int(self.snapshot_every), self.checkpoint_path,
+                int(self.checkpoint_every), actor=True, workers=[server_worker]).result()
+            basis = server.get_basis().result()  # a resumed server's own
+            rngs = check_random_state(self.random_state).spawn(len(groups) + 1)
+
             def replicas(workers, n_steps, rngs):
                 return {where: client.submit(
-                    _run_replica, server, loss.C, self.lam, self.eps, self.pool, int(self.batch_size),
-                    n_steps, int(self.n_fetch), int(self.n_push), rng, *groups[where],
-                    workers=[where], pure=False) for where, rng in zip(workers, rngs)}
+                    _run_replica, server, loss.C, basis, self.lam, self.eps, self.pool,
+                    int(self.batch_size), n_steps, int(self.n_fetch), int(self.n_push), rng,
+                    *groups[where], workers=[where], pure=False)
+                    for where, rng in zip(workers, rngs)}
 
             if server.total_steps().result() == 0 and int(self.warm_start_steps) > 0:
                 self._wait(data, replicas([server_worker], int(self.warm_start_steps), rngs[-1:]),
@@ -726,9 +739,9 @@ class DownpourRICA(RICA):
                 server.checkpoint().result()
             self.times_ = np.array([seconds for seconds, _, _ in history])
             self.steps_ = np.array([steps for _, steps, _ in history])
-            self.objective_ = np.array([loss(normalize_rows(V.astype(dtype))[0])[0]
+            self.objective_ = np.array([loss(_span_weights(V, basis, dtype)[2])[0]
                                         for _, _, V in history])
-            self.W_ = normalize_rows(history[-1][2])[0].astype(dtype)
+            self.W_ = _span_weights(history[-1][2], basis, dtype)[2]
         if self.callback is not None:
             for steps, objective in zip(self.steps_, self.objective_):
                 self.callback(int(steps), float(objective))

@@ -1,7 +1,8 @@
 """terafeat.distributed on a real two-process LocalCluster (one, shared by the module).
 
-Data: m=4000 ICA-like patches (Laplace sources, random rotation), d=16,
-k=32, in four shards of 1000 rows.
+Data: m=4000 ICA-like patches (Laplace sources, random rotation, DC removed,
+so RICA works in the data's 15-dimensional span), d=16, k=32, in four shards
+of 1000 rows.
 """
 from __future__ import annotations
 
@@ -27,10 +28,11 @@ PARAMS = {"n_features": 32, "lam": 0.5, "eps": 1e-2, "random_state": 0}
 
 
 def make_patches(m: int, d: int = 16, seed: int = 0) -> np.ndarray:
-    """(m, d) unit-variance Laplace sources mixed by a random rotation."""
+    """(m, d) unit-variance Laplace sources mixed by a random rotation, row means removed."""
     rng = np.random.default_rng(seed)
     sources = rng.laplace(size=(m, d)) / np.sqrt(2)
-    return sources @ np.linalg.qr(rng.standard_normal((d, d)))[0].T
+    patches = sources @ np.linalg.qr(rng.standard_normal((d, d)))[0].T
+    return patches - patches.mean(axis=1, keepdims=True)
 
 
 def relative_difference(A: np.ndarray, B: np.ndarray) -> float:
@@ -159,6 +161,21 @@ def test_distributed_lbfgs_equals_single_process_lbfgs(client, shards, reference
     np.testing.assert_allclose(model.transform(make_patches(5)), make_patches(5) @ model.W_.T)
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "rica.RICA.initial_weights(r) draws V0 in the coordinates of data_basis(C), whose "
+    "eigenvectors are arbitrary when C's spectrum is flat (whitened data): a 1e-16 change "
+    "of C (shard-wise sums) rotates them.  Drawing W0 (k, d) and taking V0 = W0 @ basis "
+    "makes the run basis-independent (checked: W agrees to 1e-13)."))
+def test_distributed_lbfgs_equals_single_process_lbfgs_on_whitened_data(client, patches, tmp_path):
+    eigenvalues, eigenvectors = np.linalg.eigh(patches.T @ patches / len(patches))
+    span = eigenvectors[:, 1:]  # the DC direction has eigenvalue 0
+    whitened = patches @ span @ np.diag(eigenvalues[1:] ** -0.5) @ span.T
+    reference = RICA(**PARAMS, max_iter=10, dtype=np.float64).fit(whitened)
+    model = DistributedRICA(**PARAMS, max_iter=10, dtype=np.float64, client=client)
+    model.fit(write_shards(whitened, tmp_path, rows_per_shard=1000))
+    assert relative_difference(model.W_, reference.W_) < 1e-4
+
+
 def test_resumed_training_continues_from_the_checkpoint(client, shards, tmp_path):
     checkpoint = tmp_path / "rica.npz"
     first = DistributedRICA(**PARAMS, max_iter=10, client=client, checkpoint_path=checkpoint,
@@ -180,12 +197,12 @@ def test_resumed_training_continues_from_the_checkpoint(client, shards, tmp_path
 
 def test_downpour_sgd_comes_within_ten_percent_of_lbfgs(client, shards, reference, tmp_path):
     checkpoint = tmp_path / "server.npz"
-    model = DownpourRICA(**PARAMS, max_iter=300, client=client, learning_rate=0.1, batch_size=128,
+    model = DownpourRICA(**PARAMS, max_iter=300, dtype=np.float64, client=client, batch_size=128,
                          warm_start_steps=50, snapshot_every=25,
                          checkpoint_path=checkpoint).fit(shards)
     assert model.n_iter_ == 50 + 2 * 300
     assert model.objective_[-1] <= 1.1 * reference.objective_[-1]
-    assert model.objective_[0] == pytest.approx(reference.objective_[0], rel=1e-5)  # same start
+    assert model.objective_[0] == pytest.approx(reference.objective_[0], rel=1e-10)  # same start
     assert np.all(np.diff(model.times_) > 0) and np.all(np.diff(model.steps_) >= 0)
     resumed = DownpourRICA(**PARAMS, max_iter=20, client=client, learning_rate=0.1,
                            checkpoint_path=checkpoint).fit(shards)

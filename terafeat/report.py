@@ -155,8 +155,10 @@ def quickstart_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarr
     """
     run = Path(run_dir)
     filters = save_image(run / "filters.png", tile_filters(W, patch_shape), scale=4)
-    curve = save_line_plot(run / "objective.png", {"RICA objective": objective},
-                           "L-BFGS iteration", "objective J(W)", "Training objective", logy=True)
+    gap = objective - objective.min()
+    curve = save_line_plot(run / "objective.png", {"J(W) - final J": np.where(gap > 0, gap, np.nan)},
+                           "L-BFGS iteration", "J(W) - min J (log scale)",
+                           f"Training objective (final J = {objective.min():.6g})", logy=True)
     accuracy = results["evaluation"]["accuracy"]
     bars = save_bar_plot(run / "accuracy.png", {k: v["mean"] for k, v in accuracy.items()},
                          {k: v["std"] for k, v in accuracy.items()}, "accuracy",

@@ -15,11 +15,12 @@ LOG_EVERY = 25
 
 @task(name="train-rica")
 def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: float, eps: float,
-                     max_iter: int, dtype: str, seed: int, group_size: int = 1) -> dict:
+                     max_iter: int, dtype: str, seed: int, group_size: int = 1,
+                     prefix: str = "") -> dict:
     """RICA on whitened patches (m, d); group_size > 1 trains with ISA pooling.
 
-    Writes ``W.npy`` (k, d) and ``objective.npy`` (iterations + 1,); returns
-    their paths and the fit's summary numbers.
+    Writes ``<prefix>W.npy`` (k, d) and ``<prefix>objective.npy`` (iterations + 1,);
+    returns their paths and the fit's summary numbers.
     """
     logger = get_run_logger()
     X = load_array(whitened_path)
@@ -38,8 +39,8 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
                 X.shape[1], n_features, layer.n_iter_, seconds, layer.objective_[0],
                 layer.objective_[-1], layer.optimizer_message_)
     run = Path(run_dir)
-    return {"W": str(save_array(run / "W.npy", layer.W_)),
-            "objective": str(save_array(run / "objective.npy", layer.objective_)),
+    return {"W": str(save_array(run / f"{prefix}W.npy", layer.W_)),
+            "objective": str(save_array(run / f"{prefix}objective.npy", layer.objective_)),
             "n_iter": layer.n_iter_, "seconds": seconds,
             "initial_objective": float(layer.objective_[0]),
             "final_objective": float(layer.objective_[-1]),

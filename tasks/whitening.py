@@ -12,8 +12,8 @@ from terafeat.whitening import Whitener
 
 @task(name="whiten")
 def whiten_patches(patches_path: str, run_dir: str, method: str, eps: float,
-                   n_components: int | None = None) -> tuple[str, str]:
-    """Fit ``Whitener`` on the patches; writes ``whitener.npz`` and ``whitened.npy``.
+                   n_components: int | None = None, prefix: str = "") -> tuple[str, str]:
+    """Fit ``Whitener`` on the patches; writes ``<prefix>whitener.npz`` and ``<prefix>whitened.npy``.
 
     Returns (whitener path, whitened patches path).
     """
@@ -24,8 +24,8 @@ def whiten_patches(patches_path: str, run_dir: str, method: str, eps: float,
     get_run_logger().info("%s whitening, eps=%g: %d components, variance kept after damping %.3f",
                           method, eps, len(kept), float(np.sum(kept / (kept + eps)) / len(kept)))
     run = Path(run_dir)
-    return (str(save_arrays(run / "whitener.npz", whitener.to_arrays())),
-            str(save_array(run / "whitened.npy", whitened)))
+    return (str(save_arrays(run / f"{prefix}whitener.npz", whitener.to_arrays())),
+            str(save_array(run / f"{prefix}whitened.npy", whitened)))
 
 
 def load_whitener(path: str) -> Whitener:

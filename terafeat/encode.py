@@ -84,3 +84,37 @@ def encode_images(images, patch_size: int, features: Callable[[np.ndarray], np.n
         maps = features(batch.reshape(-1, d)).reshape(n, rows, cols, -1)
         encoded.append(pool_grid(maps, grid, pooling).astype(np.float32))
     return np.concatenate(encoded)
+
+
+def bag_of_words(descriptors: np.ndarray, centroids: np.ndarray) -> np.ndarray:
+    """L1-normalised histogram of the nearest centroid of each descriptor.
+
+    descriptors: (n, f) of one clip; centroids: (k, f) vocabulary. Returns
+    (k,) float64 summing to 1 (all zeros for a clip without descriptors).
+    """
+    if descriptors.ndim != 2 or descriptors.shape[1] != centroids.shape[1]:
+        raise ValueError(f"descriptors of shape {descriptors.shape} do not fit a vocabulary "
+                         f"of {centroids.shape[1]}-dimensional words")
+    counts = np.zeros(len(centroids))
+    if len(descriptors):
+        distances = (np.einsum("kf,kf->k", centroids, centroids)[None, :]
+                     - 2 * descriptors.astype(centroids.dtype) @ centroids.T)
+        counts += np.bincount(distances.argmin(axis=1), minlength=len(centroids))
+        counts /= counts.sum()
+    return counts
+
+
+def motion_energy_image(clip: np.ndarray, size: int = 16) -> np.ndarray:
+    """Mean absolute difference of consecutive grey frames, resized to size x size.
+
+    clip: (T, H, W) grey frames, T >= 2. Returns (size * size,) float32, the
+    classic motion-energy descriptor (area-averaged when shrinking).
+    """
+    import cv2
+    clip = np.asarray(clip, dtype=np.float32)
+    if clip.ndim != 3 or len(clip) < 2:
+        raise ValueError(f"motion energy needs (T >= 2, H, W) grey frames, got shape {clip.shape}")
+    energy = np.abs(np.diff(clip, axis=0)).mean(axis=0)
+    shrink = size * size < energy.size
+    return cv2.resize(energy, (size, size), interpolation=cv2.INTER_AREA if shrink
+                      else cv2.INTER_LINEAR).ravel()

@@ -1,0 +1,65 @@
+"""Stage: find the clips of an action data set, check that they decode, list them."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import get_run_logger, task
+
+from terafeat.datasets.folders import read_class_folders
+from terafeat.datasets.hollywood2 import read_hollywood2
+from terafeat.datasets.kth import read_kth
+from terafeat.datasets.ucf import read_ucf_folders
+from terafeat.storage import load_json, save_json
+from terafeat.video import read_clip, scan_videos
+
+READERS = {"ucf": read_ucf_folders, "kth": read_kth, "folders": read_class_folders,
+           "hollywood2": read_hollywood2}
+
+
+@task(name="scan-videos")
+def scan_action_videos(data_root: str, layout: str, run_dir: str) -> str:
+    """Read the ``layout`` of ``data_root``, decode every clip, keep the whole ones.
+
+    Writes ``clips.json``: {"clips": one dict per readable clip (the reader's
+    columns plus n_frames, height and width as decoded), "skipped": [{"path",
+    "problem"}] for files that do not fit the layout or do not decode}.
+    Returns its path.
+    """
+    logger = get_run_logger()
+    frame = READERS[layout](data_root, strict=False)
+    good, problems = scan_videos(frame["path"])
+    skipped = [{"path": path, "problem": problem}
+               for path, problem in list(frame.attrs["problems"]) + problems]
+    info_of = {info.path: info for info in good}
+    clips = [{**{key: (list(value) if isinstance(value, tuple) else value)
+                 for key, value in row.items()},
+              "n_frames": info_of[row["path"]].n_frames, "height": info_of[row["path"]].height,
+              "width": info_of[row["path"]].width}
+             for row in frame.to_dict("records") if row["path"] in info_of]
+    for item in skipped:
+        logger.warning("skipping %s: %s", item["path"], item["problem"])
+    if not clips:
+        raise ValueError(f"{data_root}: no readable clip in the {layout!r} layout")
+    logger.info("%d clips readable, %d skipped, under %s", len(clips), len(skipped), data_root)
+    return str(save_json(Path(run_dir) / "clips.json", {"clips": clips, "skipped": skipped}))
+
+
+def load_clips(clips_path: str) -> list[dict]:
+    """The readable clips listed by :func:`scan_action_videos`."""
+    return load_json(clips_path)["clips"]
+
+
+def read_action_clip(clip: dict, scale: float, max_frames: int | None):
+    """Grey (T, H, W) float32 frames of one listed clip, resized by ``scale``."""
+    return read_clip(clip["path"], scale=scale, max_frames=max_frames)
+
+
+@task(name="clip-shapes")
+def clip_shapes(clips_path: str, scale: float, max_frames: int | None) -> list[list[int]]:
+    """(frames, height, width) of every listed clip as it will be read (one frame decoded each)."""
+    shapes = []
+    for clip in load_clips(clips_path):
+        first = read_action_clip(clip, scale, 1)
+        n_frames = clip["n_frames"] if max_frames is None else min(clip["n_frames"], max_frames)
+        shapes.append([n_frames, *first.shape[1:]])
+    return shapes

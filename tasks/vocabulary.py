@@ -1,0 +1,41 @@
+"""Stages: k-means vocabulary of descriptors, bag-of-words histograms per clip."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+from sklearn.cluster import MiniBatchKMeans
+
+from terafeat.encode import bag_of_words
+from terafeat.storage import load_array, save_array
+
+
+@task(name="build-vocabulary")
+def build_vocabulary(shards: list[str], run_dir: str, size: int, max_descriptors: int,
+                     seed: int) -> str:
+    """MiniBatchKMeans centroids of descriptors drawn (seeded) from all clips.
+
+    At most ``max_descriptors`` descriptors, the same share from every clip.
+    Writes ``vocabulary.npy`` (size, descriptor length); returns its path.
+    """
+    rng = np.random.default_rng(seed)
+    lengths = [len(load_array(path, mmap=True)) for path in shards]
+    keep = min(1.0, max_descriptors / max(sum(lengths), 1))
+    sample = np.concatenate([
+        load_array(path)[rng.choice(n, size=max(1, round(n * keep)), replace=False)]
+        for path, n in zip(shards, lengths) if n])
+    kmeans = MiniBatchKMeans(size, random_state=seed, n_init=3,
+                             batch_size=min(4096, len(sample))).fit(sample)
+    get_run_logger().info("vocabulary of %d words from %d descriptors (inertia %.4g)", size,
+                          len(sample), kmeans.inertia_)
+    return str(save_array(Path(run_dir) / "vocabulary.npy",
+                          kmeans.cluster_centers_.astype(np.float32)))
+
+
+@task(name="histograms")
+def clip_histograms(shards: list[str], vocabulary_path: str, run_dir: str) -> str:
+    """L1-normalised word histogram per clip: writes ``histograms.npy`` (n_clips, size)."""
+    centroids = load_array(vocabulary_path)
+    histograms = np.stack([bag_of_words(load_array(path), centroids) for path in shards])
+    return str(save_array(Path(run_dir) / "histograms.npy", histograms))

@@ -1,0 +1,84 @@
+"""Figures and the HTML page of an action-recognition run."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from terafeat.report import save_image, write_html_report
+from terafeat.storage import save_json
+
+
+def filter_strips(filters: np.ndarray, block_shape, n_filters: int = 24,
+                  border: int = 1) -> np.ndarray:
+    """Space-time filters as frame strips: one row per filter, its frames left to right.
+
+    filters: (k, frames * height * width); the first ``n_filters`` are shown,
+    each scaled to [0, 1] over all its frames. Returns a grey image
+    (n * (height + border) + border, frames * (width + border) + border), white borders.
+    """
+    frames, height, width = block_shape
+    shown = filters[:n_filters].reshape(-1, frames, height, width).astype(np.float64)
+    low = shown.min(axis=(1, 2, 3), keepdims=True)
+    span = shown.max(axis=(1, 2, 3), keepdims=True) - low
+    shown = (shown - low) / np.where(span > 0, span, 1.0)
+    image = np.ones((len(shown) * (height + border) + border, frames * (width + border) + border))
+    for i, row in enumerate(shown):
+        for t, frame in enumerate(row):
+            top, left = border + i * (height + border), border + t * (width + border)
+            image[top:top + height, left:left + width] = frame
+    return image
+
+
+def confusion_rows(confusion, classes) -> list[dict]:
+    """A confusion matrix (true x predicted counts) as table rows."""
+    return [{"true \\ predicted": str(name), **{str(other): int(count)
+                                               for other, count in zip(classes, row)}}
+            for name, row in zip(classes, confusion)]
+
+
+def action_report(run_dir, results: dict, layer1_filters: np.ndarray) -> Path:
+    """``results.json``, ``filters.png`` and ``index.html`` of an action-recognition run.
+
+    results: the run's numbers ("evaluation" with "learned" and "motion energy"
+    entries from the classification stage, "features", "sizes", "timings",
+    "skipped", "parameters"); layer1_filters: (k, frames * height * width) in pixel space.
+    Returns the path of ``index.html``.
+    """
+    run = Path(run_dir)
+    sizes = results["sizes"]
+    strips = save_image(run / "filters.png",
+                        filter_strips(layer1_filters, sizes["layer1_block"]), scale=3)
+    evaluation = results["evaluation"]
+    score_key = "mean_ap" if "mean_ap" in evaluation["learned"] else "accuracy"
+    score_rows = [{"features": name, score_key: scores[score_key],
+                   "classifier": f"{scores['classifier']} SVM (C={scores['C']:g})",
+                   "protocol": scores["protocol"], "wrong": len(scores.get("wrong", []))}
+                  for name, scores in evaluation.items()]
+    learned = evaluation["learned"]
+    features = results["features"]
+    save_json(run / "results.json", results)
+    return write_html_report(run / "index.html", "terafeat: action recognition with stacked "
+                             "convolutional ISA", [
+        ("Learned features against the motion-energy peer", [
+            f"{results['parameters']['layers']}-layer ISA descriptors, bag of "
+            f"{sizes['vocabulary']} words, against the motion-energy image of each clip "
+            "(16x16, standardised, linear SVM) on the same clips and folds.", score_rows]),
+        ("Confusion matrix (learned features)", [
+            confusion_rows(learned["confusion"], learned["classes"]) if "confusion" in learned
+            else "mean AP protocol: no confusion matrix", "Misclassified: " +
+            (", ".join(Path(path).name for path in learned.get("wrong", [])) or "none")]),
+        ("Layer-1 filters", [
+            f"The first filters of layer 1 in pixel space, one row each, frames left to right "
+            f"(block {tuple(sizes['layer1_block'])} frames x height x width).", strips]),
+        ("Feature extraction", [
+            f"{features['n_descriptors']} descriptors from {features['frames']} frames in "
+            f"{features['seconds']:.1f} s: {features['seconds_per_frame']:.4f} s per frame "
+            "(Le et al. 2011, Table 6: ISA one layer 0.14 s, two layers 0.44 s per frame)."]),
+        ("Sizes used", [{"size": key, "value": str(value)} for key, value in sizes.items()]),
+        ("Timing per stage", [{"stage": stage, "seconds": seconds}
+                              for stage, seconds in results["timings"].items()]),
+        ("Skipped files", results["skipped"] or ["none"]),
+        ("Parameters", [{"parameter": key, "value": str(value)}
+                        for key, value in results["parameters"].items()]),
+    ])

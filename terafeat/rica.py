@@ -334,10 +334,17 @@ class RICA:
             raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
         return check_dtype(self.dtype)
 
-    def initial_weights(self, r: int) -> np.ndarray:
-        """Seeded random (k, r) starting point with unit-norm rows, float64."""
+    def initial_weights(self, d: int, basis: np.ndarray | None = None) -> np.ndarray:
+        """Seeded random start, float64: (k, d) with unit-norm rows, or, given
+        the data's span ``basis`` (d, r), its projection V0 (k, r) onto it.
+
+        Projecting one W0 (rather than drawing in the basis' coordinates)
+        keeps the run independent of which orthonormal basis of the span
+        ``data_basis`` returns, so shard-wise sums give the same W.
+        """
         rng = check_random_state(self.random_state)
-        return normalize_rows(rng.standard_normal((int(self.n_features), r)))[0]
+        W0 = normalize_rows(rng.standard_normal((int(self.n_features), d)))[0]
+        return W0 if basis is None else W0 @ basis
 
     def fit(self, X, y=None) -> "RICA":
         """Learn W_ from X (m, d); y is ignored."""
@@ -345,7 +352,7 @@ class RICA:
         X = check_array(X, dtype=dtype, name="X")
         loss = RicaLoss(X, int(self.n_features), self.lam, self.eps, self.pool)
         basis = data_basis(loss.C)
-        V0 = self.initial_weights(X.shape[1] if basis is None else basis.shape[1])
+        V0 = self.initial_weights(X.shape[1], basis)
         callback = None if self.callback is None else (lambda i, value, V: self.callback(i, value))
         result = minimize_rica(loss, V0, basis, self.max_iter, dtype, callback)
         self.W_ = result.W

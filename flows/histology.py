@@ -1,0 +1,109 @@
+"""Flow ``histology`` (issue #5): invariant (ISA-pooled) RICA features of H&E tiles,
+classified beside pixel, PCA and hand-crafted peers (Le et al., ISBI 2012)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tasks.histology_report import write_histology_report
+from tasks.tile_classification import classify_tiles
+from tasks.tile_features import extract_tile_features
+from tasks.tiles import list_tiles, sample_tile_patches
+from tasks.training import train_rica_layer
+from tasks.whitening import whiten_patches
+from terafeat.storage import new_run_dir
+
+REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
+
+
+class HistologyParams(BaseModel):
+    """Parameters of the histology flow (the Prefect UI shows them as a form)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: Literal["pcam_folders", "pcam_h5", "class_folders"] = Field(
+        "pcam_folders", description="layout: PCam JPEG folders, PCam HDF5 files, or class folders")
+    data_root: str = Field(REPO_DATA, description="folder of the data set (pcam_folders: the "
+                           "split folders, or a pcam-subset folder inside it)")
+    max_tiles_per_split: int | None = Field(None, ge=2, description="seeded, label-stratified "
+                                            "subset of each split, for quick runs (None: all)")
+    colour_mode: Literal["rgb", "hed", "grey"] = Field(
+        "rgb", description="patch colours: RGB, H&E stain densities (rgb2hed), or grey")
+    patch_size: int = Field(8, ge=3, le=16, description="side of the square patches, pixels")
+    n_patches: int = Field(50_000, ge=100, description="training patches")
+    patch_tiles: int = Field(2000, ge=1, description="training tiles the patches come from")
+    whitening_eps: float = Field(0.03, ge=0, description="ZCA regulariser added to each eigenvalue")
+    n_features: int = Field(256, ge=2, description="RICA simple units")
+    group_size: int = Field(4, ge=1, description="ISA group size: simple units per pooled unit")
+    lam: float = Field(10.0, gt=0, description="weight of the reconstruction term")
+    eps: float = Field(1e-2, gt=0, description="smoothing of sqrt(eps + u^2) in training and pooling")
+    max_iter: int = Field(200, ge=1, description="L-BFGS iterations")
+    stride: int = Field(4, ge=1, description="stride of the convolutional encoding, pixels")
+    pooling: Literal["quadrants", "pyramid"] = Field(
+        "pyramid", description="spatial sum-pooling cells: 2x2, or 1x1 + 2x2 + 3x3")
+    pixel_size: int = Field(16, ge=2, description="side of the downsampled tile (pixels peer)")
+    Cs: tuple[float, ...] = Field((1e-3, 1e-2, 1e-1, 1.0, 10.0), min_length=1,
+                                  description="grid of logistic regression's C")
+    inner_folds: int = Field(3, ge=2, le=10, description="CV folds choosing C (training split)")
+    batch_size: int = Field(256, ge=1, description="tiles read and encoded at a time")
+    dtype: Literal["float32", "float64"] = "float32"
+    seed: int = Field(0, description="seed of every random choice")
+    output_root: str = Field("reports", description="reports go to <output_root>/histology/<run>/")
+
+    @model_validator(mode="after")
+    def _groups_divide_features(self):
+        if self.n_features % self.group_size:
+            raise ValueError(f"group_size {self.group_size} must divide n_features {self.n_features}")
+        return self
+
+
+@flow(name="histology", log_prints=True)
+def histology(params: HistologyParams = HistologyParams()) -> dict:
+    """Tiles -> colour patches -> ZCA -> RICA with ISA pooling -> features of every tile
+    (shards) -> linear classifiers beside peers -> report.  Returns results.json's content."""
+    logger = get_run_logger()
+    run_dir = new_run_dir(params.output_root, "histology", flow_run.get_name())
+    logger.info("run folder: %s", run_dir.resolve())
+    timings: dict[str, float] = {}
+
+    def timed(stage, call, *args, **kwargs):
+        started = time.perf_counter()
+        value = call(*args, **kwargs)
+        timings[stage] = round(time.perf_counter() - started, 3)
+        return value
+
+    run = str(run_dir)
+    tiles = timed("list tiles", list_tiles, params.dataset, params.data_root, run,
+                  params.max_tiles_per_split, params.seed)
+    patches = timed("sample patches", sample_tile_patches, tiles["tiles"], run, params.n_patches,
+                    params.patch_size, params.colour_mode, params.patch_tiles, params.batch_size,
+                    params.seed)
+    whitener, whitened = timed("whiten", whiten_patches, patches["patches"], run, "zca",
+                               params.whitening_eps)
+    training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
+                     params.eps, params.max_iter, params.dtype, params.seed, params.group_size)
+    features = timed("extract features", extract_tile_features, tiles["tiles"], run, whitener,
+                     training["W"], patches["patches"], params.colour_mode, params.patch_size,
+                     params.stride, params.pooling, params.group_size, params.eps,
+                     params.pixel_size, params.batch_size)
+    classification = timed("classify", classify_tiles, features, tiles["tiles"], run,
+                           list(params.Cs), params.inner_folds, params.seed)
+    unreadable = sorted({tuple(problem) for problem in tiles["layout_problems"] +
+                         patches["problems"] + features["problems"]})
+    results = {"flow": "histology", "run_dir": str(run_dir.resolve()),
+               "parameters": params.model_dump(mode="json"), "tiles": tiles,
+               "patches": patches, "training": training, "features": features,
+               "classification": classification, "unreadable_tiles": unreadable,
+               "timings": timings}
+    page = timed("write report", write_histology_report, run, results, training["W"],
+                 training["objective"], tiles["tiles"], tiles["class_names"])
+    # the report written above carries every timing but its own
+    results["report"] = str(Path(page).resolve())
+    for name, metrics in classification["metrics"].items():
+        logger.info("%-16s accuracy %.4f, AUC %s", name, metrics["accuracy"], metrics.get("roc_auc"))
+    return results

@@ -1,0 +1,63 @@
+"""Stage: one linear classifier per feature set, trained on the training tiles, scored on the test tiles."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+
+from tasks.tile_features import FEATURE_SETS, INVARIANCE_SETS, load_feature_shards
+from tasks.tiles import load_tile_table
+from terafeat.classify import classification_metrics, linear_classifier, predict_scores
+from terafeat.histology import TRANSFORMS
+from terafeat.storage import save_array
+
+
+@task(name="classify-tiles")
+def classify_tiles(features: dict, tiles_path: str, run_dir: str, Cs: list[float],
+                   inner_folds: int, seed: int) -> dict:
+    """Standardised logistic regression per feature set, C by ``inner_folds``-fold CV on
+    the training split only; metrics on the test split (and on its transformed copies
+    for the learned sets: the invariance check).
+
+    Writes ``predictions/<set>.npy`` (n_test, 3): tile row, predicted label, class-1 score
+    (NaN for more than two classes).  Returns {"metrics": {set: metrics + "C", "n_features",
+    "seconds"}, "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
+    "predictions": {set: path}}.
+    """
+    logger = get_run_logger()
+    labels = load_tile_table(tiles_path)["label"].to_numpy()
+    folder = features["features_dir"]
+    metrics, invariance, predictions = {}, {}, {}
+    for name, slug in FEATURE_SETS.items():
+        started = time.perf_counter()
+        train, train_rows = load_feature_shards(folder, name, "train")
+        model = linear_classifier(inner_folds, Cs, seed).fit(train, labels[train_rows])
+        test, test_rows = load_feature_shards(folder, name, "test")
+        predicted, scores = predict_scores(model, test)
+        metrics[name] = {**classification_metrics(labels[test_rows], predicted, scores),
+                         "C": float(model.best_params_["logisticregression__C"]),
+                         "n_features": int(train.shape[1]),
+                         "seconds": round(time.perf_counter() - started, 3)}
+        predictions[name] = str(save_array(
+            Path(run_dir) / "predictions" / f"{slug}.npy",
+            _prediction_table(test_rows, predicted, scores)))
+        logger.info("%-16s %5d features, C=%g: accuracy %.4f, AUC %s", name, train.shape[1],
+                    metrics[name]["C"], metrics[name]["accuracy"], metrics[name].get("roc_auc"))
+        if name in INVARIANCE_SETS:
+            invariance[name] = {"original": _summary(metrics[name])}
+            for transform in TRANSFORMS:
+                moved, moved_rows = load_feature_shards(folder, name, f"test-{transform}")
+                invariance[name][transform] = _summary(
+                    classification_metrics(labels[moved_rows], *predict_scores(model, moved)))
+    return {"metrics": metrics, "invariance": invariance, "predictions": predictions}
+
+
+def _summary(metrics: dict) -> dict:
+    return {"accuracy": metrics["accuracy"], "roc_auc": metrics.get("roc_auc")}
+
+
+def _prediction_table(rows: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+    return np.column_stack([rows, predicted, np.full(len(rows), np.nan) if scores is None
+                            else scores]).astype(np.float64)

@@ -1,0 +1,96 @@
+"""Stage: features of every tile, batch by batch, written as .npy shards.
+
+Layout under ``<run>/features/``: ``<set>/<split>-<batch>.npy`` (b, f) float32
+per feature set, ``rows/<split>-<batch>.npy`` (b,) the tiles' rows in
+``tiles.csv``.  Splits are "train", "test" and, for the invariance check,
+"test-<transform>" (the test tiles rotated or flipped, learned sets only).
+"""
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+from prefect import get_run_logger, task
+
+from tasks.tiles import load_tile_table
+from tasks.whitening import load_whitener
+from terafeat.histology import (SPLITS, TRANSFORMS, encode_tiles, handcrafted_features,
+                                iter_tile_batches, learned_encoders, pixel_features)
+from terafeat.storage import load_array, save_array
+from terafeat.whitening import Whitener
+
+#: Feature set -> shard folder name.
+FEATURE_SETS = {"learned pooled": "learned_pooled", "learned unpooled": "learned_unpooled",
+                "PCA": "pca", "pixels": "pixels", "hand-crafted": "handcrafted"}
+#: The sets encoded again on transformed test tiles.
+INVARIANCE_SETS = ("learned pooled", "learned unpooled")
+
+
+def load_feature_shards(features_dir: str, name: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(features (n, f), rows (n,) in tiles.csv) of one feature set and split, shards in order."""
+    folder, rows = Path(features_dir), []
+    shards = sorted((folder / FEATURE_SETS[name]).glob(f"{split}-[0-9]*.npy"))
+    if not shards:
+        raise FileNotFoundError(f"{folder / FEATURE_SETS[name]}: no {split} shards")
+    base_split = split.split("-")[0]
+    for shard in shards:
+        rows.append(load_array(folder / "rows" / f"{base_split}-{shard.stem.split('-')[-1]}.npy"))
+    return np.concatenate([load_array(shard) for shard in shards]), np.concatenate(rows)
+
+
+@task(name="extract-tile-features")
+def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_path: str,
+                          patches_path: str, colour_mode: str, patch_size: int, stride: int,
+                          pooling: str, group_size: int, eps: float, pixel_size: int,
+                          batch_size: int) -> dict:
+    """Every feature set of every readable tile, ``batch_size`` tiles at a time.
+
+    PCA keeps k / group_size components of the training patches, so it has
+    the pooled features' dimension.  Returns {"features_dir", "dimensions":
+    {set: f}, "seconds": {set: s}, "n_tiles": {split: n}, "problems": [[path, problem]]}.
+    """
+    logger = get_run_logger()
+    table = load_tile_table(tiles_path)
+    whitener, W = load_whitener(whitener_path), load_array(W_path)
+    pca = Whitener("pca", n_components=min(W.shape[0] // group_size, W.shape[1]),
+                   eps=whitener.eps).fit(load_array(patches_path))
+    encoders = learned_encoders(whitener, W, pca, group_size, eps)
+
+    def encode(name, tiles):
+        return encode_tiles(tiles, encoders[name], colour_mode, patch_size, stride, pooling)
+
+    extractors = {**{name: (lambda tiles, name=name: encode(name, tiles)) for name in encoders},
+                  "pixels": lambda tiles: pixel_features(tiles, pixel_size),
+                  "hand-crafted": handcrafted_features}
+    features_dir = Path(run_dir) / "features"
+    seconds, dimensions, n_tiles, problems = defaultdict(float), {}, {}, []
+
+    def write(name, split, batch, tiles):
+        started = time.perf_counter()
+        features = extractors[name](tiles)
+        seconds[name] += time.perf_counter() - started
+        dimensions[name] = int(features.shape[1])
+        save_array(features_dir / FEATURE_SETS[name] / f"{split}-{batch:05d}.npy", features)
+
+    for split in SPLITS:
+        rows = table[table["split"] == split]
+        n_tiles[split] = 0
+        for batch, (kept, tiles, batch_problems) in enumerate(iter_tile_batches(rows, batch_size)):
+            problems += batch_problems
+            n_tiles[split] += len(kept)
+            save_array(features_dir / "rows" / f"{split}-{batch:05d}.npy", rows.index[kept])
+            for name in extractors:
+                write(name, split, batch, tiles)
+            if split == "test":
+                for transform, apply in TRANSFORMS.items():
+                    for name in INVARIANCE_SETS:
+                        write(name, f"test-{transform}", batch, np.ascontiguousarray(apply(tiles)))
+        logger.info("%s: features of %d tiles (%d unreadable so far)", split, n_tiles[split],
+                    len(problems))
+    for name in extractors:
+        logger.info("%-16s %5d dimensions, %.1f s", name, dimensions[name], seconds[name])
+    return {"features_dir": str(features_dir), "dimensions": dimensions,
+            "seconds": {name: round(s, 3) for name, s in seconds.items()},
+            "n_tiles": n_tiles, "problems": problems}

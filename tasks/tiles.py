@@ -1,0 +1,68 @@
+"""Stages: list the tiles of a histology data set; sample colour patches from training tiles."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import get_run_logger, task
+
+from terafeat.colour import convert_tiles
+from terafeat.histology import iter_tile_batches, limit_tiles, read_tile_table
+from terafeat.patches import sample_patches
+from terafeat.storage import save_array, save_json
+
+TABLE_COLUMNS = ["path", "index", "label", "split"]
+
+
+def load_tile_table(path: str) -> pd.DataFrame:
+    """The tile table written by :func:`list_tiles` (columns path, index, label, split)."""
+    return pd.read_csv(path, dtype={"path": str, "index": np.int64, "label": np.int64,
+                                    "split": str})
+
+
+@task(name="list-tiles")
+def list_tiles(dataset: str, data_root: str, run_dir: str, max_tiles_per_split: int | None,
+               seed: int) -> dict:
+    """Index the train / test tiles -> ``tiles.csv``; layout problems -> ``layout_problems.json``.
+
+    Returns {"tiles": path, "class_names": [...] in label order, "counts": {split: {label: n}},
+    "layout_problems": [[path, problem]]}.
+    """
+    table, class_names, problems = read_tile_table(dataset, data_root, random_state=seed)
+    table = limit_tiles(table, max_tiles_per_split, seed)
+    run = Path(run_dir)
+    path = run / "tiles.csv"
+    table.to_csv(path, index=False, columns=TABLE_COLUMNS)
+    save_json(run / "layout_problems.json", problems)
+    counts = {split: {str(label): int(n) for label, n in rows.groupby("label").size().items()}
+              for split, rows in table.groupby("split")}
+    get_run_logger().info("%s tiles under %s: %s; %d layout problems", dataset, data_root,
+                          counts, len(problems))
+    return {"tiles": str(path), "class_names": class_names, "counts": counts,
+            "layout_problems": problems}
+
+
+@task(name="sample-tile-patches")
+def sample_tile_patches(tiles_path: str, run_dir: str, n_patches: int, patch_size: int,
+                        colour_mode: str, patch_tiles: int, batch_size: int, seed: int) -> dict:
+    """Patches (n_patches, patch_size**2 * c) from at most ``patch_tiles`` TRAINING tiles,
+    converted to ``colour_mode`` -> ``patches.npy``.
+
+    Returns {"patches": path, "n_tiles": tiles used, "problems": [[path, problem]] skipped}.
+    """
+    table = load_tile_table(tiles_path)
+    train = table[table["split"] == "train"]
+    train = train.sample(min(patch_tiles, len(train)), random_state=seed).sort_index()
+    tiles, problems = [], []
+    for _, batch, batch_problems in iter_tile_batches(train, batch_size):
+        tiles.extend(convert_tiles(batch, colour_mode))
+        problems += batch_problems
+    if not tiles:
+        raise ValueError(f"{tiles_path}: none of the {len(train)} training tiles could be read")
+    patches = sample_patches(tiles, n_patches, patch_size, random_state=seed)
+    path = save_array(Path(run_dir) / "patches.npy", patches)
+    get_run_logger().info("sampled %d %dx%dx%d %s patches from %d training tiles", len(patches),
+                          patch_size, patch_size, patches.shape[1] // patch_size ** 2,
+                          colour_mode, len(tiles))
+    return {"patches": str(path), "n_tiles": len(tiles), "problems": problems}

@@ -1,0 +1,133 @@
+"""Core pieces of the histology pipeline: colour modes, tile tables, features, metrics."""
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from terafeat.classify import classification_metrics, linear_classifier, predict_scores
+from terafeat.colour import HED_MAX, convert_tiles, filters_for_display, n_channels
+from terafeat.encode import pool_grid, pool_pyramid
+from terafeat.histology import (POOLINGS, TRANSFORMS, encode_tiles, handcrafted_features,
+                                iter_tile_batches, learned_encoders, limit_tiles, pixel_features,
+                                read_tile_table, stratified_split)
+from terafeat.patches import sample_patches
+from terafeat.rica import RICA
+from terafeat.whitening import Whitener
+
+
+@pytest.fixture(scope="module")
+def tiles():
+    rng = np.random.default_rng(0)
+    return rng.uniform(0.05, 1.0, (6, 24, 24, 3)).astype(np.float32)
+
+
+def test_colour_modes(tiles):
+    assert convert_tiles(tiles, "rgb") is tiles or np.array_equal(convert_tiles(tiles, "rgb"), tiles)
+    grey = convert_tiles(tiles, "grey")
+    assert grey.shape == (6, 24, 24, 1) and n_channels("grey") == 1
+    hed = convert_tiles(tiles, "hed")
+    assert hed.shape == tiles.shape and hed.dtype == np.float32
+    # pure haematoxylin-like purple is mostly H, pink eosin-like mostly E
+    purple, pink = convert_tiles(np.array([[[[0.3, 0.2, 0.55], [0.95, 0.6, 0.8]]]]), "hed")[0, 0]
+    assert purple[0] > purple[1] and pink[1] > pink[0]
+    black = convert_tiles(np.full((1, 1, 1, 3), 1 / 255), "hed")
+    assert black.max() == pytest.approx(1.0, abs=1e-5) and HED_MAX > 0
+    with pytest.raises(ValueError, match="colour_mode"):
+        convert_tiles(tiles, "lab")
+    with pytest.raises(ValueError, match="RGB tiles"):
+        convert_tiles(tiles[..., :2], "rgb")
+
+
+def test_filters_for_display_shapes():
+    W = np.random.default_rng(1).standard_normal((4, 5 * 5 * 3))
+    assert filters_for_display(W, 5, "rgb")[1] == (5, 5, 3)
+    shown, shape = filters_for_display(W, 5, "hed")
+    assert shape == (5, 5, 3) and shown.shape == W.shape and not np.allclose(shown, W)
+    assert filters_for_display(W[:, :25], 5, "grey")[1] == (5, 5)
+
+
+def test_pool_pyramid_concatenates_grids():
+    maps = np.random.default_rng(2).random((2, 9, 9, 4))
+    pyramid = pool_pyramid(maps, (1, 2, 3))
+    assert pyramid.shape == (2, (1 + 4 + 9) * 4)
+    np.testing.assert_allclose(pyramid[:, :4], maps.sum(axis=(1, 2)), rtol=1e-6)
+    np.testing.assert_array_equal(pool_pyramid(maps, 2), pool_grid(maps, 2))
+
+
+@pytest.fixture(scope="module")
+def encoders(tiles):
+    patches = sample_patches(list(tiles), 3000, 5, random_state=0)
+    whitener = Whitener("zca", eps=0.01).fit(patches)
+    layer = RICA(16, max_iter=5, random_state=0).fit(whitener.transform(patches))
+    pca = Whitener("pca", n_components=4, eps=0.01).fit(patches)
+    return learned_encoders(whitener, layer.W_, pca, 4, 1e-2)
+
+
+def test_encoded_shapes_and_batch_independence(tiles, encoders):
+    cells = sum(g * g for g in POOLINGS["pyramid"])
+    pooled = encode_tiles(tiles, encoders["learned pooled"], "rgb", 5, 2, "pyramid", batch_size=4)
+    assert pooled.shape == (6, cells * 4) and pooled.dtype == np.float32
+    assert encode_tiles(tiles, encoders["learned unpooled"], "rgb", 5, 2, "pyramid").shape == (6, cells * 16)
+    assert encode_tiles(tiles, encoders["PCA"], "rgb", 5, 2, "quadrants").shape == (6, 4 * 4)
+    one_by_one = np.concatenate([encode_tiles(tiles[i:i + 1], encoders["learned pooled"], "rgb",
+                                              5, 2, "pyramid") for i in range(6)])
+    np.testing.assert_allclose(one_by_one, pooled, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="pooling"):
+        encode_tiles(tiles, encoders["PCA"], "rgb", 5, 2, "rings")
+
+
+def test_peer_features(tiles):
+    assert pixel_features(tiles, 8).shape == (6, 8 * 8 * 3)
+    np.testing.assert_allclose(pixel_features(np.full((1, 24, 24, 3), 0.5, np.float32), 4), 0.5)
+    hand = handcrafted_features(tiles)
+    assert hand.shape[0] == 6 and np.isfinite(hand).all()
+    np.testing.assert_array_equal(handcrafted_features(tiles[2:3]), hand[2:3])
+
+
+def test_transforms_keep_shape(tiles):
+    for name, apply in TRANSFORMS.items():
+        moved = apply(tiles)
+        assert moved.shape == tiles.shape and not np.array_equal(moved, tiles), name
+    np.testing.assert_array_equal(TRANSFORMS["rot90"](TRANSFORMS["rot270"](tiles)), tiles)
+
+
+def test_tile_tables_split_limit_and_skip(tmp_path):
+    rng = np.random.default_rng(3)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(10):
+            Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
+                tmp_path / label / f"{i}.png")
+    (tmp_path / "b" / "bad.png").write_bytes(b"not a png")
+    table, class_names, problems = read_tile_table("class_folders", tmp_path, 0.3, random_state=0)
+    assert class_names == ["a", "b"] and problems == []
+    assert (table["split"] == "test").sum() == 6 and len(table) == 21
+    again, _, _ = read_tile_table("class_folders", tmp_path, 0.3, random_state=0)
+    pd.testing.assert_frame_equal(table, again)
+    small = limit_tiles(table, 4, seed=0)
+    assert small.groupby("split").size().to_dict() == {"test": 4, "train": 4}
+    assert set(small["label"]) == {0, 1}
+    batches = list(iter_tile_batches(table, 8))
+    assert sum(len(kept) for kept, _, _ in batches) == 20
+    [(bad, problem)] = [p for _, _, problems in batches for p in problems]
+    assert bad.endswith("bad.png") and problem
+    with pytest.raises(ValueError, match="dataset"):
+        read_tile_table("imagenet", tmp_path)
+    assert (stratified_split(np.repeat([0, 1], 10), 0.5, 0) == "test").sum() == 10
+
+
+def test_classification_metrics_and_classifier():
+    labels = np.array([0, 0, 1, 1, 1])
+    metrics = classification_metrics(labels, np.array([0, 1, 1, 1, 0]),
+                                     np.array([0.1, 0.6, 0.9, 0.8, 0.4]))
+    assert metrics["accuracy"] == pytest.approx(0.6)
+    assert metrics["balanced_accuracy"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert metrics["confusion_matrix"] == [[1, 1], [1, 2]]
+    assert metrics["roc_auc"] == pytest.approx(5 / 6)
+    assert metrics["roc_curve"]["fpr"][0] == 0 and metrics["roc_curve"]["tpr"][-1] == 1
+    assert "roc_auc" not in classification_metrics(labels, labels)
+    rng = np.random.default_rng(4)
+    features = rng.standard_normal((60, 3)) + np.repeat([0, 3], 30)[:, None]
+    model = linear_classifier(3, (0.1, 1.0), random_state=0).fit(features, np.repeat([0, 1], 30))
+    predicted, scores = predict_scores(model, features)
+    assert (predicted == np.repeat([0, 1], 30)).mean() > 0.9 and scores.shape == (60,)

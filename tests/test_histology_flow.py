@@ -1,0 +1,101 @@
+"""The histology flow end to end through Prefect (test server) on tiny generated tile folders."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flows.histology import HistologyParams, histology
+from flows.registry import FLOWS
+
+TILE = 32
+SMALL = dict(patch_size=5, n_patches=2000, patch_tiles=20, n_features=32, group_size=4,
+             max_iter=15, stride=3, pooling="pyramid", pixel_size=8, Cs=(0.1, 1.0),
+             inner_folds=2, batch_size=7, whitening_eps=0.01)
+
+
+def synthetic_tile(label: int, rng: np.random.Generator) -> np.ndarray:
+    """A 32x32 RGB uint8 'H&E' tile: pink stroma, plus dark purple nuclei when label is 1."""
+    tile = np.empty((TILE, TILE, 3))
+    tile[:] = (0.93, 0.65, 0.78)
+    tile += rng.normal(0, 0.04, (TILE, TILE, 1))
+    rows, cols = np.mgrid[:TILE, :TILE]
+    for _ in range(rng.integers(6, 10) if label else rng.integers(0, 2)):
+        r, c = rng.integers(0, TILE, 2)
+        nucleus = (rows - r) ** 2 + (cols - c) ** 2 < rng.integers(4, 10)
+        tile[nucleus] = (0.35, 0.2, 0.55)
+    return np.clip(tile * 255, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def tile_folders(tmp_path_factory):
+    """``{train,test}/{0,1}/`` with 14 / 6 tiles per class (JPEG and PNG), one corrupt JPEG."""
+    root = tmp_path_factory.mktemp("tiles")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 14), ("test", 6)):
+        for label in (0, 1):
+            folder = root / split / str(label)
+            folder.mkdir(parents=True)
+            for i in range(n):
+                suffix = "png" if i % 2 else "jpg"
+                Image.fromarray(synthetic_tile(label, rng)).save(folder / f"tile{i:03d}.{suffix}")
+    corrupt = root / "train" / "1" / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    return root
+
+
+@pytest.fixture(scope="module")
+def small_run(prefect_server, tile_folders, tmp_path_factory):
+    root = tmp_path_factory.mktemp("reports")
+    params = HistologyParams(dataset="class_folders", data_root=str(tile_folders),
+                             output_root=str(root), **SMALL)
+    return histology(params), root, tile_folders
+
+
+def test_report_files_and_numbers(small_run):
+    results, root, tiles = small_run
+    [run] = list((root / "histology").iterdir())
+    for name in ("index.html", "results.json", "filters.png", "roc.png", "confusion.png",
+                 "invariance.png", "examples.png", "tiles.csv", "W.npy", "whitener.npz"):
+        assert (run / name).stat().st_size > 0, name
+    saved = json.loads((run / "results.json").read_text())
+    metrics = saved["classification"]["metrics"]
+    assert set(metrics) == {"learned pooled", "learned unpooled", "PCA", "pixels", "hand-crafted"}
+    for scores in metrics.values():
+        assert 0 <= scores["accuracy"] <= 1 and 0 <= scores["roc_auc"] <= 1
+        assert np.sum(scores["confusion_matrix"]) == 12 and scores["C"] in SMALL["Cs"]
+    # the synthetic classes differ in colour and blobs: every learned set separates them
+    assert metrics["learned pooled"]["roc_auc"] >= 0.9
+    assert metrics["learned pooled"]["n_features"] == metrics["PCA"]["n_features"] == 8 * 14
+    assert metrics["learned unpooled"]["n_features"] == 32 * 14
+    assert set(saved["classification"]["invariance"]["learned pooled"]) == {
+        "original", "rot90", "rot180", "rot270", "flip"}
+    assert saved["features"]["n_tiles"] == {"train": 28, "test": 12}
+    [(path, problem)] = saved["unreadable_tiles"]
+    assert path == str(tiles / "train" / "1" / "corrupt.jpg") and "corrupt" in problem
+    assert set(saved["timings"]) >= {"list tiles", "sample patches", "whiten", "train RICA",
+                                     "extract features", "classify"}
+    page = (run / "index.html").read_text()
+    assert "corrupt.jpg" in page and f"{metrics['learned pooled']['roc_auc']:.4g}" in page
+    assert results["report"] == str((run / "index.html").resolve())
+
+
+def test_feature_shards_cover_every_readable_tile(small_run):
+    results, _, _ = small_run
+    features = results["features"]["features_dir"]
+    from tasks.tile_features import load_feature_shards
+    train, rows = load_feature_shards(features, "learned pooled", "train")
+    assert train.shape == (28, 8 * 14) and len(np.unique(rows)) == 28
+    rotated, rotated_rows = load_feature_shards(features, "learned unpooled", "test-rot90")
+    assert rotated.shape == (12, 32 * 14)
+    assert not np.allclose(rotated, load_feature_shards(features, "learned unpooled", "test")[0])
+
+
+def test_parameters_are_validated_and_registered():
+    with pytest.raises(ValueError, match="group_size"):
+        HistologyParams(n_features=30, group_size=4)
+    with pytest.raises(ValueError):
+        HistologyParams(colour_mode="lab")
+    with pytest.raises(ValueError):
+        HistologyParams(unknown=1)
+    assert FLOWS["histology"].load()[1] is HistologyParams

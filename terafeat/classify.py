@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import average_precision_score, confusion_matrix
+from sklearn.metrics import (accuracy_score, average_precision_score, balanced_accuracy_score,
+                             confusion_matrix, roc_auc_score, roc_curve)
 from sklearn.metrics.pairwise import additive_chi2_kernel, chi2_kernel
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
@@ -14,10 +15,46 @@ from sklearn.svm import SVC
 from terafeat.datasets.folders import group_folds
 
 
-def linear_classifier(inner_folds: int = 3):
-    """Standardise, then L2 logistic regression with C chosen by inner cross-validation."""
+DEFAULT_CS = tuple(np.logspace(-4, 2, 7))
+
+
+def linear_classifier(inner_folds: int = 3, Cs=DEFAULT_CS, random_state=None):
+    """Standardise, then L2 logistic regression with C chosen by inner cross-validation.
+
+    Cs: the grid of inverse regularisation strengths.  random_state: None
+    keeps the inner folds in data order, else they are shuffled with this seed.
+    """
     model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-    return GridSearchCV(model, {"logisticregression__C": np.logspace(-4, 2, 7)}, cv=inner_folds)
+    folds = (inner_folds if random_state is None
+             else StratifiedKFold(inner_folds, shuffle=True, random_state=random_state))
+    return GridSearchCV(model, {"logisticregression__C": list(Cs)}, cv=folds)
+
+
+def classification_metrics(labels: np.ndarray, predicted: np.ndarray,
+                           scores: np.ndarray | None = None) -> dict:
+    """Accuracy, balanced accuracy, confusion matrix (rows: true class) and, for two
+    classes with ``scores`` (n,) of class 1, ROC AUC and the ROC curve (fpr, tpr lists).
+
+    labels, predicted: (n,) class labels.
+    """
+    classes = np.union1d(labels, predicted)
+    metrics = {"accuracy": float(accuracy_score(labels, predicted)),
+               "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
+               "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
+               "classes": classes.tolist(), "n": int(len(labels))}
+    if scores is not None and len(np.unique(labels)) == 2:
+        fpr, tpr, _ = roc_curve(labels, scores)
+        metrics.update(roc_auc=float(roc_auc_score(labels, scores)),
+                       roc_curve={"fpr": fpr.tolist(), "tpr": tpr.tolist()})
+    return metrics
+
+
+def predict_scores(model, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """A fitted classifier's (predicted labels (n,), class-1 probabilities (n,) or None
+    for more than two classes)."""
+    predicted = model.predict(features)
+    scores = model.predict_proba(features)[:, 1] if len(model.classes_) == 2 else None
+    return predicted, scores
 
 
 def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_folds: int = 5,

@@ -23,7 +23,7 @@ from terafeat.blocks import SUBBLOCKS, fit_to_clips, layer2_shape
 from terafeat.storage import load_json, new_run_dir
 
 #: A vocabulary gets at most one word per this many descriptors (small data sets).
-DESCRIPTORS_PER_WORD = 50
+DESCRIPTORS_PER_WORD = 40
 MOTION_ENERGY_SIZE = 16
 
 

@@ -63,7 +63,9 @@ def action_report(run_dir, results: dict, layer1_filters: np.ndarray) -> Path:
         ("Learned features against the motion-energy peer", [
             f"{results['parameters']['layers']}-layer ISA descriptors, bag of "
             f"{sizes['vocabulary']} words, against the motion-energy image of each clip "
-            "(16x16, standardised, linear SVM) on the same clips and folds.", score_rows]),
+            "(16x16, standardised, linear SVM) on the same clips and folds. The unsupervised "
+            "stages (PCA, ISA layers, vocabulary) see every clip but no label; the SVMs are "
+            "refitted in each fold.", score_rows]),
         ("Confusion matrix (learned features)", [
             confusion_rows(learned["confusion"], learned["classes"]) if "confusion" in learned
             else "mean AP protocol: no confusion matrix", "Misclassified: " +

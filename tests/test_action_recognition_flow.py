@@ -1,0 +1,94 @@
+"""The action_recognition flow end to end through Prefect, on tiny real videos.
+
+Two kinds of motion, encoded with OpenCV: a square moving right
+(video_fixtures.write_video) and one moving down, in a Weizmann-like
+``<class>/v_<class>_gGG_cCC.avi`` layout, plus a truncated clip that the
+flow must skip and report.
+"""
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from flows.action_recognition import ActionRecognitionParams, action_recognition
+from flows.cli import main
+from video_fixtures import FOURCC_BY_SUFFIX, SQUARE, truncated_copy, write_video
+
+N_GROUPS, N_FRAMES, SIDE = 4, 20, 32
+TINY = dict(layout="ucf", block_size=8, block_frames=6, stride=2, n_blocks=1000,
+            n_components1=32, n_features1=32, n_components2=24, n_features2=24, group_size=2,
+            max_iter=15, vocabulary_size=16)
+
+
+def write_falling_square(path, texture_seed: int):
+    """A white square moving down one pixel per frame on a seeded texture (MJPG AVI)."""
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*FOURCC_BY_SUFFIX[".avi"]), 20.0,
+                             (SIDE, SIDE))
+    background = np.random.default_rng(texture_seed).integers(0, 60, (SIDE, SIDE, 3), np.uint8)
+    for t in range(N_FRAMES):
+        frame = background.copy()
+        frame[t:t + SQUARE, 12:12 + SQUARE] = 255
+        writer.write(frame)
+    writer.release()
+
+
+@pytest.fixture(scope="module")
+def action_run(prefect_server, tmp_path_factory):
+    root = tmp_path_factory.mktemp("moving-squares")
+    for name in ("right", "down"):
+        (root / name).mkdir()
+    for group in range(1, N_GROUPS + 1):
+        write_video(root / "right" / f"v_right_g{group:02d}_c01.avi", N_FRAMES, SIDE, SIDE,
+                    texture_seed=group)
+        write_falling_square(root / "down" / f"v_down_g{group:02d}_c01.avi", texture_seed=group)
+    long_clip = write_video(root / "long.avi", 60, 64, 64, texture_seed=0)
+    truncated_copy(long_clip, root / "right" / "v_right_g05_c01.avi", 0.5)
+    long_clip.unlink()
+    reports = tmp_path_factory.mktemp("reports")
+    params = ActionRecognitionParams(data_root=str(root), output_root=str(reports), **TINY)
+    return action_recognition(params), reports
+
+
+def test_flow_classifies_the_clips_and_skips_the_truncated_one(action_run):
+    results, reports = action_run
+    [run] = list((reports / "action_recognition").iterdir())
+    saved = json.loads((run / "results.json").read_text())
+    assert saved["n_clips"] == 2 * N_GROUPS
+    [skipped] = saved["skipped"]
+    assert skipped["path"].endswith("v_right_g05_c01.avi") and "truncated" in skipped["problem"]
+    learned, peer = saved["evaluation"]["learned"], saved["evaluation"]["motion energy"]
+    assert learned["protocol"] == peer["protocol"] == "groups"
+    assert len(learned["fold_accuracy"]) == N_GROUPS and learned["classifier"] == "chi2"
+    assert learned["accuracy"] >= 0.75 and peer["accuracy"] >= 0.75
+    assert np.sum(learned["confusion"]) == 2 * N_GROUPS
+    assert saved["sizes"]["layer1_block"] == [6, 8, 8] and saved["sizes"]["layer2_block"] == [8, 10, 10]
+    assert saved["sizes"]["vocabulary"] == 16
+    shards = sorted((run / "descriptors").glob("*.npy"))
+    assert len(shards) == 2 * N_GROUPS
+    assert np.load(shards[0]).shape[1] == 2 * TINY["n_features2"] // TINY["group_size"]
+    assert np.load(run / "histograms.npy").sum(axis=1) == pytest.approx(np.ones(2 * N_GROUPS))
+    assert np.load(run / "layer1-W.npy").shape == (32, 32)
+    assert np.load(run / "layer2-W.npy").shape == (24, 24)
+    assert set(saved["timings"]) >= {"scan videos", "sample blocks", "train layer1", "train layer2",
+                                     "extract descriptors", "vocabulary", "classify", "motion energy"}
+    assert saved["features"]["seconds_per_frame"] > 0
+    page = (run / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 1 and "v_right_g05_c01.avi" in page
+    assert "motion energy" in page and results["report"] == str((run / "index.html").resolve())
+
+
+def test_parameters_are_validated():
+    with pytest.raises(ValueError, match="group_size"):
+        ActionRecognitionParams(n_features1=301, group_size=2)
+    with pytest.raises(ValueError):
+        ActionRecognitionParams(layers=3)
+    with pytest.raises(ValueError):
+        ActionRecognitionParams(layout="youtube")
+
+
+def test_cli_knows_the_flow(capsys):
+    assert main(["params", "action_recognition"]) == 0
+    defaults = json.loads(capsys.readouterr().out)
+    assert defaults["block_size"] == 16 and defaults["vocabulary_size"] == 3000
+    assert main(["run", "action_recognition", "--set", "layers=3"]) == 2

@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 from distributed import Client, KilledWorker, LocalCluster, default_client, wait
-from scipy.optimize import minimize
 from threadpoolctl import threadpool_limits
 
 from terafeat.rica import (RICA, data_basis, minimize_rica, normalize_rows,
@@ -136,8 +135,7 @@ def _gram(X: np.ndarray) -> tuple[np.ndarray, int]:
 
 def _sparsity(X: np.ndarray, W: np.ndarray, eps: float, pool) -> tuple[float, np.ndarray, int]:
     """(penalty sum, its gradient (k, d), m_s) of one shard: ``rica.sparsity_terms``."""
-    kwargs = {} if pool is None else {"pool": pool}
-    return (*sparsity_terms(W, X, eps, **kwargs), X.shape[0])
+    return (*sparsity_terms(W, X, eps, pool), X.shape[0])
 
 
 def _map_sum(func: Callable, args: tuple, *shards: np.ndarray) -> tuple:
@@ -181,6 +179,16 @@ def get_client(dask_address: str | None = None, n_workers: int | None = None,
     LocalCluster, e.g. ``dashboard_address=":0"``).  An unreachable scheduler
     raises ConnectionError naming the address after ``connect_timeout``
     seconds.  The dashboard link is logged.
+
+    An external cluster (what ``tests/test_distributed.py`` starts)::
+
+        dask scheduler --host 127.0.0.1 --port 8786 &
+        dask worker tcp://127.0.0.1:8786 --nthreads 1 &      # one per core/machine
+        export TERAFEAT_DASK_ADDRESS=tcp://127.0.0.1:8786     # or dask_address=...
+
+    Workers started by ``dask worker`` also get one BLAS thread each (Dask's
+    ``distributed.nanny.pre-spawn-environ``); shard files must be on storage
+    every worker can read.
     """
     address = dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
     if address is None:
@@ -207,7 +215,8 @@ def get_client(dask_address: str | None = None, n_workers: int | None = None,
 
 
 def worker_transfer_bytes(client: Client) -> int:
-    """Bytes the workers have sent to each other so far (cumulative, all workers)."""
+    """Bytes the workers have served so far, to each other or to the scheduler (results
+    gathered for the client); cumulative, all workers."""
     sent = client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total)
     return int(sum(sent.values()))
 
@@ -515,7 +524,7 @@ class DistributedRICA(RICA):
         resumed = self._read_checkpoint(fingerprint)
         if resumed is None:
             basis = data_basis(loss.C)
-            V = self.initial_weights(d if basis is None else basis.shape[1])
+            V = self.initial_weights(d, basis)
             history, times = [], [0.0]
         else:
             V, basis, history, times = resumed
@@ -638,7 +647,6 @@ def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, ep
     (at most one push in flight).
     """
     sizes = np.array([len(shard) for shard in shards])
-    kwargs = {} if pool is None else {"pool": pool}
     pushing = None
     accumulated, since_push = 0.0, 0
     for step in range(n_steps):
@@ -646,7 +654,7 @@ def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, ep
             unit, norms, W = _span_weights(server.fetch().result(), basis, C.dtype)
         shard = shards[rng.choice(len(shards), p=sizes / sizes.sum())]
         batch = shard[rng.integers(0, len(shard), batch_size)]
-        penalty_sum, penalty_grad = sparsity_terms(W, batch, eps, **kwargs)
+        penalty_sum, penalty_grad = sparsity_terms(W, batch, eps, pool)
         _, grad = _objective(reconstruction_terms(W, C, lam), penalty_sum, penalty_grad, batch_size)
         accumulated = accumulated + _span_gradient(grad, unit, norms, basis)
         since_push += 1
@@ -716,9 +724,9 @@ class DownpourRICA(RICA):
             groups = data.by_worker()
             server_worker = next(iter(groups))
             server = client.submit(
-                ParameterServer, self.initial_weights(d if basis is None else basis.shape[1]),
-                basis, self.learning_rate, int(self.snapshot_every), self.checkpoint_path,
-                int(self.checkpoint_every), actor=True, workers=[server_worker]).result()
+                ParameterServer, self.initial_weights(d, basis), basis, self.learning_rate,
+                int(self.snapshot_every), self.checkpoint_path, int(self.checkpoint_every),
+                actor=True, workers=[server_worker]).result()
             basis = server.get_basis().result()  # a resumed server's own
             rngs = check_random_state(self.random_state).spawn(len(groups) + 1)
 

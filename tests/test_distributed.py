@@ -161,11 +161,6 @@ def test_distributed_lbfgs_equals_single_process_lbfgs(client, shards, reference
     np.testing.assert_allclose(model.transform(make_patches(5)), make_patches(5) @ model.W_.T)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "rica.RICA.initial_weights(r) draws V0 in the coordinates of data_basis(C), whose "
-    "eigenvectors are arbitrary when C's spectrum is flat (whitened data): a 1e-16 change "
-    "of C (shard-wise sums) rotates them.  Drawing W0 (k, d) and taking V0 = W0 @ basis "
-    "makes the run basis-independent (checked: W agrees to 1e-13)."))
 def test_distributed_lbfgs_equals_single_process_lbfgs_on_whitened_data(client, patches, tmp_path):
     eigenvalues, eigenvectors = np.linalg.eigh(patches.T @ patches / len(patches))
     span = eigenvectors[:, 1:]  # the DC direction has eigenvalue 0

@@ -38,10 +38,12 @@ class HistologyParams(BaseModel):
     n_patches: int = Field(50_000, ge=100, description="training patches")
     patch_tiles: int = Field(2000, ge=1, description="training tiles the patches come from")
     whitening_eps: float = Field(0.03, ge=0, description="ZCA regulariser added to each eigenvalue")
+    remove_dc: bool = Field(False, description="subtract each patch's mean before whitening "
+                            "(drops the stain intensity that marks dense dark nuclei)")
     n_features: int = Field(256, ge=2, description="RICA simple units")
     group_size: int = Field(4, ge=1, description="ISA group size: simple units per pooled unit")
     lam: float = Field(10.0, gt=0, description="weight of the reconstruction term")
-    eps: float = Field(1e-2, gt=0, description="smoothing of sqrt(eps + u^2) in training and pooling")
+    eps: float = Field(1e-2, gt=0, description="smoothing of sqrt(eps + u^2), training and pooling")
     max_iter: int = Field(200, ge=1, description="L-BFGS iterations")
     stride: int = Field(4, ge=1, description="stride of the convolutional encoding, pixels")
     pooling: Literal["quadrants", "pyramid"] = Field(
@@ -58,7 +60,8 @@ class HistologyParams(BaseModel):
     @model_validator(mode="after")
     def _groups_divide_features(self):
         if self.n_features % self.group_size:
-            raise ValueError(f"group_size {self.group_size} must divide n_features {self.n_features}")
+            raise ValueError(f"group_size {self.group_size} must divide "
+                             f"n_features {self.n_features}")
         return self
 
 
@@ -84,7 +87,7 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
                     params.patch_size, params.colour_mode, params.patch_tiles, params.batch_size,
                     params.seed)
     whitener, whitened = timed("whiten", whiten_patches, patches["patches"], run, "zca",
-                               params.whitening_eps)
+                               params.whitening_eps, remove_dc=params.remove_dc)
     training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
                      params.eps, params.max_iter, params.dtype, params.seed, params.group_size)
     features = timed("extract features", extract_tile_features, tiles["tiles"], run, whitener,
@@ -105,5 +108,6 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
     # the report written above carries every timing but its own
     results["report"] = str(Path(page).resolve())
     for name, metrics in classification["metrics"].items():
-        logger.info("%-16s accuracy %.4f, AUC %s", name, metrics["accuracy"], metrics.get("roc_auc"))
+        logger.info("%-16s accuracy %.4f, AUC %s", name, metrics["accuracy"],
+                    metrics.get("roc_auc"))
     return results

@@ -1,4 +1,4 @@
-"""Stage: one linear classifier per feature set, trained on the training tiles, scored on the test tiles."""
+"""Stage: one linear classifier per feature set, trained on training tiles, scored on test tiles."""
 from __future__ import annotations
 
 import time
@@ -58,6 +58,7 @@ def _summary(metrics: dict) -> dict:
     return {"accuracy": metrics["accuracy"], "roc_auc": metrics.get("roc_auc")}
 
 
-def _prediction_table(rows: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None) -> np.ndarray:
+def _prediction_table(rows: np.ndarray, predicted: np.ndarray,
+                      scores: np.ndarray | None) -> np.ndarray:
     return np.column_stack([rows, predicted, np.full(len(rows), np.nan) if scores is None
                             else scores]).astype(np.float64)

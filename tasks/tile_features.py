@@ -47,15 +47,17 @@ def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_p
                           batch_size: int) -> dict:
     """Every feature set of every readable tile, ``batch_size`` tiles at a time.
 
-    PCA keeps k / group_size components of the training patches, so it has
-    the pooled features' dimension.  Returns {"features_dir", "dimensions":
+    PCA keeps k / group_size components of the training patches (whitened
+    like the learned layer's input), so it has the pooled features' dimension.
+    Returns {"features_dir", "dimensions":
     {set: f}, "seconds": {set: s}, "n_tiles": {split: n}, "problems": [[path, problem]]}.
     """
     logger = get_run_logger()
     table = load_tile_table(tiles_path)
     whitener, W = load_whitener(whitener_path), load_array(W_path)
     pca = Whitener("pca", n_components=min(W.shape[0] // group_size, W.shape[1]),
-                   eps=whitener.eps).fit(load_array(patches_path))
+                   eps=whitener.eps, remove_dc=whitener.remove_dc)
+    pca.fit(load_array(patches_path))
     encoders = learned_encoders(whitener, W, pca, group_size, eps)
 
     def encode(name, tiles):

@@ -12,13 +12,17 @@ from terafeat.whitening import Whitener
 
 @task(name="whiten")
 def whiten_patches(patches_path: str, run_dir: str, method: str, eps: float,
-                   n_components: int | None = None, prefix: str = "") -> tuple[str, str]:
+                   n_components: int | None = None, prefix: str = "",
+                   remove_dc: bool = True) -> tuple[str, str]:
     """Fit ``Whitener`` on the patches; writes ``<prefix>whitener.npz`` and ``<prefix>whitened.npy``.
+
+    remove_dc: subtract each patch's own mean first (see ``Whitener``).
 
     Returns (whitener path, whitened patches path).
     """
     patches = load_array(patches_path)
-    whitener = Whitener(method, n_components=n_components, eps=eps, dtype=patches.dtype)
+    whitener = Whitener(method, n_components=n_components, eps=eps, remove_dc=remove_dc,
+                        dtype=patches.dtype)
     whitened = whitener.fit_transform(patches)
     kept = whitener.explained_variance_
     get_run_logger().info("%s whitening, eps=%g: %d components, variance kept after damping %.3f",

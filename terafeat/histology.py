@@ -33,7 +33,8 @@ from sklearn.model_selection import train_test_split
 
 from terafeat.colour import convert_tiles
 from terafeat.datasets.folders import read_image_folders
-from terafeat.datasets.tiles import PCAM_CLASS_NAMES, iter_pcam_batches, read_pcam_folders, read_pcam_h5
+from terafeat.datasets.tiles import (PCAM_CLASS_NAMES, iter_pcam_batches, read_pcam_folders,
+                                     read_pcam_h5)
 from terafeat.encode import encode_images, layer_features
 from terafeat.images import iter_image_batches
 from terafeat.isa import subspace_pooling

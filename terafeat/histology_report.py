@@ -60,7 +60,8 @@ def save_invariance_plot(path, invariance: dict[str, dict[str, dict]]) -> Path:
     low = min(v["accuracy"] for sets in invariance.values() for v in sets.values())
     axes.set_ylim(max(0.0, low - 0.05), 1.0)
     axes.set_xticks(range(len(transforms)), transforms)
-    axes.set(ylabel="test accuracy", title="Test tiles rotated / flipped (classifier trained on originals)")
+    axes.set(ylabel="test accuracy",
+             title="Test tiles rotated / flipped (classifier trained on originals)")
     axes.legend(fontsize=8)
     return _save_figure(path, figure)
 
@@ -99,8 +100,9 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
         "filters": save_image(run / "filters.png", tile_filters(filters, patch_shape), scale=4),
         "objective": save_line_plot(run / "objective.png", {"RICA objective": objective},
                                     "L-BFGS iteration", "J(W)", "Training objective"),
-        "confusion": save_confusion_plot(run / "confusion.png", metrics[learned]["confusion_matrix"],
-                                         class_names, f"{learned} features, test tiles"),
+        "confusion": save_confusion_plot(run / "confusion.png",
+                                         metrics[learned]["confusion_matrix"], class_names,
+                                         f"{learned} features, test tiles"),
         "invariance": save_invariance_plot(run / "invariance.png",
                                            results["classification"]["invariance"]),
     }
@@ -118,10 +120,12 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
             for name, m in metrics.items()]
     invariance_rows = [{"features": name, **{t: v["accuracy"] for t, v in by_transform.items()}}
                        for name, by_transform in results["classification"]["invariance"].items()]
-    unreadable = [{"tile": path, "problem": problem} for path, problem in results["unreadable_tiles"]]
+    unreadable = [{"tile": path, "problem": problem}
+                  for path, problem in results["unreadable_tiles"]]
     save_json(run / "results.json", results)
     parameters = results["parameters"]
-    return write_html_report(run / "index.html", "terafeat histology: invariant features of H&E tiles", [
+    title = "terafeat histology: invariant features of H&E tiles"
+    return write_html_report(run / "index.html", title, [
         ("Tiles", [f"Data set {parameters['dataset']} at {parameters['data_root']}; tiles per "
                    f"split and label: {results['tiles']['counts']}; features of "
                    f"{results['features']['n_tiles']} readable tiles."]),
@@ -142,5 +146,6 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
         ("Timing per stage", [{"stage": stage, "seconds": s}
                               for stage, s in results["timings"].items()]),
         ("Unreadable tiles (skipped)", [unreadable] if unreadable else ["none"]),
-        ("Parameters", [{"parameter": key, "value": str(value)} for key, value in parameters.items()]),
+        ("Parameters", [{"parameter": key, "value": str(value)}
+                        for key, value in parameters.items()]),
     ])

@@ -67,7 +67,8 @@ def action_report(run_dir, results: dict, layer1_filters: np.ndarray) -> Path:
             "stages (PCA, ISA layers, vocabulary) see every clip but no label; the SVMs are "
             "refitted in each fold.", score_rows]),
         ("Confusion matrix (learned features)", [
-            confusion_rows(learned["confusion"], learned["classes"]) if "confusion" in learned
+            confusion_rows(learned["confusion_matrix"], learned["classes"])
+            if "confusion_matrix" in learned
             else "mean AP protocol: no confusion matrix", "Misclassified: " +
             (", ".join(Path(path).name for path in learned.get("wrong", [])) or "none")]),
         ("Layer-1 filters", [

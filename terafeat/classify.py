@@ -149,10 +149,10 @@ def split_folds(splits, test: str = "test") -> list[tuple[np.ndarray, np.ndarray
 def evaluate_folds(features: np.ndarray, labels, folds, model) -> dict:
     """Accuracy of ``model`` (refitted per fold) over (train_index, test_index) folds.
 
-    features: (n, f); labels: (n,). Returns {"accuracy": over all tested items,
-    "fold_accuracy": [...], "tested": indices in test order, "predicted":
-    their predicted labels, "classes": sorted labels, "confusion": rows = true
-    class, columns = predicted, counts}.
+    features: (n, f); labels: (n,). Returns :func:`classification_metrics` of
+    all tested items (accuracy, balanced_accuracy, confusion_matrix, classes,
+    n) plus "fold_accuracy": [...], "tested": indices in test order and
+    "predicted": their predicted labels.
     """
     labels = np.asarray(labels)
     tested, predicted, fold_accuracy = [], [], []
@@ -163,11 +163,8 @@ def evaluate_folds(features: np.ndarray, labels, folds, model) -> dict:
         tested.append(test)
         predicted.append(guess)
     tested, predicted = np.concatenate(tested), np.concatenate(predicted)
-    classes = np.unique(labels)
-    return {"accuracy": float(np.mean(predicted == labels[tested])),
-            "fold_accuracy": fold_accuracy, "tested": tested.tolist(),
-            "predicted": predicted.tolist(), "classes": classes.tolist(),
-            "confusion": confusion_matrix(labels[tested], predicted, labels=classes).tolist()}
+    return {**classification_metrics(labels[tested], predicted), "fold_accuracy": fold_accuracy,
+            "tested": tested.tolist(), "predicted": predicted.tolist()}
 
 
 def mean_average_precision(features: np.ndarray, label_matrix: np.ndarray, train, test,

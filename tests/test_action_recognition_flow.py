@@ -61,7 +61,7 @@ def test_flow_classifies_the_clips_and_skips_the_truncated_one(action_run):
     assert learned["protocol"] == peer["protocol"] == "groups"
     assert len(learned["fold_accuracy"]) == N_GROUPS and learned["classifier"] == "chi2"
     assert learned["accuracy"] >= 0.75 and peer["accuracy"] >= 0.75
-    assert np.sum(learned["confusion"]) == 2 * N_GROUPS
+    assert np.sum(learned["confusion_matrix"]) == 2 * N_GROUPS
     assert saved["sizes"]["layer1_block"] == [6, 8, 8] and saved["sizes"]["layer2_block"] == [8, 10, 10]
     assert saved["sizes"]["vocabulary"] == 16
     shards = sorted((run / "descriptors").glob("*.npy"))

@@ -134,7 +134,7 @@ def test_protocols_keep_groups_apart_and_score_mean_ap():
     groups = np.tile(np.arange(6), 4)
     result = evaluate_protocol(histograms, labels, "groups", make_classifier("chi2"), groups)
     assert len(result["fold_accuracy"]) == 6 and result["accuracy"] >= 0.9
-    assert sorted(result["tested"]) == list(range(24)) and np.sum(result["confusion"]) == 24
+    assert sorted(result["tested"]) == list(range(24)) and np.sum(result["confusion_matrix"]) == 24
     splits = np.where(np.arange(24) % 3 == 0, "test", "train")
     split = evaluate_protocol(histograms, labels, "split", make_classifier("linear"), splits=splits)
     assert len(split["tested"]) == 8

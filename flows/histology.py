@@ -33,23 +33,23 @@ class HistologyParams(BaseModel):
     max_tiles_per_split: int | None = Field(None, ge=2, description="seeded, label-stratified "
                                             "subset of each split, for quick runs (None: all)")
     colour_mode: Literal["rgb", "hed", "grey"] = Field(
-        "rgb", description="patch colours: RGB, H&E stain densities (rgb2hed), or grey")
+        "hed", description="patch colours: RGB, H&E stain densities (rgb2hed), or grey")
     patch_size: int = Field(8, ge=3, le=16, description="side of the square patches, pixels")
     n_patches: int = Field(50_000, ge=100, description="training patches")
     patch_tiles: int = Field(2000, ge=1, description="training tiles the patches come from")
     whitening_eps: float = Field(0.03, ge=0, description="ZCA regulariser added to each eigenvalue")
     remove_dc: bool = Field(False, description="subtract each patch's mean before whitening "
                             "(drops the stain intensity that marks dense dark nuclei)")
-    n_features: int = Field(256, ge=2, description="RICA simple units")
+    n_features: int = Field(512, ge=2, description="RICA simple units")
     group_size: int = Field(4, ge=1, description="ISA group size: simple units per pooled unit")
     lam: float = Field(10.0, gt=0, description="weight of the reconstruction term")
     eps: float = Field(1e-2, gt=0, description="smoothing of sqrt(eps + u^2), training and pooling")
-    max_iter: int = Field(200, ge=1, description="L-BFGS iterations")
+    max_iter: int = Field(150, ge=1, description="L-BFGS iterations")
     stride: int = Field(4, ge=1, description="stride of the convolutional encoding, pixels")
     pooling: Literal["quadrants", "pyramid"] = Field(
         "pyramid", description="spatial sum-pooling cells: 2x2, or 1x1 + 2x2 + 3x3")
     pixel_size: int = Field(16, ge=2, description="side of the downsampled tile (pixels peer)")
-    Cs: tuple[float, ...] = Field((1e-3, 1e-2, 1e-1, 1.0, 10.0), min_length=1,
+    Cs: tuple[float, ...] = Field((1e-3, 1e-2, 1e-1), min_length=1,
                                   description="grid of logistic regression's C")
     inner_folds: int = Field(3, ge=2, le=10, description="CV folds choosing C (training split)")
     batch_size: int = Field(256, ge=1, description="tiles read and encoded at a time")

@@ -126,9 +126,11 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
     parameters = results["parameters"]
     title = "terafeat histology: invariant features of H&E tiles"
     return write_html_report(run / "index.html", title, [
-        ("Tiles", [f"Data set {parameters['dataset']} at {parameters['data_root']}; tiles per "
-                   f"split and label: {results['tiles']['counts']}; features of "
-                   f"{results['features']['n_tiles']} readable tiles."]),
+        ("Tiles", [f"Data set {parameters['dataset']} at {parameters['data_root']}: tiles "
+                   "listed per split and class, and those read (unreadable ones skipped).",
+                   [{"split": split, **{class_names[int(label)]: n for label, n in counts.items()},
+                     "read": results["features"]["n_tiles"][split]}
+                    for split, counts in results["tiles"]["counts"].items()]]),
         ("Learned colour filters", [
             f"{filters.shape[0]} RICA filters of {'x'.join(map(str, patch_shape))} "
             f"{parameters['colour_mode']} patches (whitened space), trained with ISA pooling in "
@@ -143,9 +145,9 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
             "units and the unpooled simple units |Wx| of the same filters.",
             invariance_rows, figures["invariance"]]),
         ("Examples (learned pooled features)", example_items or ["no test tiles"]),
-        ("Timing per stage", [{"stage": stage, "seconds": s}
-                              for stage, s in results["timings"].items()]),
+        ("Timing per stage", [[{"stage": stage, "seconds": s}
+                               for stage, s in results["timings"].items()]]),
         ("Unreadable tiles (skipped)", [unreadable] if unreadable else ["none"]),
-        ("Parameters", [{"parameter": key, "value": str(value)}
-                        for key, value in parameters.items()]),
+        ("Parameters", [[{"parameter": key, "value": str(value)}
+                         for key, value in parameters.items()]]),
     ])

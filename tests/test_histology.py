@@ -132,3 +132,28 @@ def test_classification_metrics_and_classifier():
     model = linear_classifier(3, (0.1, 1.0), random_state=0).fit(features, np.repeat([0, 1], 30))
     predicted, scores = predict_scores(model, features)
     assert (predicted == np.repeat([0, 1], 30)).mean() > 0.9 and scores.shape == (60,)
+
+
+def test_pcam_h5_tiles_in_table_order(tmp_path):
+    h5py = pytest.importorskip("h5py")
+    rng = np.random.default_rng(5)
+    stored = {}
+    for split, n in (("train", 7), ("test", 5)):
+        stored[split] = rng.integers(0, 255, (n, 12, 12, 3), dtype=np.uint8)
+        with h5py.File(tmp_path / f"camelyonpatch_level_2_split_{split}_x.h5", "w") as file:
+            file["x"] = stored[split]
+        with h5py.File(tmp_path / f"camelyonpatch_level_2_split_{split}_y.h5", "w") as file:
+            file["y"] = (np.arange(n) % 2).reshape(n, 1, 1, 1).astype(np.uint8)
+    table, class_names, problems = read_tile_table("pcam_h5", tmp_path)
+    assert class_names == ["normal", "metastatic"] and problems == [] and len(table) == 12
+    shuffled = table.sample(frac=1.0, random_state=0)
+    rows, tiles = [], []
+    for kept, batch, batch_problems in iter_tile_batches(shuffled, 4):
+        rows.append(kept)
+        tiles.append(batch)
+        assert batch.dtype == np.float32 and batch_problems == []
+    rows, tiles = np.concatenate(rows), np.concatenate(tiles)
+    np.testing.assert_array_equal(rows, np.arange(12))
+    for position, (_, row) in enumerate(shuffled.iterrows()):
+        np.testing.assert_allclose(tiles[position] * 255, stored[row["split"]][row["index"]],
+                                   atol=1e-3)

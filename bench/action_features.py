@@ -70,15 +70,6 @@ def weizmann_runs(root: Path, settings: dict, output_root: str, seed: int) -> di
     return runs
 
 
-def model_of(results: dict) -> dict:
-    """The model spec of a finished run (its files, named as the flow writes them)."""
-    run, sizes, p = Path(results["run_dir"]), results["sizes"], results["parameters"]
-    layers = {f"layer{n}": {"whitener": str(run / f"layer{n}-whitener.npz"),
-                            "W": str(run / f"layer{n}-W.npy")} for n in (1, 2)}
-    return {**layers, "group_size": p["group_size"], "eps": p["eps"],
-            "block_shape": sizes["layer1_block"], "stride": sizes["stride"]}
-
-
 def kth_check(root: Path, model: dict) -> dict:
     """Readers, decoding and two-layer descriptors on the KTH sample."""
     frame = read_kth(root, strict=False)
@@ -125,7 +116,7 @@ def main(argv=None) -> int:
             extract(data_root / archive, tmp)
         runs = weizmann_runs(tmp / "weizmann4", settings, args.output_root or str(tmp / "reports"),
                              args.seed)
-        kth = kth_check(tmp / "kth-sample", model_of(runs[2][0]))
+        kth = kth_check(tmp / "kth-sample", runs[2][0]["model"])
     print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     print(f"settings: {settings}, otherwise the flow's defaults "

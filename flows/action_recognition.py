@@ -156,7 +156,7 @@ def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams
     listing = load_json(clips_path)
     results = {"flow": "action_recognition", "run_dir": str(run_dir.resolve()),
                "parameters": p.model_dump(mode="json"), "n_clips": len(listing["clips"]),
-               "skipped": listing["skipped"], "sizes": sizes, "training": training,
+               "skipped": listing["skipped"], "sizes": sizes, "model": model, "training": training,
                "features": features, "evaluation": evaluation, "timings": timed.timings}
     page = timed("write report", write_action_report, run, results, model)
     # the report written above carries every timing but its own

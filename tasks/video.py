@@ -31,11 +31,8 @@ def scan_action_videos(data_root: str, layout: str, run_dir: str) -> str:
     skipped = [{"path": path, "problem": problem}
                for path, problem in list(frame.attrs["problems"]) + problems]
     info_of = {info.path: info for info in good}
-    clips = [{**{key: (list(value) if isinstance(value, tuple) else value)
-                 for key, value in row.items()},
-              "n_frames": info_of[row["path"]].n_frames, "height": info_of[row["path"]].height,
-              "width": info_of[row["path"]].width}
-             for row in frame.to_dict("records") if row["path"] in info_of]
+    clips = [{**row, "n_frames": info.n_frames, "height": info.height, "width": info.width}
+             for row in frame.to_dict("records") if (info := info_of.get(row["path"]))]
     for item in skipped:
         logger.warning("skipping %s: %s", item["path"], item["problem"])
     if not clips:

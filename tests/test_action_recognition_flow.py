@@ -70,6 +70,7 @@ def test_flow_classifies_the_clips_and_skips_the_truncated_one(action_run):
     assert np.load(run / "histograms.npy").sum(axis=1) == pytest.approx(np.ones(2 * N_GROUPS))
     assert np.load(run / "layer1-W.npy").shape == (32, 32)
     assert np.load(run / "layer2-W.npy").shape == (24, 24)
+    assert saved["model"]["layer2"]["W"] == str(run / "layer2-W.npy")
     assert set(saved["timings"]) >= {"scan videos", "sample blocks", "train layer1", "train layer2",
                                      "extract descriptors", "vocabulary", "classify", "motion energy"}
     assert saved["features"]["seconds_per_frame"] > 0

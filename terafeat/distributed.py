@@ -343,7 +343,8 @@ class ShardedData:
                 return self._map_reduce_once(func, args)
             except _WORKER_FAILURES + (WorkerLostError,) as error:
                 if attempt == self.max_recoveries:
-                    raise RuntimeError(f"gave up after {attempt} recoveries from lost workers") from error
+                    raise RuntimeError(
+                        f"gave up after {attempt} recoveries from lost workers") from error
                 self._recover(error)
 
     def _map_reduce_once(self, func: Callable, args: tuple) -> tuple:
@@ -469,6 +470,10 @@ class DistributedRICA(RICA):
         the evaluation is redone and L-BFGS never notices.)
     max_recoveries : lost-worker recoveries allowed per evaluation.
 
+    During fit the client process runs its BLAS on one thread (its share of
+    the work, the O(k d^2) reconstruction term, is small; more threads would
+    compete with local workers for the cores).
+
     Extra fitted attributes: ``times_`` (n_iter_ + 1,) seconds since training
     started at each ``objective_`` entry; ``n_recoveries_``;
     ``bytes_per_evaluation_`` (client traffic of one evaluation);
@@ -489,8 +494,6 @@ class DistributedRICA(RICA):
     def fit(self, shards, y=None) -> "DistributedRICA":
         """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
         dtype = self._check_params()
-        # The client's share of the work is small; its BLAS threads would only
-        # compete with the workers for the cores.
         with ShardedData(self.client or default_client(), _shard_paths(shards), dtype,
                          max_recoveries=self.max_recoveries) as data, \
                 threadpool_limits(1, "blas"):
@@ -544,7 +547,8 @@ class DistributedRICA(RICA):
             V = V_now.copy()
             history.append(value)
             times.append(time.perf_counter() - start)
-            if self.checkpoint_path is not None and (done + iteration) % int(self.checkpoint_every) == 0:
+            due = (done + iteration) % int(self.checkpoint_every) == 0
+            if self.checkpoint_path is not None and due:
                 self._write_checkpoint(V, basis, history, times, fingerprint)
             if self.callback is not None:
                 self.callback(done + iteration, value)
@@ -823,7 +827,8 @@ def train_rica_layer(X_or_shard_paths, params: Mapping, backend: str = "local",
     with get_client(dask_address) as client, contextlib.ExitStack() as stack:
         shard_paths = X_or_shard_paths
         if isinstance(shard_paths, np.ndarray):
-            folder = shard_folder or stack.enter_context(tempfile.TemporaryDirectory(prefix="shards-"))
+            folder = shard_folder or stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="shards-"))
             n_workers = max(1, len(client.scheduler_info()["workers"]))
             shard_paths = write_shards(shard_paths, folder, _rows_per_shard(shard_paths, n_workers))
         estimator = estimators[solver](**params, callback=callback, client=client,

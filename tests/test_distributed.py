@@ -233,20 +233,28 @@ def test_train_rica_layer_on_an_array(client, patches, tmp_path):
         train_rica_layer(patches, params, checkpoint_path=tmp_path / "x.npz")
 
 
-def test_external_scheduler_and_worker_processes(shards, monkeypatch):
+def test_external_scheduler_and_worker_processes(patches, shards, monkeypatch):
+    """``dask scheduler`` and a three-thread ``dask worker`` as separate processes, found
+    through TERAFEAT_DASK_ADDRESS; three tasks per evaluation and fan_in=2 take the tree."""
     address = f"tcp://127.0.0.1:{free_port()}"
     dask = str(Path(sys.executable).with_name("dask"))  # the CLI of this environment
     processes = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port",
                                    address.rsplit(":", 1)[1], "--no-dashboard"],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     try:
-        processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1",
+        processes.append(subprocess.Popen([dask, "worker", address, "--nthreads", "3",
                                            "--no-dashboard"],
                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         monkeypatch.setenv(DASK_ADDRESS_ENV, address)
         with get_client(connect_timeout=30) as external:
             external.wait_for_workers(1, timeout=60)
-            assert list(external.nthreads()) != [] and external.scheduler.address == address
+            assert external.scheduler.address == address
+            W = np.random.default_rng(2).standard_normal((32, 16))
+            with ShardedData(external, shards, np.float64, fan_in=2) as data:
+                value, grad = DistributedRicaLoss(data, PARAMS["lam"], PARAMS["eps"])(W)
+            expected_value, expected_grad = RicaLoss(patches, 32, PARAMS["lam"], PARAMS["eps"])(W)
+            assert value == pytest.approx(expected_value, rel=1e-12)
+            np.testing.assert_allclose(grad, expected_grad, rtol=1e-10, atol=1e-12)
         params = {**PARAMS, "max_iter": 15, "dtype": np.float64}
         model = train_rica_layer(shards, params, backend="dask")
         assert relative_difference(model.W_, train_rica_layer(shards, params).W_) < 1e-4

@@ -28,6 +28,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--set", dest="overrides", action="append", type=_parse_assignment, default=[],
                      metavar="KEY=VALUE", help="a flow parameter (repeatable), e.g. --set max_iter=100")
     run.add_argument("--output-root", help="folder for reports (default: ./reports)")
+    run.add_argument("--dask-address", metavar="tcp://HOST:PORT",
+                     help="train on this Dask scheduler (sets backend=dask; "
+                          "--set backend=dask alone starts a local cluster)")
     show = commands.add_parser("params", help="print a flow's parameters with defaults, as JSON")
     show.add_argument("flow", choices=sorted(FLOWS))
     return parser
@@ -46,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = dict(args.overrides)
     if args.output_root:
         overrides["output_root"] = args.output_root
+    if args.dask_address:
+        overrides.update(backend="dask", dask_address=args.dask_address)
     from pydantic import ValidationError
     try:
         params = model.model_validate(overrides)

@@ -8,8 +8,9 @@ from typing import Literal
 
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from flows.options import TrainingBackend
 from tasks.evaluation import evaluate_face_features
 from tasks.patches import sample_bundled_patches
 from tasks.report import write_quickstart_report
@@ -19,10 +20,8 @@ from terafeat.datasets.bundled import NATURAL_IMAGES
 from terafeat.storage import new_run_dir
 
 
-class QuickstartParams(BaseModel):
+class QuickstartParams(TrainingBackend):
     """Parameters of the quickstart flow (the Prefect UI shows them as a form)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     images: tuple[str, ...] = Field(NATURAL_IMAGES, description="bundled images to sample patches from")
     patch_size: int = Field(8, ge=4, le=16, description="side of the square grey patches, pixels")
@@ -64,7 +63,8 @@ def quickstart(params: QuickstartParams = QuickstartParams()) -> dict:
                     params.n_patches, params.patch_size, params.seed)
     whitener, whitened = timed("whiten", whiten_patches, patches, run, "zca", params.whitening_eps)
     training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
-                     params.eps, params.max_iter, params.dtype, params.seed)
+                     params.eps, params.max_iter, params.dtype, params.seed,
+                     **params.backend_options())
     evaluation = timed("evaluate features", evaluate_face_features, whitener, training["W"], patches,
                        params.patch_size, params.group_size, params.eps, params.n_folds, params.seed)
     results = {"flow": "quickstart", "run_dir": str(run_dir.resolve()),

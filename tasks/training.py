@@ -6,8 +6,8 @@ from pathlib import Path
 
 from prefect import get_run_logger, task
 
+from terafeat import distributed
 from terafeat.isa import subspace_pooling
-from terafeat.rica import RICA
 from terafeat.storage import load_array, save_array
 
 LOG_EVERY = 25
@@ -16,11 +16,16 @@ LOG_EVERY = 25
 @task(name="train-rica")
 def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: float, eps: float,
                      max_iter: int, dtype: str, seed: int, group_size: int = 1,
-                     prefix: str = "") -> dict:
+                     prefix: str = "", backend: str = "local", dask_address: str | None = None,
+                     solver: str = "lbfgs") -> dict:
     """RICA on whitened patches (m, d); group_size > 1 trains with ISA pooling.
 
-    Writes ``<prefix>W.npy`` (k, d) and ``<prefix>objective.npy`` (iterations + 1,);
-    returns their paths and the fit's summary numbers.
+    backend "local" trains in this process; "dask" on a Dask cluster
+    (``dask_address``, else ``TERAFEAT_DASK_ADDRESS``, else a local cluster),
+    with shards and a checkpoint (``<prefix>checkpoint.npz``) under the run
+    folder and ``solver`` "lbfgs" (exact) or "downpour" (asynchronous SGD).
+    Writes ``<prefix>W.npy`` (k, d) and ``<prefix>objective.npy``; returns
+    their paths and the fit's summary numbers.
     """
     logger = get_run_logger()
     X = load_array(whitened_path)
@@ -32,13 +37,20 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
             logger.info("iteration %d: objective %.6g (%.1f s)", iteration, value,
                         time.perf_counter() - started)
 
-    layer = RICA(n_features, lam=lam, eps=eps, max_iter=max_iter, dtype=dtype,
-                 random_state=seed, pool=pool, callback=report).fit(X)
+    run = Path(run_dir)
+    options = {}
+    if backend == "dask":
+        options = {"dask_address": dask_address, "solver": solver,
+                   "checkpoint_path": run / f"{prefix}checkpoint.npz",
+                   "shard_folder": run / f"{prefix}shards"}
+    layer = distributed.train_rica_layer(
+        X, {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
+            "dtype": dtype, "random_state": seed, "pool": pool},
+        backend=backend, callback=report, **options)
     seconds = time.perf_counter() - started
     logger.info("RICA %d -> %d features: %d iterations in %.1f s, objective %.6g -> %.6g (%s)",
                 X.shape[1], n_features, layer.n_iter_, seconds, layer.objective_[0],
                 layer.objective_[-1], layer.optimizer_message_)
-    run = Path(run_dir)
     return {"W": str(save_array(run / f"{prefix}W.npy", layer.W_)),
             "objective": str(save_array(run / f"{prefix}objective.npy", layer.objective_)),
             "n_iter": layer.n_iter_, "seconds": seconds,

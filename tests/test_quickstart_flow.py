@@ -2,6 +2,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -46,6 +47,17 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
     assert results["report"] == str((run / "index.html").resolve())
 
 
+def test_dask_backend_trains_the_same_layer(small_run, tmp_path):
+    local, _ = small_run
+    results = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask", **SMALL))
+    run = Path(results["run_dir"])
+    assert (run / "checkpoint.npz").exists() and list((run / "shards").glob("*.npy"))
+    assert results["training"]["n_iter"] == local["training"]["n_iter"]
+    assert results["training"]["final_objective"] == pytest.approx(
+        local["training"]["final_objective"], rel=1e-3)
+    assert results["evaluation"]["accuracy"].keys() == local["evaluation"]["accuracy"].keys()
+
+
 def test_parameters_are_validated():
     with pytest.raises(ValueError, match="group_size"):
         QuickstartParams(n_features=10, group_size=4)
@@ -53,6 +65,8 @@ def test_parameters_are_validated():
         QuickstartParams(patch_size=2)
     with pytest.raises(ValueError):
         QuickstartParams(unknown=1)
+    with pytest.raises(ValueError):
+        QuickstartParams(backend="spark")
 
 
 def test_cli_rejects_bad_parameters_and_prints_defaults(capsys):

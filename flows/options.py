@@ -1,0 +1,25 @@
+"""Parameter groups that several flows share."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TrainingBackend(BaseModel):
+    """Where layers train: in the flow's process, or on a Dask cluster."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: Literal["local", "dask"] = Field(
+        "local", description="local: numpy in this process; dask: shards on a Dask cluster")
+    dask_address: str | None = Field(
+        None, description="scheduler address (tcp://host:8786) for backend=dask; empty: "
+                          "$TERAFEAT_DASK_ADDRESS, else a local cluster of one worker per core")
+    solver: Literal["lbfgs", "downpour"] = Field(
+        "lbfgs", description="dask only: exact distributed L-BFGS, or Downpour SGD "
+                             "(asynchronous, parameter server)")
+
+    def backend_options(self) -> dict:
+        """Keyword arguments of ``tasks.training.train_rica_layer``."""
+        return {"backend": self.backend, "dask_address": self.dask_address, "solver": self.solver}

@@ -44,7 +44,8 @@ __all__ = [
     "unit_norm_gradient",
 ]
 
-#: Target size in bytes of one block of ``Z = X W^T`` (fits the L2/L3 cache).
+#: Target size in bytes of one (b, k) block of ``Z = X W^T`` (cache-sized);
+#: b stays within [512, 4096] rows so that each block is a well-shaped GEMM.
 BLOCK_BYTES = 1 << 20
 
 
@@ -148,10 +149,11 @@ def sparsity_terms(W: np.ndarray, X: np.ndarray, eps: float,
 class RicaLoss:
     """The RICA objective and gradient over fixed data, with reusable buffers.
 
-    ``RicaLoss(X, lam, eps)(W) -> (J, dJ/dW)``; X: (m, d), W: (k, d), both in
-    the same float dtype.  Construction computes ``C = X^T X / m`` (in
-    float64, then cast) and allocates the block buffers; each call
-    then allocates only the (k, d) gradient.
+    ``RicaLoss(X, n_features, lam, eps, pool=None)(W) -> (J, dJ/dW)``; X: (m, d),
+    W: (k, d) with k = n_features, both in the same float dtype; pool: optional
+    (p, k) pooling matrix.  Construction computes ``C = X^T X / m`` (in
+    float64, then cast) and allocates the (b, k) block buffers; a call then
+    allocates only (k, d) and (d, d) arrays, never an m-sized one.
     """
 
     def __init__(self, X: np.ndarray, n_features: int, lam: float, eps: float,
@@ -174,6 +176,9 @@ class RicaLoss:
 def rica_loss_grad(W: np.ndarray, X: np.ndarray, lam: float, eps: float,
                    pool: np.ndarray | None = None) -> tuple[float, np.ndarray]:
     """RICA objective J(W) and gradient (k, d) on data X (m, d); see module doc.
+
+    A one-off: it computes C = X^T X / m each call; to evaluate many W on the
+    same data, build one ``RicaLoss``.
 
     pool: optional (p, k) pooling matrix V: the penalty is then on the pooled
     units ``sqrt(eps + V (W x)^2)`` (RICA with ISA/TICA pooling).
@@ -257,6 +262,10 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
     columns (or d without a basis).  ``callback(iteration, value, V)`` runs
     after every iteration.  A non-finite objective or gradient raises
     FloatingPointError instead of returning a NaN W.
+
+    The stopping tolerances are tight: a float32 objective is too noisy for
+    scipy's relative-reduction test to mean convergence, so fits usually run
+    to ``max_iter``, the budget to set.
     """
     k, r = V0.shape
     history: list[float] = []
@@ -273,6 +282,8 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
             raise FloatingPointError(
                 f"RICA objective became non-finite ({value}) at iteration {len(history)}: "
                 "check the scale of X (whiten it first) and lam/eps")
+        if not history:  # scipy evaluates the start first: that is iteration 0
+            history.append(float(value))
         grad = grad.astype(np.float64)
         if basis is not None:
             grad = grad @ basis
@@ -283,7 +294,6 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
         if callback is not None:
             callback(len(history) - 1, history[-1], intermediate_result.x.reshape(k, r))
 
-    history.append(fun(V0.ravel())[0])
     result = minimize(fun, V0.ravel(), jac=True, method="L-BFGS-B", callback=on_iteration,
                       options={"maxiter": int(max_iter), "maxcor": 20, "ftol": 1e-12, "gtol": 1e-8})
     return LbfgsResult(to_W(result.x)[2], np.asarray(history), int(result.nit), str(result.message))

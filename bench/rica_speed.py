@@ -251,9 +251,9 @@ def print_objective(rows: list[dict], repeats: int, peer_repeats: dict, single_r
           f"(diagnostic: the blocked kernel makes many small BLAS calls)")
     print(f"  GEMM: numpy matmul (m,d)@(d,k) + (k,m)@(m,d), preallocated outputs, median of "
           f"{repeats}; rate = 4mkd / (sum of the two medians).")
-    print(f"        ours, ours 1thr and the GEMMs are interleaved call by call, so they share "
-          f"the machine's load")
-    print(f"  peer: terafeat.rica.rica_loss_grad_reference on the same X, W; median of "
+    print("        ours, ours 1thr and the GEMMs are interleaved call by call, so they share "
+          "the machine's load")
+    print("  peer: terafeat.rica.rica_loss_grad_reference on the same X, W; median of "
           + ", ".join(f"{n} call(s) at {name}" for name, n in peer_repeats.items())
           + ", no warm-up (few repeats: a large float64 call takes 10-20 s)")
     print()
@@ -414,7 +414,7 @@ def run_fit(n_patches: int, zca_eps: float, mbdl_epochs: int) -> dict:
 
 def print_fit(fit: dict) -> None:
     print()
-    print(f"Part 2: full quickstart-sized fit on the SAME whitened natural-image patches")
+    print("Part 2: full quickstart-sized fit on the SAME whitened natural-image patches")
     print(f"  data: {fit['n_patches']} random {FIT_PATCH_SIZE}x{FIT_PATCH_SIZE} grey patches "
           f"(d={fit['d']}) from skimage {', '.join(FIT_IMAGES)} (colour ones via rgb2gray), "
           f"seed {SEED}")

@@ -3,14 +3,13 @@ SVM (Le, Zou, Yeung & Ng, CVPR 2011), beside the classic motion-energy peer."""
 from __future__ import annotations
 
 import math
-import time
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flows.stages import Stopwatch, open_run_dir
 from tasks.action_report import write_action_report
 from tasks.blocks import sample_training_blocks
 from tasks.classification import classify_clips
@@ -20,7 +19,7 @@ from tasks.video import clip_shapes, scan_action_videos
 from tasks.vocabulary import build_vocabulary, clip_histograms
 from tasks.whitening import whiten_patches
 from terafeat.blocks import SUBBLOCKS, fit_to_clips, layer2_shape
-from terafeat.storage import load_json, new_run_dir
+from terafeat.storage import load_json
 
 #: A vocabulary gets at most one word per this many descriptors (small data sets).
 DESCRIPTORS_PER_WORD = 40
@@ -74,28 +73,14 @@ class ActionRecognitionParams(BaseModel):
         return self
 
 
-class _Stopwatch:
-    """Runs stages and keeps their wall times, in seconds, in ``timings``."""
-
-    def __init__(self):
-        self.timings: dict[str, float] = {}
-
-    def __call__(self, stage: str, call, *args, **kwargs):
-        started = time.perf_counter()
-        value = call(*args, **kwargs)
-        self.timings[stage] = round(time.perf_counter() - started, 3)
-        return value
-
-
 @flow(name="action_recognition", log_prints=True)
 def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams()) -> dict:
     """Scan -> blocks -> PCA + ISA layer 1 -> (layer 2) -> descriptors -> vocabulary ->
     histograms -> SVM, and the motion-energy peer -> report. Returns results.json's content."""
     logger = get_run_logger()
-    run_dir = new_run_dir(params.output_root, "action_recognition", flow_run.get_name())
+    run_dir = open_run_dir("action_recognition", params.output_root)
     run = str(run_dir)
-    logger.info("run folder: %s", run_dir.resolve())
-    timed = _Stopwatch()
+    timed = Stopwatch()
     p = params
 
     clips_path = timed("scan videos", scan_action_videos, p.data_root, p.layout, run)

@@ -2,22 +2,20 @@
 scikit-learn, then a check that the features are useful (faces vs non-faces)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
 from pydantic import Field, model_validator
 
 from flows.options import TrainingBackend
+from flows.stages import Stopwatch, open_run_dir
 from tasks.evaluation import evaluate_face_features
 from tasks.patches import sample_bundled_patches
 from tasks.report import write_quickstart_report
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
 from terafeat.datasets.bundled import NATURAL_IMAGES
-from terafeat.storage import new_run_dir
 
 
 class QuickstartParams(TrainingBackend):
@@ -48,16 +46,8 @@ class QuickstartParams(TrainingBackend):
 def quickstart(params: QuickstartParams = QuickstartParams()) -> dict:
     """Patches -> ZCA -> RICA -> face/non-face check -> report. Returns results.json's content."""
     logger = get_run_logger()
-    run_dir = new_run_dir(params.output_root, "quickstart", flow_run.get_name())
-    logger.info("run folder: %s", run_dir.resolve())
-    timings: dict[str, float] = {}
-
-    def timed(stage, call, *args, **kwargs):
-        started = time.perf_counter()
-        value = call(*args, **kwargs)
-        timings[stage] = round(time.perf_counter() - started, 3)
-        return value
-
+    run_dir = open_run_dir("quickstart", params.output_root)
+    timed = Stopwatch()
     run = str(run_dir)
     patches = timed("sample patches", sample_bundled_patches, run, list(params.images),
                     params.n_patches, params.patch_size, params.seed)
@@ -69,7 +59,7 @@ def quickstart(params: QuickstartParams = QuickstartParams()) -> dict:
                        params.patch_size, params.group_size, params.eps, params.n_folds, params.seed)
     results = {"flow": "quickstart", "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), "training": training,
-               "evaluation": evaluation, "timings": timings}
+               "evaluation": evaluation, "timings": timed.timings}
     page = timed("write report", write_quickstart_report, run, results, training["W"],
                  training["objective"], params.patch_size)
     # the report written above carries every timing but its own

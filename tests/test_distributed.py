@@ -22,6 +22,7 @@ from threadpoolctl import threadpool_info, threadpool_limits
 from terafeat.distributed import (DASK_ADDRESS_ENV, DistributedRICA, DistributedRicaLoss,
                                   DownpourRICA, ShardedData, ShardError, get_client, load_shard,
                                   train_rica_layer, worker_transfer_bytes, write_shards)
+from terafeat.isa import subspace_pooling
 from terafeat.rica import RICA, RicaLoss
 
 PARAMS = {"n_features": 32, "lam": 0.5, "eps": 1e-2, "random_state": 0}
@@ -137,6 +138,11 @@ def test_distributed_loss_is_the_single_process_loss_and_traffic_scales_with_k_d
         expected_value, expected_grad = RicaLoss(patches, 32, PARAMS["lam"], PARAMS["eps"])(W)
         assert value == pytest.approx(expected_value, rel=1e-12)
         np.testing.assert_allclose(grad, expected_grad, rtol=1e-10, atol=1e-12)
+        pool = subspace_pooling(32, 4, np.float64)  # ISA pooling; the shards' kernels rebuild
+        pooled_value, pooled_grad = DistributedRicaLoss(data, PARAMS["lam"], PARAMS["eps"], pool)(W)
+        expected = RicaLoss(patches, 32, PARAMS["lam"], PARAMS["eps"], pool)(W)
+        assert pooled_value == pytest.approx(expected[0], rel=1e-12)
+        np.testing.assert_allclose(pooled_grad, expected[1], rtol=1e-10, atol=1e-12)
         moved_before = worker_transfer_bytes(client)
         for _ in range(3):
             loss(W)

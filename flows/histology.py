@@ -2,27 +2,27 @@
 classified beside pixel, PCA and hand-crafted peers (Le et al., ISBI 2012)."""
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
+from flows.options import TrainingBackend
+from flows.stages import Stopwatch, open_run_dir
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
 from tasks.tile_features import extract_tile_features
 from tasks.tiles import list_tiles, sample_tile_patches
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
-from terafeat.storage import new_run_dir
 
 REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
 
 
-class HistologyParams(BaseModel):
-    """Parameters of the histology flow (the Prefect UI shows them as a form)."""
+class HistologyParams(TrainingBackend):
+    """Parameters of the histology flow (the Prefect UI shows them as a form); the
+    RICA layer trains locally or on Dask (``TrainingBackend``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -70,16 +70,8 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
     """Tiles -> colour patches -> ZCA -> RICA with ISA pooling -> features of every tile
     (shards) -> linear classifiers beside peers -> report.  Returns results.json's content."""
     logger = get_run_logger()
-    run_dir = new_run_dir(params.output_root, "histology", flow_run.get_name())
-    logger.info("run folder: %s", run_dir.resolve())
-    timings: dict[str, float] = {}
-
-    def timed(stage, call, *args, **kwargs):
-        started = time.perf_counter()
-        value = call(*args, **kwargs)
-        timings[stage] = round(time.perf_counter() - started, 3)
-        return value
-
+    run_dir = open_run_dir("histology", params.output_root)
+    timed = Stopwatch()
     run = str(run_dir)
     tiles = timed("list tiles", list_tiles, params.dataset, params.data_root, run,
                   params.max_tiles_per_split, params.seed)
@@ -89,7 +81,8 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
     whitener, whitened = timed("whiten", whiten_patches, patches["patches"], run, "zca",
                                params.whitening_eps, remove_dc=params.remove_dc)
     training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
-                     params.eps, params.max_iter, params.dtype, params.seed, params.group_size)
+                     params.eps, params.max_iter, params.dtype, params.seed, params.group_size,
+                     **params.backend_options())
     features = timed("extract features", extract_tile_features, tiles["tiles"], run, whitener,
                      training["W"], patches["patches"], params.colour_mode, params.patch_size,
                      params.stride, params.pooling, params.group_size, params.eps,
@@ -102,7 +95,7 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
                "parameters": params.model_dump(mode="json"), "tiles": tiles,
                "patches": patches, "training": training, "features": features,
                "classification": classification, "unreadable_tiles": unreadable,
-               "timings": timings}
+               "timings": timed.timings}
     page = timed("write report", write_histology_report, run, results, training["W"],
                  training["objective"], tiles["tiles"], tiles["class_names"])
     # the report written above carries every timing but its own

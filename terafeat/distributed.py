@@ -822,10 +822,10 @@ class DownpourRICA(RICA):
 
 # ----------------------------------------------------------------------------- entry point
 
-def _rows_per_shard(X: np.ndarray, n_workers: int) -> int:
-    """At least one shard per worker, none above MAX_SHARD_BYTES."""
+def _rows_per_shard(X: np.ndarray, n_threads: int) -> int:
+    """At least one shard per worker thread, none above MAX_SHARD_BYTES."""
     most = max(1, MAX_SHARD_BYTES // (X.shape[1] * X.dtype.itemsize))
-    return max(1, min(math.ceil(X.shape[0] / n_workers), most))
+    return max(1, min(math.ceil(X.shape[0] / n_threads), most))
 
 
 def train_rica_layer(X_or_shard_paths, params: Mapping, backend: str = "local",
@@ -867,8 +867,8 @@ def train_rica_layer(X_or_shard_paths, params: Mapping, backend: str = "local",
         if isinstance(shard_paths, np.ndarray):
             folder = shard_folder or stack.enter_context(
                 tempfile.TemporaryDirectory(prefix="shards-"))
-            n_workers = max(1, len(client.scheduler_info()["workers"]))
-            shard_paths = write_shards(shard_paths, folder, _rows_per_shard(shard_paths, n_workers))
+            n_threads = max(1, sum(client.nthreads().values()))
+            shard_paths = write_shards(shard_paths, folder, _rows_per_shard(shard_paths, n_threads))
         estimator = estimators[solver](**params, callback=callback, client=client,
                                        checkpoint_path=checkpoint_path)
         estimator.fit(shard_paths)

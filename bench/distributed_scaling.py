@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    python bench/distributed_scaling.py            # full run (~5 min on 2 cores)
+    python bench/distributed_scaling.py            # full run (~8 min on 2 busy cores)
     python bench/distributed_scaling.py --quick    # smoke run: m / 10, short curve
 
 Data: m=200,000 synthetic whitened "patches" (d=256: unit-variance Laplace
@@ -22,23 +22,24 @@ share the machine's load; ratios are within the same phase, of medians and
 of minima (the least disturbed runs, as ``timeit`` advises on a noisy
 machine; the +15% target for dask-1 / numpy is checked on those).  The
 workers' compute time per evaluation (Dask's task stream) separates Dask's
-own overhead from a slower computation.  Traffic per evaluation: the client's bytes
-out (W) and in (partial gradients), and the bytes the workers sent (worker
-counters: the partials, fetched by the scheduler for the client), for all
-shards and for half of them: it depends on k*d and the number of workers,
-never on m.
+own overhead from a slower computation.  Traffic per evaluation: the
+client's bytes out (W) and in (partial gradients), and the bytes the
+workers sent (worker counters: the partials, fetched by the scheduler for
+the client), for all shards and for half of them: it depends on k*d and the
+number of workers, never on m.
 
 Part 2, objective against wall time on the 2-worker cluster, same data and
-seed, lam=0.1 (``--curve-lam``): with lam=10, unit-norm rows and k = 4d on
+seed, lam=0.1 (``--curve-lam``; with lam=10, unit-norm rows and k = 4d on
 whitened data the reconstruction term cannot fall below
-lam * (k/d - 1)^2 * d = 23,040, which swamps the rest of the objective (and
-float32's resolution); DistributedRICA (exact L-BFGS) and DownpourRICA (2 replicas, Adagrad
-learning rate 0.01, batches of 256, n_fetch = n_push = 5: with k*d = 256k
-parameters a fetch or push costs more than a minibatch step here; warm start
-with one replica for a tenth of the steps); the exact objective of
-Downpour's parameter-server snapshots is computed after training.  Time
-starts after the shards are loaded and C is reduced.  Saved as a PNG: the
-objective, and the excess over the best value either method reached (log).
+lam * (k/d - 1)^2 * d = 23,040, which swamps the rest of the objective and
+float32's resolution): DistributedRICA (exact L-BFGS) and DownpourRICA (2
+replicas, Adagrad learning rate 0.01, batches of 256, n_fetch = n_push = 5:
+with k*d = 256k parameters a fetch or push costs more than a minibatch step
+here; warm start with one replica for a tenth of the steps); the exact
+objective of Downpour's parameter-server snapshots is computed after
+training.  Time starts after the shards are loaded and C is reduced.  Saved
+as a PNG: the objective, and the excess over the best value either method
+reached (log scale).
 """
 from __future__ import annotations
 

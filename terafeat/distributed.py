@@ -37,8 +37,8 @@ from dask.sizeof import sizeof
 from distributed import Client, KilledWorker, LocalCluster, default_client, wait
 from threadpoolctl import threadpool_limits
 
-from terafeat.rica import (RICA, _SparsityKernel, data_basis, minimize_rica, normalize_rows,
-                           reconstruction_terms, sparsity_terms, unit_norm_gradient)
+from terafeat.rica import (RICA, SparsityKernel, data_basis, minimize_rica, reconstruction_terms,
+                           span_gradient, span_weights, sparsity_terms)
 from terafeat.validation import check_array, check_dtype, check_random_state
 
 __all__ = [
@@ -131,7 +131,7 @@ def load_shard(path, dtype=np.float32) -> np.ndarray:
 class _Shard:
     """A shard loaded on a worker: X (m_s, d) and the sparsity kernel over it.
 
-    The kernel (``rica._SparsityKernel``: block buffers of (b, k) and (k, d))
+    The kernel (``rica.SparsityKernel``: block buffers of (b, k) and (k, d))
     is kept across evaluations; rebuilding it per call costs 6-12% of the
     evaluation in a Dask worker, whose ``MALLOC_TRIM_THRESHOLD_`` makes every
     large allocation a fresh mmap.  One evaluation at a time per shard.
@@ -146,7 +146,7 @@ class _Shard:
         same_pool = (pool is None and self._pool is None) or (
             pool is not None and self._pool is not None and np.array_equal(pool, self._pool))
         if self._k != W.shape[0] or not same_pool:
-            self._kernel = _SparsityKernel(self.X, W.shape[0], pool)
+            self._kernel = SparsityKernel(self.X, W.shape[0], pool)
             self._k, self._pool = W.shape[0], pool
         return self._kernel(W, eps)
 
@@ -465,21 +465,6 @@ class DistributedRicaLoss:
 
 # ----------------------------------------------------------------------------- L-BFGS
 
-def _span_weights(V: np.ndarray, basis: np.ndarray | None, dtype):
-    """(V with unit rows, row norms (k, 1), W (k, d) in ``dtype``) for V (k, r), as in
-    ``rica.minimize_rica``: W = normalize_rows(V) basis^T, basis (d, r) or None."""
-    unit, norms = normalize_rows(V)
-    W = unit if basis is None else unit @ basis.T
-    return unit, norms, W.astype(dtype)
-
-
-def _span_gradient(grad_W: np.ndarray, unit: np.ndarray, norms: np.ndarray,
-                   basis: np.ndarray | None) -> np.ndarray:
-    """dJ/dV (k, r) float64 from dJ/dW (k, d), for W = _span_weights(V, basis)."""
-    grad = grad_W.astype(np.float64)
-    return unit_norm_gradient(grad if basis is None else grad @ basis, unit, norms)
-
-
 def _shard_paths(shards) -> list:
     if isinstance(shards, (str, os.PathLike, np.ndarray)):
         raise TypeError("fit takes a list of shard files (see write_shards), "
@@ -593,9 +578,9 @@ class DistributedRICA(RICA):
         if int(self.max_iter) > done:
             result = minimize_rica(recording_loss, V, basis, int(self.max_iter) - done, dtype,
                                    on_iteration)
-            self.W_, self.optimizer_message_ = result.W, result.message
+            V, self.W_, self.optimizer_message_ = result.V, result.W, result.message
         else:
-            self.W_ = _span_weights(V, basis, dtype)[2]
+            self.W_ = span_weights(V, basis, dtype)[2]
             self.optimizer_message_ = "the checkpoint already holds max_iter iterations"
         if self.checkpoint_path is not None:
             self._write_checkpoint(V, basis, history, times, fingerprint)
@@ -693,12 +678,12 @@ def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, ep
     accumulated, since_push = 0.0, 0
     for step in range(n_steps):
         if step % n_fetch == 0:
-            unit, norms, W = _span_weights(server.fetch().result(), basis, C.dtype)
+            unit, norms, W = span_weights(server.fetch().result(), basis, C.dtype)
         X = arrays[rng.choice(len(arrays), p=sizes / sizes.sum())]
         batch = X[rng.integers(0, len(X), batch_size)]
         penalty_sum, penalty_grad = sparsity_terms(W, batch, eps, pool)
         _, grad = _objective(reconstruction_terms(W, C, lam), penalty_sum, penalty_grad, batch_size)
-        accumulated = accumulated + _span_gradient(grad, unit, norms, basis)
+        accumulated = accumulated + span_gradient(grad, unit, norms, basis)
         since_push += 1
         if since_push == n_push or step == n_steps - 1:
             if pushing is not None:
@@ -789,13 +774,14 @@ class DownpourRICA(RICA):
                 server.checkpoint().result()
             self.times_ = np.array([seconds for seconds, _, _ in history])
             self.steps_ = np.array([steps for _, steps, _ in history])
-            self.objective_ = np.array([loss(_span_weights(V, basis, dtype)[2])[0]
+            self.objective_ = np.array([loss(span_weights(V, basis, dtype)[2])[0]
                                         for _, _, V in history])
-            self.W_ = _span_weights(history[-1][2], basis, dtype)[2]
+            self.W_ = span_weights(history[-1][2], basis, dtype)[2]
         if self.callback is not None:
             for steps, objective in zip(self.steps_, self.objective_):
                 self.callback(int(steps), float(objective))
         self.n_iter_ = int(self.steps_[-1])
+        self.optimizer_message_ = f"Downpour SGD: {self.n_iter_} minibatch steps in all replicas"
         self.n_features_in_ = d
         return self
 

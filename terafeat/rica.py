@@ -38,6 +38,9 @@ __all__ = [
     "rica_loss_grad_reference",
     "data_basis",
     "minimize_rica",
+    "span_weights",
+    "span_gradient",
+    "SparsityKernel",
     "reconstruction_terms",
     "sparsity_terms",
     "normalize_rows",
@@ -65,7 +68,7 @@ def reconstruction_terms(W: np.ndarray, C: np.ndarray, lam: float) -> tuple[floa
     return value, grad
 
 
-class _SparsityKernel:
+class SparsityKernel:
     """Blocked evaluation of the sparsity term over fixed data X (m, d).
 
     Rows are processed in blocks whose (b, k) slice of Z fits the cache; Z and
@@ -143,7 +146,7 @@ def sparsity_terms(W: np.ndarray, X: np.ndarray, eps: float,
     ``sum sqrt(eps + Z^2 V^T)``.  The gradient is (k, d).  Sums over shards
     add up: this is what a distributed trainer computes per shard.
     """
-    return _SparsityKernel(X, W.shape[0], pool)(W, eps)
+    return SparsityKernel(X, W.shape[0], pool)(W, eps)
 
 
 class RicaLoss:
@@ -164,7 +167,7 @@ class RicaLoss:
         self.eps = float(eps)
         X64 = X.astype(np.float64, copy=False)
         self.C = ((X64.T @ X64) / self.m).astype(X.dtype)
-        self._kernel = _SparsityKernel(X, n_features, pool, block_rows)
+        self._kernel = SparsityKernel(X, n_features, pool, block_rows)
 
     def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
         value, grad = reconstruction_terms(W, self.C, self.lam)
@@ -245,12 +248,31 @@ def data_basis(C: np.ndarray, rtol: float = 1e-6) -> np.ndarray | None:
 
 @dataclass
 class LbfgsResult:
-    """W (k, d) with unit-norm rows, objective per iteration, iterations, scipy's message."""
+    """W (k, d) with unit-norm rows, the optimiser's final V (k, r), objective per
+    iteration, iterations, scipy's message."""
 
     W: np.ndarray
+    V: np.ndarray
     objective: np.ndarray
     n_iter: int
     message: str
+
+
+def span_weights(V: np.ndarray, basis: np.ndarray | None, dtype) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """W = normalize_rows(V) basis^T for V (k, r), basis (d, r) or None.
+
+    Returns (V with unit rows (k, r), row norms (k, 1), W (k, d) in ``dtype``).
+    """
+    unit, norms = normalize_rows(V)
+    W = unit if basis is None else unit @ basis.T
+    return unit, norms, W.astype(dtype)
+
+
+def span_gradient(grad_W: np.ndarray, unit: np.ndarray, norms: np.ndarray,
+                  basis: np.ndarray | None) -> np.ndarray:
+    """dJ/dV (k, r) float64 from dJ/dW (k, d), for W = span_weights(V, basis)."""
+    grad = grad_W.astype(np.float64)
+    return unit_norm_gradient(grad if basis is None else grad @ basis, unit, norms)
 
 
 def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_iter: int = 300,
@@ -270,13 +292,8 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
     k, r = V0.shape
     history: list[float] = []
 
-    def to_W(v: np.ndarray):
-        V, norms = normalize_rows(v.reshape(k, r))
-        W = V if basis is None else V @ basis.T
-        return V, norms, W.astype(dtype)
-
     def fun(v: np.ndarray):
-        V, norms, W = to_W(v)
+        V, norms, W = span_weights(v.reshape(k, r), basis, dtype)
         value, grad = loss(W)
         if not (math.isfinite(value) and np.isfinite(grad).all()):
             raise FloatingPointError(
@@ -284,10 +301,7 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
                 "check the scale of X (whiten it first) and lam/eps")
         if not history:  # scipy evaluates the start first: that is iteration 0
             history.append(float(value))
-        grad = grad.astype(np.float64)
-        if basis is not None:
-            grad = grad @ basis
-        return value, unit_norm_gradient(grad, V, norms).ravel()
+        return value, span_gradient(grad, V, norms, basis).ravel()
 
     def on_iteration(intermediate_result):
         history.append(float(intermediate_result.fun))
@@ -296,7 +310,9 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
 
     result = minimize(fun, V0.ravel(), jac=True, method="L-BFGS-B", callback=on_iteration,
                       options={"maxiter": int(max_iter), "maxcor": 20, "ftol": 1e-12, "gtol": 1e-8})
-    return LbfgsResult(to_W(result.x)[2], np.asarray(history), int(result.nit), str(result.message))
+    V = result.x.reshape(k, r)
+    return LbfgsResult(span_weights(V, basis, dtype)[2], V, np.asarray(history), int(result.nit),
+                       str(result.message))
 
 
 class RICA:

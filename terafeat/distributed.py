@@ -39,6 +39,7 @@ from threadpoolctl import threadpool_limits
 
 from terafeat.rica import (RICA, SparsityKernel, data_basis, minimize_rica, reconstruction_terms,
                            span_gradient, span_weights, sparsity_terms)
+from terafeat.storage import atomic_write
 from terafeat.validation import check_array, check_dtype, check_random_state
 
 __all__ = [
@@ -75,21 +76,6 @@ class ShardError(RuntimeError):
     """A shard file that is missing, unreadable or malformed; the message names it."""
 
 
-def _atomic_write(path: Path, write: Callable) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then rename it over ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp",
-                                     delete=False) as file:
-        try:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        except BaseException:
-            os.unlink(file.name)
-            raise
-    os.replace(file.name, path)
-
-
 def write_shards(X, folder, rows_per_shard: int, prefix: str = "shard") -> list[Path]:
     """Write X (m, d) as ``ceil(m / rows_per_shard)`` files ``folder/<prefix>-00000.npy`` ...
 
@@ -105,7 +91,7 @@ def write_shards(X, folder, rows_per_shard: int, prefix: str = "shard") -> list[
     paths = []
     for index, start in enumerate(range(0, X.shape[0], rows_per_shard)):
         path = folder / f"{prefix}-{index:05d}.npy"
-        _atomic_write(path, lambda file, block=X[start:start + rows_per_shard]: np.save(file, block))
+        atomic_write(path, lambda file, block=X[start:start + rows_per_shard]: np.save(file, block))
         paths.append(path)
     return paths
 
@@ -540,7 +526,7 @@ class DistributedRICA(RICA):
                     list(checkpoint["times"]))
 
     def _write_checkpoint(self, V, basis, history, times, fingerprint) -> None:
-        _atomic_write(Path(self.checkpoint_path), lambda file: np.savez(
+        atomic_write(Path(self.checkpoint_path), lambda file: np.savez(
             file, V=V, basis=np.empty(0) if basis is None else basis,
             objective=np.asarray(history), times=np.asarray(times), fingerprint=fingerprint))
 
@@ -655,7 +641,7 @@ class ParameterServer:
         return self.history
 
     def checkpoint(self) -> None:
-        _atomic_write(self.checkpoint_path, lambda file: np.savez(
+        atomic_write(self.checkpoint_path, lambda file: np.savez(
             file, V=self.V, G=self.G, steps=self.steps,
             basis=np.empty(0) if self.basis is None else self.basis))
 

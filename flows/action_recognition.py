@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field, model_validator
 
+from flows.options import TrainingBackend
 from flows.stages import Stopwatch, open_run_dir
 from tasks.action_report import write_action_report
 from tasks.blocks import sample_training_blocks
@@ -26,10 +27,8 @@ DESCRIPTORS_PER_WORD = 40
 MOTION_ENERGY_SIZE = 16
 
 
-class ActionRecognitionParams(BaseModel):
+class ActionRecognitionParams(TrainingBackend):
     """Parameters of the action_recognition flow; defaults follow Le et al. (CVPR 2011)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     layout: Literal["ucf", "kth", "folders", "hollywood2"] = Field(
         "ucf", description="on-disk layout: UCF101-style class folders (Weizmann), KTH names, "
@@ -119,7 +118,7 @@ def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams
                                    p.whitening_eps, sizes[f"n_components{layer}"], prefix=f"{name}-")
         training[name] = timed(f"train {name}", train_rica_layer, whitened, run, n_features, p.lam,
                                p.eps, p.max_iter, "float32", p.seed + layer - 1, p.group_size,
-                               prefix=f"{name}-")
+                               prefix=f"{name}-", **p.backend_options())
         model[name] = {"whitener": whitener, "W": training[name]["W"]}
 
     features = timed("extract descriptors", extract_descriptors, clips_path, run, model, p.overlap,

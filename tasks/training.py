@@ -1,9 +1,12 @@
 """Stage: train one RICA layer."""
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from pathlib import Path
 
+import numpy as np
 from prefect import get_run_logger, task
 
 from terafeat import distributed
@@ -11,6 +14,9 @@ from terafeat.isa import subspace_pooling
 from terafeat.storage import load_array, save_array
 
 LOG_EVERY = 25
+#: Folder beside a flow's run folders holding Dask training checkpoints: a
+#: killed run's re-run (a new run folder) finds and resumes its checkpoint.
+CHECKPOINTS = ".checkpoints"
 
 
 @task(name="train-rica")
@@ -40,8 +46,11 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
     run = Path(run_dir)
     options = {}
     if backend == "dask":
-        options = {"dask_address": dask_address, "solver": solver,
-                   "checkpoint_path": run / f"{prefix}checkpoint.npz",
+        key = checkpoint_key(X, n_features=n_features, lam=lam, eps=eps, dtype=dtype, seed=seed,
+                             group_size=group_size, solver=solver)
+        checkpoint = run.parent / CHECKPOINTS / f"{prefix}{key}.npz"
+        logger.info("checkpoint: %s%s", checkpoint, " (resuming)" if checkpoint.exists() else "")
+        options = {"dask_address": dask_address, "solver": solver, "checkpoint_path": checkpoint,
                    "shard_folder": run / f"{prefix}shards"}
     layer = distributed.train_rica_layer(
         X, {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
@@ -56,4 +65,13 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
             "n_iter": layer.n_iter_, "seconds": seconds,
             "initial_objective": float(layer.objective_[0]),
             "final_objective": float(layer.objective_[-1]),
-            "optimizer_message": layer.optimizer_message_}
+            "optimizer_message": layer.optimizer_message_,
+            "resumed_from": int(getattr(layer, "resumed_from_", 0) or 0)}
+
+
+def checkpoint_key(X: np.ndarray, **params) -> str:
+    """Hex digest of the training data's bytes and the parameters that shape the
+    optimisation path (not ``max_iter``: a longer run resumes a shorter one)."""
+    digest = hashlib.sha256(np.ascontiguousarray(X).view(np.uint8).ravel())
+    digest.update(json.dumps(params, sort_keys=True).encode())
+    return digest.hexdigest()[:20]

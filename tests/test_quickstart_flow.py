@@ -51,11 +51,19 @@ def test_dask_backend_trains_the_same_layer(small_run, tmp_path):
     local, _ = small_run
     results = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask", **SMALL))
     run = Path(results["run_dir"])
-    assert (run / "checkpoint.npz").exists() and list((run / "shards").glob("*.npy"))
+    assert list((run.parent / ".checkpoints").glob("*.npz")) and list((run / "shards").glob("*.npy"))
     assert results["training"]["n_iter"] == local["training"]["n_iter"]
     assert results["training"]["final_objective"] == pytest.approx(
         local["training"]["final_objective"], rel=1e-3)
     assert results["evaluation"]["accuracy"].keys() == local["evaluation"]["accuracy"].keys()
+    assert results["training"]["resumed_from"] == 0
+    # a re-run (a new run folder) finds the checkpoint of the first and trains further from it
+    longer = dict(SMALL, max_iter=SMALL["max_iter"] + 5)
+    again = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask", **longer))
+    assert again["run_dir"] != results["run_dir"]
+    assert again["training"]["resumed_from"] == SMALL["max_iter"]
+    assert again["training"]["n_iter"] == SMALL["max_iter"] + 5
+    assert again["training"]["final_objective"] <= results["training"]["final_objective"]
 
 
 def test_parameters_are_validated():

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import minimize
+from threadpoolctl import ThreadpoolController
 
 from terafeat.isa import l2_pool
 from terafeat.validation import check_array, check_dtype, check_random_state
@@ -292,9 +293,17 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
     k, r = V0.shape
     history: list[float] = []
 
+    # scipy's L-BFGS-B makes many tiny BLAS calls, which multi-threaded
+    # OpenBLAS slows down (and leaves the loss's GEMMs slower after): it runs
+    # on one BLAS thread, the loss on all the threads in force at the call.
+    controller = ThreadpoolController()
+    loss_threads = max([info["num_threads"] for info in controller.info()
+                        if info["user_api"] == "blas"], default=1)
+
     def fun(v: np.ndarray):
         V, norms, W = span_weights(v.reshape(k, r), basis, dtype)
-        value, grad = loss(W)
+        with controller.limit(limits=loss_threads, user_api="blas"):
+            value, grad = loss(W)
         if not (math.isfinite(value) and np.isfinite(grad).all()):
             raise FloatingPointError(
                 f"RICA objective became non-finite ({value}) at iteration {len(history)}: "
@@ -308,8 +317,10 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
         if callback is not None:
             callback(len(history) - 1, history[-1], intermediate_result.x.reshape(k, r))
 
-    result = minimize(fun, V0.ravel(), jac=True, method="L-BFGS-B", callback=on_iteration,
-                      options={"maxiter": int(max_iter), "maxcor": 20, "ftol": 1e-12, "gtol": 1e-8})
+    with controller.limit(limits=1, user_api="blas"):
+        result = minimize(fun, V0.ravel(), jac=True, method="L-BFGS-B", callback=on_iteration,
+                          options={"maxiter": int(max_iter), "maxcor": 20, "ftol": 1e-12,
+                                   "gtol": 1e-8})
     V = result.x.reshape(k, r)
     return LbfgsResult(span_weights(V, basis, dtype)[2], V, np.asarray(history), int(result.nit),
                        str(result.message))

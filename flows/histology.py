@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from pydantic import ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field
 
-from flows.options import TrainingBackend
+from flows.options import PooledLayerParams
 from flows.stages import Stopwatch, open_run_dir
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
@@ -20,7 +20,7 @@ from tasks.whitening import whiten_patches
 REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
 
 
-class HistologyParams(TrainingBackend):
+class HistologyParams(PooledLayerParams):
     """Parameters of the histology flow (the Prefect UI shows them as a form); the
     RICA layer trains locally or on Dask (``TrainingBackend``)."""
 
@@ -57,12 +57,6 @@ class HistologyParams(TrainingBackend):
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/histology/<run>/")
 
-    @model_validator(mode="after")
-    def _groups_divide_features(self):
-        if self.n_features % self.group_size:
-            raise ValueError(f"group_size {self.group_size} must divide "
-                             f"n_features {self.n_features}")
-        return self
 
 
 @flow(name="histology", log_prints=True)

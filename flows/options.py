@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class TrainingBackend(BaseModel):
@@ -23,3 +23,14 @@ class TrainingBackend(BaseModel):
     def backend_options(self) -> dict:
         """Keyword arguments of ``tasks.training.train_rica_layer``."""
         return {"backend": self.backend, "dask_address": self.dask_address, "solver": self.solver}
+
+
+class PooledLayerParams(TrainingBackend):
+    """Base of the parameters of a flow training one ISA-pooled layer: the flow
+    declares ``n_features`` and ``group_size``; groups must tile the features."""
+
+    @model_validator(mode="after")
+    def _groups_divide_features(self):
+        if self.n_features % self.group_size:
+            raise ValueError(f"group_size {self.group_size} must divide n_features {self.n_features}")
+        return self

@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from flows.options import TrainingBackend
+from flows.options import PooledLayerParams
 from flows.stages import Stopwatch, open_run_dir
 from tasks.evaluation import evaluate_face_features
 from tasks.patches import sample_bundled_patches
@@ -18,7 +18,7 @@ from tasks.whitening import whiten_patches
 from terafeat.datasets.bundled import NATURAL_IMAGES
 
 
-class QuickstartParams(TrainingBackend):
+class QuickstartParams(PooledLayerParams):
     """Parameters of the quickstart flow (the Prefect UI shows them as a form)."""
 
     images: tuple[str, ...] = Field(NATURAL_IMAGES, description="bundled images to sample patches from")
@@ -35,11 +35,6 @@ class QuickstartParams(TrainingBackend):
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/quickstart/<run>/")
 
-    @model_validator(mode="after")
-    def _groups_divide_features(self):
-        if self.n_features % self.group_size:
-            raise ValueError(f"group_size {self.group_size} must divide n_features {self.n_features}")
-        return self
 
 
 @flow(name="quickstart", log_prints=True)

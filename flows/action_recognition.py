@@ -3,14 +3,13 @@ SVM (Le, Zou, Yeung & Ng, CVPR 2011), beside the classic motion-energy peer."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
 from pydantic import Field, model_validator
 
 from flows.options import TrainingBackend
-from flows.stages import Stopwatch, open_run_dir
+from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.action_report import write_action_report
 from tasks.blocks import sample_training_blocks
 from tasks.classification import classify_clips
@@ -143,6 +142,10 @@ def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams
                "skipped": listing["skipped"], "sizes": sizes, "model": model, "training": training,
                "features": features, "evaluation": evaluation, "timings": timed.timings}
     page = timed("write report", write_action_report, run, results, model)
+    headline = [{"features": name, "protocol": scores["protocol"],
+                 "score": round(scores["mean_ap" if scores["protocol"] == "mean_ap"
+                                       else "accuracy"], 4)}
+                for name, scores in evaluation.items()]
     # the report written above carries every timing but its own
-    results["report"] = str(Path(page).resolve())
+    results["report"] = publish_report("action_recognition", page, headline)
     return results

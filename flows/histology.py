@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 from pydantic import ConfigDict, Field
 
 from flows.options import PooledLayerParams
-from flows.stages import Stopwatch, open_run_dir
+from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
 from tasks.tile_features import extract_tile_features
@@ -92,9 +92,12 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
                "timings": timed.timings}
     page = timed("write report", write_histology_report, run, results, training["W"],
                  training["objective"], tiles["tiles"], tiles["class_names"])
+    headline = [{"features": name, "accuracy": round(metrics["accuracy"], 4),
+                 "balanced accuracy": round(metrics["balanced_accuracy"], 4),
+                 "ROC AUC": None if metrics.get("roc_auc") is None else round(metrics["roc_auc"], 4)}
+                for name, metrics in classification["metrics"].items()]
+    for row in headline:
+        logger.info("%-16s accuracy %.4f, AUC %s", row["features"], row["accuracy"], row["ROC AUC"])
     # the report written above carries every timing but its own
-    results["report"] = str(Path(page).resolve())
-    for name, metrics in classification["metrics"].items():
-        logger.info("%-16s accuracy %.4f, AUC %s", name, metrics["accuracy"],
-                    metrics.get("roc_auc"))
+    results["report"] = publish_report("histology", page, headline)
     return results

@@ -2,14 +2,13 @@
 scikit-learn, then a check that the features are useful (faces vs non-faces)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
 from pydantic import Field
 
 from flows.options import PooledLayerParams
-from flows.stages import Stopwatch, open_run_dir
+from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.evaluation import evaluate_face_features
 from tasks.patches import sample_bundled_patches
 from tasks.report import write_quickstart_report
@@ -57,8 +56,11 @@ def quickstart(params: QuickstartParams = QuickstartParams()) -> dict:
                "evaluation": evaluation, "timings": timed.timings}
     page = timed("write report", write_quickstart_report, run, results, training["W"],
                  training["objective"], params.patch_size)
+    headline = [{"features": name, "dimensions": scores["n_features"],
+                 "accuracy": round(scores["mean"], 4), "std": round(scores["std"], 4)}
+                for name, scores in evaluation["accuracy"].items()]
+    for row in headline:
+        logger.info("%-12s accuracy %.3f", row["features"], row["accuracy"])
     # the report written above carries every timing but its own
-    results["report"] = str(Path(page).resolve())
-    for name, scores in evaluation["accuracy"].items():
-        logger.info("%-12s accuracy %.3f", name, scores["mean"])
+    results["report"] = publish_report("quickstart", page, headline)
     return results

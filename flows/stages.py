@@ -1,12 +1,15 @@
-"""What every flow does around its tasks: a run folder, and timing per stage."""
+"""What every flow does around its tasks: a run folder, timing per stage, and the
+run's results published as Prefect artifacts."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 from prefect import get_run_logger
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
+from terafeat.report import markdown_table
 from terafeat.storage import new_run_dir
 
 
@@ -28,3 +31,20 @@ def open_run_dir(flow_name: str, output_root: str) -> Path:
     run_dir = new_run_dir(output_root, flow_name, flow_run.get_name())
     get_run_logger().info("run folder: %s", run_dir.resolve())
     return run_dir
+
+
+def publish_report(flow_name: str, page: str, headline: list[dict]) -> str:
+    """Show a finished run in the Prefect UI: a Markdown artifact with the headline
+    numbers and where ``index.html`` is, and a table artifact of the same rows.
+
+    headline: one dict per row (e.g. a feature set and its accuracy), same keys.
+    Returns the report's absolute path.
+    """
+    page = str(Path(page).resolve())
+    key = f"{flow_name.replace('_', '-')}-results"
+    create_table_artifact(headline, key=key, description=f"{flow_name}: headline numbers")
+    create_markdown_artifact(
+        f"# {flow_name} report\n\n{markdown_table(headline)}\n\n"
+        f"Full report (figures, parameters, timings): [{page}](file://{page})\n",
+        key=f"{flow_name.replace('_', '-')}-report", description=f"{flow_name}: report summary")
+    return page

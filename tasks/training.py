@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 from prefect import get_run_logger, task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
 from terafeat import distributed
 from terafeat.isa import subspace_pooling
@@ -38,10 +39,14 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
     pool = subspace_pooling(n_features, group_size) if group_size > 1 else None
     started = time.perf_counter()
 
+    progress = create_progress_artifact(
+        0.0, description=f"RICA {prefix or 'layer'} training: % of {max_iter} iterations")
+
     def report(iteration: int, value: float):
-        if iteration % LOG_EVERY == 0:
+        if iteration % LOG_EVERY == 0 or iteration == max_iter:
             logger.info("iteration %d: objective %.6g (%.1f s)", iteration, value,
                         time.perf_counter() - started)
+            update_progress_artifact(progress, min(100.0, 100.0 * iteration / max_iter))
 
     run = Path(run_dir)
     options = {}

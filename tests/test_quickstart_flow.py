@@ -90,3 +90,21 @@ def test_console_script_is_installed():
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["lam"] == 10.0
+
+
+def test_results_and_progress_are_published_as_artifacts(small_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterType
+
+    results, _ = small_run
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts()
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])))
+    by_key = {artifact.key: artifact for artifact in artifacts if artifact.key}
+    table = by_key["quickstart-results"]
+    rows = json.loads(table.data) if isinstance(table.data, str) else table.data
+    assert {row["features"] for row in rows} == set(results["evaluation"]["accuracy"])
+    summary = by_key["quickstart-report"].data
+    assert results["report"] in summary and "RICA pooled" in summary
+    assert any(float(artifact.data) == 100.0 for artifact in progress)

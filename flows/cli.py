@@ -5,6 +5,7 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from flows.registry import FLOWS
 
@@ -33,6 +34,10 @@ def _parser() -> argparse.ArgumentParser:
                           "--set backend=dask alone starts a local cluster)")
     show = commands.add_parser("params", help="print a flow's parameters with defaults, as JSON")
     show.add_argument("flow", choices=sorted(FLOWS))
+    serve = commands.add_parser("serve", help="serve every flow as a deployment on the Prefect "
+                                              "server of PREFECT_API_URL, with configured schedules")
+    serve.add_argument("--config", type=Path, help="schedules file (default: ./terafeat.toml, "
+                                                   "else [tool.terafeat] of ./pyproject.toml)")
     return parser
 
 
@@ -42,6 +47,14 @@ def main(argv: list[str] | None = None) -> int:
     # fresh database's first start (migrations) can outlast the default 20 s.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if args.command == "serve":
+        from flows.deployments import serve
+        try:
+            serve(args.config)
+        except (OSError, ValueError) as error:
+            print(f"terafeat: {error}", file=sys.stderr)
+            return 2
+        return 0
     flow_function, model = FLOWS[args.flow].load()
     if args.command == "params":
         print(json.dumps(model().model_dump(mode="json"), indent=2))

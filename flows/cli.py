@@ -34,6 +34,14 @@ def _parser() -> argparse.ArgumentParser:
                           "--set backend=dask alone starts a local cluster)")
     show = commands.add_parser("params", help="print a flow's parameters with defaults, as JSON")
     show.add_argument("flow", choices=sorted(FLOWS))
+    debug = commands.add_parser("task", help="run one stage alone on a past run's inputs, "
+                                             "without a Prefect server, into a new folder")
+    debug.add_argument("stage", help="whiten | train-rica | evaluate-faces")
+    debug.add_argument("--run", type=Path, required=True, help="a past run folder")
+    debug.add_argument("--set", dest="overrides", action="append", type=_parse_assignment,
+                       default=[], metavar="KEY=VALUE", help="override one of the run's parameters")
+    debug.add_argument("--output-root", type=Path, default=Path("reports"),
+                       help="the stage writes to <output-root>/tasks/<stage>/<time>-<run>/")
     serve = commands.add_parser("serve", help="serve every flow as a deployment on the Prefect "
                                               "server of PREFECT_API_URL, with configured schedules")
     serve.add_argument("--config", type=Path, help="schedules file (default: ./terafeat.toml, "
@@ -47,6 +55,8 @@ def main(argv: list[str] | None = None) -> int:
     # fresh database's first start (migrations) can outlast the default 20 s.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    if args.command == "task":
+        return _run_task(args)
     if args.command == "serve":
         from flows.deployments import serve
         try:
@@ -72,6 +82,28 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     results = flow_function(params)
     print(f"report: {results['report']}")
+    return 0
+
+
+def _run_task(args) -> int:
+    import logging
+
+    from pydantic import ValidationError
+
+    from flows.debug import STAGES, run_stage
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    try:
+        out, result = run_stage(args.stage, args.run, dict(args.overrides), args.output_root)
+    except (ValueError, ValidationError) as error:
+        print(f"terafeat: {error}", file=sys.stderr)
+        return 2
+    print("read:")
+    for name in STAGES[args.stage].inputs:
+        print(f"  {args.run / name}")
+    print(f"wrote ({out}):")
+    for path in sorted(out.iterdir()):
+        print(f"  {path.name}  ({path.stat().st_size} bytes)")
+    print(json.dumps(result, indent=2, default=str))
     return 0
 
 

@@ -1,8 +1,9 @@
 """Stage: write the action-recognition run's report."""
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from tasks.features import load_model
 from terafeat.action_report import action_report
 
@@ -12,5 +13,5 @@ def write_action_report(run_dir: str, results: dict, model: dict) -> str:
     """``index.html``, ``results.json`` and ``filters.png`` under ``run_dir``; returns the page's path."""
     filters = load_model(model).layer1.input_filters()
     page = action_report(run_dir, results, filters)
-    get_run_logger().info("report: %s", page)
+    stage_logger().info("report: %s", page)
     return str(page)

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from tasks.video import load_clips, read_action_clip
 from terafeat.blocks import block_counts, sample_blocks
 from terafeat.storage import save_array
@@ -35,6 +36,6 @@ def sample_training_blocks(clips_path: str, run_dir: str, shapes: dict[str, list
     run = Path(run_dir)
     paths = {name: str(save_array(run / f"blocks-{name}.npy", np.concatenate(samples[name])))
              for name in shapes}
-    get_run_logger().info("sampled %d blocks of each of %s", n_blocks,
+    stage_logger().info("sampled %d blocks of each of %s", n_blocks,
                           ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items()))
     return paths

@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from tasks.video import load_clips
 from terafeat.classify import evaluate_protocol, make_classifier
 from terafeat.datasets.hollywood2 import label_matrix
@@ -42,7 +43,7 @@ def classify_clips(features_path: str, clips_path: str, layout: str, classifier:
     scores = evaluate_protocol(features, labels, protocol, make_classifier(classifier, C), groups,
                                np.array([clip["split"] for clip in clips]), n_folds, seed)
     result = {"protocol": protocol, "classifier": classifier, "C": C, **scores}
-    logger = get_run_logger()
+    logger = stage_logger()
     if protocol == "mean_ap":
         logger.info("%s: mean AP %.3f (%s SVM)", name, scores["mean_ap"], classifier)
         return result

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import time
 
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from tasks.whitening import load_whitener
 from terafeat.classify import compare_feature_sets
 from terafeat.datasets.bundled import lfw_faces
@@ -25,7 +26,7 @@ def evaluate_face_features(whitener_path: str, W_path: str, patches_path: str, p
     groups of ``group_size``, sum-pooled over quadrants: the same size as
     PCA); RICA simple units |Wx| sum-pooled over quadrants.
     """
-    logger = get_run_logger()
+    logger = stage_logger()
     started = time.perf_counter()
     whitener = load_whitener(whitener_path)
     W = load_array(W_path)

@@ -6,8 +6,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from tasks.video import load_clips, read_action_clip
 from tasks.whitening import load_whitener
 from terafeat.encode import motion_energy_image
@@ -33,7 +34,7 @@ def convolve_layer1(blocks_path: str, run_dir: str, model: dict) -> str:
     """
     stacked = load_model({**model, "layer2": None})
     inputs = stacked.convolve(load_array(blocks_path))
-    get_run_logger().info("layer 1 applied to %d layer-2 blocks: %d inputs each", *inputs.shape)
+    stage_logger().info("layer 1 applied to %d layer-2 blocks: %d inputs each", *inputs.shape)
     return str(save_array(Path(run_dir) / "layer2-inputs.npy", inputs))
 
 
@@ -46,7 +47,7 @@ def extract_descriptors(clips_path: str, run_dir: str, model: dict, overlap: flo
     per clip. Returns {"shards": paths in clip order, "n_descriptors",
     "frames", "seconds" (reading excluded), "seconds_per_frame"}.
     """
-    logger = get_run_logger()
+    logger = stage_logger()
     stacked = load_model(model)
     folder = Path(run_dir) / "descriptors"
     shards, n_frames, n_descriptors, seconds = [], 0, 0, 0.0

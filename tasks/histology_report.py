@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import numpy as np
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from tasks.tiles import load_tile_table
 from terafeat.colour import filters_for_display
 from terafeat.histology import iter_tile_batches
@@ -48,5 +49,5 @@ def write_histology_report(run_dir: str, results: dict, W_path: str, objective_p
                              class_names)
     page = histology_report(run_dir, results, filters, patch_shape, examples, class_names,
                             load_array(objective_path))
-    get_run_logger().info("report: %s", page)
+    stage_logger().info("report: %s", page)
     return str(page)

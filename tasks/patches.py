@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from terafeat.datasets.bundled import grey_images
 from terafeat.patches import sample_patches
 from terafeat.storage import save_array
@@ -17,6 +18,6 @@ def sample_bundled_patches(run_dir: str, image_names: list[str], n_patches: int,
     images = grey_images(image_names)
     patches = sample_patches(images, n_patches, patch_size, random_state=seed)
     path = save_array(Path(run_dir) / "patches.npy", patches)
-    get_run_logger().info("sampled %d %dx%d patches from %d images", len(patches),
+    stage_logger().info("sampled %d %dx%d patches from %d images", len(patches),
                           patch_size, patch_size, len(images))
     return str(path)

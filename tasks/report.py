@@ -1,8 +1,9 @@
 """Stage: write the run's report."""
 from __future__ import annotations
 
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from terafeat.report import quickstart_report
 from terafeat.storage import load_array
 
@@ -13,5 +14,5 @@ def write_quickstart_report(run_dir: str, results: dict, W_path: str, objective_
     """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path."""
     page = quickstart_report(run_dir, results, load_array(W_path), load_array(objective_path),
                              (patch_size, patch_size))
-    get_run_logger().info("report: %s", page)
+    stage_logger().info("report: %s", page)
     return str(page)

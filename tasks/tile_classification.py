@@ -5,8 +5,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from tasks.tile_features import FEATURE_SETS, INVARIANCE_SETS, load_feature_shards
 from tasks.tiles import load_tile_table
 from terafeat.classify import classification_metrics, linear_classifier, predict_scores
@@ -26,7 +27,7 @@ def classify_tiles(features: dict, tiles_path: str, run_dir: str, Cs: list[float
     "seconds"}, "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
     "predictions": {set: path}}.
     """
-    logger = get_run_logger()
+    logger = stage_logger()
     labels = load_tile_table(tiles_path)["label"].to_numpy()
     folder = features["features_dir"]
     metrics, invariance, predictions = {}, {}, {}

@@ -12,8 +12,9 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from tasks.tiles import load_tile_table
 from tasks.whitening import load_whitener
 from terafeat.histology import (SPLITS, TRANSFORMS, encode_tiles, handcrafted_features,
@@ -52,7 +53,7 @@ def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_p
     Returns {"features_dir", "dimensions":
     {set: f}, "seconds": {set: s}, "n_tiles": {split: n}, "problems": [[path, problem]]}.
     """
-    logger = get_run_logger()
+    logger = stage_logger()
     table = load_tile_table(tiles_path)
     whitener, W = load_whitener(whitener_path), load_array(W_path)
     pca = Whitener("pca", n_components=min(W.shape[0] // group_size, W.shape[1]),

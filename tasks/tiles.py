@@ -5,8 +5,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from terafeat.colour import convert_tiles
 from terafeat.histology import iter_tile_batches, limit_tiles, read_tile_table
 from terafeat.patches import sample_patches
@@ -37,7 +38,7 @@ def list_tiles(dataset: str, data_root: str, run_dir: str, max_tiles_per_split: 
     save_json(run / "layout_problems.json", problems)
     counts = {split: {str(label): int(n) for label, n in rows.groupby("label").size().items()}
               for split, rows in table.groupby("split")}
-    get_run_logger().info("%s tiles under %s: %s; %d layout problems", dataset, data_root,
+    stage_logger().info("%s tiles under %s: %s; %d layout problems", dataset, data_root,
                           counts, len(problems))
     return {"tiles": str(path), "class_names": class_names, "counts": counts,
             "layout_problems": problems}
@@ -62,7 +63,7 @@ def sample_tile_patches(tiles_path: str, run_dir: str, n_patches: int, patch_siz
         raise ValueError(f"{tiles_path}: none of the {len(train)} training tiles could be read")
     patches = sample_patches(tiles, n_patches, patch_size, random_state=seed)
     path = save_array(Path(run_dir) / "patches.npy", patches)
-    get_run_logger().info("sampled %d %dx%dx%d %s patches from %d training tiles", len(patches),
+    stage_logger().info("sampled %d %dx%dx%d %s patches from %d training tiles", len(patches),
                           patch_size, patch_size, patches.shape[1] // patch_size ** 2,
                           colour_mode, len(tiles))
     return {"patches": str(path), "n_tiles": len(tiles), "problems": problems}

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from terafeat.datasets.folders import read_class_folders
 from terafeat.datasets.hollywood2 import read_hollywood2
 from terafeat.datasets.kth import read_kth
@@ -25,7 +26,7 @@ def scan_action_videos(data_root: str, layout: str, run_dir: str) -> str:
     "problem"}] for files that do not fit the layout or do not decode}.
     Returns its path.
     """
-    logger = get_run_logger()
+    logger = stage_logger()
     frame = READERS[layout](data_root, strict=False)
     good, problems = scan_videos(frame["path"])
     skipped = [{"path": path, "problem": problem}

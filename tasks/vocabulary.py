@@ -4,9 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from prefect import get_run_logger, task
+from prefect import task
 from sklearn.cluster import MiniBatchKMeans
 
+from tasks.logs import stage_logger
 from terafeat.encode import bag_of_words
 from terafeat.storage import load_array, save_array
 
@@ -27,7 +28,7 @@ def build_vocabulary(shards: list[str], run_dir: str, size: int, max_descriptors
         for path, n in zip(shards, lengths) if n])
     kmeans = MiniBatchKMeans(size, random_state=seed, n_init=3,
                              batch_size=min(4096, len(sample))).fit(sample)
-    get_run_logger().info("vocabulary of %d words from %d descriptors (inertia %.4g)", size,
+    stage_logger().info("vocabulary of %d words from %d descriptors (inertia %.4g)", size,
                           len(sample), kmeans.inertia_)
     return str(save_array(Path(run_dir) / "vocabulary.npy",
                           kmeans.cluster_centers_.astype(np.float32)))

@@ -4,8 +4,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from prefect import get_run_logger, task
+from prefect import task
 
+from tasks.logs import stage_logger
 from terafeat.storage import load_array, save_array, save_arrays
 from terafeat.whitening import Whitener
 
@@ -25,7 +26,7 @@ def whiten_patches(patches_path: str, run_dir: str, method: str, eps: float,
                         dtype=patches.dtype)
     whitened = whitener.fit_transform(patches)
     kept = whitener.explained_variance_
-    get_run_logger().info("%s whitening, eps=%g: %d components, variance kept after damping %.3f",
+    stage_logger().info("%s whitening, eps=%g: %d components, variance kept after damping %.3f",
                           method, eps, len(kept), float(np.sum(kept / (kept + eps)) / len(kept)))
     run = Path(run_dir)
     return (str(save_arrays(run / f"{prefix}whitener.npz", whitener.to_arrays())),

@@ -1,0 +1,67 @@
+"""``terafeat task``: one stage alone, on a past run's inputs, with no Prefect server."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from flows.debug import run_stage
+from flows.quickstart import QuickstartParams
+from terafeat.patches import sample_patches
+from terafeat.storage import save_array, save_json
+
+
+@pytest.fixture
+def past_run(tmp_path):
+    """A quickstart run folder as a finished run leaves it (the files the stages read)."""
+    run = tmp_path / "reports" / "quickstart" / "20260101-000000-old-run"
+    run.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    save_array(run / "patches.npy", sample_patches([rng.random((64, 64))], 2000, 8, random_state=0))
+    params = QuickstartParams(n_features=32, max_iter=5, n_patches=2000)
+    save_json(run / "results.json", {"flow": "quickstart", "parameters": params.model_dump(mode="json")})
+    return run
+
+
+def _terafeat(*args, cwd):
+    # an API address where nothing listens: any attempt to reach a server would fail
+    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=cwd, timeout=300)
+
+
+def test_stages_run_alone_without_a_server_and_leave_the_run_untouched(past_run, tmp_path):
+    before = sorted(p.name for p in past_run.iterdir())
+    done = _terafeat("task", "whiten", "--run", str(past_run), "--set", "whitening_eps=0.01",
+                     "--output-root", str(tmp_path / "debug"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert str(past_run / "patches.npy") in done.stdout
+    whitened_dir = next((tmp_path / "debug" / "tasks" / "whiten").iterdir())
+    assert {p.name for p in whitened_dir.iterdir()} == {"whitened.npy", "whitener.npz"}
+    with np.load(whitened_dir / "whitener.npz") as whitener:
+        assert float(whitener["eps"]) == 0.01  # the override, not the run's 1e-4
+    # the next stage on the output of the first: it needs results.json there too
+    (whitened_dir / "results.json").write_text((past_run / "results.json").read_text())
+    done = _terafeat("task", "train-rica", "--run", str(whitened_dir), "--output-root",
+                     str(tmp_path / "debug"), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    trained = next((tmp_path / "debug" / "tasks" / "train-rica").iterdir())
+    assert np.load(trained / "W.npy").shape == (32, 64)
+    summary = json.loads(done.stdout[done.stdout.index("{"):])
+    assert summary["n_iter"] == 5
+    assert sorted(p.name for p in past_run.iterdir()) == before
+
+
+def test_bad_requests_name_the_problem(past_run, tmp_path):
+    with pytest.raises(ValueError, match="unknown stage 'whitten'; stages: evaluate-faces"):
+        run_stage("whitten", past_run, {}, tmp_path)
+    with pytest.raises(ValueError, match="needs whitened.npy"):
+        run_stage("train-rica", past_run, {}, tmp_path)
+    with pytest.raises(ValueError, match="no results.json"):
+        run_stage("whiten", tmp_path, {}, tmp_path)
+    with pytest.raises(ValueError, match="max_iter"):
+        run_stage("whiten", past_run, {"max_iter": -1}, tmp_path)
+    done = _terafeat("task", "whiten", "--run", str(tmp_path), cwd=tmp_path)
+    assert done.returncode == 2 and "no results.json" in done.stderr

@@ -37,5 +37,5 @@ def sample_training_blocks(clips_path: str, run_dir: str, shapes: dict[str, list
     paths = {name: str(save_array(run / f"blocks-{name}.npy", np.concatenate(samples[name])))
              for name in shapes}
     stage_logger().info("sampled %d blocks of each of %s", n_blocks,
-                          ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items()))
+                        ", ".join(f"{name} {tuple(shape)}" for name, shape in shapes.items()))
     return paths

@@ -19,5 +19,5 @@ def sample_bundled_patches(run_dir: str, image_names: list[str], n_patches: int,
     patches = sample_patches(images, n_patches, patch_size, random_state=seed)
     path = save_array(Path(run_dir) / "patches.npy", patches)
     stage_logger().info("sampled %d %dx%d patches from %d images", len(patches),
-                          patch_size, patch_size, len(images))
+                        patch_size, patch_size, len(images))
     return str(path)

@@ -39,7 +39,7 @@ def list_tiles(dataset: str, data_root: str, run_dir: str, max_tiles_per_split: 
     counts = {split: {str(label): int(n) for label, n in rows.groupby("label").size().items()}
               for split, rows in table.groupby("split")}
     stage_logger().info("%s tiles under %s: %s; %d layout problems", dataset, data_root,
-                          counts, len(problems))
+                        counts, len(problems))
     return {"tiles": str(path), "class_names": class_names, "counts": counts,
             "layout_problems": problems}
 
@@ -64,6 +64,6 @@ def sample_tile_patches(tiles_path: str, run_dir: str, n_patches: int, patch_siz
     patches = sample_patches(tiles, n_patches, patch_size, random_state=seed)
     path = save_array(Path(run_dir) / "patches.npy", patches)
     stage_logger().info("sampled %d %dx%dx%d %s patches from %d training tiles", len(patches),
-                          patch_size, patch_size, patches.shape[1] // patch_size ** 2,
-                          colour_mode, len(tiles))
+                        patch_size, patch_size, patches.shape[1] // patch_size ** 2,
+                        colour_mode, len(tiles))
     return {"patches": str(path), "n_tiles": len(tiles), "problems": problems}

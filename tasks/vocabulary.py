@@ -29,7 +29,7 @@ def build_vocabulary(shards: list[str], run_dir: str, size: int, max_descriptors
     kmeans = MiniBatchKMeans(size, random_state=seed, n_init=3,
                              batch_size=min(4096, len(sample))).fit(sample)
     stage_logger().info("vocabulary of %d words from %d descriptors (inertia %.4g)", size,
-                          len(sample), kmeans.inertia_)
+                        len(sample), kmeans.inertia_)
     return str(save_array(Path(run_dir) / "vocabulary.npy",
                           kmeans.cluster_centers_.astype(np.float32)))
 

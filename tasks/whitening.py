@@ -27,7 +27,7 @@ def whiten_patches(patches_path: str, run_dir: str, method: str, eps: float,
     whitened = whitener.fit_transform(patches)
     kept = whitener.explained_variance_
     stage_logger().info("%s whitening, eps=%g: %d components, variance kept after damping %.3f",
-                          method, eps, len(kept), float(np.sum(kept / (kept + eps)) / len(kept)))
+                        method, eps, len(kept), float(np.sum(kept / (kept + eps)) / len(kept)))
     run = Path(run_dir)
     return (str(save_arrays(run / f"{prefix}whitener.npz", whitener.to_arrays())),
             str(save_array(run / f"{prefix}whitened.npy", whitened)))

@@ -33,6 +33,9 @@ class QuickstartParams(PooledLayerParams):
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/quickstart/<run>/")
+    cache_root: str | None = Field(
+        "data/cache", description="stage cache: a re-run with the same inputs, parameters and "
+                                  "code skips the stage (empty: no cache)")
 
 
 
@@ -43,14 +46,17 @@ def quickstart(params: QuickstartParams = QuickstartParams()) -> dict:
     run_dir = open_run_dir("quickstart", params.output_root)
     timed = Stopwatch()
     run = str(run_dir)
+    cache = params.cache_root or None
     patches = timed("sample patches", sample_bundled_patches, run, list(params.images),
-                    params.n_patches, params.patch_size, params.seed)
-    whitener, whitened = timed("whiten", whiten_patches, patches, run, "zca", params.whitening_eps)
+                    params.n_patches, params.patch_size, params.seed, cache_root=cache)
+    whitener, whitened = timed("whiten", whiten_patches, patches, run, "zca", params.whitening_eps,
+                               cache_root=cache)
     training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
                      params.eps, params.max_iter, params.dtype, params.seed,
-                     **params.backend_options())
+                     **params.backend_options(), cache_root=cache)
     evaluation = timed("evaluate features", evaluate_face_features, whitener, training["W"], patches,
-                       params.patch_size, params.group_size, params.eps, params.n_folds, params.seed)
+                       params.patch_size, params.group_size, params.eps, params.n_folds, params.seed,
+                       cache_root=cache, run_dir=run)
     results = {"flow": "quickstart", "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), "training": training,
                "evaluation": evaluation, "timings": timed.timings}

@@ -1,12 +1,16 @@
-"""Logging and UI feedback that work inside a Prefect run and outside one
-(``terafeat task`` runs a stage's function with no Prefect server)."""
+"""What every stage shares: logging that works inside a Prefect run and outside
+one (``terafeat task`` runs a stage's function with no Prefect server), and the
+stage cache."""
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from prefect import get_run_logger
 from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import MissingContextError
+
+from terafeat.cache import run_cached
 
 
 def in_prefect_run() -> bool:
@@ -20,3 +24,13 @@ def stage_logger():
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("terafeat.tasks")
+
+
+def cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run_dir, compute):
+    """``compute(folder)`` through the stage cache under ``cache_root`` (None: no cache,
+    compute straight into ``run_dir``); logs whether it was a hit."""
+    if cache_root is None:
+        return compute(Path(run_dir))
+    result, hit = run_cached(cache_root, stage, params, inputs, run_dir, compute)
+    stage_logger().info("%s: %s", stage, "cache hit, skipped" if hit else "computed, cached")
+    return result

@@ -10,7 +10,7 @@ import numpy as np
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from tasks.logs import in_prefect_run, stage_logger
+from tasks.logs import cached, in_prefect_run, stage_logger
 from terafeat import distributed
 from terafeat.isa import subspace_pooling
 from terafeat.storage import load_array, save_array
@@ -25,56 +25,65 @@ CHECKPOINTS = ".checkpoints"
 def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: float, eps: float,
                      max_iter: int, dtype: str, seed: int, group_size: int = 1,
                      prefix: str = "", backend: str = "local", dask_address: str | None = None,
-                     solver: str = "lbfgs") -> dict:
+                     solver: str = "lbfgs", cache_root: str | None = None) -> dict:
     """RICA on whitened patches (m, d); group_size > 1 trains with ISA pooling.
 
-    backend "local" trains in this process; "dask" on a Dask cluster
-    (``dask_address``, else ``TERAFEAT_DASK_ADDRESS``, else a local cluster),
-    with shards and a checkpoint (``<prefix>checkpoint.npz``) under the run
-    folder and ``solver`` "lbfgs" (exact) or "downpour" (asynchronous SGD).
+    backend "local" trains in this process (through the stage cache when
+    ``cache_root`` is given); "dask" on a Dask cluster (``dask_address``,
+    else ``TERAFEAT_DASK_ADDRESS``, else a local cluster), with shards under
+    the run folder, a checkpoint beside the run folders (a re-run resumes
+    it), and ``solver`` "lbfgs" (exact) or "downpour" (asynchronous SGD).
     Writes ``<prefix>W.npy`` (k, d) and ``<prefix>objective.npy``; returns
     their paths and the fit's summary numbers.
     """
     logger = stage_logger()
-    X = load_array(whitened_path)
-    pool = subspace_pooling(n_features, group_size) if group_size > 1 else None
-    started = time.perf_counter()
-
-    progress = create_progress_artifact(
-        0.0, description=f"RICA {prefix or 'layer'} training: % of {max_iter} iterations"
-    ) if in_prefect_run() else None
-
-    def report(iteration: int, value: float):
-        if iteration % LOG_EVERY == 0 or iteration == max_iter:
-            logger.info("iteration %d: objective %.6g (%.1f s)", iteration, value,
-                        time.perf_counter() - started)
-            if progress is not None:
-                update_progress_artifact(progress, min(100.0, 100.0 * iteration / max_iter))
-
     run = Path(run_dir)
-    options = {}
-    if backend == "dask":
-        key = checkpoint_key(X, n_features=n_features, lam=lam, eps=eps, dtype=dtype, seed=seed,
-                             group_size=group_size, solver=solver)
-        checkpoint = run.parent / CHECKPOINTS / f"{prefix}{key}.npz"
-        logger.info("checkpoint: %s%s", checkpoint, " (resuming)" if checkpoint.exists() else "")
-        options = {"dask_address": dask_address, "solver": solver, "checkpoint_path": checkpoint,
-                   "shard_folder": run / f"{prefix}shards"}
-    layer = distributed.train_rica_layer(
-        X, {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
-            "dtype": dtype, "random_state": seed, "pool": pool},
-        backend=backend, callback=report, **options)
-    seconds = time.perf_counter() - started
-    logger.info("RICA %d -> %d features: %d iterations in %.1f s, objective %.6g -> %.6g (%s)",
-                X.shape[1], n_features, layer.n_iter_, seconds, layer.objective_[0],
-                layer.objective_[-1], layer.optimizer_message_)
-    return {"W": str(save_array(run / f"{prefix}W.npy", layer.W_)),
-            "objective": str(save_array(run / f"{prefix}objective.npy", layer.objective_)),
-            "n_iter": layer.n_iter_, "seconds": seconds,
-            "initial_objective": float(layer.objective_[0]),
-            "final_objective": float(layer.objective_[-1]),
-            "optimizer_message": layer.optimizer_message_,
-            "resumed_from": int(getattr(layer, "resumed_from_", 0) or 0)}
+
+    def compute(out: Path) -> dict:
+        X = load_array(whitened_path)
+        pool = subspace_pooling(n_features, group_size) if group_size > 1 else None
+        started = time.perf_counter()
+        progress = create_progress_artifact(
+            0.0, description=f"RICA {prefix or 'layer'} training: % of {max_iter} iterations"
+        ) if in_prefect_run() else None
+
+        def report(iteration: int, value: float):
+            if iteration % LOG_EVERY == 0 or iteration == max_iter:
+                logger.info("iteration %d: objective %.6g (%.1f s)", iteration, value,
+                            time.perf_counter() - started)
+                if progress is not None:
+                    update_progress_artifact(progress, min(100.0, 100.0 * iteration / max_iter))
+
+        options = {}
+        if backend == "dask":
+            key = checkpoint_key(X, n_features=n_features, lam=lam, eps=eps, dtype=dtype,
+                                 seed=seed, group_size=group_size, solver=solver)
+            checkpoint = run.parent / CHECKPOINTS / f"{prefix}{key}.npz"
+            logger.info("checkpoint: %s%s", checkpoint,
+                        " (resuming)" if checkpoint.exists() else "")
+            options = {"dask_address": dask_address, "solver": solver,
+                       "checkpoint_path": checkpoint, "shard_folder": out / f"{prefix}shards"}
+        layer = distributed.train_rica_layer(
+            X, {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
+                "dtype": dtype, "random_state": seed, "pool": pool},
+            backend=backend, callback=report, **options)
+        seconds = time.perf_counter() - started
+        logger.info("RICA %d -> %d features: %d iterations in %.1f s, objective %.6g -> %.6g (%s)",
+                    X.shape[1], n_features, layer.n_iter_, seconds, layer.objective_[0],
+                    layer.objective_[-1], layer.optimizer_message_)
+        return {"W": str(save_array(out / f"{prefix}W.npy", layer.W_)),
+                "objective": str(save_array(out / f"{prefix}objective.npy", layer.objective_)),
+                "n_iter": layer.n_iter_, "seconds": seconds,
+                "initial_objective": float(layer.objective_[0]),
+                "final_objective": float(layer.objective_[-1]),
+                "optimizer_message": layer.optimizer_message_,
+                "resumed_from": int(getattr(layer, "resumed_from_", 0) or 0)}
+
+    if backend == "dask":  # checkpoints, not the cache: shard folders stay in the run
+        return compute(run)
+    params = {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
+              "dtype": dtype, "seed": seed, "group_size": group_size, "prefix": prefix}
+    return cached(cache_root, "train-rica", params, {"whitened": whitened_path}, run, compute)
 
 
 def checkpoint_key(X: np.ndarray, **params) -> str:

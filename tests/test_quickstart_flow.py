@@ -17,7 +17,31 @@ SMALL = dict(n_patches=3000, n_features=64, max_iter=15, group_size=4, n_folds=3
 @pytest.fixture(scope="module")
 def small_run(prefect_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("reports")
-    return quickstart(QuickstartParams(output_root=str(root), **SMALL)), root
+    return quickstart(QuickstartParams(output_root=str(root), cache_root=None, **SMALL)), root
+
+
+def test_rerun_hits_the_cache_and_a_downstream_change_recomputes_only_downstream(
+        prefect_server, tmp_path):
+    params = dict(SMALL, output_root=str(tmp_path / "reports"), cache_root=str(tmp_path / "cache"))
+    first = quickstart(QuickstartParams(**params))
+    second = quickstart(QuickstartParams(**params))
+    assert second["run_dir"] != first["run_dir"]
+    # cached summaries come back as stored: the same measured seconds prove no recompute
+    assert second["training"]["seconds"] == first["training"]["seconds"]
+    assert second["evaluation"] == first["evaluation"]
+    assert second["training"]["W"].startswith(second["run_dir"])
+    np.testing.assert_array_equal(np.load(second["training"]["W"]), np.load(first["training"]["W"]))
+    assert second["timings"]["train RICA"] < first["timings"]["train RICA"]
+    # n_folds only changes the evaluation: training is a hit, evaluation recomputed
+    third = quickstart(QuickstartParams(**dict(params, n_folds=2)))
+    assert third["training"]["seconds"] == first["training"]["seconds"]
+    assert third["evaluation"]["seconds"] != first["evaluation"]["seconds"]
+    assert len(third["evaluation"]["accuracy"]["RICA pooled"]["folds"]) == 2
+    # an upstream change (the seed of the patches) misses everywhere downstream
+    fourth = quickstart(QuickstartParams(**dict(params, seed=1)))
+    assert fourth["training"]["seconds"] != first["training"]["seconds"]
+    entries = {stage.name: len(list(stage.iterdir())) for stage in (tmp_path / "cache").iterdir()}
+    assert entries == {"sample-patches": 2, "whiten": 2, "train-rica": 2, "evaluate-faces": 3}
 
 
 def test_report_files_exist_and_hold_the_numbers(small_run):
@@ -49,7 +73,8 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
 
 def test_dask_backend_trains_the_same_layer(small_run, tmp_path):
     local, _ = small_run
-    results = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask", **SMALL))
+    results = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask",
+                                          cache_root=None, **SMALL))
     run = Path(results["run_dir"])
     assert list((run.parent / ".checkpoints").glob("*.npz")) and list((run / "shards").glob("*.npy"))
     assert results["training"]["n_iter"] == local["training"]["n_iter"]
@@ -59,7 +84,8 @@ def test_dask_backend_trains_the_same_layer(small_run, tmp_path):
     assert results["training"]["resumed_from"] == 0
     # a re-run (a new run folder) finds the checkpoint of the first and trains further from it
     longer = dict(SMALL, max_iter=SMALL["max_iter"] + 5)
-    again = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask", **longer))
+    again = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask",
+                                        cache_root=None, **longer))
     assert again["run_dir"] != results["run_dir"]
     assert again["training"]["resumed_from"] == SMALL["max_iter"]
     assert again["training"]["n_iter"] == SMALL["max_iter"] + 5

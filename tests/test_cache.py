@@ -1,0 +1,47 @@
+import numpy as np
+import pytest
+
+from terafeat.cache import run_cached
+from terafeat.storage import save_array
+
+
+def _stage(calls):
+    def compute(out):
+        calls.append(out)
+        return {"W": str(save_array(out / "W.npy", np.arange(4.0))), "n": 4}
+    return compute
+
+
+def test_hit_miss_and_paths_point_into_each_run(tmp_path):
+    source = save_array(tmp_path / "input.npy", np.ones(3))
+    calls = []
+    first_run, second_run = tmp_path / "run1", tmp_path / "run2"
+    first_run.mkdir(), second_run.mkdir()
+    first, hit = run_cached(tmp_path / "cache", "train", {"k": 4}, {"X": source}, first_run,
+                            _stage(calls))
+    assert not hit and first["W"] == str(first_run / "W.npy") and first["n"] == 4
+    second, hit = run_cached(tmp_path / "cache", "train", {"k": 4}, {"X": source}, second_run,
+                             _stage(calls))
+    assert hit and len(calls) == 1 and second["W"] == str(second_run / "W.npy")
+    np.testing.assert_array_equal(np.load(second["W"]), np.arange(4.0))
+    _, hit = run_cached(tmp_path / "cache", "train", {"k": 5}, {"X": source}, second_run,
+                        _stage(calls))
+    assert not hit  # another parameter
+    save_array(source, np.zeros(3))
+    _, hit = run_cached(tmp_path / "cache", "train", {"k": 4}, {"X": source}, second_run,
+                        _stage(calls))
+    assert not hit  # the same path with other content
+
+
+def test_an_interrupted_stage_leaves_no_entry(tmp_path):
+    def interrupted(out):
+        save_array(out / "W.npy", np.arange(4.0))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_cached(tmp_path / "cache", "train", {}, {}, tmp_path, interrupted)
+    calls = []
+    _, hit = run_cached(tmp_path / "cache", "train", {}, {}, tmp_path, _stage(calls))
+    assert not hit and len(calls) == 1
+    entries = [p for p in (tmp_path / "cache" / "train").iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1 and (entries[0] / "summary.json").is_file()

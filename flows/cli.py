@@ -55,6 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     # fresh database's first start (migrations) can outlast the default 20 s.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+    # the core logs through `logging` (e.g. the Dask dashboard link, worker recoveries):
+    # let Prefect show those records in the run's log
+    os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "terafeat")
     if args.command == "task":
         return _run_task(args)
     if args.command == "serve":

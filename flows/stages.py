@@ -2,6 +2,7 @@
 run's results published as Prefect artifacts."""
 from __future__ import annotations
 
+import logging
 import time
 from pathlib import Path
 
@@ -11,6 +12,10 @@ from prefect.runtime import flow_run
 
 from terafeat.report import markdown_table
 from terafeat.storage import new_run_dir
+
+# The core reports through `logging` (the Dask dashboard link, worker recoveries);
+# with PREFECT_LOGGING_EXTRA_LOGGERS=terafeat (the CLI sets it) Prefect shows them.
+logging.getLogger("terafeat").setLevel(logging.INFO)
 
 
 class Stopwatch:

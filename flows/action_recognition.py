@@ -141,11 +141,12 @@ def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams
                "parameters": p.model_dump(mode="json"), "n_clips": len(listing["clips"]),
                "skipped": listing["skipped"], "sizes": sizes, "model": model, "training": training,
                "features": features, "evaluation": evaluation, "timings": timed.timings}
-    page = timed("write report", write_action_report, run, results, model)
     headline = [{"features": name, "protocol": scores["protocol"],
                  "score": round(scores["mean_ap" if scores["protocol"] == "mean_ap"
                                        else "accuracy"], 4)}
                 for name, scores in evaluation.items()]
+    results["headline"] = headline
+    page = timed("write report", write_action_report, run, results, model)
     # the report written above carries every timing but its own
     results["report"] = publish_report("action_recognition", page, headline)
     return results

@@ -42,6 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                        default=[], metavar="KEY=VALUE", help="override one of the run's parameters")
     debug.add_argument("--output-root", type=Path, default=Path("reports"),
                        help="the stage writes to <output-root>/tasks/<stage>/<time>-<run>/")
+    runs = commands.add_parser("runs", help="list past runs with their headline numbers")
+    runs.add_argument("--output-root", type=Path, default=Path("reports"))
+    runs.add_argument("--flow", choices=sorted(FLOWS))
     serve = commands.add_parser("serve", help="serve every flow as a deployment on the Prefect "
                                               "server of PREFECT_API_URL, with configured schedules")
     serve.add_argument("--config", type=Path, help="schedules file (default: ./terafeat.toml, "
@@ -58,6 +61,10 @@ def main(argv: list[str] | None = None) -> int:
     # the core logs through `logging` (e.g. the Dask dashboard link, worker recoveries):
     # let Prefect show those records in the run's log
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "terafeat")
+    if args.command == "runs":
+        from flows.runs import format_runs, list_runs
+        print(format_runs(list_runs(args.output_root, args.flow)))
+        return 0
     if args.command == "task":
         return _run_task(args)
     if args.command == "serve":

@@ -90,12 +90,13 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
                "patches": patches, "training": training, "features": features,
                "classification": classification, "unreadable_tiles": unreadable,
                "timings": timed.timings}
-    page = timed("write report", write_histology_report, run, results, training["W"],
-                 training["objective"], tiles["tiles"], tiles["class_names"])
     headline = [{"features": name, "accuracy": round(metrics["accuracy"], 4),
                  "balanced accuracy": round(metrics["balanced_accuracy"], 4),
                  "ROC AUC": None if metrics.get("roc_auc") is None else round(metrics["roc_auc"], 4)}
                 for name, metrics in classification["metrics"].items()]
+    results["headline"] = headline
+    page = timed("write report", write_histology_report, run, results, training["W"],
+                 training["objective"], tiles["tiles"], tiles["class_names"])
     for row in headline:
         logger.info("%-16s accuracy %.4f, AUC %s", row["features"], row["accuracy"], row["ROC AUC"])
     # the report written above carries every timing but its own

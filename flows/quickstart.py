@@ -60,11 +60,12 @@ def quickstart(params: QuickstartParams = QuickstartParams()) -> dict:
     results = {"flow": "quickstart", "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), "training": training,
                "evaluation": evaluation, "timings": timed.timings}
-    page = timed("write report", write_quickstart_report, run, results, training["W"],
-                 training["objective"], params.patch_size)
     headline = [{"features": name, "dimensions": scores["n_features"],
                  "accuracy": round(scores["mean"], 4), "std": round(scores["std"], 4)}
                 for name, scores in evaluation["accuracy"].items()]
+    results["headline"] = headline
+    page = timed("write report", write_quickstart_report, run, results, training["W"],
+                 training["objective"], params.patch_size)
     for row in headline:
         logger.info("%-12s accuracy %.3f", row["features"], row["accuracy"])
     # the report written above carries every timing but its own

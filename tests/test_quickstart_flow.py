@@ -139,3 +139,15 @@ def test_results_and_progress_are_published_as_artifacts(small_run):
     assert {row["features"]: row["accuracy"] for row in rows} == {
         name: round(scores["mean"], 4) for name, scores in accuracy.items()}
     assert any(float(artifact.data) == 100.0 for artifact in progress)
+
+
+def test_runs_lists_finished_and_unfinished_runs_with_headlines(small_run, capsys):
+    results, root = small_run
+    (root / "quickstart" / "20000101-000000-killed").mkdir()  # no results.json: never finished
+    assert main(["runs", "--output-root", str(root), "--flow", "quickstart"]) == 0
+    out = capsys.readouterr().out
+    finished = Path(results["run_dir"]).name
+    assert f"{finished}  (finished)" in out and "20000101-000000-killed  (unfinished)" in out
+    pooled = next(row for row in results["headline"] if row["features"] == "RICA pooled")
+    assert f"accuracy={pooled['accuracy']:.4g}" in out
+    assert out.index(finished) < out.index("20000101-000000-killed")  # newest first

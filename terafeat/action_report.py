@@ -78,10 +78,10 @@ def action_report(run_dir, results: dict, layer1_filters: np.ndarray) -> Path:
             f"{features['n_descriptors']} descriptors from {features['frames']} frames in "
             f"{features['seconds']:.1f} s: {features['seconds_per_frame']:.4f} s per frame "
             "(Le et al. 2011, Table 6: ISA one layer 0.14 s, two layers 0.44 s per frame)."]),
-        ("Sizes used", [{"size": key, "value": str(value)} for key, value in sizes.items()]),
-        ("Timing per stage", [{"stage": stage, "seconds": seconds}
-                              for stage, seconds in results["timings"].items()]),
-        ("Skipped files", results["skipped"] or ["none"]),
-        ("Parameters", [{"parameter": key, "value": str(value)}
-                        for key, value in results["parameters"].items()]),
+        ("Sizes used", [[{"size": key, "value": str(value)} for key, value in sizes.items()]]),
+        ("Timing per stage", [[{"stage": stage, "seconds": seconds}
+                               for stage, seconds in results["timings"].items()]]),
+        ("Skipped files", [results["skipped"]] if results["skipped"] else ["none"]),
+        ("Parameters", [[{"parameter": key, "value": str(value)}
+                         for key, value in results["parameters"].items()]]),
     ])

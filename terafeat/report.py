@@ -130,6 +130,9 @@ def write_html_report(path, title: str, sections: list[tuple[str, list]]) -> Pat
 
 
 def _html_item(item) -> str:
+    if isinstance(item, dict):
+        raise TypeError("a table is a list of dicts inside a section's items: "
+                        f"[[{{...}}, ...]], not a bare dict ({sorted(item)})")
     if isinstance(item, Path):
         data = base64.b64encode(item.read_bytes()).decode("ascii")
         return f"<figure><img alt='{html.escape(item.name)}' src='data:image/png;base64,{data}'>" \
@@ -182,6 +185,6 @@ def quickstart_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarr
             "Face / non-face classification of scikit-image's lfw_subset (25x25, 100 + 100) "
             "with a linear classifier (standardised logistic regression, C chosen inside each "
             "training fold), cross-validated.", accuracy_rows, bars]),
-        ("Timing per stage", timing_rows),
-        ("Parameters", parameter_rows),
+        ("Timing per stage", [timing_rows]),
+        ("Parameters", [parameter_rows]),
     ])

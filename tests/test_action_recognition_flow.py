@@ -77,6 +77,7 @@ def test_flow_classifies_the_clips_and_skips_the_truncated_one(action_run):
     page = (run / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 1 and "v_right_g05_c01.avi" in page
     assert "motion energy" in page and results["report"] == str((run / "index.html").resolve())
+    assert "<td>classify motion energy</td>" in page  # the timing table renders as a table
 
 
 def test_parameters_are_validated():

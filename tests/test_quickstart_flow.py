@@ -67,6 +67,7 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
     assert set(saved["timings"]) >= {"sample patches", "whiten", "train RICA", "evaluate features"}
     page = (run / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 3
+    assert "<td>train RICA</td>" in page and "<td>n_features</td>" in page  # tables, not dicts
     assert f"{accuracy['RICA pooled']['mean']:.4g}" in page
     assert results["report"] == str((run / "index.html").resolve())
 

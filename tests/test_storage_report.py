@@ -51,6 +51,8 @@ def test_tile_filters_grid_and_html_report(tmp_path):
         ("Numbers", ["text & more", [{"name": "rica", "accuracy": 0.91234}], figure])])
     html = page.read_text()
     assert "A &lt;run&gt;" in html and "0.9123" in html and "data:image/png;base64," in html
+    with pytest.raises(TypeError, match="list of dicts"):
+        write_html_report(tmp_path / "bad.html", "t", [("rows", [{"name": "rica"}])])
     assert markdown_table([{"a": 1, "b": 0.5}]) == "| a | b |\n|---|---|\n| 1 | 0.5 |"
     with pytest.raises(ValueError, match="patch shape"):
         tile_filters(W, (3, 3))

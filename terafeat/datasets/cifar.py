@@ -19,6 +19,7 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from terafeat.datasets.folders import check_folder
 from terafeat.images import check_choice
@@ -179,3 +180,48 @@ def load_cifar100(root, split: str = "train",
         class_names = _pickled_names(folder / "meta", f"{labels}_label_names".encode())
         batch = _pickled_batch(folder / split, f"{labels}_labels".encode(), len(class_names))
     return _stacked([batch], class_names)
+
+
+def _batch_files(root, dataset: str) -> tuple[dict[str, list[Path]], list[str], dict]:
+    """({split: batch files}, class names, reader options) of a CIFAR version folder."""
+    check_choice("dataset", dataset, ("cifar10", "cifar100"))
+    if dataset == "cifar10":
+        folder, binary = _version_folder(root, "cifar-10-batches-bin", "cifar-10-batches-py")
+        names = (_text_names(folder / "batches.meta.txt") if binary
+                 else _pickled_names(folder / "batches.meta", b"label_names"))
+        files = {split: [folder / (name + (".bin" if binary else ""))
+                         for name in CIFAR10_BATCHES[split]] for split in SPLITS}
+        return files, names, {"label_bytes": 1, "label_key": b"labels"}
+    folder, binary = _version_folder(root, "cifar-100-binary", "cifar-100-python")
+    names = (_text_names(folder / "fine_label_names.txt") if binary
+             else _pickled_names(folder / "meta", b"fine_label_names"))
+    files = {split: [folder / (split + (".bin" if binary else ""))] for split in SPLITS}
+    return files, names, {"label_bytes": 2, "label_key": b"fine_labels"}
+
+
+def read_cifar_batch(path, n_classes: int, label_bytes: int = 1,
+                     label_key: bytes = b"labels") -> tuple[np.ndarray, np.ndarray]:
+    """(images (n, 32, 32, 3) uint8, labels (n,)) of one batch file, binary (``.bin``,
+    last label byte) or pickled (``label_key``)."""
+    path = Path(path)
+    if path.suffix == ".bin":
+        return read_cifar_binary(path, n_classes, label_bytes, label_byte=label_bytes - 1)
+    return _pickled_batch(path, label_key, n_classes)
+
+
+def cifar_listing(root, dataset: str = "cifar10") -> pd.DataFrame:
+    """One row per image of the publisher's CIFAR-10 / CIFAR-100 (fine labels) files:
+    path (its batch file), record (row in the file), label, class_name, split,
+    reader options in ``attrs["reader"]`` (for :func:`read_cifar_batch`)."""
+    files, names, options = _batch_files(root, dataset)
+    frames = []
+    for split, paths in files.items():
+        for path in paths:
+            _, labels = read_cifar_batch(path, len(names), **options)
+            frames.append(pd.DataFrame({"path": str(path), "record": np.arange(len(labels)),
+                                        "label": labels, "split": split}))
+    frame = pd.concat(frames, ignore_index=True)
+    frame["class_name"] = [names[label] for label in frame["label"]]
+    frame.attrs.update(classes=names, class_names=names, problems=[],
+                       reader={"n_classes": len(names), **options})
+    return frame

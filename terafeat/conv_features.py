@@ -1,0 +1,161 @@
+"""Single-layer convolutional features in the Coates–Ng style, with a learned filter bank.
+
+Every patch_size x patch_size window of an image (stride 1) is contrast-normalised,
+whitened and filtered; the responses go through a non-linearity and are pooled over
+a grid of cells (2x2: the four quadrants).  Normalisation, whitening and filtering
+are folded into one (d + 1, k) matrix; each pooling cell's windows are filtered in
+cache-sized chunks, so the non-linearity and the pooling sums run in the cache.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from terafeat.images import check_choice
+
+NONLINEARITIES = ("split", "abs")
+#: Coates et al. add 10 to the patch variance of 0-255 pixels; ours are in [0, 1].
+NORM_EPS = 10 / 255 ** 2
+
+
+def contrast_normalize(patches: np.ndarray, eps: float = NORM_EPS) -> np.ndarray:
+    """Each row minus its mean, divided by sqrt(its variance + eps): (m, d) -> new (m, d).
+
+    eps is in squared pixel units of [0, 1] images (default: Coates et al.'s 10
+    for 0-255 pixels); it keeps flat patches from being blown up to noise.
+    """
+    patches = np.asarray(patches)
+    out = patches - patches.mean(axis=1, keepdims=True)
+    out /= np.sqrt(np.square(out).mean(axis=1, keepdims=True) + eps)
+    return out
+
+
+def image_windows(images: np.ndarray, patch_size: int) -> np.ndarray:
+    """All stride-1 windows of a stack of images, flattened.
+
+    images: (n, h, w, c).  Returns (n, rows * cols, patch_size**2 * c), rows =
+    h - patch_size + 1, windows flattened in (row, column, channel) order as
+    :func:`terafeat.patches.sample_patches` does.
+    """
+    n, h, w, c = images.shape
+    windows = sliding_window_view(images, (patch_size, patch_size), axis=(1, 2))
+    windows = np.moveaxis(windows, 3, -1)  # (n, rows, cols, p, p, c)
+    rows, cols = h - patch_size + 1, w - patch_size + 1
+    return windows.reshape(n, rows * cols, patch_size * patch_size * c)
+
+
+class ConvolutionalEncoder:
+    """Encode images with a filter bank learned on whitened, contrast-normalised patches.
+
+    Parameters
+    ----------
+    filters : (k, d_white) filters in the whitened space (e.g. RICA's ``W``).
+    whitening : (d, d_white) whitening matrix; ``mean`` (d,) subtracted first.
+    patch_size : window side in pixels; d = patch_size**2 * channels.
+    nonlinearity : "split" (Coates–Ng soft threshold: [max(z - alpha, 0),
+        max(-z - alpha, 0)], 2k maps) or "abs" (|z|, k maps).
+    alpha : soft threshold of "split" (in whitened units).
+    grid : sum-pooling grid (2: quadrants).
+    norm_eps : see :func:`contrast_normalize`.
+    chunk : windows filtered per matrix product; small enough that a (chunk, k)
+        block of responses stays in the CPU cache for the element-wise passes.
+    """
+
+    def __init__(self, filters, whitening, mean, patch_size: int, nonlinearity: str = "split",
+                 alpha: float = 0.25, grid: int = 2, norm_eps: float = NORM_EPS,
+                 chunk: int = 128):
+        check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+        filters = np.asarray(filters, dtype=np.float32)
+        whitening = np.asarray(whitening, dtype=np.float32)
+        if whitening.shape[1] != filters.shape[1]:
+            raise ValueError(f"filters of {filters.shape[1]} dims do not fit a whitening "
+                             f"matrix with {whitening.shape[1]} outputs")
+        mean = np.asarray(mean, dtype=np.float32)
+        self.filters, self.whitening, self.mean = filters, whitening, mean
+        combined = whitening @ filters.T  # (d, k)
+        bias = -mean @ combined
+        self.weights_ = np.vstack([combined, bias[None, :]])  # (d + 1, k); last row: bias
+        self.patch_size = patch_size
+        self.nonlinearity = nonlinearity
+        self.alpha = float(alpha)
+        self.grid = grid
+        self.norm_eps = norm_eps
+        self.chunk = chunk
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Everything :meth:`from_arrays` needs (for ``np.savez``)."""
+        return {"filters": self.filters, "whitening": self.whitening, "mean": self.mean,
+                "patch_size": np.array(self.patch_size), "nonlinearity": np.array(self.nonlinearity),
+                "alpha": np.array(self.alpha), "grid": np.array(self.grid),
+                "norm_eps": np.array(self.norm_eps)}
+
+    @classmethod
+    def from_arrays(cls, arrays) -> "ConvolutionalEncoder":
+        """Inverse of :meth:`to_arrays` (accepts an ``np.load`` of a saved .npz)."""
+        return cls(arrays["filters"], arrays["whitening"], arrays["mean"],
+                   int(arrays["patch_size"]), str(arrays["nonlinearity"]),
+                   float(arrays["alpha"]), int(arrays["grid"]), float(arrays["norm_eps"]))
+
+    @property
+    def n_outputs(self) -> int:
+        """Features per image: grid**2 cells x (2k for "split", k for "abs")."""
+        k = self.weights_.shape[1]
+        return self.grid ** 2 * k * (2 if self.nonlinearity == "split" else 1)
+
+    def transform(self, images) -> np.ndarray:
+        """images (n, h, w, c) in [0, 1] (float) or uint8 -> (n, n_outputs) float32.
+
+        Output columns: cell-major, then (positive maps, negative maps) for "split".
+        """
+        images = np.asarray(images)
+        if images.ndim != 4:
+            raise ValueError(f"expected images (n, h, w, c), got shape {images.shape}")
+        if images.dtype == np.uint8:
+            images = images.astype(np.float32) / 255
+        d = self.patch_size ** 2 * images.shape[3]
+        if d + 1 != self.weights_.shape[0]:
+            raise ValueError(f"{images.shape[3]}-channel images give {d}-dim patches; the "
+                             f"encoder was fitted on {self.weights_.shape[0] - 1}-dim ones")
+        n, h, w, _ = images.shape
+        chunks = cell_chunks(h - self.patch_size + 1, w - self.patch_size + 1, self.grid,
+                             self.chunk)
+        out = np.empty((n, self.grid ** 2, self.n_outputs // self.grid ** 2), np.float32)
+        k = self.weights_.shape[1]
+        buffers = np.empty((2, max(len(rows) for _, rows in chunks), k), np.float32)
+        for i in range(n):
+            windows = image_windows(images[i:i + 1].astype(np.float32, copy=False),
+                                    self.patch_size)[0]
+            patches = np.ones((len(windows), d + 1), np.float32)
+            patches[:, :d] = contrast_normalize(windows, self.norm_eps)
+            out[i] = 0
+            for cell, rows in chunks:
+                self._pool_chunk(patches[rows], out[i, cell], buffers[:, :len(rows)])
+        return out.reshape(n, -1)
+
+    def _pool_chunk(self, patches: np.ndarray, pooled: np.ndarray, buffers: np.ndarray) -> None:
+        """Add the pooled responses of (m, d + 1) patches of one cell to ``pooled`` in place.
+
+        The chunk is small enough for the cache, so the element-wise passes stay there.
+        """
+        responses, clipped = buffers
+        np.matmul(patches, self.weights_, out=responses)
+        k, m = self.weights_.shape[1], len(patches)
+        if self.nonlinearity == "abs":
+            pooled += np.abs(responses, out=responses).sum(axis=0)
+            return
+        # sum max(z - a, 0) = sum max(z, a) - m a;  sum max(-z - a, 0) = -sum min(z, -a) - m a
+        pooled[:k] += np.maximum(responses, self.alpha, out=clipped).sum(axis=0) - m * self.alpha
+        pooled[k:] -= np.minimum(responses, -self.alpha, out=clipped).sum(axis=0) + m * self.alpha
+
+
+def cell_chunks(rows: int, cols: int, grid: int, chunk: int) -> list[tuple[int, np.ndarray]]:
+    """(cell, window indices) pairs covering a rows x cols map cell by cell, at most
+    ``chunk`` windows each; cells row-major, split as :func:`numpy.array_split` does."""
+    if not 1 <= grid <= min(rows, cols):
+        raise ValueError(f"a {grid}x{grid} pooling grid does not fit {rows}x{cols} maps")
+    index = np.arange(rows * cols).reshape(rows, cols)
+    cells = [index[np.ix_(row_part, col_part)].ravel()
+             for row_part in np.array_split(np.arange(rows), grid)
+             for col_part in np.array_split(np.arange(cols), grid)]
+    return [(cell, part) for cell, windows in enumerate(cells)
+            for part in np.array_split(windows, -(-len(windows) // chunk))]

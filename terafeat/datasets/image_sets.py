@@ -1,0 +1,87 @@
+"""One entry point over the labelled image sets: list them, then read any rows of a listing.
+
+A listing is a DataFrame with columns path, record, label, class_name, split: one row
+per image, ``record`` = -1 for an image file, else the image's row inside a batch file
+(the publisher's CIFAR files).  Listings are what workers get: each reads its own rows.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from terafeat.datasets.cifar import cifar_listing, read_cifar_batch
+from terafeat.datasets.folders import read_image_folders
+from terafeat.datasets.imagenet import read_ilsvrc, read_imagenette, read_tiny_imagenet
+from terafeat.images import check_choice, read_images
+
+IMAGE_SETS = ("folders", "cifar10", "cifar100", "imagenette", "tiny-imagenet", "ilsvrc")
+COLUMNS = ["path", "record", "label", "class_name", "split"]
+
+
+def list_image_set(dataset: str, root, strict: bool = False) -> pd.DataFrame:
+    """The listing of ``dataset`` under ``root``.
+
+    "folders": ``root/{train,val,test}/<class>/<image>`` (our CIFAR-10 JPEGs,
+    Caltech-101 split into folders, ...); "cifar10" / "cifar100": the publisher's
+    binary or python files; "imagenette", "tiny-imagenet", "ilsvrc": their layouts.
+    ``attrs``: classes, class_names (label order), problems [(path, problem)] of
+    files that do not fit the layout (skipped unless ``strict``), reader (CIFAR).
+    """
+    check_choice("dataset", dataset, IMAGE_SETS)
+    if dataset in ("cifar10", "cifar100"):
+        return cifar_listing(root, dataset)
+    if dataset == "folders":
+        frame = read_image_folders(root, splits=("train", "val", "test"), strict=strict)
+    else:
+        reader = {"imagenette": read_imagenette, "tiny-imagenet": read_tiny_imagenet,
+                  "ilsvrc": read_ilsvrc}[dataset]
+        frame = reader(root, strict=strict)
+    attrs = dict(frame.attrs)
+    if "classes" not in attrs:  # the ImageNet readers name classes by wnid
+        order = frame.drop_duplicates("label").sort_values("label")
+        attrs["classes"] = list(order.get("wnid", order["class_name"]))
+        attrs["class_names"] = list(order["class_name"])
+    frame = frame.assign(record=-1)[COLUMNS]
+    frame.attrs.update(attrs)
+    return frame
+
+
+@lru_cache(maxsize=2)
+def _batch_images(path: str, n_classes: int, label_bytes: int, label_key: bytes) -> np.ndarray:
+    return read_cifar_batch(path, n_classes, label_bytes, label_key)[0]
+
+
+def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
+    """Decode the images of listing ``rows`` as RGB, resized to size x size.
+
+    Returns (images (n_kept, size, size, 3) float32 in [0, 1], kept (n_kept,)
+    positions in ``rows``, problems [(path, problem)] of the files skipped
+    (missing, corrupt, not an image).  reader: the listing's ``attrs["reader"]``,
+    needed for rows inside batch files.
+    """
+    records = rows["record"].to_numpy()
+    in_files = np.flatnonzero(records < 0)
+    images, kept, problems = read_images(rows["path"].to_numpy()[in_files], (size, size),
+                                         crop=True)
+    out = np.empty((len(rows), size, size, 3), np.float32)
+    out[in_files[kept]] = images
+    good = np.zeros(len(rows), bool)
+    good[in_files[kept]] = True
+    in_batches = np.flatnonzero(records >= 0)
+    if len(in_batches):
+        if reader is None:
+            raise ValueError("rows inside batch files need the listing's reader options")
+        for path in pd.unique(rows["path"].to_numpy()[in_batches]):
+            positions = in_batches[rows["path"].to_numpy()[in_batches] == path]
+            batch = _batch_images(path, **reader)[records[positions]]
+            if batch.shape[1] != size:
+                batch = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
+                                  for image in batch])
+            out[positions] = batch / np.float32(255)
+            good[positions] = True
+    kept = np.flatnonzero(good)
+    return out[kept], kept, problems

@@ -1,0 +1,222 @@
+"""Linear classifiers trained over feature shards streamed from disk.
+
+Features of n examples live in shard files ((n_s, f) float32 ``.npy``); memory holds
+one shard plus (f + 1)^2 statistics, whatever n is.  Features are standardised on the
+fly (mean and scale from one streaming pass).  Two one-vs-rest classifiers:
+
+- ridge (regularised least squares on ±1 targets), solved exactly from the streamed
+  Gram matrix; its regulariser is chosen on a held-out part of the training rows;
+- L2-SVM (squared hinge, as Coates et al.), trained by scipy's L-BFGS with one
+  streaming pass per evaluation, started from the ridge solution.
+
+Both minimise ``sum_i sum_c loss(y_ic, s_ic) + lam * ||W||^2`` (bias not penalised), so
+one ``lam`` means the same strength for both.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+from scipy.linalg import cho_factor, cho_solve
+from scipy.optimize import minimize
+
+from terafeat.distributed import load_shard
+
+METHODS = ("ridge", "l2svm")
+#: Regularisers tried, as multiples of the number of training rows.
+LAM_GRID = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+
+
+def iter_shards(paths: Sequence, labels: Sequence[np.ndarray],
+                masks: Sequence[np.ndarray] | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(features (n_s, f) float32, labels (n_s,)) of each shard, rows where ``masks`` is True."""
+    for index, path in enumerate(paths):
+        X, y = load_shard(path), np.asarray(labels[index])
+        if len(X) != len(y):
+            raise ValueError(f"{path}: {len(X)} feature rows but {len(y)} labels")
+        if masks is not None:
+            X, y = X[masks[index]], y[masks[index]]
+        yield X, y
+
+
+def feature_moments(paths: Sequence) -> tuple[np.ndarray, np.ndarray, int]:
+    """(mean (f,), std (f,), n) of the rows of all shards, float64, in one pass."""
+    total, squares, n = 0.0, 0.0, 0
+    for path in paths:
+        X = load_shard(path)
+        total = total + X.sum(axis=0, dtype=np.float64)
+        squares = squares + np.einsum("ij,ij->j", X, X, dtype=np.float64)
+        n += len(X)
+    if n == 0:
+        raise ValueError("no feature rows in the shards")
+    mean = total / n
+    return mean, np.sqrt(np.maximum(squares / n - mean ** 2, 0)), n
+
+
+class Standardizer:
+    """x -> (x - mean) / sqrt(var + eps), with a constant 1 appended for the bias.
+
+    eps regularises near-constant features (in the features' squared units).
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, eps: float = 1e-2):
+        self.mean = np.asarray(mean, np.float64)
+        self.scale = np.sqrt(np.asarray(std, np.float64) ** 2 + eps)
+
+    def augment(self, X: np.ndarray) -> np.ndarray:
+        """(n, f) raw -> (n, f + 1) float32 standardised, last column 1."""
+        out = np.ones((len(X), X.shape[1] + 1), np.float32)
+        np.subtract(X, self.mean.astype(np.float32), out=out[:, :-1])
+        out[:, :-1] /= self.scale.astype(np.float32)
+        return out
+
+    def fold(self, weights: np.ndarray) -> np.ndarray:
+        """Weights (f + 1, c) on standardised features -> the same scores on raw ones."""
+        raw = weights[:-1] / self.scale[:, None]
+        return np.vstack([raw, weights[-1:] - self.mean @ raw])
+
+
+def targets(labels: np.ndarray, n_classes: int) -> np.ndarray:
+    """One-vs-rest targets: (n, n_classes) float32, +1 for the label, -1 elsewhere."""
+    Y = -np.ones((len(labels), n_classes), np.float32)
+    Y[np.arange(len(labels)), labels] = 1
+    return Y
+
+
+def gram_statistics(shards, standardizer: Standardizer, n_classes: int
+                    ) -> tuple[np.ndarray, np.ndarray, int]:
+    """(G (f+1, f+1), B (f+1, c), n) = (sum A^T A, sum A^T Y, rows) over the shards,
+    A the standardised, bias-augmented features; float64 sums of float32 products."""
+    G = B = None
+    n = 0
+    for X, y in shards:
+        A = standardizer.augment(X)
+        if G is None:
+            G = np.zeros((A.shape[1], A.shape[1]))
+            B = np.zeros((A.shape[1], n_classes))
+        G += A.T @ A
+        B += A.T @ targets(y, n_classes)
+        n += len(A)
+    if G is None:
+        raise ValueError("no feature rows to fit")
+    return G, B, n
+
+
+def ridge_solve(G: np.ndarray, B: np.ndarray, lam: float) -> np.ndarray:
+    """argmin_W ||A W - Y||^2 + lam ||W[:-1]||^2 from G = A^T A, B = A^T Y: (f+1, c)."""
+    regularised = G.copy()
+    diagonal = np.einsum("ii->i", regularised)
+    diagonal[:-1] += lam
+    return cho_solve(cho_factor(regularised, overwrite_a=True), B)
+
+
+def scores(X: np.ndarray, weights_raw: np.ndarray) -> np.ndarray:
+    """Class scores (n, c) of raw features (n, f) under folded weights (f+1, c)."""
+    return X @ weights_raw[:-1].astype(np.float32) + weights_raw[-1].astype(np.float32)
+
+
+def top_k_accuracy(score: np.ndarray, labels: np.ndarray, k: int) -> float:
+    """Fraction of rows whose label is among the k highest scores."""
+    k = min(k, score.shape[1])
+    top = np.argpartition(-score, k - 1, axis=1)[:, :k]
+    return float((top == np.asarray(labels)[:, None]).any(axis=1).mean())
+
+
+def _squared_hinge(shards, standardizer: Standardizer, n_classes: int, lam: float):
+    """Loss-and-gradient of the one-vs-rest L2-SVM over streamed shards, flat weights."""
+    def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
+        W = flat.reshape(-1, n_classes)
+        raw = standardizer.fold(W)
+        value, grad_raw = 0.0, np.zeros_like(raw)
+        for X, y in shards():
+            Y = targets(y, n_classes)
+            slack = np.maximum(1 - Y * scores(X, raw), 0)
+            value += float(np.square(slack, dtype=np.float64).sum())
+            G = -2 * Y * slack  # d loss / d score, (n_s, c)
+            grad_raw[:-1] += X.T @ G
+            grad_raw[-1] += G.sum(axis=0)
+        # chain rule through fold(): raw = W / scale, bias_raw = b - mean @ raw
+        grad = np.empty_like(W)
+        grad[:-1] = (grad_raw[:-1] - np.outer(standardizer.mean, grad_raw[-1])) \
+            / standardizer.scale[:, None]
+        grad[-1] = grad_raw[-1]
+        value += lam * float(np.square(W[:-1]).sum())
+        grad[:-1] += 2 * lam * W[:-1]
+        return value, grad.ravel()
+    return loss
+
+
+def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
+              initial: np.ndarray, max_iter: int = 100, callback=None
+              ) -> tuple[np.ndarray, dict]:
+    """One-vs-rest L2-SVM by L-BFGS over ``shards()`` (a callable returning a fresh
+    iterator of (X, y) each pass).  initial: (f+1, c) standardised weights (e.g. the
+    ridge solution).  Returns (weights (f+1, c) standardised, summary dict)."""
+    loss = _squared_hinge(shards, standardizer, n_classes, lam)
+    result = minimize(loss, initial.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
+                      options={"maxiter": max_iter, "maxcor": 20},
+                      callback=None if callback is None else lambda xk: callback())
+    return result.x.reshape(-1, n_classes), {"n_iter": int(result.nit),
+                                             "objective": float(result.fun),
+                                             "message": str(result.message)}
+
+
+def validation_masks(shard_rows: Sequence[int], fraction: float, seed: int) -> list[np.ndarray]:
+    """Per shard, a boolean mask of the rows held out for validation (seeded)."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    return [rng.random(n) < fraction for n in shard_rows]
+
+
+def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_classes: int,
+                            method: str = "l2svm", lam_grid: Sequence[float] = LAM_GRID,
+                            val_fraction: float = 0.1, seed: int = 0, svm_iter: int = 100,
+                            log=None) -> tuple[np.ndarray, dict]:
+    """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
+
+    paths: feature shard files; labels: per shard, its rows' labels.  method: "ridge"
+    or "l2svm" (started from the ridge solution).  The regulariser is
+    ``lam = g * n_fit`` for the g in ``lam_grid`` with the best accuracy of ridge on a
+    held-out ``val_fraction`` of the rows; the final fit uses all rows.
+    Returns (weights (f + 1, c) on raw features, last row the bias; summary dict).
+    """
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    log = log or (lambda *args: None)
+    mean, std, n = feature_moments(paths)
+    standardizer = Standardizer(mean, std)
+    held_out = validation_masks([len(y) for y in labels], val_fraction, seed)
+    fitting = [~mask for mask in held_out]
+    G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, n_classes)
+    lams = [g * n_fit for g in lam_grid]
+    candidates = np.hstack([ridge_solve(G, B, lam) for lam in lams])  # (f+1, c * L)
+    correct, n_val = np.zeros(len(lams)), 0
+    for X, y in iter_shards(paths, labels, held_out):
+        predicted = (standardizer.augment(X) @ candidates.astype(np.float32)).reshape(
+            len(X), len(lams), n_classes).argmax(axis=2)
+        correct += (predicted == y[:, None]).sum(axis=0)
+        n_val += len(X)
+    validation = (correct / max(n_val, 1)).tolist()
+    best = int(np.argmax(validation))
+    log(f"ridge validation accuracy over lam/n {list(lam_grid)}: "
+        + ", ".join(f"{value:.4f}" for value in validation) + f" -> lam/n {lam_grid[best]}")
+    G_val, B_val, _ = gram_statistics(iter_shards(paths, labels, held_out), standardizer,
+                                      n_classes)
+    G += G_val
+    B += B_val
+    del G_val
+    lam = lam_grid[best] * n
+    weights = ridge_solve(G, B, lam)
+    del G
+    summary = {"method": method, "n_train": n, "n_validation": n_val,
+               "lam_grid": list(lam_grid), "validation_accuracy": validation,
+               "lam": lam, "feature_dim": int(len(mean))}
+    if method == "l2svm":
+        weights, svm = fit_l2svm(lambda: iter_shards(paths, labels), standardizer, n_classes,
+                                 lam, weights, svm_iter)
+        log(f"L2-SVM: {svm['n_iter']} L-BFGS iterations, objective {svm['objective']:.6g} "
+            f"({svm['message']})")
+        summary["svm"] = svm
+    return standardizer.fold(weights), summary

@@ -1,0 +1,97 @@
+"""Linear classifiers over streamed feature shards (terafeat.streamed_linear)."""
+import numpy as np
+import pytest
+from sklearn.svm import LinearSVC
+
+from terafeat.storage import save_array
+from terafeat.streamed_linear import (Standardizer, _squared_hinge, feature_moments,
+                                      fit_streamed_classifier, gram_statistics, iter_shards,
+                                      ridge_solve, top_k_accuracy)
+
+
+def blobs(n, f=20, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    centres = rng.normal(0, 2, (classes, f))
+    y = rng.integers(0, classes, n)
+    X = (centres[y] + rng.normal(0, 1.5, (n, f))) * rng.uniform(0.1, 10, f) + 3
+    return X.astype(np.float32), y
+
+
+def write(tmp_path, X, y, rows=70):
+    paths, labels = [], []
+    for i, start in enumerate(range(0, len(X), rows)):
+        paths.append(str(save_array(tmp_path / f"f-{i}.npy", X[start:start + rows])))
+        labels.append(y[start:start + rows])
+    return paths, labels
+
+
+def test_moments_and_ridge_match_in_memory_solution(tmp_path):
+    X, y = blobs(300)
+    paths, labels = write(tmp_path, X, y)
+    mean, std, n = feature_moments(paths)
+    np.testing.assert_allclose(mean, X.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(std, X.std(0), rtol=1e-4)
+    standardizer = Standardizer(mean, std)
+    G, B, n = gram_statistics(iter_shards(paths, labels), standardizer, 3)
+    A = standardizer.augment(X).astype(np.float64)
+    Y = -np.ones((300, 3))
+    Y[np.arange(300), y] = 1
+    lam = 5.0
+    penalty = lam * np.eye(A.shape[1])
+    penalty[-1, -1] = 0  # the bias is not penalised
+    expected = np.linalg.solve(A.T @ A + penalty, A.T @ Y)
+    W = ridge_solve(G, B, lam)
+    np.testing.assert_allclose(W, expected, rtol=1e-4, atol=1e-5)
+    # folding the standardisation into the weights gives the same scores on raw features
+    raw = standardizer.fold(W)
+    np.testing.assert_allclose(X @ raw[:-1] + raw[-1], A @ W, rtol=1e-4, atol=1e-4)
+
+
+def test_squared_hinge_gradient_matches_finite_differences(tmp_path):
+    X, y = blobs(120, f=6)
+    X = X.astype(np.float64)
+    paths, labels = write(tmp_path, X.astype(np.float32), y, rows=50)
+    mean, std, _ = feature_moments(paths)
+    loss = _squared_hinge(lambda: iter_shards(paths, labels), Standardizer(mean, std), 3, 0.7)
+    rng = np.random.default_rng(1)
+    w = rng.normal(0, 0.3, (7 * 3,))
+    value, grad = loss(w)
+    numeric = np.zeros_like(w)
+    for i in range(len(w)):
+        step = np.zeros_like(w)
+        step[i] = 1e-4
+        numeric[i] = (loss(w + step)[0] - loss(w - step)[0]) / 2e-4
+    np.testing.assert_allclose(grad, numeric, rtol=2e-3, atol=2e-3 * np.abs(numeric).max())
+
+
+@pytest.mark.parametrize("method", ["ridge", "l2svm"])
+def test_streamed_classifier_learns_and_agrees_with_sklearn(tmp_path, method):
+    X_all, y_all = blobs(1200, seed=2)
+    X, y, X_test, y_test = X_all[:900], y_all[:900], X_all[900:], y_all[900:]
+    paths, labels = write(tmp_path, X, y, rows=200)
+    weights, summary = fit_streamed_classifier(paths, labels, 3, method=method, seed=0,
+                                               svm_iter=200)
+    score = X_test @ weights[:-1] + weights[-1]
+    accuracy = (score.argmax(1) == y_test).mean()
+    standardized = (X - X.mean(0)) / X.std(0)
+    reference = LinearSVC(C=1 / (2 * summary["lam"]), dual=False, tol=1e-6).fit(standardized, y)
+    reference_accuracy = reference.score((X_test - X.mean(0)) / X.std(0), y_test)
+    assert accuracy > 0.8 > 1 / 3
+    assert abs(accuracy - reference_accuracy) <= 0.03
+    assert summary["n_train"] == 900 and len(summary["validation_accuracy"]) == 6
+    if method == "l2svm":
+        assert summary["svm"]["n_iter"] >= 1
+
+
+def test_mismatched_labels_name_the_shard(tmp_path):
+    X, y = blobs(50)
+    paths, labels = write(tmp_path, X, y, rows=50)
+    with pytest.raises(ValueError, match="f-0.npy: 50 feature rows but 49 labels"):
+        list(iter_shards(paths, [labels[0][:49]]))
+
+
+def test_top_k_accuracy():
+    score = np.array([[0.1, 0.5, 0.4], [0.9, 0.02, 0.08]])
+    assert top_k_accuracy(score, np.array([2, 1]), 1) == 0.0
+    assert top_k_accuracy(score, np.array([2, 1]), 2) == 0.5
+    assert top_k_accuracy(score, np.array([2, 1]), 5) == 1.0

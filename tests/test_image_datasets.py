@@ -476,3 +476,39 @@ def test_real_cifar10_folders(cifar10_sample):
     images, kept, problems = read_images(firsts.path)
     assert images.shape == (20, 32, 32, 3) and problems == []
     assert (frame.groupby("class_name").label.unique().map(len) == 1).all()
+
+
+# One listing over every image set (terafeat.datasets.image_sets)
+
+@pytest.mark.parametrize("write", [write_cifar10_binary, write_cifar10_python])
+def test_cifar_listing_reads_records_exactly(tmp_path, cifar10_batches, write):
+    from terafeat.datasets.image_sets import list_image_set, read_listed_images
+    write(tmp_path, cifar10_batches)
+    listing = list_image_set("cifar10", tmp_path)
+    assert len(listing) == 17 and set(listing["split"]) == {"train", "test"}
+    assert listing.attrs["classes"] == CIFAR10_NAMES
+    test_rows = listing[listing["split"] == "test"]
+    images, kept, problems = read_listed_images(test_rows, 32, listing.attrs["reader"])
+    expected, labels = cifar10_batches["test_batch"]
+    np.testing.assert_array_equal(np.round(images * 255).astype(np.uint8), expected)
+    assert kept.tolist() == [0, 1] and problems == []
+    assert test_rows["label"].tolist() == list(labels)
+    resized, _, _ = read_listed_images(test_rows, 16, listing.attrs["reader"])
+    assert resized.shape == (2, 16, 16, 3)
+
+
+def test_folder_listing_skips_a_corrupt_image_and_names_it(tmp_path):
+    from terafeat.datasets.image_sets import COLUMNS, list_image_set, read_listed_images
+    write_images(tmp_path, "train/cat/a.png", "train/dog/b.jpg", "test/cat/c.png",
+                 size=(12, 10))
+    (tmp_path / "train" / "dog" / "broken.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    listing = list_image_set("folders", tmp_path)
+    assert list(listing.columns) == COLUMNS and (listing["record"] == -1).all()
+    assert listing.attrs["classes"] == ["cat", "dog"]
+    train = listing[listing["split"] == "train"].reset_index(drop=True)
+    images, kept, problems = read_listed_images(train, 8)
+    assert images.shape == (2, 8, 8, 3) and images.dtype == np.float32
+    assert [train["path"][i].rsplit("/", 1)[1] for i in kept] == ["a.png", "b.jpg"]
+    assert len(problems) == 1 and problems[0][0].endswith("broken.jpg")
+    with pytest.raises(ValueError, match="dataset"):
+        list_image_set("mnist", tmp_path)

@@ -21,6 +21,7 @@ class FlowEntry:
 FLOWS = {entry.name: entry for entry in [
     FlowEntry("quickstart", "flows.quickstart", "quickstart", "QuickstartParams"),
     FlowEntry("histology", "flows.histology", "histology", "HistologyParams"),
+    FlowEntry("imagenet", "flows.imagenet", "imagenet", "ImagenetParams"),
     FlowEntry("action_recognition", "flows.action_recognition", "action_recognition",
               "ActionRecognitionParams"),
 ]}

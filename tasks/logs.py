@@ -26,11 +26,13 @@ def stage_logger():
         return logging.getLogger("terafeat.tasks")
 
 
-def cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run_dir, compute):
+def cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run_dir, compute,
+           resumable: bool = False):
     """``compute(folder)`` through the stage cache under ``cache_root`` (None: no cache,
-    compute straight into ``run_dir``); logs whether it was a hit."""
+    compute straight into ``run_dir``); logs whether it was a hit.  resumable: see
+    :func:`terafeat.cache.run_cached`."""
     if cache_root is None:
         return compute(Path(run_dir))
-    result, hit = run_cached(cache_root, stage, params, inputs, run_dir, compute)
+    result, hit = run_cached(cache_root, stage, params, inputs, run_dir, compute, resumable)
     stage_logger().info("%s: %s", stage, "cache hit, skipped" if hit else "computed, cached")
     return result

@@ -67,6 +67,11 @@ def _replace_paths(value, old: str, new: str):
 
 
 def _link_or_copy(source: Path, target: Path) -> None:
+    if source.is_dir():
+        target.mkdir(exist_ok=True)
+        for path in source.iterdir():
+            _link_or_copy(path, target / path.name)
+        return
     target.unlink(missing_ok=True)
     try:
         os.link(source, target)
@@ -75,19 +80,25 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def run_cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run_dir,
-               compute: Callable[[Path], object]) -> tuple[object, bool]:
+               compute: Callable[[Path], object], resumable: bool = False) -> tuple[object, bool]:
     """The result of ``compute(folder)`` for this stage, from the cache when present.
 
     compute writes its files into ``folder`` and returns a JSON-able summary
-    (paths inside ``folder``).  The entry's files are linked (or copied) into
-    ``run_dir`` and the summary's paths point there.  Returns (summary, hit).
+    (paths inside ``folder``).  The entry's files (and folders, recursively) are
+    linked (or copied) into ``run_dir`` and the summary's paths point there.
+    resumable: compute in a folder kept when it is interrupted (``.<key>.partial``),
+    so that a re-run finds the files already written (compute must skip them).
+    Returns (summary, hit).
     """
     entry = Path(cache_root) / stage / stage_key(stage, params, inputs)
     hit = (entry / "summary.json").is_file()
     if not hit:
-        scratch = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
-        shutil.rmtree(scratch, ignore_errors=True)
-        scratch.mkdir(parents=True)
+        if resumable:
+            scratch = entry.with_name(f".{entry.name}.partial")
+        else:
+            scratch = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+            shutil.rmtree(scratch, ignore_errors=True)
+        scratch.mkdir(parents=True, exist_ok=True)
         summary = compute(scratch)
         save_json(scratch / "summary.json", _replace_paths(summary, str(scratch), RUN_DIR))
         try:

@@ -220,3 +220,28 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
             f"({svm['message']})")
         summary["svm"] = svm
     return standardizer.fold(weights), summary
+
+
+def top_confusions(labels: np.ndarray, predicted: np.ndarray, n: int = 20) -> list[dict]:
+    """The ``n`` most frequent (true, predicted) pairs with true != predicted, by count."""
+    wrong = labels != predicted
+    pairs, counts = np.unique(np.stack([labels[wrong], predicted[wrong]]), axis=1,
+                              return_counts=True)
+    order = np.argsort(-counts, kind="stable")[:n]
+    return [{"true": int(pairs[0, i]), "predicted": int(pairs[1, i]), "count": int(counts[i])}
+            for i in order]
+
+
+def evaluate_streamed(paths: Sequence, labels: Sequence[np.ndarray], weights_raw: np.ndarray,
+                      top_k: int = 5) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Score feature shards with folded weights (f+1, c): (labels (n,), predicted (n,),
+    {"top1", "top<k>", "n"})."""
+    truth, predicted, hits = [], [], 0
+    for X, y in iter_shards(paths, labels):
+        score = scores(X, weights_raw)
+        truth.append(y)
+        predicted.append(score.argmax(axis=1))
+        hits += top_k_accuracy(score, y, top_k) * len(y)
+    truth, predicted = np.concatenate(truth), np.concatenate(predicted)
+    return truth, predicted, {"top1": float((truth == predicted).mean()),
+                              f"top{top_k}": float(hits / len(truth)), "n": int(len(truth))}

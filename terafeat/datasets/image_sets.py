@@ -85,3 +85,43 @@ def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
             good[positions] = True
     kept = np.flatnonzero(good)
     return out[kept], kept, problems
+
+
+def evaluation_split(frame: pd.DataFrame) -> str:
+    """The labelled split to score on: "test" when the listing has one, else "val"."""
+    splits = set(frame["split"])
+    for name in ("test", "val"):
+        if name in splits:
+            return name
+    raise ValueError(f"the listing has no test or val split (splits: {sorted(splits)})")
+
+
+def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
+                    max_test_per_class: int | None = None, train_repeat: int = 1,
+                    seed: int = 0) -> pd.DataFrame:
+    """Training rows (seeded subset per class, listed ``train_repeat`` times, shuffled so
+    every shard mixes the classes), then the evaluation split's rows in listing order.
+
+    Column ``split`` becomes "train" / "test".  attrs are kept.
+    """
+    if train_repeat < 1:
+        raise ValueError(f"train_repeat must be >= 1, got {train_repeat}")
+    rng = np.random.default_rng(seed)
+    test_split = evaluation_split(frame)
+
+    def limited(rows: pd.DataFrame, limit: int | None) -> pd.DataFrame:
+        if limit is None:
+            return rows
+        chosen = [np.sort(rng.permutation(positions)[:limit])
+                  for positions in rows.groupby("label").indices.values()]
+        return rows.iloc[np.sort(np.concatenate(chosen))]
+
+    train = limited(frame[frame["split"] == "train"], max_train_per_class)
+    if train.empty:
+        raise ValueError("the listing has no training images")
+    train = pd.concat([train] * train_repeat)
+    train = train.iloc[rng.permutation(len(train))].assign(split="train")
+    test = limited(frame[frame["split"] == test_split], max_test_per_class).assign(split="test")
+    prepared = pd.concat([train, test], ignore_index=True)
+    prepared.attrs.update(frame.attrs)
+    return prepared

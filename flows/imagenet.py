@@ -1,0 +1,128 @@
+"""Flow ``imagenet`` (issue #6): single-layer RICA features in the Coates–Ng pipeline, from
+CIFAR-10 on a laptop to ImageNet on a Dask cluster, with memory bounded by a batch."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from pydantic import ConfigDict, Field, model_validator
+
+from flows.options import TrainingBackend
+from flows.stages import Stopwatch, open_run_dir, publish_report
+from tasks.image_classification import classify_images
+from tasks.image_encoding import encode_images
+from tasks.image_listing import list_images
+from tasks.image_patches import sample_image_patches
+from tasks.imagenet_report import write_imagenet_report
+from tasks.training import train_rica_layer
+from tasks.whitening import whiten_patches
+from terafeat.imagenet_report import headline_rows
+from terafeat.shard_encoding import peak_rss_bytes
+from terafeat.streamed_linear import LAM_GRID
+
+REPO_DATA = Path(__file__).resolve().parents[1] / "data"
+
+
+class ImagenetParams(TrainingBackend):
+    """Parameters of the imagenet flow (the Prefect UI shows them as a form)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: Literal["cifar10", "cifar100", "folders", "imagenette", "tiny-imagenet",
+                     "ilsvrc"] = Field(
+        "cifar10", description="layout: the publisher's CIFAR files (`terafeat data fetch "
+        "cifar10`), class folders per split (root/{train,test}/<class>/), Imagenette, "
+        "Tiny ImageNet or ILSVRC-2012")
+    data_root: str = Field(str(REPO_DATA / "cifar10"), description="folder of the data set")
+    image_size: int = Field(32, ge=8, le=512, description="images are centre-cropped and "
+                            "resized to this side, pixels")
+    max_train_per_class: int | None = Field(None, ge=1, description="seeded subset of the "
+                                            "training images per class (None: all)")
+    max_test_per_class: int | None = Field(None, ge=1, description="seeded subset of the "
+                                           "test images per class (None: all)")
+    train_repeat: int = Field(1, ge=1, le=8, description="list the training set this many "
+                              "times (a memory check: peak memory must not grow)")
+    patch_size: int = Field(6, ge=3, le=16, description="side of the square colour patches")
+    n_patches: int = Field(100_000, ge=100, description="training patches")
+    patch_images: int = Field(10_000, ge=1, description="training images the patches come from")
+    whitening_eps: float = Field(0.1, ge=0, description="ZCA regulariser (contrast-normalised "
+                                 "patches: Coates et al.'s 0.1)")
+    n_features: int = Field(1600, ge=2, description="RICA features")
+    lam: float = Field(10.0, gt=0, description="weight of RICA's reconstruction term")
+    eps: float = Field(1e-2, gt=0, description="smoothing of the L1 penalty sqrt(eps + u^2)")
+    max_iter: int = Field(300, ge=1, description="L-BFGS iterations")
+    nonlinearity: Literal["split", "abs"] = Field(
+        "split", description="split: soft threshold [max(z - alpha, 0), max(-z - alpha, 0)]; "
+                             "abs: |z|")
+    alpha: float = Field(0.25, ge=0, description="soft threshold of the split non-linearity")
+    grid: int = Field(2, ge=1, le=4, description="sum-pooling grid (2: quadrants)")
+    classifier: Literal["l2svm", "ridge"] = Field(
+        "l2svm", description="one-vs-rest squared-hinge SVM (L-BFGS, started from ridge) or ridge")
+    lam_grid: tuple[float, ...] = Field(LAM_GRID, min_length=1, description="regularisers "
+                                        "tried, in multiples of the number of training images")
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="training images held out to "
+                                "choose the regulariser")
+    svm_iter: int = Field(100, ge=1, description="L-BFGS iterations of the L2-SVM")
+    batch_size: int = Field(256, ge=1, description="images read and encoded at a time")
+    shard_size: int = Field(2500, ge=1, description="images per feature shard (one Dask task)")
+    encode_on: Literal["dask", "local"] = Field(
+        "dask", description="feature extraction: mapped over the Dask cluster (dask_address, "
+                            "else a local cluster, one worker per core), or in this process")
+    dtype: Literal["float32", "float64"] = "float32"
+    seed: int = Field(0, description="seed of every random choice")
+    output_root: str = Field("reports", description="reports go to <output_root>/imagenet/<run>/")
+    cache_root: str | None = Field(
+        "data/cache", description="stage cache: a re-run with the same inputs, parameters and "
+                                  "code skips the stage (empty: no cache)")
+
+    @model_validator(mode="after")
+    def _patch_fits(self):
+        if self.patch_size + self.grid - 1 > self.image_size:
+            raise ValueError(f"a {self.patch_size}px patch and a {self.grid}x{self.grid} grid "
+                             f"do not fit {self.image_size}px images")
+        return self
+
+
+@flow(name="imagenet", log_prints=True)
+def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
+    """List images -> colour patches -> ZCA -> RICA -> encode every image in shards
+    (Dask) -> streamed linear classifiers (RICA and raw pixels) -> report."""
+    logger = get_run_logger()
+    run_dir = open_run_dir("imagenet", params.output_root)
+    timed = Stopwatch()
+    run, cache = str(run_dir), params.cache_root or None
+    listing = timed("list images", list_images, params.dataset, params.data_root, run,
+                    params.max_train_per_class, params.max_test_per_class, params.train_repeat,
+                    params.seed)
+    patches = timed("sample patches", sample_image_patches, listing, run, params.n_patches,
+                    params.patch_size, params.image_size, params.patch_images, params.seed,
+                    cache_root=cache)
+    whitener, whitened = timed("whiten", whiten_patches, patches["patches"], run, "zca",
+                               params.whitening_eps, remove_dc=False, cache_root=cache)
+    training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
+                     params.eps, params.max_iter, params.dtype, params.seed,
+                     **params.backend_options(), cache_root=cache)
+    encoding = timed("extract features", encode_images, listing, run, whitener, training["W"],
+                     params.patch_size, params.nonlinearity, params.alpha, params.grid,
+                     params.image_size, params.batch_size, params.shard_size, params.encode_on,
+                     params.dask_address, cache_root=cache)
+    classification = timed("classify", classify_images, encoding, len(listing["classes"]), run,
+                           params.classifier, list(params.lam_grid), params.val_fraction,
+                           params.svm_iter, params.seed)
+    results = {"flow": "imagenet", "run_dir": str(run_dir.resolve()),
+               "parameters": params.model_dump(mode="json"), "listing": listing,
+               "patches": patches, "training": training, "encoding": encoding,
+               "classification": {k: v for k, v in classification.items() if k != "peak_rss"},
+               "unreadable_images": sorted({tuple(p) for p in listing["layout_problems"]
+                                            + patches["problems"] + encoding["problems"]}),
+               "timings": timed.timings,
+               "peak_memory": {"flow": peak_rss_bytes(), "encoding": encoding["peak_rss"],
+                               "classifier": classification["peak_rss"]}}
+    results["headline"] = headline_rows(results)
+    page = timed("write report", write_imagenet_report, run, results, training["W"],
+                 training["objective"])
+    for row in results["headline"]:
+        logger.info("%-16s top-1 %.4f, top-5 %.4f", row["features"], row["top-1"], row["top-5"])
+    results["report"] = publish_report("imagenet", page, results["headline"])
+    return results

@@ -1,0 +1,62 @@
+"""Stage: linear classifiers over the feature shards, scored on the test split."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+from prefect import task
+
+from tasks.logs import stage_logger
+from terafeat.shard_encoding import peak_rss_bytes
+from terafeat.storage import save_array
+from terafeat.streamed_linear import evaluate_streamed, fit_streamed_classifier, top_confusions
+
+#: Up to this many classes the report shows the full confusion matrix.
+MAX_CONFUSION_CLASSES = 20
+NAMES = {"rica": "RICA (learned)", "pixels": "raw pixels"}
+
+
+def _labels(paths: list[str]) -> list[np.ndarray]:
+    arrays = []
+    for path in paths:
+        with np.load(path) as stored:
+            arrays.append(stored["labels"])
+    return arrays
+
+
+@task(name="classify-images")
+def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str,
+                    lam_grid: list[float], val_fraction: float, svm_iter: int, seed: int) -> dict:
+    """Per feature set: fit on the training shards, score the test shards.
+
+    Returns {set: {"top1", "top5", "n", "seconds", "fit": summary, "confusion_matrix" (<= 20
+    classes) or "top_confusions", "predictions": path of (n, 2) true / predicted}},
+    plus "peak_rss" (bytes) of this process.
+    """
+    logger = stage_logger()
+    results = {}
+    for name in encoded["shards"]:
+        started = time.perf_counter()
+        shards, labels = encoded["shards"][name], encoded["labels"][name]
+        weights, fit = fit_streamed_classifier(shards["train"], _labels(labels["train"]),
+                                               n_classes, classifier, lam_grid, val_fraction,
+                                               seed, svm_iter,
+                                               log=lambda line, n=name: logger.info("%s: %s", n, line))
+        truth, predicted, metrics = evaluate_streamed(shards["test"], _labels(labels["test"]),
+                                                      weights)
+        metrics.update(seconds=time.perf_counter() - started, fit=fit,
+                       predictions=str(save_array(Path(run_dir) / f"predictions-{name}.npy",
+                                                  np.stack([truth, predicted], axis=1))))
+        if n_classes <= MAX_CONFUSION_CLASSES:
+            confusion = np.zeros((n_classes, n_classes), np.int64)
+            np.add.at(confusion, (truth, predicted), 1)
+            metrics["confusion_matrix"] = confusion.tolist()
+        else:
+            metrics["top_confusions"] = top_confusions(truth, predicted)
+        logger.info("%s features (%d dims), %s: test top-1 %.4f, top-5 %.4f (%.0f s)",
+                    NAMES.get(name, name), fit["feature_dim"], classifier, metrics["top1"],
+                    metrics["top5"], metrics["seconds"])
+        results[name] = metrics
+    results["peak_rss"] = peak_rss_bytes()
+    return results

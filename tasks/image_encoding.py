@@ -1,0 +1,108 @@
+"""Stage: encode every listed image (learned features and raw pixels) into feature shards,
+mapped over Dask workers that read the images themselves, or in this process."""
+from __future__ import annotations
+
+import contextlib
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.artifacts import create_progress_artifact, update_progress_artifact
+
+from tasks.logs import cached, in_prefect_run, stage_logger
+from tasks.whitening import load_whitener
+from terafeat.conv_features import ConvolutionalEncoder
+from terafeat.distributed import get_client
+from terafeat.shard_encoding import RAW_PIXELS, encode_listing, peak_rss_bytes, shard_ranges
+from terafeat.storage import load_array, save_arrays
+
+FEATURE_SETS = ("rica", "pixels")
+
+
+def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int, int]]]:
+    """Row ranges of the listing per split ("train" rows come first, then "test")."""
+    splits = pd.read_csv(listing_path, usecols=["split"])["split"].to_numpy()
+    n_train = int((splits == "train").sum())
+    return {"train": shard_ranges(n_train, shard_size),
+            "test": [(start + n_train, stop + n_train)
+                     for start, stop in shard_ranges(len(splits) - n_train, shard_size)]}
+
+
+@task(name="encode-images")
+def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
+                  patch_size: int, nonlinearity: str, alpha: float, grid: int, image_size: int,
+                  batch_size: int, shard_size: int, encode_on: str = "dask",
+                  dask_address: str | None = None, cache_root: str | None = None) -> dict:
+    """Feature shards ``features/<set>-<split>-NNNNN.npy`` (+ ``.kept.npy``) for the
+    learned encoder ("rica") and raw pixels ("pixels").
+
+    encode_on: "dask" maps shards over the cluster at ``dask_address`` (else
+    $TERAFEAT_DASK_ADDRESS, else a local cluster, one worker per core); "local" encodes
+    here.  Returns {"shards": {set: {split: [paths]}}, "labels": {set: {split: [paths]}},
+    "dims", "problems", "seconds", "peak_rss" (max over processes, bytes),
+    "images_per_second"}.
+    """
+    logger = stage_logger()
+
+    def compute(out: Path) -> dict:
+        whitener = load_whitener(whitener_path)
+        encoder = ConvolutionalEncoder(load_array(W_path), whitener.whitening_, whitener.mean_,
+                                       patch_size, nonlinearity, alpha, grid)
+        encoder_path = str(save_arrays(out / "encoder.npz", encoder.to_arrays()))
+        labels = pd.read_csv(listing["listing"], usecols=["label"])["label"].to_numpy()
+        ranges = split_ranges(listing["listing"], shard_size)
+        total = 2 * sum(len(r) for r in ranges.values())
+        progress = create_progress_artifact(
+            0.0, description="feature extraction: % of shards") if in_prefect_run() else None
+        done = [0]
+
+        def report(_, __):
+            done[0] += 1
+            if progress is not None:
+                update_progress_artifact(progress, 100.0 * done[0] / total)
+            if done[0] % 10 == 0 or done[0] == total:
+                logger.info("encoded %d of %d shards", done[0], total)
+
+        result = {"shards": {}, "labels": {}, "dims": {}, "problems": [], "seconds": {},
+                  "peak_rss": 0, "images_per_second": {}}
+        with (get_client(dask_address) if encode_on == "dask"
+              else contextlib.nullcontext()) as client:
+            for name, source in (("rica", encoder_path), ("pixels", RAW_PIXELS)):
+                started = time.perf_counter()
+                result["shards"][name], result["labels"][name] = {}, {}
+                for split, split_ranges_ in ranges.items():
+                    paths, summaries = encode_listing(
+                        listing["listing"], split_ranges_, source, out / "features", image_size,
+                        batch_size, listing["reader"], client, prefix=f"{name}-{split}",
+                        progress=report)
+                    label_paths = []
+                    for path in paths:
+                        kept = np.load(path.replace(".npy", ".kept.npy"))
+                        label_paths.append(str(save_arrays(
+                            Path(path.replace(".npy", ".labels.npz")), {"labels": labels[kept]})))
+                    result["shards"][name][split] = paths
+                    result["labels"][name][split] = label_paths
+                    result["peak_rss"] = max([result["peak_rss"]]
+                                             + [s["peak_rss"] for s in summaries])
+                    if name == "rica":  # the pixel pass reads the same files
+                        result["problems"] += [list(p) for s in summaries for p in s["problems"]]
+                    result["dims"][name] = int(np.load(paths[0], mmap_mode="r").shape[1])
+                seconds = time.perf_counter() - started
+                n_images = sum(stop - start for r in ranges.values() for start, stop in r)
+                result["seconds"][name] = seconds
+                result["images_per_second"][name] = n_images / seconds
+                logger.info("%s features: %d dims, %.0f images/s, %.1f s", name,
+                            result["dims"][name], n_images / seconds, seconds)
+        result["peak_rss"] = max(result["peak_rss"], peak_rss_bytes())
+        logger.info("peak memory of any encoding process: %.2f GB; %d unreadable images",
+                    result["peak_rss"] / 1e9, len(result["problems"]))
+        return result
+
+    params = {"patch_size": patch_size, "nonlinearity": nonlinearity, "alpha": alpha,
+              "grid": grid, "image_size": image_size, "batch_size": batch_size,
+              "shard_size": shard_size, "reader": listing["reader"]}
+    return cached(cache_root, "encode-images", params,
+                  {"listing": listing["listing"], "whitener": whitener_path, "W": W_path},
+                  run_dir, compute, resumable=True)

@@ -1,0 +1,32 @@
+"""Stage: list a labelled image set -> ``listing.csv`` (training rows, then test rows)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+
+from tasks.logs import stage_logger
+from terafeat.datasets.image_sets import list_image_set, prepare_listing
+from terafeat.storage import atomic_write
+
+
+@task(name="list-images")
+def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class: int | None,
+                max_test_per_class: int | None, train_repeat: int, seed: int) -> dict:
+    """Returns {"listing": path, "n_train", "n_test", "classes", "class_names",
+    "reader" (CIFAR batch files) or None, "layout_problems": [[path, problem]]}."""
+    frame = prepare_listing(list_image_set(dataset, data_root), max_train_per_class,
+                            max_test_per_class, train_repeat, seed)
+    path = Path(run_dir) / "listing.csv"
+    atomic_write(path, lambda file: file.write(frame.to_csv(index=False).encode()))
+    n_train = int((frame["split"] == "train").sum())
+    summary = {"listing": str(path), "n_train": n_train, "n_test": len(frame) - n_train,
+               "classes": list(frame.attrs["classes"]),
+               "class_names": list(frame.attrs["class_names"]),
+               "reader": frame.attrs.get("reader"),
+               "layout_problems": [list(p) for p in frame.attrs.get("problems", [])]}
+    stage_logger().info("%s under %s: %d training images (listed %d time(s)), %d test images, "
+                        "%d classes, %d layout problems", dataset, data_root, n_train,
+                        train_repeat, summary["n_test"], len(summary["classes"]),
+                        len(summary["layout_problems"]))
+    return summary

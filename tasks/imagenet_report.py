@@ -1,0 +1,16 @@
+"""Stage: write the imagenet run's report."""
+from __future__ import annotations
+
+from prefect import task
+
+from tasks.logs import stage_logger
+from terafeat.imagenet_report import imagenet_report
+from terafeat.storage import load_array
+
+
+@task(name="write-imagenet-report")
+def write_imagenet_report(run_dir: str, results: dict, W_path: str, objective_path: str) -> str:
+    """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path."""
+    page = imagenet_report(run_dir, results, load_array(W_path), load_array(objective_path))
+    stage_logger().info("report: %s", page)
+    return str(page)

@@ -13,14 +13,21 @@ from terafeat.storage import atomic_write
 @task(name="list-images")
 def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class: int | None,
                 max_test_per_class: int | None, train_repeat: int, seed: int) -> dict:
-    """Returns {"listing": path, "n_train", "n_test", "classes", "class_names",
-    "reader" (CIFAR batch files) or None, "layout_problems": [[path, problem]]}."""
+    """Writes ``listing.csv`` (every row) and ``train_images.csv`` (the distinct training
+    images, which patches are sampled from: unchanged by ``train_repeat``).
+
+    Returns {"listing": path, "train_images": path, "n_train", "n_test", "classes",
+    "class_names", "reader" (CIFAR batch files) or None, "layout_problems": [[path, problem]]}."""
     frame = prepare_listing(list_image_set(dataset, data_root), max_train_per_class,
                             max_test_per_class, train_repeat, seed)
-    path = Path(run_dir) / "listing.csv"
-    atomic_write(path, lambda file: file.write(frame.to_csv(index=False).encode()))
+    train = frame[frame["split"] == "train"].drop_duplicates(["path", "record"])
+    paths = {}
+    for name, table in (("listing", frame), ("train_images", train.sort_values(["path", "record"]))):
+        paths[name] = Path(run_dir) / f"{name}.csv"
+        atomic_write(paths[name], lambda file, t=table: file.write(t.to_csv(index=False).encode()))
     n_train = int((frame["split"] == "train").sum())
-    summary = {"listing": str(path), "n_train": n_train, "n_test": len(frame) - n_train,
+    summary = {"listing": str(paths["listing"]), "train_images": str(paths["train_images"]),
+               "n_train": n_train, "n_test": len(frame) - n_train,
                "classes": list(frame.attrs["classes"]),
                "class_names": list(frame.attrs["class_names"]),
                "reader": frame.attrs.get("reader"),

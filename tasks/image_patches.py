@@ -19,14 +19,13 @@ def sample_image_patches(listing: dict, run_dir: str, n_patches: int, patch_size
                          image_size: int, n_images: int, seed: int,
                          cache_root: str | None = None) -> dict:
     """``patches.npy`` (n_patches, patch_size**2 * 3): random windows of ``n_images``
-    random training images, each patch contrast-normalised (Coates et al.).
+    random distinct training images, each patch contrast-normalised (Coates et al.).
 
     Returns {"patches": path, "n_images": images read, "problems": [[path, problem]]}.
     """
     def compute(out: Path) -> dict:
-        rows = pd.read_csv(listing["listing"])
-        train = rows.index[rows["split"] == "train"].to_numpy()
-        chosen = np.sort(np.random.default_rng(seed).permutation(train)[:n_images])
+        rows = pd.read_csv(listing["train_images"])
+        chosen = np.sort(np.random.default_rng(seed).permutation(len(rows))[:n_images])
         images, kept, problems = read_listed_images(rows.iloc[chosen], image_size,
                                                     listing["reader"])
         patches = contrast_normalize(sample_patches(list(images), n_patches, patch_size,
@@ -38,5 +37,6 @@ def sample_image_patches(listing: dict, run_dir: str, n_patches: int, patch_size
 
     params = {"n_patches": n_patches, "patch_size": patch_size, "image_size": image_size,
               "n_images": n_images, "seed": seed}
-    return cached(cache_root, "sample-image-patches", params, {"listing": listing["listing"]},
+    return cached(cache_root, "sample-image-patches", params,
+                  {"train_images": listing["train_images"]},
                   run_dir, compute)

@@ -1,0 +1,93 @@
+"""The imagenet flow end to end through Prefect (test server) on tiny generated class folders."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flows.imagenet import ImagenetParams, imagenet
+from flows.registry import FLOWS
+
+SIDE = 16
+SMALL = dict(dataset="folders", image_size=SIDE, patch_size=5, n_patches=3000, patch_images=40,
+             n_features=24, max_iter=15, batch_size=7, shard_size=10, svm_iter=20,
+             lam_grid=(0.01, 0.1), val_fraction=0.2, encode_on="local")
+
+
+def synthetic_image(label: int, rng: np.random.Generator) -> np.ndarray:
+    """16x16 RGB: horizontal stripes (0), vertical stripes (1) or a colour blob (2), noisy."""
+    rows, cols = np.mgrid[:SIDE, :SIDE]
+    phase = rng.uniform(0, 2 * np.pi)
+    if label == 0:
+        grey = np.sin(rows * 1.3 + phase)
+    elif label == 1:
+        grey = np.sin(cols * 1.3 + phase)
+    else:
+        r, c = rng.integers(4, 12, 2)
+        grey = np.exp(-((rows - r) ** 2 + (cols - c) ** 2) / 8.0)
+    image = 0.5 + 0.4 * grey[:, :, None] * np.array([1.0, 0.8 if label == 2 else 1.0, 0.6])
+    return np.clip((image + rng.normal(0, 0.05, image.shape)) * 255, 0, 255).astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def image_folders(tmp_path_factory):
+    """``{train,test}/{h,v,blob}/`` with 16 / 6 images per class, one corrupt PNG."""
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 16), ("test", 6)):
+        for label, name in enumerate(("h", "v", "blob")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(synthetic_image(label, rng)).save(folder / f"{i:03d}.png")
+    (root / "train" / "v" / "broken.png").write_bytes(b"\x89PNG not really")
+    return root
+
+
+@pytest.fixture(scope="module")
+def two_runs(prefect_server, image_folders, tmp_path_factory):
+    """A run, then the same with the training set listed twice (same cache)."""
+    root = tmp_path_factory.mktemp("reports")
+    cache = tmp_path_factory.mktemp("cache")
+    common = dict(data_root=str(image_folders), output_root=str(root), cache_root=str(cache),
+                  **SMALL)
+    first = imagenet(ImagenetParams(**common))
+    doubled = imagenet(ImagenetParams(train_repeat=2, **common))
+    return first, doubled, image_folders
+
+
+def test_report_numbers_and_skipped_image(two_runs):
+    first, _, folders = two_runs
+    run = first["run_dir"]
+    saved = json.loads(open(f"{run}/results.json").read())
+    for name in ("index.html", "filters.png", "objective.png", "confusion.png", "listing.csv"):
+        assert open(f"{run}/{name}", "rb").read(), name
+    assert saved["listing"]["n_train"] == 49 and saved["listing"]["n_test"] == 18
+    rica, pixels = saved["classification"]["rica"], saved["classification"]["pixels"]
+    assert np.sum(rica["confusion_matrix"]) == 18 and rica["n"] == pixels["n"] == 18
+    assert rica["top5"] == 1.0  # three classes: the label is always among the top five
+    # oriented stripes and blobs are what learned edge filters separate easily
+    assert rica["top1"] >= 0.8
+    assert saved["encoding"]["dims"] == {"rica": 2 * 24 * 4, "pixels": SIDE * SIDE * 3}
+    [(path, problem)] = saved["unreadable_images"]
+    assert path == str(folders / "train" / "v" / "broken.png")
+    assert set(saved["peak_memory"]) == {"flow", "encoding", "classifier"}
+    page = open(f"{run}/index.html").read()
+    assert "broken.png" in page and f"{rica['top1']:.4g}" in page
+
+
+def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
+    first, doubled, _ = two_runs
+    assert doubled["listing"]["n_train"] == 2 * first["listing"]["n_train"]
+    # patches come from the distinct training images, so patches, whitening and RICA are
+    # cache hits: the same filters; features and classifiers are recomputed
+    assert np.array_equal(np.load(first["training"]["W"]), np.load(doubled["training"]["W"]))
+    fitted = first["classification"]["rica"]["fit"]["n_train"]
+    assert fitted == 48  # the broken image is listed, then skipped
+    assert doubled["classification"]["rica"]["fit"]["n_train"] == 2 * fitted
+
+
+def test_registered_and_validated():
+    assert FLOWS["imagenet"].load()[1] is ImagenetParams
+    with pytest.raises(ValueError, match="do not fit 8px images"):
+        ImagenetParams(image_size=8, patch_size=8, grid=2)

@@ -2,7 +2,6 @@
 CIFAR-10 on a laptop to ImageNet on a Dask cluster, with memory bounded by a batch."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
@@ -21,9 +20,6 @@ from terafeat.imagenet_report import headline_rows
 from terafeat.shard_encoding import peak_rss_bytes
 from terafeat.streamed_linear import LAM_GRID
 
-REPO_DATA = Path(__file__).resolve().parents[1] / "data"
-
-
 class ImagenetParams(TrainingBackend):
     """Parameters of the imagenet flow (the Prefect UI shows them as a form)."""
 
@@ -34,7 +30,8 @@ class ImagenetParams(TrainingBackend):
         "cifar10", description="layout: the publisher's CIFAR files (`terafeat data fetch "
         "cifar10`), class folders per split (root/{train,test}/<class>/), Imagenette, "
         "Tiny ImageNet or ILSVRC-2012")
-    data_root: str = Field(str(REPO_DATA / "cifar10"), description="folder of the data set")
+    data_root: str = Field("data/cifar10", description="folder of the data set (relative: to "
+                           "the working folder)")
     image_size: int = Field(32, ge=8, le=512, description="images are centre-cropped and "
                             "resized to this side, pixels")
     max_train_per_class: int | None = Field(None, ge=1, description="seeded subset of the "

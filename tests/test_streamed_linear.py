@@ -95,3 +95,17 @@ def test_top_k_accuracy():
     assert top_k_accuracy(score, np.array([2, 1]), 1) == 0.0
     assert top_k_accuracy(score, np.array([2, 1]), 2) == 0.5
     assert top_k_accuracy(score, np.array([2, 1]), 5) == 1.0
+
+
+def test_top_confusions_and_streamed_evaluation(tmp_path):
+    from terafeat.streamed_linear import evaluate_streamed, top_confusions
+    truth = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
+    guess = np.array([1, 1, 0, 0, 1, 1, 0, 1, 2])
+    assert top_confusions(truth, guess, 2) == [{"true": 0, "predicted": 1, "count": 2},
+                                              {"true": 2, "predicted": 1, "count": 2}]
+    X = np.eye(3, dtype=np.float32)[guess]  # scores = one-hot of the guess
+    paths, labels = write(tmp_path, X, truth, rows=4)
+    weights = np.vstack([np.eye(3), np.zeros((1, 3))])
+    got_truth, predicted, metrics = evaluate_streamed(paths, labels, weights, top_k=2)
+    assert predicted.tolist() == guess.tolist() and got_truth.tolist() == truth.tolist()
+    assert metrics["top1"] == pytest.approx(3 / 9) and metrics["n"] == 9

@@ -4,6 +4,9 @@ stage cache."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 
 from prefect import get_run_logger
@@ -11,6 +14,9 @@ from prefect.context import FlowRunContext, TaskRunContext
 from prefect.exceptions import MissingContextError
 
 from terafeat.cache import run_cached
+
+#: The cache outcomes (True: hit) of the stages run inside ``cache_outcomes()``.
+_OUTCOMES: ContextVar[list[bool] | None] = ContextVar("terafeat_cache_outcomes", default=None)
 
 
 def in_prefect_run() -> bool:
@@ -32,5 +38,18 @@ def cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run_dir
     if cache_root is None:
         return compute(Path(run_dir))
     result, hit = run_cached(cache_root, stage, params, inputs, run_dir, compute)
+    if (outcomes := _OUTCOMES.get()) is not None:
+        outcomes.append(hit)
     stage_logger().info("%s: %s", stage, "cache hit, skipped" if hit else "computed, cached")
     return result
+
+
+@contextmanager
+def cache_outcomes() -> Iterator[list[bool]]:
+    """Collects, in the list it yields, whether each cached stage run inside hit."""
+    outcomes: list[bool] = []
+    token = _OUTCOMES.set(outcomes)
+    try:
+        yield outcomes
+    finally:
+        _OUTCOMES.reset(token)

@@ -66,7 +66,32 @@ def _replace_paths(value, old: str, new: str):
     return value
 
 
+def files_fingerprint(paths) -> str:
+    """Hex digest of files' paths, sizes and modification times (not their
+    content): the fingerprint of a data set too large to hash, e.g. every
+    listed tile or clip.  A missing file counts as such, not as an error."""
+    digest = hashlib.sha256()
+    for path in sorted({str(path) for path in paths}):
+        try:
+            info = os.stat(path)
+            digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def folder_fingerprint(root) -> str:
+    """``files_fingerprint`` of every file under ``root`` (recursively)."""
+    return files_fingerprint(path for path in Path(root).rglob("*") if path.is_file())
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link (else copy) a file, or every file of a folder tree, to ``target``."""
+    if source.is_dir():
+        target.mkdir(exist_ok=True)
+        for child in source.iterdir():
+            _link_or_copy(child, target / child.name)
+        return
     target.unlink(missing_ok=True)
     try:
         os.link(source, target)

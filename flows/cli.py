@@ -34,9 +34,12 @@ def _parser() -> argparse.ArgumentParser:
                           "--set backend=dask alone starts a local cluster)")
     show = commands.add_parser("params", help="print a flow's parameters with defaults, as JSON")
     show.add_argument("flow", choices=sorted(FLOWS))
-    debug = commands.add_parser("task", help="run one stage alone on a past run's inputs, "
-                                             "without a Prefect server, into a new folder")
-    debug.add_argument("stage", help="whiten | train-rica | evaluate-faces")
+    debug = commands.add_parser("task", allow_abbrev=False,
+                                help="run one stage alone on a past run's inputs, "
+                                     "without a Prefect server, into a new folder")
+    debug.add_argument("stage", help="whiten | train-rica | evaluate-faces | sample-tile-patches "
+                       "| extract-tile-features | sample-blocks | extract-descriptors (the run's "
+                       "flow picks its variant); parameters as --set KEY=VALUE or --KEY VALUE")
     debug.add_argument("--run", type=Path, required=True, help="a past run folder")
     debug.add_argument("--set", dest="overrides", action="append", type=_parse_assignment,
                        default=[], metavar="KEY=VALUE", help="override one of the run's parameters")
@@ -53,7 +56,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "task":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # terafeat task whiten --run R --whitening-eps 0.01: flow parameters
+        args.overrides += _option_overrides(parser, extra)
     # Prefect's server sends telemetry, which fails without a network; a
     # fresh database's first start (migrations) can outlast the default 20 s.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -95,12 +103,28 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _option_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> list[tuple]:
+    """``--key value`` / ``--key=value`` pairs (dashes in keys read as underscores)."""
+    overrides, items = [], list(extra)
+    while items:
+        option = items.pop(0)
+        if not option.startswith("--") or len(option) == 2:
+            parser.error(f"unexpected argument {option!r}: parameters are --KEY VALUE")
+        key, sep, value = option[2:].partition("=")
+        if not sep:
+            if not items or items[0].startswith("--"):
+                parser.error(f"--{key} needs a value")
+            value = items.pop(0)
+        overrides.append(_parse_assignment(f"{key.replace('-', '_')}={value}"))
+    return overrides
+
+
 def _run_task(args) -> int:
     import logging
 
     from pydantic import ValidationError
 
-    from flows.debug import STAGES, run_stage
+    from flows.debug import run_stage, stage_inputs
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     try:
         out, result = run_stage(args.stage, args.run, dict(args.overrides), args.output_root)
@@ -108,11 +132,11 @@ def _run_task(args) -> int:
         print(f"terafeat: {error}", file=sys.stderr)
         return 2
     print("read:")
-    for name in STAGES[args.stage].inputs:
+    for name in stage_inputs(args.stage, args.run):
         print(f"  {args.run / name}")
     print(f"wrote ({out}):")
-    for path in sorted(out.iterdir()):
-        print(f"  {path.name}  ({path.stat().st_size} bytes)")
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        print(f"  {path.relative_to(out)}  ({path.stat().st_size} bytes)")
     print(json.dumps(result, indent=2, default=str))
     return 0
 

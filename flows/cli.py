@@ -48,6 +48,14 @@ def _parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list past runs with their headline numbers")
     runs.add_argument("--output-root", type=Path, default=Path("reports"))
     runs.add_argument("--flow", choices=sorted(FLOWS))
+    data = commands.add_parser("data", help="the data sets: list them, fetch (download, verify, "
+                                             "unpack) one, or verify its checksums again")
+    data.add_argument("action", choices=("list", "fetch", "verify"))
+    data.add_argument("names", nargs="*", metavar="NAME", help="data sets (list: default all)")
+    data.add_argument("--root", type=Path, default=Path("data"),
+                      help="data root: set NAME lives in <root>/NAME (default: ./data)")
+    data.add_argument("--remote", action="store_true",
+                      help="list: ask the servers for the sizes of sets not downloaded")
     serve = commands.add_parser("serve", help="serve every flow as a deployment on the Prefect "
                                               "server of PREFECT_API_URL, with configured schedules")
     serve.add_argument("--config", type=Path, help="schedules file (default: ./terafeat.toml, "
@@ -75,6 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "task":
         return _run_task(args)
+    if args.command == "data":
+        from flows.data import data_command
+        return data_command(args.action, args.names, args.root, args.remote)
     if args.command == "serve":
         from flows.deployments import serve
         try:
@@ -98,7 +109,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"terafeat: invalid parameters for {args.flow}:\n{error}", file=sys.stderr)
         return 2
-    results = flow_function(params)
+    from flows.progress import terminal_progress
+    with terminal_progress():
+        results = flow_function(params)
     print(f"report: {results['report']}")
     return 0
 
@@ -126,8 +139,10 @@ def _run_task(args) -> int:
 
     from flows.debug import run_stage, stage_inputs
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from flows.progress import terminal_progress
     try:
-        out, result = run_stage(args.stage, args.run, dict(args.overrides), args.output_root)
+        with terminal_progress():
+            out, result = run_stage(args.stage, args.run, dict(args.overrides), args.output_root)
     except (ValueError, ValidationError) as error:
         print(f"terafeat: {error}", file=sys.stderr)
         return 2

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 
-from tasks.logs import cached, stage_logger
+from tasks.logs import cached, report_progress, stage_logger
 from tasks.video import clips_fingerprint, load_clips, read_action_clip
 from tasks.whitening import load_whitener
 from terafeat.encode import motion_energy_image
@@ -69,7 +69,9 @@ def extract_descriptors(clips_path: str, run_dir: str, model: dict, overlap: flo
         stacked = load_model(model)
         folder = out / "descriptors"
         shards, n_frames, n_descriptors, seconds = [], 0, 0, 0.0
-        for i, clip in enumerate(load_clips(clips_path)):
+        clips = load_clips(clips_path)
+        for i, clip in enumerate(clips):
+            report_progress("descriptors (clips)", i, len(clips))
             frames = read_action_clip(clip, scale, max_frames)
             started = time.perf_counter()
             descriptors = stacked.clip_descriptors(frames, overlap, clip["path"])
@@ -77,6 +79,7 @@ def extract_descriptors(clips_path: str, run_dir: str, model: dict, overlap: flo
             shards.append(str(save_array(folder / f"{i:06d}.npy", descriptors)))
             n_frames += len(frames)
             n_descriptors += len(descriptors)
+        report_progress("descriptors (clips)", len(clips), len(clips))
         logger.info("%d descriptors of %d values from %d clips (%d frames): %.4f s per frame",
                     n_descriptors, stacked.n_descriptor_, len(shards), n_frames, seconds / n_frames)
         return {"shards": shards, "n_descriptors": n_descriptors, "frames": n_frames,

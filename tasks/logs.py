@@ -4,7 +4,7 @@ stage cache."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -15,6 +15,8 @@ from prefect.exceptions import MissingContextError
 
 from terafeat.cache import run_cached
 
+#: Called as listener(stage, done, total) by ``report_progress`` (the CLI's progress bar).
+_PROGRESS: list[Callable[[str, int, int | None], None]] = []
 #: The cache outcomes (True: hit) of the stages run inside ``cache_outcomes()``.
 _OUTCOMES: ContextVar[list[bool] | None] = ContextVar("terafeat_cache_outcomes", default=None)
 
@@ -53,3 +55,20 @@ def cache_outcomes() -> Iterator[list[bool]]:
         yield outcomes
     finally:
         _OUTCOMES.reset(token)
+
+
+def report_progress(stage: str, done: int, total: int | None) -> None:
+    """Tell the progress listeners (if any) that ``stage`` has done ``done`` of ``total``
+    steps (iterations, batches, clips)."""
+    for listener in list(_PROGRESS):
+        listener(stage, done, total)
+
+
+@contextmanager
+def progress_listener(listener: Callable[[str, int, int | None], None]) -> Iterator[None]:
+    """Within the block, ``report_progress`` calls reach ``listener``."""
+    _PROGRESS.append(listener)
+    try:
+        yield
+    finally:
+        _PROGRESS.remove(listener)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 
-from tasks.logs import cached, stage_logger
+from tasks.logs import cached, report_progress, stage_logger
 from tasks.tiles import load_tile_table, tiles_fingerprint
 from tasks.whitening import load_whitener
 from terafeat.histology import (SPLITS, TRANSFORMS, encode_tiles, handcrafted_features,
@@ -81,7 +81,9 @@ def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_p
         for split in SPLITS:
             rows = table[table["split"] == split]
             n_tiles[split] = 0
+            n_batches = -(-len(rows) // batch_size)
             for batch, (kept, tiles, batch_problems) in enumerate(iter_tile_batches(rows, batch_size)):
+                report_progress(f"features ({split})", batch, n_batches)
                 problems += batch_problems
                 n_tiles[split] += len(kept)
                 save_array(features_dir / "rows" / f"{split}-{batch:05d}.npy", rows.index[kept])
@@ -91,6 +93,7 @@ def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_p
                     for transform, apply in TRANSFORMS.items():
                         for name in INVARIANCE_SETS:
                             write(name, f"test-{transform}", batch, np.ascontiguousarray(apply(tiles)))
+            report_progress(f"features ({split})", n_batches, n_batches)
             logger.info("%s: features of %d tiles (%d unreadable so far)", split, n_tiles[split],
                         len(problems))
         for name in extractors:

@@ -10,7 +10,7 @@ import numpy as np
 from prefect import task
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from tasks.logs import cached, in_prefect_run, stage_logger
+from tasks.logs import cached, in_prefect_run, report_progress, stage_logger
 from terafeat import distributed
 from terafeat.isa import subspace_pooling
 from terafeat.storage import load_array, save_array
@@ -48,6 +48,7 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
         ) if in_prefect_run() else None
 
         def report(iteration: int, value: float):
+            report_progress(f"train {prefix.rstrip('-') or 'RICA'}", iteration, max_iter)
             if iteration % LOG_EVERY == 0 or iteration == max_iter:
                 logger.info("iteration %d: objective %.6g (%.1f s)", iteration, value,
                             time.perf_counter() - started)

@@ -56,6 +56,11 @@ def _parser() -> argparse.ArgumentParser:
                       help="data root: set NAME lives in <root>/NAME (default: ./data)")
     data.add_argument("--remote", action="store_true",
                       help="list: ask the servers for the sizes of sets not downloaded")
+    report = commands.add_parser("report", help="two runs side by side as one HTML page")
+    report.add_argument("--compare", nargs=2, type=Path, required=True, metavar="RUN",
+                        help="two run folders (each with results.json)")
+    report.add_argument("--output-root", type=Path, default=Path("reports"),
+                        help="the page goes to <output-root>/compare/<time>-<A>-vs-<B>/index.html")
     serve = commands.add_parser("serve", help="serve every flow as a deployment on the Prefect "
                                               "server of PREFECT_API_URL, with configured schedules")
     serve.add_argument("--config", type=Path, help="schedules file (default: ./terafeat.toml, "
@@ -83,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "task":
         return _run_task(args)
+    if args.command == "report":
+        return _compare(*args.compare, args.output_root)
     if args.command == "data":
         from flows.data import data_command
         return data_command(args.action, args.names, args.root, args.remote)
@@ -113,6 +120,20 @@ def main(argv: list[str] | None = None) -> int:
     with terminal_progress():
         results = flow_function(params)
     print(f"report: {results['report']}")
+    return 0
+
+
+def _compare(run_a: Path, run_b: Path, output_root: Path) -> int:
+    from terafeat.compare import compare_report, load_run
+    from terafeat.storage import new_run_dir
+    try:
+        for run in (run_a, run_b):
+            load_run(run)
+    except ValueError as error:
+        print(f"terafeat: {error}", file=sys.stderr)
+        return 2
+    out = new_run_dir(output_root, "compare", f"{run_a.name}-vs-{run_b.name}")
+    print(f"report: {compare_report(run_a, run_b, out / 'index.html').resolve()}")
     return 0
 
 

@@ -117,7 +117,8 @@ def write_html_report(path, title: str, sections: list[tuple[str, list]]) -> Pat
     """A self-contained HTML page: figures inlined as base64 PNG.
 
     sections: (heading, items) where an item is a str (a paragraph), a list of
-    dicts (a table) or a Path to a PNG (a figure, inlined).
+    dicts (a table), a Path to a PNG (a figure, inlined) or a tuple of Paths
+    (figures side by side).
     """
     body = [f"<h1>{html.escape(title)}</h1>"]
     for heading, items in sections:
@@ -137,6 +138,8 @@ def _html_item(item) -> str:
     if isinstance(item, dict):
         raise TypeError("a table is a list of dicts inside a section's items: "
                         f"[[{{...}}, ...]], not a bare dict ({sorted(item)})")
+    if isinstance(item, tuple):
+        return "<div style='display:flex;gap:1em'>" + "".join(map(_html_item, item)) + "</div>"
     if isinstance(item, Path):
         data = base64.b64encode(item.read_bytes()).decode("ascii")
         return f"<figure><img alt='{html.escape(item.name)}' src='data:image/png;base64,{data}'>" \

@@ -21,8 +21,31 @@ def _parse_assignment(text: str) -> tuple[str, object]:
         return key.strip(), value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (argparse's names the valid choices), not usage + error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def validation_message(error, model) -> str:
+    """A pydantic ValidationError of a parameter model as one line: each problem with
+    the parameter, the value given, and the valid names or range."""
+    problems = []
+    for item in error.errors():
+        name = ".".join(map(str, item["loc"]))
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown parameter {name!r}; parameters: "
+                            f"{', '.join(model.model_fields)}")
+        elif name:
+            problems.append(f"{name}={item.get('input')!r}: {item['msg']}")
+        else:  # a check across parameters
+            problems.append(item["msg"].removeprefix("Value error, "))
+    return "; ".join(problems)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="terafeat", description=__doc__)
+    parser = _Parser(prog="terafeat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a flow once, here, and print where its report is")
     run.add_argument("flow", choices=sorted(FLOWS))
@@ -114,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = model.model_validate(overrides)
     except ValidationError as error:
-        print(f"terafeat: invalid parameters for {args.flow}:\n{error}", file=sys.stderr)
+        print(f"terafeat: invalid parameters for {args.flow}: {validation_message(error, model)}",
+              file=sys.stderr)
         return 2
     from flows.progress import terminal_progress
     with terminal_progress():
@@ -159,12 +183,18 @@ def _run_task(args) -> int:
     from pydantic import ValidationError
 
     from flows.debug import run_stage, stage_inputs
+    from terafeat.storage import load_json
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     from flows.progress import terminal_progress
     try:
         with terminal_progress():
             out, result = run_stage(args.stage, args.run, dict(args.overrides), args.output_root)
-    except (ValueError, ValidationError) as error:
+    except ValidationError as error:
+        model = FLOWS[load_json(args.run / "results.json")["flow"]].load()[1]
+        print(f"terafeat: invalid parameters for {args.stage}: "
+              f"{validation_message(error, model)}", file=sys.stderr)
+        return 2
+    except ValueError as error:
         print(f"terafeat: {error}", file=sys.stderr)
         return 2
     print("read:")

@@ -141,8 +141,13 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     from flows.progress import terminal_progress
-    with terminal_progress():
-        results = flow_function(params)
+    try:
+        with terminal_progress():
+            results = flow_function(params)
+    except KeyboardInterrupt:
+        print(f"terafeat: {args.flow} interrupted; its finished stages are cached: run it again "
+              "to resume", file=sys.stderr)
+        return 130
     print(f"report: {results['report']}")
     return 0
 

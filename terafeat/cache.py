@@ -7,7 +7,8 @@ the code of ``terafeat`` and ``tasks`` (the code version): a re-run with
 nothing changed finds every entry; a changed parameter or input misses for
 that stage and those downstream of it (their inputs change).  Entries are
 written to a temporary folder and renamed into place, so a killed stage
-leaves no entry, only a ``.tmp`` folder that the next attempt ignores.
+leaves no entry (an interrupted one removes its scratch folder; a killed one
+leaves a ``.tmp`` folder that the next attempt ignores).
 """
 from __future__ import annotations
 
@@ -113,8 +114,12 @@ def run_cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run
         scratch = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
         shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True)
-        summary = compute(scratch)
-        save_json(scratch / "summary.json", _replace_paths(summary, str(scratch), RUN_DIR))
+        try:
+            summary = compute(scratch)
+            save_json(scratch / "summary.json", _replace_paths(summary, str(scratch), RUN_DIR))
+        except BaseException:  # an error or Ctrl-C: no half-computed files stay behind
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise
         try:
             scratch.rename(entry)
         except OSError:  # a concurrent run stored the same entry first

@@ -42,6 +42,7 @@ def test_an_interrupted_stage_leaves_no_entry(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_cached(tmp_path / "cache", "train", {}, {}, tmp_path, interrupted)
+    assert list((tmp_path / "cache" / "train").iterdir()) == []  # not even a scratch folder
     calls = []
     _, hit = run_cached(tmp_path / "cache", "train", {}, {}, tmp_path, _stage(calls))
     assert not hit and len(calls) == 1

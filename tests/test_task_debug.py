@@ -7,6 +7,7 @@ import sys
 import numpy as np
 import pytest
 
+from flows.cli import main
 from flows.debug import run_stage
 from flows.quickstart import QuickstartParams
 from terafeat.patches import sample_patches
@@ -76,7 +77,7 @@ def _adopt(out, run):
             os.link(path, target)
 
 
-def test_histology_stages_chain_on_a_run_folder_and_take_options(tmp_path):
+def test_histology_stages_chain_on_a_run_folder_and_take_options(tmp_path, capsys):
     from PIL import Image
 
     from flows.histology import HistologyParams
@@ -105,12 +106,12 @@ def test_histology_stages_chain_on_a_run_folder_and_take_options(tmp_path):
     assert np.load(run / "W.npy").shape == (8, 48)
     assert result["n_tiles"] == {"train": 8, "test": 8}
     assert (run / "features" / "learned_pooled" / "train-00000.npy").is_file()
-    # the CLI's --KEY VALUE form, without a server: whiten again with another eps
+    # the CLI's --KEY VALUE form: whiten again with another eps
     earlier = set((debug / "tasks" / "whiten").iterdir())
-    done = _terafeat("task", "whiten", "--run", str(run), "--whitening-eps", "0.5",
-                     "--output-root", str(debug), cwd=tmp_path)
-    assert done.returncode == 0, done.stderr
-    assert f"read:\n  {run / 'patches.npy'}\n" in done.stdout and "whitener.npz  (" in done.stdout
+    assert main(["task", "whiten", "--run", str(run), "--whitening-eps", "0.5",
+                 "--output-root", str(debug)]) == 0
+    out = capsys.readouterr().out
+    assert f"read:\n  {run / 'patches.npy'}\n" in out and "whitener.npz  (" in out
     [again] = set((debug / "tasks" / "whiten").iterdir()) - earlier
     with np.load(again / "whitener.npz") as whitener:
         assert float(whitener["eps"]) == 0.5

@@ -165,14 +165,14 @@ CACHE_NOTE = ("Source \"cache\": the stage's outputs came from the stage cache, 
 
 
 def environment() -> dict:
-    """Where a run ran: Python, platform, cores, and the versions of the packages that
-    shape its numbers ("not installed" for those absent)."""
+    """Where a run ran: Python, platform, cores, and the versions of those of the
+    packages that shape its numbers which are installed."""
     versions = {}
     for name in PACKAGES:
         try:
             versions[name] = metadata.version(name)
         except metadata.PackageNotFoundError:
-            versions[name] = "not installed"
+            continue
     usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"python": sys.version.split()[0], "platform": platform.platform(),
             "machine": platform.machine(), "cores": os.cpu_count(), "usable cores": usable,

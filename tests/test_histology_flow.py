@@ -126,3 +126,17 @@ def test_parameters_are_validated_and_registered():
     with pytest.raises(ValueError):
         HistologyParams(unknown=1)
     assert FLOWS["histology"].load()[1] is HistologyParams
+
+
+def test_feature_batches_show_as_progress_artifacts(small_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterType
+
+    with get_client(sync_client=True) as client:
+        progress = client.read_artifacts(
+            artifact_filter=ArtifactFilter(type=ArtifactFilterType(any_=["progress"])))
+    descriptions = {artifact.description: float(artifact.data) for artifact in progress}
+    # 28 readable training tiles in batches of 7 (one corrupt file skipped), 12 test tiles
+    assert descriptions["features (train): % of 5 steps done"] == 100.0
+    assert descriptions["features (test): % of 2 steps done"] == 100.0
+    assert descriptions[f"train RICA: % of {SMALL['max_iter']} steps done"] == 100.0

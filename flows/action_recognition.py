@@ -8,7 +8,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import Field, model_validator
 
-from flows.options import TrainingBackend
+from flows.options import StageCache, TrainingBackend
 from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.action_report import write_action_report
 from tasks.blocks import sample_training_blocks
@@ -19,6 +19,7 @@ from tasks.video import clip_shapes, scan_action_videos
 from tasks.vocabulary import build_vocabulary, clip_histograms
 from tasks.whitening import whiten_patches
 from terafeat.blocks import SUBBLOCKS, fit_to_clips, layer2_shape
+from terafeat.report import environment
 from terafeat.storage import load_json
 
 #: A vocabulary gets at most one word per this many descriptors (small data sets).
@@ -26,7 +27,7 @@ DESCRIPTORS_PER_WORD = 40
 MOTION_ENERGY_SIZE = 16
 
 
-class ActionRecognitionParams(TrainingBackend):
+class ActionRecognitionParams(TrainingBackend, StageCache):
     """Parameters of the action_recognition flow; defaults follow Le et al. (CVPR 2011)."""
 
     layout: Literal["ucf", "kth", "folders", "hollywood2"] = Field(
@@ -80,8 +81,10 @@ def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams
     run = str(run_dir)
     timed = Stopwatch()
     p = params
+    cache = p.cache_root or None
 
-    clips_path = timed("scan videos", scan_action_videos, p.data_root, p.layout, run)
+    clips_path = timed("scan videos", scan_action_videos, p.data_root, p.layout, run,
+                       cache_root=cache)
     shapes = timed("clip shapes", clip_shapes, clips_path, p.scale, p.max_frames)
     smallest = [min(shape[axis] for shape in shapes) for axis in range(3)]
     block, stride, factor = fit_to_clips(smallest, (p.block_frames, p.block_size, p.block_size),
@@ -93,7 +96,7 @@ def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams
     if p.layers == 1:
         block_shapes.pop("layer2")
     blocks = timed("sample blocks", sample_training_blocks, clips_path, run, block_shapes, shapes,
-                   p.n_blocks, p.scale, p.max_frames, p.seed)
+                   p.n_blocks, p.scale, p.max_frames, p.seed, cache_root=cache)
 
     model = {"group_size": p.group_size, "eps": p.eps, "block_shape": block, "stride": stride,
              "layer1": None, "layer2": None}
@@ -105,7 +108,8 @@ def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams
                                             (2, p.n_components2, p.n_features2))[:p.layers]:
         name = f"layer{layer}"
         if layer == 2:
-            layer_inputs = timed("convolve layer 1", convolve_layer1, blocks["layer2"], run, model)
+            layer_inputs = timed("convolve layer 1", convolve_layer1, blocks["layer2"], run, model,
+                                 cache_root=cache)
             sizes["layer2_block"] = block_shapes["layer2"]
         n_inputs = (math.prod(block) if layer == 1
                     else math.prod(SUBBLOCKS) * p.n_features1 // p.group_size)
@@ -114,33 +118,35 @@ def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams
             logger.warning("%s: PCA to %d dims, not %d: its inputs have only %d", name,
                            n_inputs, n_components, n_inputs)
         whitener, whitened = timed(f"whiten {name}", whiten_patches, layer_inputs, run, "pca",
-                                   p.whitening_eps, sizes[f"n_components{layer}"], prefix=f"{name}-")
+                                   p.whitening_eps, sizes[f"n_components{layer}"],
+                                   prefix=f"{name}-", cache_root=cache)
         training[name] = timed(f"train {name}", train_rica_layer, whitened, run, n_features, p.lam,
                                p.eps, p.max_iter, "float32", p.seed + layer - 1, p.group_size,
-                               prefix=f"{name}-", **p.backend_options())
+                               prefix=f"{name}-", **p.backend_options(), cache_root=cache)
         model[name] = {"whitener": whitener, "W": training[name]["W"]}
 
     features = timed("extract descriptors", extract_descriptors, clips_path, run, model, p.overlap,
-                     p.scale, p.max_frames)
+                     p.scale, p.max_frames, cache_root=cache)
     sizes["vocabulary"] = min(p.vocabulary_size,
                               max(2, features["n_descriptors"] // DESCRIPTORS_PER_WORD))
     if sizes["vocabulary"] < p.vocabulary_size:
         logger.warning("vocabulary of %d words, not %d: only %d descriptors", sizes["vocabulary"],
                        p.vocabulary_size, features["n_descriptors"])
     vocabulary = timed("vocabulary", build_vocabulary, features["shards"], run, sizes["vocabulary"],
-                       p.vocabulary_descriptors, p.seed)
+                       p.vocabulary_descriptors, p.seed, cache_root=cache)
     histograms = timed("histograms", clip_histograms, features["shards"], vocabulary, run)
     evaluation = {"learned": timed("classify", classify_clips, histograms, clips_path, p.layout,
                                    p.classifier, p.C, p.seed, f"{p.layers}-layer ISA")}
     energy = timed("motion energy", motion_energy_features, clips_path, run, MOTION_ENERGY_SIZE,
-                   p.scale, p.max_frames)
+                   p.scale, p.max_frames, cache_root=cache)
     evaluation["motion energy"] = timed("classify motion energy", classify_clips, energy,
                                         clips_path, p.layout, "linear", 1.0, p.seed, "motion energy")
     listing = load_json(clips_path)
     results = {"flow": "action_recognition", "run_dir": str(run_dir.resolve()),
                "parameters": p.model_dump(mode="json"), "n_clips": len(listing["clips"]),
                "skipped": listing["skipped"], "sizes": sizes, "model": model, "training": training,
-               "features": features, "evaluation": evaluation, "timings": timed.timings}
+               "features": features, "evaluation": evaluation, "timings": timed.timings,
+               "cache": timed.sources, "environment": environment()}
     headline = [{"features": name, "protocol": scores["protocol"],
                  "score": round(scores["mean_ap" if scores["protocol"] == "mean_ap"
                                        else "accuracy"], 4)}

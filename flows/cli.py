@@ -21,8 +21,31 @@ def _parse_assignment(text: str) -> tuple[str, object]:
         return key.strip(), value
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors as one line (argparse's names the valid choices), not usage + error."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def validation_message(error, model) -> str:
+    """A pydantic ValidationError of a parameter model as one line: each problem with
+    the parameter, the value given, and the valid names or range."""
+    problems = []
+    for item in error.errors():
+        name = ".".join(map(str, item["loc"]))
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown parameter {name!r}; parameters: "
+                            f"{', '.join(model.model_fields)}")
+        elif name:
+            problems.append(f"{name}={item.get('input')!r}: {item['msg']}")
+        else:  # a check across parameters
+            problems.append(item["msg"].removeprefix("Value error, "))
+    return "; ".join(problems)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="terafeat", description=__doc__)
+    parser = _Parser(prog="terafeat", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run a flow once, here, and print where its report is")
     run.add_argument("flow", choices=sorted(FLOWS))
@@ -34,9 +57,12 @@ def _parser() -> argparse.ArgumentParser:
                           "--set backend=dask alone starts a local cluster)")
     show = commands.add_parser("params", help="print a flow's parameters with defaults, as JSON")
     show.add_argument("flow", choices=sorted(FLOWS))
-    debug = commands.add_parser("task", help="run one stage alone on a past run's inputs, "
-                                             "without a Prefect server, into a new folder")
-    debug.add_argument("stage", help="whiten | train-rica | evaluate-faces")
+    debug = commands.add_parser("task", allow_abbrev=False,
+                                help="run one stage alone on a past run's inputs, "
+                                     "without a Prefect server, into a new folder")
+    debug.add_argument("stage", help="whiten | train-rica | evaluate-faces | sample-tile-patches "
+                       "| extract-tile-features | sample-blocks | extract-descriptors (the run's "
+                       "flow picks its variant); parameters as --set KEY=VALUE or --KEY VALUE")
     debug.add_argument("--run", type=Path, required=True, help="a past run folder")
     debug.add_argument("--set", dest="overrides", action="append", type=_parse_assignment,
                        default=[], metavar="KEY=VALUE", help="override one of the run's parameters")
@@ -45,6 +71,19 @@ def _parser() -> argparse.ArgumentParser:
     runs = commands.add_parser("runs", help="list past runs with their headline numbers")
     runs.add_argument("--output-root", type=Path, default=Path("reports"))
     runs.add_argument("--flow", choices=sorted(FLOWS))
+    data = commands.add_parser("data", help="the data sets: list them, fetch (download, verify, "
+                                             "unpack) one, or verify its checksums again")
+    data.add_argument("action", choices=("list", "fetch", "verify"))
+    data.add_argument("names", nargs="*", metavar="NAME", help="data sets (list: default all)")
+    data.add_argument("--root", type=Path, default=Path("data"),
+                      help="data root: set NAME lives in <root>/NAME (default: ./data)")
+    data.add_argument("--remote", action="store_true",
+                      help="list: ask the servers for the sizes of sets not downloaded")
+    report = commands.add_parser("report", help="two runs side by side as one HTML page")
+    report.add_argument("--compare", nargs=2, type=Path, required=True, metavar="RUN",
+                        help="two run folders (each with results.json)")
+    report.add_argument("--output-root", type=Path, default=Path("reports"),
+                        help="the page goes to <output-root>/compare/<time>-<A>-vs-<B>/index.html")
     serve = commands.add_parser("serve", help="serve every flow as a deployment on the Prefect "
                                               "server of PREFECT_API_URL, with configured schedules")
     serve.add_argument("--config", type=Path, help="schedules file (default: ./terafeat.toml, "
@@ -53,7 +92,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "task":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if extra:  # terafeat task whiten --run R --whitening-eps 0.01: flow parameters
+        args.overrides += _option_overrides(parser, extra)
     # Prefect's server sends telemetry, which fails without a network; a
     # fresh database's first start (migrations) can outlast the default 20 s.
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -67,6 +111,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "task":
         return _run_task(args)
+    if args.command == "report":
+        return _compare(*args.compare, args.output_root)
+    if args.command == "data":
+        from flows.data import data_command
+        return data_command(args.action, args.names, args.root, args.remote)
     if args.command == "serve":
         from flows.deployments import serve
         try:
@@ -88,11 +137,49 @@ def main(argv: list[str] | None = None) -> int:
     try:
         params = model.model_validate(overrides)
     except ValidationError as error:
-        print(f"terafeat: invalid parameters for {args.flow}:\n{error}", file=sys.stderr)
+        print(f"terafeat: invalid parameters for {args.flow}: {validation_message(error, model)}",
+              file=sys.stderr)
         return 2
-    results = flow_function(params)
+    from flows.progress import terminal_progress
+    try:
+        with terminal_progress():
+            results = flow_function(params)
+    except KeyboardInterrupt:
+        print(f"terafeat: {args.flow} interrupted; its finished stages are cached: run it again "
+              "to resume", file=sys.stderr)
+        return 130
     print(f"report: {results['report']}")
     return 0
+
+
+def _compare(run_a: Path, run_b: Path, output_root: Path) -> int:
+    from terafeat.compare import compare_report, load_run
+    from terafeat.storage import new_run_dir
+    try:
+        for run in (run_a, run_b):
+            load_run(run)
+    except ValueError as error:
+        print(f"terafeat: {error}", file=sys.stderr)
+        return 2
+    out = new_run_dir(output_root, "compare", f"{run_a.name}-vs-{run_b.name}")
+    print(f"report: {compare_report(run_a, run_b, out / 'index.html').resolve()}")
+    return 0
+
+
+def _option_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> list[tuple]:
+    """``--key value`` / ``--key=value`` pairs (dashes in keys read as underscores)."""
+    overrides, items = [], list(extra)
+    while items:
+        option = items.pop(0)
+        if not option.startswith("--") or len(option) == 2:
+            parser.error(f"unexpected argument {option!r}: parameters are --KEY VALUE")
+        key, sep, value = option[2:].partition("=")
+        if not sep:
+            if not items or items[0].startswith("--"):
+                parser.error(f"--{key} needs a value")
+            value = items.pop(0)
+        overrides.append(_parse_assignment(f"{key.replace('-', '_')}={value}"))
+    return overrides
 
 
 def _run_task(args) -> int:
@@ -100,19 +187,27 @@ def _run_task(args) -> int:
 
     from pydantic import ValidationError
 
-    from flows.debug import STAGES, run_stage
+    from flows.debug import run_stage, stage_inputs
+    from terafeat.storage import load_json
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    from flows.progress import terminal_progress
     try:
-        out, result = run_stage(args.stage, args.run, dict(args.overrides), args.output_root)
-    except (ValueError, ValidationError) as error:
+        with terminal_progress():
+            out, result = run_stage(args.stage, args.run, dict(args.overrides), args.output_root)
+    except ValidationError as error:
+        model = FLOWS[load_json(args.run / "results.json")["flow"]].load()[1]
+        print(f"terafeat: invalid parameters for {args.stage}: "
+              f"{validation_message(error, model)}", file=sys.stderr)
+        return 2
+    except ValueError as error:
         print(f"terafeat: {error}", file=sys.stderr)
         return 2
     print("read:")
-    for name in STAGES[args.stage].inputs:
+    for name in stage_inputs(args.stage, args.run):
         print(f"  {args.run / name}")
     print(f"wrote ({out}):")
-    for path in sorted(out.iterdir()):
-        print(f"  {path.name}  ({path.stat().st_size} bytes)")
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        print(f"  {path.relative_to(out)}  ({path.stat().st_size} bytes)")
     print(json.dumps(result, indent=2, default=str))
     return 0
 

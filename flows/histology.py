@@ -8,7 +8,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import ConfigDict, Field
 
-from flows.options import PooledLayerParams
+from flows.options import PooledLayerParams, StageCache
 from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
@@ -16,11 +16,12 @@ from tasks.tile_features import extract_tile_features
 from tasks.tiles import list_tiles, sample_tile_patches
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
+from terafeat.report import environment
 
 REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
 
 
-class HistologyParams(PooledLayerParams):
+class HistologyParams(PooledLayerParams, StageCache):
     """Parameters of the histology flow (the Prefect UI shows them as a form); the
     RICA layer trains locally or on Dask (``TrainingBackend``)."""
 
@@ -67,20 +68,21 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
     run_dir = open_run_dir("histology", params.output_root)
     timed = Stopwatch()
     run = str(run_dir)
+    cache = params.cache_root or None
     tiles = timed("list tiles", list_tiles, params.dataset, params.data_root, run,
                   params.max_tiles_per_split, params.seed)
     patches = timed("sample patches", sample_tile_patches, tiles["tiles"], run, params.n_patches,
                     params.patch_size, params.colour_mode, params.patch_tiles, params.batch_size,
-                    params.seed)
+                    params.seed, cache_root=cache)
     whitener, whitened = timed("whiten", whiten_patches, patches["patches"], run, "zca",
-                               params.whitening_eps, remove_dc=params.remove_dc)
+                               params.whitening_eps, remove_dc=params.remove_dc, cache_root=cache)
     training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
                      params.eps, params.max_iter, params.dtype, params.seed, params.group_size,
-                     **params.backend_options())
+                     **params.backend_options(), cache_root=cache)
     features = timed("extract features", extract_tile_features, tiles["tiles"], run, whitener,
                      training["W"], patches["patches"], params.colour_mode, params.patch_size,
                      params.stride, params.pooling, params.group_size, params.eps,
-                     params.pixel_size, params.batch_size)
+                     params.pixel_size, params.batch_size, cache_root=cache)
     classification = timed("classify", classify_tiles, features, tiles["tiles"], run,
                            list(params.Cs), params.inner_folds, params.seed)
     unreadable = sorted({tuple(problem) for problem in tiles["layout_problems"] +
@@ -89,7 +91,7 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
                "parameters": params.model_dump(mode="json"), "tiles": tiles,
                "patches": patches, "training": training, "features": features,
                "classification": classification, "unreadable_tiles": unreadable,
-               "timings": timed.timings}
+               "timings": timed.timings, "cache": timed.sources, "environment": environment()}
     headline = [{"features": name, "accuracy": round(metrics["accuracy"], 4),
                  "balanced accuracy": round(metrics["balanced_accuracy"], 4),
                  "ROC AUC": None if metrics.get("roc_auc") is None else round(metrics["roc_auc"], 4)}

@@ -7,7 +7,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import ConfigDict, Field, model_validator
 
-from flows.options import TrainingBackend
+from flows.options import StageCache, TrainingBackend
 from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.image_classification import classify_images
 from tasks.image_encoding import encode_images
@@ -20,7 +20,7 @@ from terafeat.imagenet_report import headline_rows
 from terafeat.shard_encoding import peak_rss_bytes
 from terafeat.streamed_linear import LAM_GRID
 
-class ImagenetParams(TrainingBackend):
+class ImagenetParams(TrainingBackend, StageCache):
     """Parameters of the imagenet flow (the Prefect UI shows them as a form)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -69,9 +69,6 @@ class ImagenetParams(TrainingBackend):
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/imagenet/<run>/")
-    cache_root: str | None = Field(
-        "data/cache", description="stage cache: a re-run with the same inputs, parameters and "
-                                  "code skips the stage (empty: no cache)")
 
     @model_validator(mode="after")
     def _patch_fits(self):
@@ -113,7 +110,7 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
                "classification": {k: v for k, v in classification.items() if k != "peak_rss"},
                "unreadable_images": sorted({tuple(p) for p in listing["layout_problems"]
                                             + patches["problems"] + encoding["problems"]}),
-               "timings": timed.timings,
+               "timings": timed.timings, "cache": timed.sources,
                "peak_memory": {"flow": peak_rss_bytes(), "encoding": encoding["peak_rss"],
                                "classifier": classification["peak_rss"]}}
     results["headline"] = headline_rows(results)

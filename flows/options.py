@@ -34,3 +34,13 @@ class PooledLayerParams(TrainingBackend):
         if self.n_features % self.group_size:
             raise ValueError(f"group_size {self.group_size} must divide n_features {self.n_features}")
         return self
+
+
+class StageCache(BaseModel):
+    """Where a flow's expensive stages cache their outputs (``terafeat.cache``)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    cache_root: str | None = Field(
+        "data/cache", description="stage cache: a re-run with the same inputs, parameters and "
+                                  "code skips the stage (empty: no cache)")

@@ -7,7 +7,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import Field
 
-from flows.options import PooledLayerParams
+from flows.options import PooledLayerParams, StageCache
 from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.evaluation import evaluate_face_features
 from tasks.patches import sample_bundled_patches
@@ -15,9 +15,10 @@ from tasks.report import write_quickstart_report
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
 from terafeat.datasets.bundled import NATURAL_IMAGES
+from terafeat.report import environment
 
 
-class QuickstartParams(PooledLayerParams):
+class QuickstartParams(PooledLayerParams, StageCache):
     """Parameters of the quickstart flow (the Prefect UI shows them as a form)."""
 
     images: tuple[str, ...] = Field(NATURAL_IMAGES, description="bundled images to sample patches from")
@@ -33,9 +34,6 @@ class QuickstartParams(PooledLayerParams):
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/quickstart/<run>/")
-    cache_root: str | None = Field(
-        "data/cache", description="stage cache: a re-run with the same inputs, parameters and "
-                                  "code skips the stage (empty: no cache)")
 
 
 
@@ -59,7 +57,8 @@ def quickstart(params: QuickstartParams = QuickstartParams()) -> dict:
                        cache_root=cache, run_dir=run)
     results = {"flow": "quickstart", "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), "training": training,
-               "evaluation": evaluation, "timings": timed.timings}
+               "evaluation": evaluation, "timings": timed.timings, "cache": timed.sources,
+               "environment": environment()}
     headline = [{"features": name, "dimensions": scores["n_features"],
                  "accuracy": round(scores["mean"], 4), "std": round(scores["std"], 4)}
                 for name, scores in evaluation["accuracy"].items()]

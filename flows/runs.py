@@ -15,7 +15,7 @@ def list_runs(root: Path, flow: str | None = None) -> list[dict]:
     """
     runs = []
     for flow_dir in sorted(Path(root).iterdir()) if Path(root).is_dir() else []:
-        if not flow_dir.is_dir() or flow_dir.name.startswith(".") or flow_dir.name == "tasks":
+        if not flow_dir.is_dir() or flow_dir.name.startswith(".") or flow_dir.name in ("tasks", "compare"):
             continue
         if flow is not None and flow_dir.name != flow:
             continue

@@ -10,6 +10,7 @@ from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
 
+from tasks.logs import cache_outcomes
 from terafeat.report import markdown_table
 from terafeat.storage import new_run_dir
 
@@ -19,15 +20,22 @@ logging.getLogger("terafeat").setLevel(logging.INFO)
 
 
 class Stopwatch:
-    """Runs stages and keeps their wall times, in seconds, in ``timings``."""
+    """Runs stages and keeps their wall times, in seconds, in ``timings``, and for
+    the stages that go through the stage cache, in ``sources``, "cache" (every
+    cached part a hit: its stored numbers, e.g. training seconds, are an earlier
+    run's) or "computed"."""
 
     def __init__(self):
         self.timings: dict[str, float] = {}
+        self.sources: dict[str, str] = {}
 
     def __call__(self, stage: str, call, *args, **kwargs):
         started = time.perf_counter()
-        value = call(*args, **kwargs)
+        with cache_outcomes() as hits:
+            value = call(*args, **kwargs)
         self.timings[stage] = round(time.perf_counter() - started, 3)
+        if hits:
+            self.sources[stage] = "cache" if all(hits) else "computed"
         return value
 
 

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from tasks.logs import cached, in_prefect_run, stage_logger
+from tasks.logs import cached, report_progress, stage_logger
 from tasks.whitening import load_whitener
 from terafeat.conv_features import ConvolutionalEncoder
 from terafeat.distributed import get_client
@@ -54,14 +53,11 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
         labels = pd.read_csv(listing["listing"], usecols=["label"])["label"].to_numpy()
         ranges = split_ranges(listing["listing"], shard_size)
         total = 2 * sum(len(r) for r in ranges.values())
-        progress = create_progress_artifact(
-            0.0, description="feature extraction: % of shards") if in_prefect_run() else None
         done = [0]
 
         def report(_, __):
             done[0] += 1
-            if progress is not None:
-                update_progress_artifact(progress, 100.0 * done[0] / total)
+            report_progress("extract features (shards)", done[0], total)
             if done[0] % 10 == 0 or done[0] == total:
                 logger.info("encoded %d of %d shards", done[0], total)
 

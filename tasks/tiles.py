@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from tasks.logs import stage_logger
+from tasks.logs import cached, stage_logger
+from terafeat.cache import files_fingerprint
 from terafeat.colour import convert_tiles
 from terafeat.histology import iter_tile_batches, limit_tiles, read_tile_table
 from terafeat.patches import sample_patches
@@ -44,26 +45,40 @@ def list_tiles(dataset: str, data_root: str, run_dir: str, max_tiles_per_split: 
             "layout_problems": problems}
 
 
+def tiles_fingerprint(tiles_path: str) -> str:
+    """``files_fingerprint`` of the files ``tiles.csv`` lists: a cache key part that
+    changes when a tile file changes (size or time), though the table does not."""
+    return files_fingerprint(load_tile_table(tiles_path)["path"].unique())
+
+
 @task(name="sample-tile-patches")
 def sample_tile_patches(tiles_path: str, run_dir: str, n_patches: int, patch_size: int,
-                        colour_mode: str, patch_tiles: int, batch_size: int, seed: int) -> dict:
+                        colour_mode: str, patch_tiles: int, batch_size: int, seed: int,
+                        cache_root: str | None = None) -> dict:
     """Patches (n_patches, patch_size**2 * c) from at most ``patch_tiles`` TRAINING tiles,
-    converted to ``colour_mode`` -> ``patches.npy``.
+    converted to ``colour_mode`` -> ``patches.npy``; through the stage cache with ``cache_root``.
 
     Returns {"patches": path, "n_tiles": tiles used, "problems": [[path, problem]] skipped}.
     """
-    table = load_tile_table(tiles_path)
-    train = table[table["split"] == "train"]
-    train = train.sample(min(patch_tiles, len(train)), random_state=seed).sort_index()
-    tiles, problems = [], []
-    for _, batch, batch_problems in iter_tile_batches(train, batch_size):
-        tiles.extend(convert_tiles(batch, colour_mode))
-        problems += batch_problems
-    if not tiles:
-        raise ValueError(f"{tiles_path}: none of the {len(train)} training tiles could be read")
-    patches = sample_patches(tiles, n_patches, patch_size, random_state=seed)
-    path = save_array(Path(run_dir) / "patches.npy", patches)
-    stage_logger().info("sampled %d %dx%dx%d %s patches from %d training tiles", len(patches),
-                        patch_size, patch_size, patches.shape[1] // patch_size ** 2,
-                        colour_mode, len(tiles))
-    return {"patches": str(path), "n_tiles": len(tiles), "problems": problems}
+    def compute(out: Path) -> dict:
+        table = load_tile_table(tiles_path)
+        train = table[table["split"] == "train"]
+        train = train.sample(min(patch_tiles, len(train)), random_state=seed).sort_index()
+        tiles, problems = [], []
+        for _, batch, batch_problems in iter_tile_batches(train, batch_size):
+            tiles.extend(convert_tiles(batch, colour_mode))
+            problems += batch_problems
+        if not tiles:
+            raise ValueError(f"{tiles_path}: none of the {len(train)} training tiles could be read")
+        patches = sample_patches(tiles, n_patches, patch_size, random_state=seed)
+        path = save_array(out / "patches.npy", patches)
+        stage_logger().info("sampled %d %dx%dx%d %s patches from %d training tiles", len(patches),
+                            patch_size, patch_size, patches.shape[1] // patch_size ** 2,
+                            colour_mode, len(tiles))
+        return {"patches": str(path), "n_tiles": len(tiles), "problems": problems}
+
+    params = {"n_patches": n_patches, "patch_size": patch_size, "colour_mode": colour_mode,
+              "patch_tiles": patch_tiles, "seed": seed,
+              "data": tiles_fingerprint(tiles_path) if cache_root else None}
+    return cached(cache_root, "sample-tile-patches", params, {"tiles": tiles_path}, run_dir,
+                  compute)

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 from prefect import task
-from prefect.artifacts import create_progress_artifact, update_progress_artifact
 
-from tasks.logs import cached, in_prefect_run, stage_logger
+from tasks.logs import cached, report_progress, stage_logger
 from terafeat import distributed
 from terafeat.isa import subspace_pooling
 from terafeat.storage import load_array, save_array
@@ -43,16 +42,12 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
         X = load_array(whitened_path)
         pool = subspace_pooling(n_features, group_size) if group_size > 1 else None
         started = time.perf_counter()
-        progress = create_progress_artifact(
-            0.0, description=f"RICA {prefix or 'layer'} training: % of {max_iter} iterations"
-        ) if in_prefect_run() else None
 
         def report(iteration: int, value: float):
+            report_progress(f"train {prefix.rstrip('-') or 'RICA'}", iteration, max_iter)
             if iteration % LOG_EVERY == 0 or iteration == max_iter:
                 logger.info("iteration %d: objective %.6g (%.1f s)", iteration, value,
                             time.perf_counter() - started)
-                if progress is not None:
-                    update_progress_artifact(progress, min(100.0, 100.0 * iteration / max_iter))
 
         options = {}
         if backend == "dask":

@@ -7,31 +7,37 @@ import numpy as np
 from prefect import task
 from sklearn.cluster import MiniBatchKMeans
 
-from tasks.logs import stage_logger
+from tasks.logs import cached, stage_logger
 from terafeat.encode import bag_of_words
 from terafeat.storage import load_array, save_array
 
 
 @task(name="build-vocabulary")
 def build_vocabulary(shards: list[str], run_dir: str, size: int, max_descriptors: int,
-                     seed: int) -> str:
+                     seed: int, cache_root: str | None = None) -> str:
     """MiniBatchKMeans centroids of descriptors drawn (seeded) from all clips.
 
     At most ``max_descriptors`` descriptors, the same share from every clip.
     Writes ``vocabulary.npy`` (size, descriptor length); returns its path.
+    Through the stage cache with ``cache_root``.
     """
-    rng = np.random.default_rng(seed)
-    lengths = [len(load_array(path, mmap=True)) for path in shards]
-    keep = min(1.0, max_descriptors / max(sum(lengths), 1))
-    sample = np.concatenate([
-        load_array(path)[rng.choice(n, size=max(1, round(n * keep)), replace=False)]
-        for path, n in zip(shards, lengths) if n])
-    kmeans = MiniBatchKMeans(size, random_state=seed, n_init=3,
-                             batch_size=min(4096, len(sample))).fit(sample)
-    stage_logger().info("vocabulary of %d words from %d descriptors (inertia %.4g)", size,
-                        len(sample), kmeans.inertia_)
-    return str(save_array(Path(run_dir) / "vocabulary.npy",
-                          kmeans.cluster_centers_.astype(np.float32)))
+    def compute(out: Path) -> str:
+        rng = np.random.default_rng(seed)
+        lengths = [len(load_array(path, mmap=True)) for path in shards]
+        keep = min(1.0, max_descriptors / max(sum(lengths), 1))
+        sample = np.concatenate([
+            load_array(path)[rng.choice(n, size=max(1, round(n * keep)), replace=False)]
+            for path, n in zip(shards, lengths) if n])
+        kmeans = MiniBatchKMeans(size, random_state=seed, n_init=3,
+                                 batch_size=min(4096, len(sample))).fit(sample)
+        stage_logger().info("vocabulary of %d words from %d descriptors (inertia %.4g)", size,
+                            len(sample), kmeans.inertia_)
+        return str(save_array(out / "vocabulary.npy",
+                              kmeans.cluster_centers_.astype(np.float32)))
+
+    params = {"size": size, "max_descriptors": max_descriptors, "seed": seed}
+    inputs = {f"shard-{i:06d}": path for i, path in enumerate(shards)}
+    return cached(cache_root, "build-vocabulary", params, inputs, run_dir, compute)
 
 
 @task(name="histograms")

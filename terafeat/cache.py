@@ -7,7 +7,8 @@ the code of ``terafeat`` and ``tasks`` (the code version): a re-run with
 nothing changed finds every entry; a changed parameter or input misses for
 that stage and those downstream of it (their inputs change).  Entries are
 written to a temporary folder and renamed into place, so a killed stage
-leaves no entry, only a ``.tmp`` folder that the next attempt ignores.
+leaves no entry (an interrupted one removes its scratch folder; a killed one
+leaves a ``.tmp`` folder that the next attempt ignores).
 """
 from __future__ import annotations
 
@@ -66,11 +67,31 @@ def _replace_paths(value, old: str, new: str):
     return value
 
 
+def files_fingerprint(paths) -> str:
+    """Hex digest of files' paths, sizes and modification times (not their
+    content): the fingerprint of a data set too large to hash, e.g. every
+    listed tile or clip.  A missing file counts as such, not as an error."""
+    digest = hashlib.sha256()
+    for path in sorted({str(path) for path in paths}):
+        try:
+            info = os.stat(path)
+            digest.update(f"{path}\0{info.st_size}\0{info.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()[:24]
+
+
+def folder_fingerprint(root) -> str:
+    """``files_fingerprint`` of every file under ``root`` (recursively)."""
+    return files_fingerprint(path for path in Path(root).rglob("*") if path.is_file())
+
+
 def _link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link (else copy) a file, or every file of a folder tree, to ``target``."""
     if source.is_dir():
         target.mkdir(exist_ok=True)
-        for path in source.iterdir():
-            _link_or_copy(path, target / path.name)
+        for child in source.iterdir():
+            _link_or_copy(child, target / child.name)
         return
     target.unlink(missing_ok=True)
     try:
@@ -99,8 +120,13 @@ def run_cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run
             scratch = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
             shutil.rmtree(scratch, ignore_errors=True)
         scratch.mkdir(parents=True, exist_ok=True)
-        summary = compute(scratch)
-        save_json(scratch / "summary.json", _replace_paths(summary, str(scratch), RUN_DIR))
+        try:
+            summary = compute(scratch)
+            save_json(scratch / "summary.json", _replace_paths(summary, str(scratch), RUN_DIR))
+        except BaseException:  # an error or Ctrl-C: no half-computed files stay behind
+            if not resumable:  # (a resumable stage's files are whole: the re-run keeps them)
+                shutil.rmtree(scratch, ignore_errors=True)
+            raise
         try:
             scratch.rename(entry)
         except OSError:  # a concurrent run stored the same entry first

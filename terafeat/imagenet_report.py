@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from terafeat.histology_report import save_confusion_plot
-from terafeat.report import save_image, save_line_plot, tile_filters, write_html_report
+from terafeat.report import (from_cache, run_sections, save_image, save_line_plot, tile_filters,
+                             write_html_report)
 from terafeat.storage import save_json
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
@@ -79,15 +80,15 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                     "classes": len(names), "train listed x": parameters["train_repeat"],
                     "unreadable (skipped)": len(results["unreadable_images"])}]]),
         ("Learned filters", [
-            f"The {W.shape[0]} RICA filters (ZCA-whitened space), each scaled to its own range.",
+            f"The {W.shape[0]} RICA filters (ZCA-whitened space), each scaled to its own range"
+            f"{from_cache(results, 'train RICA')}.",
             save_image(run / "filters.png", tile_filters(W, (p, p, 3)), scale=3),
             save_line_plot(run / "objective.png", {"RICA objective": objective},
                            "L-BFGS iteration", "J(W)", "Training objective")]),
         ("Confusions", confusion),
         ("Classifier validation", ["Held-out accuracy of ridge per regulariser "
                                    "(lam = value x training images):", validation]),
-        ("Time and peak memory", [
-            [{"stage": stage, "seconds": s} for stage, s in results["timings"].items()],
+        ("Peak memory and throughput", [
             [{"process": "flow (listing, patches, whitening, training, report)",
               "peak memory (GB)": _gigabytes(memory["flow"])},
              {"process": "any feature-extraction process",
@@ -97,11 +98,11 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             "Feature extraction reads and encodes one batch of images at a time and the "
             "classifier holds one shard plus (f+1)^2 statistics, so peak memory does not "
             "grow with the number of images.",
+            "Feature extraction" + from_cache(results, "extract features") + ":",
             [{"features": NAMES.get(name, name), "images/s": round(rate, 1)}
              for name, rate in results["encoding"]["images_per_second"].items()]]),
         ("Unreadable images (skipped)", [[{"image": path, "problem": problem}
                                           for path, problem in results["unreadable_images"]]]
          if results["unreadable_images"] else ["none"]),
-        ("Parameters", [[{"parameter": key, "value": str(value)}
-                         for key, value in parameters.items()]]),
+        *run_sections(results),
     ])

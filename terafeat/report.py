@@ -4,6 +4,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
+import platform
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -113,7 +117,8 @@ def write_html_report(path, title: str, sections: list[tuple[str, list]]) -> Pat
     """A self-contained HTML page: figures inlined as base64 PNG.
 
     sections: (heading, items) where an item is a str (a paragraph), a list of
-    dicts (a table) or a Path to a PNG (a figure, inlined).
+    dicts (a table), a Path to a PNG (a figure, inlined) or a tuple of Paths
+    (figures side by side).
     """
     body = [f"<h1>{html.escape(title)}</h1>"]
     for heading, items in sections:
@@ -133,6 +138,8 @@ def _html_item(item) -> str:
     if isinstance(item, dict):
         raise TypeError("a table is a list of dicts inside a section's items: "
                         f"[[{{...}}, ...]], not a bare dict ({sorted(item)})")
+    if isinstance(item, tuple):
+        return "<div style='display:flex;gap:1em'>" + "".join(map(_html_item, item)) + "</div>"
     if isinstance(item, Path):
         data = base64.b64encode(item.read_bytes()).decode("ascii")
         return f"<figure><img alt='{html.escape(item.name)}' src='data:image/png;base64,{data}'>" \
@@ -146,6 +153,59 @@ def _html_item(item) -> str:
                        + "</tr>" for row in item)
         return f"<table><tr>{head}</tr>{rows}</table>"
     return f"<p>{html.escape(str(item))}</p>"
+
+
+#: Distributions whose versions the report's environment table lists.
+PACKAGES = ("terafeat", "numpy", "scipy", "scikit-learn", "scikit-image", "opencv-python-headless",
+            "opencv-python", "pandas", "matplotlib", "dask", "distributed", "prefect", "pydantic")
+CACHE_NOTE = ("Source \"cache\": the stage's outputs came from the stage cache, computed by an "
+              "earlier run with the same inputs, parameters and code; the seconds and other "
+              "numbers it reports (e.g. training time) are that run's, and its time here is the "
+              "lookup's.")
+
+
+def environment() -> dict:
+    """Where a run ran: Python, platform, cores, and the versions of those of the
+    packages that shape its numbers which are installed."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "machine": platform.machine(), "cores": os.cpu_count(), "usable cores": usable,
+            **versions}
+
+
+def timing_rows(results: dict) -> list[dict]:
+    """Rows {stage, seconds[, source]} of ``results["timings"]``; source ("cache" or
+    "computed", "-" for a stage without a cache) when ``results["cache"]`` names any."""
+    sources = results.get("cache") or {}
+    return [{"stage": stage, "seconds": seconds,
+             **({"source": sources.get(stage, "-")} if sources else {})}
+            for stage, seconds in results["timings"].items()]
+
+
+def run_sections(results: dict) -> list[tuple[str, list]]:
+    """The sections every report ends with: timings (marking cached stages), the
+    environment (``results["environment"]``, else this process's) and parameters."""
+    cached = "cache" in (results.get("cache") or {}).values()
+    return [
+        ("Timing per stage", [CACHE_NOTE, timing_rows(results)] if cached
+         else [timing_rows(results)]),
+        ("Environment", [[{"item": key, "value": str(value)} for key, value in
+                          (results.get("environment") or environment()).items()]]),
+        ("Parameters", [[{"parameter": key, "value": str(value)}
+                         for key, value in results["parameters"].items()]]),
+    ]
+
+
+def from_cache(results: dict, stage: str) -> str:
+    """" (from the stage cache: an earlier run's numbers)" when ``stage`` was a cache hit."""
+    return (" (from the stage cache: an earlier run's numbers)"
+            if (results.get("cache") or {}).get(stage) == "cache" else "")
 
 
 def quickstart_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray,
@@ -169,9 +229,6 @@ def quickstart_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarr
     accuracy_rows = [{"features": name, "dimensions": v["n_features"], "accuracy": v["mean"],
                       "std": v["std"]} for name, v in accuracy.items()]
     training = results["training"]
-    timing_rows = [{"stage": stage, "seconds": seconds} for stage, seconds in results["timings"].items()]
-    parameter_rows = [{"parameter": key, "value": str(value)}
-                      for key, value in results["parameters"].items()]
     save_json(run / "results.json", results)
     return write_html_report(run / "index.html", "terafeat quickstart: RICA on natural images", [
         ("Learned filters", [
@@ -180,11 +237,12 @@ def quickstart_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarr
         ("Training", [
             f"{training['n_iter']} L-BFGS iterations in {training['seconds']:.1f} s; objective "
             f"{training['initial_objective']:.5g} -> {training['final_objective']:.5g} "
-            f"({training['optimizer_message']}).", curve]),
+            f"({training['optimizer_message']}){from_cache(results, 'train RICA')}.", curve]),
         ("Are the features useful?", [
             "Face / non-face classification of scikit-image's lfw_subset (25x25, 100 + 100) "
             "with a linear classifier (standardised logistic regression, C chosen inside each "
-            "training fold), cross-validated.", accuracy_rows, bars]),
-        ("Timing per stage", [timing_rows]),
-        ("Parameters", [parameter_rows]),
+            "training fold), cross-validated. This check has no published counterpart: "
+            "the papers' numbers are the histology and action-recognition flows'.",
+            accuracy_rows, bars]),
+        *run_sections(results),
     ])

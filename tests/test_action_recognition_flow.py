@@ -45,13 +45,37 @@ def action_run(prefect_server, tmp_path_factory):
     long_clip = write_video(root / "long.avi", 60, 64, 64, texture_seed=0)
     truncated_copy(long_clip, root / "right" / "v_right_g05_c01.avi", 0.5)
     long_clip.unlink()
-    reports = tmp_path_factory.mktemp("reports")
-    params = ActionRecognitionParams(data_root=str(root), output_root=str(reports), **TINY)
-    return action_recognition(params), reports
+    reports, cache = tmp_path_factory.mktemp("reports"), tmp_path_factory.mktemp("cache")
+    params = ActionRecognitionParams(data_root=str(root), output_root=str(reports),
+                                     cache_root=str(cache), **TINY)
+    return action_recognition(params), reports, params
+
+
+#: The stages that go through the stage cache.
+CACHED = ("scan videos", "sample blocks", "whiten layer1", "train layer1", "convolve layer 1",
+          "whiten layer2", "train layer2", "extract descriptors", "vocabulary", "motion energy")
+
+
+def test_rerun_hits_every_expensive_stage_and_a_downstream_change_recomputes_only_downstream(
+        action_run, tmp_path):
+    first, _, params = action_run
+    assert first["cache"] == dict.fromkeys(CACHED, "computed")
+    again = params.model_copy(update={"output_root": str(tmp_path)})
+    second = action_recognition(again)
+    assert second["cache"] == dict.fromkeys(CACHED, "cache")
+    assert second["training"]["layer2"]["seconds"] == first["training"]["layer2"]["seconds"]
+    assert second["features"]["shards"][0].startswith(second["run_dir"])
+    assert second["headline"] == first["headline"]
+    assert "<td>cache</td>" in open(second["report"]).read()
+    # the descriptors' overlap: the layers and the motion-energy peer stay cached
+    third = action_recognition(again.model_copy(update={"overlap": 0.25}))
+    assert third["cache"] == {**dict.fromkeys(CACHED, "cache"),
+                              "extract descriptors": "computed", "vocabulary": "computed"}
+    assert third["features"]["n_descriptors"] != first["features"]["n_descriptors"]
 
 
 def test_flow_classifies_the_clips_and_skips_the_truncated_one(action_run):
-    results, reports = action_run
+    results, reports, _ = action_run
     [run] = list((reports / "action_recognition").iterdir())
     saved = json.loads((run / "results.json").read_text())
     assert saved["n_clips"] == 2 * N_GROUPS
@@ -78,6 +102,9 @@ def test_flow_classifies_the_clips_and_skips_the_truncated_one(action_run):
     assert page.count("data:image/png;base64,") == 1 and "v_right_g05_c01.avi" in page
     assert "motion energy" in page and results["report"] == str((run / "index.html").resolve())
     assert "<td>classify motion energy</td>" in page  # the timing table renders as a table
+    # the headline beside the paper's (Le et al. 2011: KTH 93.9%) and the environment
+    assert "<td>Le et al. 2011</td>" in page.replace("<th>", "<td>").replace("</th>", "</td>")
+    assert "<td>0.939</td>" in page and "<td>usable cores</td>" in page
 
 
 def test_parameters_are_validated():

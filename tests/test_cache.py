@@ -1,7 +1,9 @@
+import os
+
 import numpy as np
 import pytest
 
-from terafeat.cache import run_cached
+from terafeat.cache import files_fingerprint, folder_fingerprint, run_cached
 from terafeat.storage import save_array
 
 
@@ -40,8 +42,41 @@ def test_an_interrupted_stage_leaves_no_entry(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         run_cached(tmp_path / "cache", "train", {}, {}, tmp_path, interrupted)
+    assert list((tmp_path / "cache" / "train").iterdir()) == []  # not even a scratch folder
     calls = []
     _, hit = run_cached(tmp_path / "cache", "train", {}, {}, tmp_path, _stage(calls))
     assert not hit and len(calls) == 1
     entries = [p for p in (tmp_path / "cache" / "train").iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1 and (entries[0] / "summary.json").is_file()
+
+
+def test_data_fingerprints_follow_names_sizes_and_times(tmp_path):
+    for name in ("a.jpg", "b.jpg"):
+        (tmp_path / name).write_bytes(b"tile")
+    files = [tmp_path / "a.jpg", tmp_path / "b.jpg"]
+    before, folder = files_fingerprint(files), folder_fingerprint(tmp_path)
+    assert files_fingerprint(reversed(files)) == before and folder == before
+    stat = files[0].stat()
+    os.utime(files[0], ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    touched = files_fingerprint(files)
+    assert touched != before
+    files[1].write_bytes(b"tile!")  # another size
+    assert files_fingerprint(files) not in (before, touched)
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "c.jpg").write_bytes(b"")
+    assert folder_fingerprint(tmp_path) != files_fingerprint(files)
+    files[0].unlink()  # a listed file gone: a different key, not an error
+    assert files_fingerprint(files) != folder_fingerprint(tmp_path)
+
+
+def test_folder_outputs_are_linked_into_the_run(tmp_path):
+    def compute(out):
+        save_array(out / "features" / "train" / "00000.npy", np.ones(2))
+        return {"features_dir": str(out / "features")}
+
+    run1, run2 = tmp_path / "run1", tmp_path / "run2"
+    run1.mkdir(), run2.mkdir()
+    run_cached(tmp_path / "cache", "features", {}, {}, run1, compute)
+    summary, hit = run_cached(tmp_path / "cache", "features", {}, {}, run2, compute)
+    assert hit and summary["features_dir"] == str(run2 / "features")
+    np.testing.assert_array_equal(np.load(run2 / "features" / "train" / "00000.npy"), np.ones(2))

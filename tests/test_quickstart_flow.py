@@ -26,6 +26,11 @@ def test_rerun_hits_the_cache_and_a_downstream_change_recomputes_only_downstream
     first = quickstart(QuickstartParams(**params))
     second = quickstart(QuickstartParams(**params))
     assert second["run_dir"] != first["run_dir"]
+    stages = ("sample patches", "whiten", "train RICA", "evaluate features")
+    assert first["cache"] == dict.fromkeys(stages, "computed")
+    assert second["cache"] == dict.fromkeys(stages, "cache")
+    page = Path(second["report"]).read_text()
+    assert "<td>cache</td>" in page and "from the stage cache" in page
     # cached summaries come back as stored: the same measured seconds prove no recompute
     assert second["training"]["seconds"] == first["training"]["seconds"]
     assert second["evaluation"] == first["evaluation"]
@@ -34,6 +39,7 @@ def test_rerun_hits_the_cache_and_a_downstream_change_recomputes_only_downstream
     assert second["timings"]["train RICA"] < first["timings"]["train RICA"]
     # n_folds only changes the evaluation: training is a hit, evaluation recomputed
     third = quickstart(QuickstartParams(**dict(params, n_folds=2)))
+    assert third["cache"] == {**dict.fromkeys(stages[:3], "cache"), "evaluate features": "computed"}
     assert third["training"]["seconds"] == first["training"]["seconds"]
     assert third["evaluation"]["seconds"] != first["evaluation"]["seconds"]
     assert len(third["evaluation"]["accuracy"]["RICA pooled"]["folds"]) == 2
@@ -68,6 +74,9 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
     page = (run / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 3
     assert "<td>train RICA</td>" in page and "<td>n_features</td>" in page  # tables, not dicts
+    import numpy  # the environment table: versions and cores
+    assert f"<td>numpy</td><td>{numpy.__version__}</td>" in page and "<td>cores</td>" in page
+    assert saved["environment"]["numpy"] == numpy.__version__
     assert f"{accuracy['RICA pooled']['mean']:.4g}" in page
     assert results["report"] == str((run / "index.html").resolve())
 

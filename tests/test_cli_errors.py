@@ -1,0 +1,49 @@
+"""Bad input to the ``terafeat`` command: one line on stderr naming the problem and
+the valid choices, exit status 2."""
+import pytest
+
+from flows.cli import main
+from flows.quickstart import QuickstartParams
+from terafeat.storage import save_json
+
+
+def _one_line_error(capsys, argv) -> str:
+    try:
+        status = main(argv)
+    except SystemExit as exit_:  # argparse's usage errors
+        status = exit_.code
+    err = capsys.readouterr().err
+    assert status == 2 and err.count("\n") == 1, err
+    return err
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["run", "quickstartt"], "invalid choice: 'quickstartt' (choose from 'action_recognition', "
+                             "'histology', 'quickstart')"),
+    (["run", "quickstart", "--set", "maxiter=5"],
+     "unknown parameter 'maxiter'; parameters: cache_root, backend"),
+    (["run", "quickstart", "--set", "max_iter=many"], "max_iter='many': Input should be a valid "
+                                                       "integer"),
+    (["run", "quickstart", "--set", "max_iter=0"], "max_iter=0: Input should be greater than or "
+                                                    "equal to 1"),
+    (["run", "histology", "--set", "colour_mode=lab"], "colour_mode='lab': Input should be "
+                                                        "'rgb', 'hed' or 'grey'"),
+    (["run", "quickstart", "--set", "n_features=10"], "group_size 4 must divide n_features 10"),
+    (["run", "quickstart", "--set", "max_iter"], "expected key=value, got 'max_iter'"),
+    (["frobnicate"], "invalid choice: 'frobnicate'"),
+    (["data", "fetch", "cifar"], "unknown data set 'cifar'; known: cifar10, cifar100"),
+])
+def test_bad_input_is_one_line_listing_the_choices(capsys, argv, expected):
+    assert expected in _one_line_error(capsys, argv)
+
+
+def test_task_parameters_are_checked_the_same_way(capsys, tmp_path):
+    save_json(tmp_path / "results.json", {"flow": "quickstart",
+                                          "parameters": QuickstartParams().model_dump(mode="json")})
+    (tmp_path / "patches.npy").write_bytes(b"")
+    err = _one_line_error(capsys, ["task", "whiten", "--run", str(tmp_path),
+                                   "--whitening-eps", "-1"])
+    assert "invalid parameters for whiten: whitening_eps=-1: Input should be greater than or " \
+           "equal to 0" in err
+    err = _one_line_error(capsys, ["task", "whitten", "--run", str(tmp_path)])
+    assert "unknown stage 'whitten'; stages: evaluate-faces, extract-descriptors" in err

@@ -30,8 +30,9 @@ def _whiten(run: Path, p, results: dict, out: Path):
     if results["flow"] == "action_recognition":  # layer 1's PCA whitening of the blocks
         return whiten_patches.fn(str(run / "blocks-layer1.npy"), str(out), "pca", p.whitening_eps,
                                  results["sizes"]["n_components1"], prefix="layer1-")
+    # imagenet's patches are contrast-normalised already: their mean is zero
     return whiten_patches.fn(str(run / "patches.npy"), str(out), "zca", p.whitening_eps,
-                             remove_dc=getattr(p, "remove_dc", True))
+                             remove_dc=getattr(p, "remove_dc", results["flow"] != "imagenet"))
 
 
 def _train(run: Path, p, results: dict, out: Path):
@@ -89,18 +90,45 @@ def _extract_descriptors(run: Path, p, results: dict, out: Path):
                                   p.max_frames)
 
 
+def _run_listing(run: Path, results: dict) -> dict:
+    """The run's listing summary, its files where the run folder now is."""
+    listing = dict(results["listing"])
+    for key in ("listing", "train_images"):
+        listing[key] = str(run / Path(listing[key]).name)
+    return listing
+
+
+def _sample_image_patches(run: Path, p, results: dict, out: Path):
+    from tasks.image_patches import sample_image_patches
+    return sample_image_patches.fn(_run_listing(run, results), str(out), p.n_patches,
+                                   p.patch_size, p.image_size, p.patch_images, p.seed)
+
+
+def _encode_images(run: Path, p, results: dict, out: Path):
+    from tasks.image_encoding import encode_images
+    return encode_images.fn(_run_listing(run, results), str(out), str(run / "whitener.npz"),
+                            str(run / "W.npy"), p.patch_size, p.nonlinearity, p.alpha, p.grid,
+                            p.image_size, p.batch_size, p.shard_size, p.encode_on,
+                            p.dask_address)
+
+
 _LAYERS = ("layer1-whitener.npz", "layer1-W.npy", "layer2-whitener.npz", "layer2-W.npy")
 STAGES: dict[str, tuple[Stage, ...]] = {
     "whiten": (Stage("quickstart", ("patches.npy",), _whiten),
+               Stage("imagenet", ("patches.npy",), _whiten),
                Stage("histology", ("patches.npy",), _whiten),
                Stage("action_recognition", ("blocks-layer1.npy",), _whiten)),
     "train-rica": (Stage("quickstart", ("whitened.npy",), _train),
+                   Stage("imagenet", ("whitened.npy",), _train),
                    Stage("histology", ("whitened.npy",), _train),
                    Stage("action_recognition", ("layer1-whitened.npy",), _train)),
     "evaluate-faces": (Stage("quickstart", ("whitener.npz", "W.npy", "patches.npy"), _evaluate),),
     "sample-tile-patches": (Stage("histology", ("tiles.csv",), _sample_tile_patches),),
     "extract-tile-features": (Stage("histology", ("tiles.csv", "whitener.npz", "W.npy",
                                                   "patches.npy"), _extract_tile_features),),
+    "sample-image-patches": (Stage("imagenet", ("train_images.csv",), _sample_image_patches),),
+    "encode-images": (Stage("imagenet", ("listing.csv", "whitener.npz", "W.npy"),
+                            _encode_images),),
     "sample-blocks": (Stage("action_recognition", ("clips.json",), _sample_blocks),),
     "extract-descriptors": (Stage("action_recognition", ("clips.json", *_LAYERS),
                                   _extract_descriptors),),

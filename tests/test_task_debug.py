@@ -148,3 +148,35 @@ def test_action_stages_chain_on_a_run_folder(tmp_path):
     assert np.load(run / "descriptors" / "000000.npy").shape[1] == 16 // 2
     with pytest.raises(ValueError, match="stage evaluate-faces belongs to quickstart"):
         run_stage("evaluate-faces", run, {}, tmp_path / "debug")
+
+
+def test_imagenet_stages_chain_on_a_run_folder(tmp_path):
+    from PIL import Image
+
+    from flows.imagenet import ImagenetParams
+    from tasks.image_listing import list_images
+
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 5), ("test", 2)):
+        for name in ("a", "b"):
+            (tmp_path / "images" / split / name).mkdir(parents=True)
+            for i in range(n):
+                Image.fromarray(rng.integers(0, 255, (12, 12, 3), np.uint8)).save(
+                    tmp_path / "images" / split / name / f"{i}.png")
+    run = tmp_path / "reports" / "imagenet" / "20260101-000000-old"
+    run.mkdir(parents=True)
+    listing = list_images.fn("folders", str(tmp_path / "images"), str(run), None, None, 1, 0)
+    params = ImagenetParams(dataset="folders", data_root=str(tmp_path / "images"),
+                            image_size=12, patch_size=4, n_patches=300, patch_images=10,
+                            n_features=6, max_iter=3, batch_size=4, shard_size=4,
+                            encode_on="local")
+    save_json(run / "results.json", {"flow": "imagenet", "listing": listing,
+                                     "parameters": params.model_dump(mode="json")})
+    debug = tmp_path / "debug"
+    for stage in ("sample-image-patches", "whiten", "train-rica", "encode-images"):
+        out, result = run_stage(stage, run, {}, debug)
+        _adopt(out, run)
+    assert np.load(run / "patches.npy").shape == (300, 4 * 4 * 3)
+    assert np.load(run / "W.npy").shape == (6, 48)
+    assert result["dims"] == {"rica": 2 * 6 * 4, "pixels": 12 * 12 * 3}
+    assert [len(paths) for paths in result["shards"]["rica"].values()] == [3, 1]

@@ -23,8 +23,9 @@ from terafeat.validation import check_random_state
 
 __all__ = [
     "NONFACE_IMAGES", "FACE_HALVES", "resize_images", "image_crops", "lfw_face_half",
-    "face_detection_set", "best_thresholds", "detection_accuracy", "optimal_stimulus",
+    "training_frames", "face_detection_set", "best_thresholds", "detection_accuracy", "optimal_stimulus",
     "transform_images", "invariance_curves", "invariance_score", "DEFAULT_TRANSFORMS",
+    "score_face_units",
 ]
 
 #: Bundled natural images without a human face: the source of non-face crops.
@@ -85,6 +86,40 @@ def lfw_face_half(half: str, size: int) -> np.ndarray:
     images, labels = lfw_faces()
     faces = images[labels == 1][FACE_HALVES[half]]
     return resize_images(faces, size)
+
+
+def training_frames(images: Sequence[np.ndarray], n: int, size: int, face_fraction: float = 0.05,
+                    random_state=None) -> tuple[np.ndarray, np.ndarray]:
+    """Unlabelled training frames: crops of ``images`` with faces mixed in.
+
+    images: grey (h, w) arrays (bundled natural images, video frames).  A
+    fraction ``face_fraction`` of the ``n`` frames are faces from lfw_subset's
+    training half, each a random crop of side 21..25 of the 25 x 25 face,
+    mirrored with probability 1/2 (jitter in position and scale); the rest are
+    ``image_crops`` (side size .. 4 * size).  Frames come shuffled.  Returns
+    (frames (n, size, size) float32 in [0, 1], is_face (n,) bool), the
+    second for diagnostics only: training never sees it.
+    """
+    import cv2
+    if not 0 <= face_fraction <= 1:
+        raise ValueError(f"face_fraction must be in [0, 1], got {face_fraction}")
+    rng = check_random_state(random_state)
+    n_faces = int(round(n * face_fraction))
+    faces, labels = lfw_faces()
+    faces = faces[labels == 1][FACE_HALVES["train"]]
+    jittered = np.empty((n_faces, size, size), np.float32)
+    for i in range(n_faces):
+        face = faces[rng.integers(len(faces))]
+        side = int(rng.integers(21, face.shape[0] + 1))
+        top, left = rng.integers(face.shape[0] - side + 1, size=2)
+        crop = np.ascontiguousarray(face[top:top + side, left:left + side])
+        crop = crop[:, ::-1] if rng.random() < 0.5 else crop
+        jittered[i] = cv2.resize(np.ascontiguousarray(crop), (size, size),
+                                 interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+    frames = np.concatenate([jittered, image_crops(images, n - n_faces, size, rng)])
+    is_face = np.r_[np.ones(n_faces, bool), np.zeros(n - n_faces, bool)]
+    order = rng.permutation(n)
+    return np.clip(frames[order], 0.0, 1.0), is_face[order]
 
 
 def face_detection_set(size: int, n_nonfaces_per_face: float = 1.0,
@@ -254,3 +289,45 @@ def invariance_score(base: np.ndarray, transformed: np.ndarray,
     still = (transformed > threshold) & fires[None]
     local_rate = still.sum(axis=(0, 1)) / np.maximum(fires.sum(axis=0) * transformed.shape[0], 1)
     return np.where(global_rate > 0, local_rate / np.maximum(global_rate, 1e-300), 0.0)
+
+
+def score_face_units(responses, is_face, random_state=0) -> dict:
+    """Every unit as a face detector, with the unit and threshold chosen on one half
+    of the labelled set and the accuracy measured on the other.
+
+    responses: (n, units); is_face: (n,) bool.  The set is split in two
+    stratified halves (seeded): "selection" and "evaluation".  Returns a dict:
+    ``unit_accuracy`` (units,) best-threshold accuracy of each unit on the
+    whole set (in-sample, as Le et al. 2012 report their best neuron);
+    ``best_unit``, chosen by its best-threshold accuracy on the selection half,
+    and its ``best_unit_accuracy`` on the evaluation half with the selection
+    threshold; ``random_unit_accuracy``: the same held-out accuracy averaged
+    over all units (what a unit picked at random scores), with its std;
+    ``linear_accuracy``: a label-trained linear classifier on all units (fit on
+    the selection half, the ceiling); ``majority_accuracy``; ``in_sample_best``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from terafeat.classify import linear_classifier
+
+    responses, is_face = _check_scores(responses, is_face)
+    selection, evaluation = train_test_split(np.arange(len(is_face)), test_size=0.5,
+                                             stratify=is_face, random_state=random_state)
+    chosen_accuracy, thresholds = best_thresholds(responses[selection], is_face[selection])
+    held_out = ((responses[evaluation] > thresholds) == is_face[evaluation, None]).mean(axis=0)
+    best = int(np.argmax(chosen_accuracy))
+    model = linear_classifier(random_state=random_state).fit(responses[selection],
+                                                              is_face[selection])
+    unit_accuracy = detection_accuracy(responses, is_face)
+    return {"unit_accuracy": unit_accuracy, "held_out_accuracy": held_out,
+            "best_unit": best, "best_unit_threshold": float(thresholds[best]),
+            "best_unit_accuracy": float(held_out[best]),
+            "best_unit_selection_accuracy": float(chosen_accuracy[best]),
+            "random_unit_accuracy": float(held_out.mean()),
+            "random_unit_std": float(held_out.std()),
+            "linear_accuracy": float(model.score(responses[evaluation], is_face[evaluation])),
+            "majority_accuracy": float(max(is_face[evaluation].mean(),
+                                           1 - is_face[evaluation].mean())),
+            "in_sample_best": float(unit_accuracy.max()), "in_sample_best_unit":
+                int(np.argmax(unit_accuracy)),
+            "n_selection": int(len(selection)), "n_evaluation": int(len(evaluation))}

@@ -25,7 +25,7 @@ __all__ = [
     "NONFACE_IMAGES", "FACE_HALVES", "resize_images", "image_crops", "lfw_face_half",
     "training_frames", "face_detection_set", "best_thresholds", "detection_accuracy", "optimal_stimulus",
     "transform_images", "invariance_curves", "invariance_score", "DEFAULT_TRANSFORMS",
-    "score_face_units",
+    "score_face_units", "patch_trajectories",
 ]
 
 #: Bundled natural images without a human face: the source of non-face crops.
@@ -331,3 +331,46 @@ def score_face_units(responses, is_face, random_state=0) -> dict:
             "in_sample_best": float(unit_accuracy.max()), "in_sample_best_unit":
                 int(np.argmax(unit_accuracy)),
             "n_selection": int(len(selection)), "n_evaluation": int(len(evaluation))}
+
+
+def patch_trajectories(images: Sequence[np.ndarray], n: int, patch_size: int,
+                       shifts: Sequence[int] = (1, 2, 3), angles: Sequence[float] = (10, 20, 30),
+                       random_state=None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Patches and their transformed copies, cut from the same place in natural images.
+
+    For each of ``n`` seeded positions: the base patch (patch_size^2,), its
+    translations by each shift along both axes both ways (4 * len(shifts)
+    copies: the window moved in the image, no borders invented) and its
+    in-plane rotations by +-each angle about the patch centre (2 * len(angles)
+    copies, bilinear).  Returns (base (n, d), {"translation": (t, n, d),
+    "rotation": (r, n, d)}), float32.
+    """
+    import cv2
+    rng = check_random_state(random_state)
+    p = int(patch_size)
+    # a window of side 2 * half around the centre holds every shifted and rotated patch
+    half = int(np.ceil(p / 2 * np.sqrt(2))) + max(shifts, default=0) + 1
+    moves = [(dy * s, dx * s) for s in shifts for dy, dx in ((0, 1), (0, -1), (1, 0), (-1, 0))]
+    turns = [sign * a for a in angles for sign in (1, -1)]
+    base = np.empty((n, p * p), np.float32)
+    translated = np.empty((len(moves), n, p * p), np.float32)
+    rotated = np.empty((len(turns), n, p * p), np.float32)
+    usable = [image for image in images if min(image.shape[:2]) > 2 * half]
+    if not usable:
+        raise ValueError(f"no image is larger than the {2 * half}-pixel window of "
+                         f"{p}x{p} patch trajectories")
+    lo = half - p // 2
+    for i in range(n):
+        image = usable[rng.integers(len(usable))]
+        cy = rng.integers(half, image.shape[0] - half)
+        cx = rng.integers(half, image.shape[1] - half)
+        window = np.ascontiguousarray(image[cy - half:cy + half, cx - half:cx + half],
+                                      dtype=np.float32)
+        base[i] = window[lo:lo + p, lo:lo + p].ravel()
+        for j, (dy, dx) in enumerate(moves):
+            translated[j, i] = window[lo + dy:lo + dy + p, lo + dx:lo + dx + p].ravel()
+        for j, angle in enumerate(turns):
+            matrix = cv2.getRotationMatrix2D((lo + (p - 1) / 2, lo + (p - 1) / 2), angle, 1.0)
+            turned = cv2.warpAffine(window, matrix, window.shape[::-1], flags=cv2.INTER_LINEAR)
+            rotated[j, i] = turned[lo:lo + p, lo:lo + p].ravel()
+    return base, {"translation": translated, "rotation": rotated}

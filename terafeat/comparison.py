@@ -48,6 +48,9 @@ HYPERPARAMETERS = {"sparse coding": "alpha, batch size, epochs, encoder threshol
                    "ISA": "eps, group size; step size (line search), orthonormal (k <= d)",
                    "RICA": "lam, eps, group size"}
 GROUP_SIZE = 4
+#: Methods of the comparison: (family, feature count as a multiple of the budget).
+PLAN = (("sparse coding", 1), ("sparse coding", 4), ("sparse autoencoder", 1), ("TICA", 1),
+        ("ISA", 1), ("RICA", 1), ("RICA", 2), ("RICA", 4))
 
 
 @dataclass
@@ -215,7 +218,8 @@ def measured_checks(rows: list[dict]) -> list[dict]:
 def why_rica(patch_size: int = 8, n_patches: int = 20000, n_features: int = 64,
              max_iter: int = 300, n_trajectories: int = 5000, whitening_eps: float = 1e-2,
              cifar_tar: str | None = None, n_cifar_train: int = 2000, n_cifar_test: int = 1000,
-             n_folds: int = 5, seed: int = 0, progress: Callable[[str], None] = print) -> dict:
+             n_folds: int = 5, seed: int = 0, progress: Callable[[str], None] = print,
+             plan: tuple = PLAN) -> dict:
     """The whole comparison in one run; returns {"rows", "checks", "settings"}.
 
     n_features: the shared budget of simple units (64 = complete for 8 x 8
@@ -223,7 +227,7 @@ def why_rica(patch_size: int = 8, n_patches: int = 20000, n_features: int = 64,
     coding also at 4x.  Training uses ``n_patches`` seeded patches of the
     bundled images; the invariance score uses ``n_trajectories`` other patches
     (translations of 1..3 pixels along both axes, rotations of 10..40 degrees
-    both ways).
+    both ways).  plan: (family, overcompleteness factor) pairs to train, in order.
     """
     images = grey_images()
     patches = sample_patches(images, n_patches, patch_size, seed)
@@ -234,8 +238,6 @@ def why_rica(patch_size: int = 8, n_patches: int = 20000, n_features: int = 64,
     faces = lfw_faces()
     cifar = None if cifar_tar is None else cifar_subset(cifar_tar, n_cifar_train, n_cifar_test,
                                                         seed)
-    plan = [("sparse coding", 1), ("sparse coding", 4), ("sparse autoencoder", 1),
-            ("TICA", 1), ("ISA", 1), ("RICA", 1), ("RICA", 2), ("RICA", 4)]
     rows = []
     for family, factor in plan:
         progress(f"training {family} with {factor * n_features} features")

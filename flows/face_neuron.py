@@ -35,9 +35,9 @@ class FaceNeuronParams(BaseModel):
     normalize_frames: bool = Field(True, description="contrast-normalise each frame first")
     lcn: bool = Field(True, description="contrast-normalise the pooled units between layers")
     second_layer: bool = Field(False, description="stack a second RICA + pooling layer")
-    n_components: int = Field(100, ge=2, description="PCA-whitened dimensions of layer 1")
+    n_components: int = Field(50, ge=2, description="PCA-whitened dimensions of layer 1")
     n_features: int = Field(200, ge=2, description="layer-1 RICA simple units")
-    group_size: int = Field(2, ge=1, description="layer-1 simple units per L2 pooling unit")
+    group_size: int = Field(4, ge=1, description="layer-1 simple units per L2 pooling unit")
     layer2_features: int = Field(100, ge=2, description="layer-2 RICA simple units")
     layer2_group_size: int = Field(2, ge=1, description="layer-2 simple units per pooling unit")
     lam: float = Field(10.0, gt=0, description="weight of RICA's reconstruction term")
@@ -56,7 +56,8 @@ class FaceNeuronParams(BaseModel):
     comparison_trajectories: int = Field(2000, ge=100,
                                          description="comparison: patches for invariance")
     comparison_cifar: str | None = Field(None, description="comparison: cifar10.tar (optional)")
-    dtype: Literal["float32", "float64"] = "float32"
+    dtype: Literal["float32", "float64"] = Field(
+        "float64", description="float64: float32's noisy objective can stop L-BFGS early here")
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/face_neuron/<run>/")
 

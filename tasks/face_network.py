@@ -43,7 +43,14 @@ def train_face_network(frames_path: str, run_dir: str, layers: list[dict], norma
     run = Path(run_dir)
     objectives = [str(save_array(run / f"{prefix}objective{i + 1}.npy", curve))
                   for i, curve in enumerate(network.objectives_)]
-    logger.info("%snetwork trained on %d frames in %.1f s", prefix, len(frames), seconds)
+    iterations = [len(curve) - 1 for curve in network.objectives_]
+    logger.info("%snetwork trained on %d frames in %.1f s; L-BFGS iterations per layer %s (%s)",
+                prefix, len(frames), seconds, iterations, "; ".join(network.messages_))
+    for layer, (n_iter, message) in enumerate(zip(iterations, network.messages_)):
+        if n_iter < layers[layer]["max_iter"] and "ABNORMAL" in message:
+            logger.warning("%slayer %d stopped after %d of %d iterations (%s): try dtype=float64",
+                           prefix, layer + 1, n_iter, layers[layer]["max_iter"], message)
     return {"network": str(save_arrays(run / f"{prefix}network.npz", network.to_arrays())),
             "objectives": objectives, "seconds": seconds, "n_frames": int(len(frames)),
-            "final_objectives": [float(curve[-1]) for curve in network.objectives_]}
+            "final_objectives": [float(curve[-1]) for curve in network.objectives_],
+            "iterations": iterations, "optimizer_messages": network.messages_}

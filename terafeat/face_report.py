@@ -34,7 +34,7 @@ def save_accuracy_histogram(path, unit_accuracy, marks: dict[str, float]) -> Pat
     axes.hist(unit_accuracy, bins=30, color="#4878a8")
     for (name, value), colour in zip(marks.items(), ("#c44e52", "#55a868", "#8172b2", "#ccb974")):
         axes.axvline(value, color=colour, label=f"{name} ({value:.3f})")
-    axes.set(xlabel="face / non-face accuracy (best single threshold)", ylabel="units",
+    axes.set(xlabel="accuracy at its best single threshold on the whole set", ylabel="units",
              title="Every output unit as a face detector")
     axes.legend(fontsize=8)
     return _save_figure(path, figure)
@@ -108,8 +108,11 @@ def face_neuron_report(run_dir, results: dict, top_stimuli: np.ndarray, stimulus
             "'easy' is not measured: the knobs each needed are listed).",
             check_table(comparison)]))
     sections += [
-        ("Training", [[{"layer": i + 1, "final objective": value} for i, value in
-                       enumerate(results["training"]["final_objectives"])],
+        ("Training", [[{"layer": i + 1, "final objective": value, "L-BFGS iterations": n_iter,
+                        "stopped because": message} for i, (value, n_iter, message) in
+                       enumerate(zip(results["training"]["final_objectives"],
+                                     results["training"]["iterations"],
+                                     results["training"]["optimizer_messages"]))],
                       f"{results['training']['n_frames']} frames, "
                       f"{results['training']['seconds']:.1f} s."]),
         ("Timing per stage", [[{"stage": stage, "seconds": seconds}

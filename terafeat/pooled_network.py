@@ -171,13 +171,13 @@ def fit_pooled_network(frames: np.ndarray, layers: list[dict], normalize_frames:
     pooled units between layers.  Layer 1 whitening removes each frame's DC.
     callback(layer_index, iteration, objective) reports training progress.
     Returns the network; each layer's RICA objective curve is in its
-    ``objectives_`` list.
+    ``objectives_`` list, scipy's stopping message in ``messages_``.
     """
     frames = np.asarray(frames)
     if frames.ndim != 3:
         raise ValueError(f"frames must be (m, h, w), got shape {frames.shape}")
     X = frames.reshape(len(frames), -1).astype(np.float64)
-    stages, objectives = [], []
+    stages, objectives, messages = [], [], []
     if normalize_frames:
         stages.append(ContrastNorm(contrast_c))
         X = stages[-1].forward(X)[0]
@@ -196,7 +196,9 @@ def fit_pooled_network(frames: np.ndarray, layers: list[dict], normalize_frames:
                     pool=pool, callback=report).fit(whitened)
         stages += [WhitenStage(whitener), PooledStage(rica.W_.astype(np.float64), pool, layer["eps"])]
         objectives.append(rica.objective_)
+        messages.append(rica.optimizer_message_)
         X = stages[-1].forward(whitened)[0]
     network = PooledNetwork(stages, frames.shape[1:])
     network.objectives_ = objectives
+    network.messages_ = messages
     return network

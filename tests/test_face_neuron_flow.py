@@ -44,6 +44,8 @@ def test_flow_scores_every_unit_and_writes_the_report(tiny_run):
                  "unit_accuracy.png", "filters.png", "responses.npy", "frames.npy"):
         assert (run / name).stat().st_size > 0, name
     saved = json.loads((run / "results.json").read_text())
+    assert len(saved["training"]["iterations"]) == 2  # two layers
+    assert all(1 <= n <= TINY["max_iter"] for n in saved["training"]["iterations"])
     assert saved["frames"]["n_frames"] == 600 and saved["frames"]["n_faces"] == 60
     assert saved["frames"]["n_video_frames"] == 2  # 40 frames at 20 fps, one a second
     scores = saved["scores"]

@@ -23,7 +23,7 @@ def score_units(network_path: str, run_dir: str, frame_size: int, n_nonfaces_per
     scores = score_face_units(responses, is_face, seed)
     run = Path(run_dir)
     logger.info("%sbest unit %d: held-out accuracy %.3f (random unit %.3f, linear %.3f, "
-                "majority %.3f)", prefix, scores["best_unit"], scores["best_unit_accuracy"],
+                "majority %.3f)", prefix.replace("_", " "), scores["best_unit"], scores["best_unit_accuracy"],
                 scores["random_unit_accuracy"], scores["linear_accuracy"],
                 scores["majority_accuracy"])
     scores = {key: value.tolist() if hasattr(value, "tolist") else value

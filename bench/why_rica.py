@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from terafeat.comparison import check_table, why_rica  # noqa: E402
+from terafeat.comparison import check_table, measured_table, why_rica  # noqa: E402
 from terafeat.report import markdown_table  # noqa: E402
 from terafeat.storage import save_json  # noqa: E402
 
@@ -65,8 +65,7 @@ def main(argv=None) -> int:
                       **sizes)
     print(f"\nwhole comparison: {time.perf_counter() - started:.0f} s\n")
     print("Measured (accuracy: faces 5-fold CV; invariance: Goodfellow score, max 100):")
-    print(markdown_table([{k: v for k, v in row.items() if k != "family"}
-                          for row in result["rows"]]))
+    print(markdown_table(measured_table(result)))
     print("\nThe talk's marks beside the measured ones. fast: training took at most 2x "
           "RICA's time at the same\nnumber of simple units (n/a: no RICA of that size); "
           "invariant: mean output-unit invariance\n(translation, rotation) at or above the "

@@ -253,6 +253,18 @@ def why_rica(patch_size: int = 8, n_patches: int = 20000, n_features: int = 64,
     return {"rows": rows, "checks": measured_checks(rows), "settings": settings}
 
 
+#: Columns of the measured table, in display order (results.json stores keys sorted).
+COLUMNS = ("method", "simple units", "output units", "train seconds", "iterations",
+           "final objective", "faces accuracy", "CIFAR-10 accuracy",
+           "output invariance translation", "output invariance rotation",
+           "simple invariance translation", "simple invariance rotation")
+
+
+def measured_table(result: dict) -> list[dict]:
+    """The measured rows of a ``why_rica`` result, columns in ``COLUMNS`` order."""
+    return [{key: row[key] for key in COLUMNS if key in row} for row in result["rows"]]
+
+
 def check_table(result: dict) -> list[dict]:
     """The talk's and the measured check/cross marks side by side, one row per method."""
     def mark(value):

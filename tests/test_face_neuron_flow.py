@@ -74,6 +74,7 @@ def test_flow_scores_every_unit_and_writes_the_report(tiny_run):
     page = (run / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 5
     assert "Why RICA? (measured)" in page and "RICA (64)" in page and "✓" in page
+    assert "<th>method</th><th>simple units</th>" in page  # display order, not sorted keys
     assert f"{scores['best_unit_accuracy']:.4g}" in page
     assert results["report"] == str((run / "index.html").resolve())
 

@@ -24,4 +24,5 @@ FLOWS = {entry.name: entry for entry in [
     FlowEntry("imagenet", "flows.imagenet", "imagenet", "ImagenetParams"),
     FlowEntry("action_recognition", "flows.action_recognition", "action_recognition",
               "ActionRecognitionParams"),
+    FlowEntry("face_neuron", "flows.face_neuron", "face_neuron", "FaceNeuronParams"),
 ]}

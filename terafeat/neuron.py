@@ -1,0 +1,333 @@
+"""What a single unit responds to: face-detection scoring, optimal stimulus,
+invariance curves and the invariance score of Goodfellow et al. (NIPS 2009).
+
+Every function here takes a unit (or many) as arrays or as callables over
+image arrays, so it serves any network: global RICA layers, locally connected
+ones, a hand-made linear filter in a test.
+
+Face data: scikit-image's ``lfw_subset`` has 100 face crops (25 x 25); the
+first 50 are the *training half* (for mixing into unlabelled training data),
+the last 50 the *test half* (held out for scoring units).  Non-faces are
+random square crops of the bundled natural images that hold no human face
+(``NONFACE_IMAGES``: the "astronaut" and "camera" pictures are left out).
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.optimize import minimize
+
+from terafeat.datasets.bundled import NATURAL_IMAGES, grey_images, lfw_faces
+from terafeat.validation import check_random_state
+
+__all__ = [
+    "NONFACE_IMAGES", "FACE_HALVES", "resize_images", "image_crops", "lfw_face_half",
+    "training_frames", "face_detection_set", "best_thresholds", "detection_accuracy", "optimal_stimulus",
+    "transform_images", "invariance_curves", "invariance_score", "DEFAULT_TRANSFORMS",
+    "score_face_units",
+]
+
+#: Bundled natural images without a human face: the source of non-face crops.
+NONFACE_IMAGES = tuple(name for name in NATURAL_IMAGES if name not in ("astronaut", "camera"))
+#: lfw_subset's 100 faces split in two: indices of each half.
+FACE_HALVES = {"train": slice(0, 50), "test": slice(50, 100)}
+#: Default transformation ranges of ``invariance_curves``: horizontal shift in
+#: pixels, scale factor, in-plane rotation in degrees.
+DEFAULT_TRANSFORMS = {"translation": tuple(range(-6, 7)),
+                      "scale": (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4),
+                      "rotation": tuple(range(-60, 61, 10))}
+
+
+def resize_images(images: np.ndarray, size: int) -> np.ndarray:
+    """(n, h, w) images resized to (n, size, size) float32 (area filter when shrinking)."""
+    import cv2
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3:
+        raise ValueError(f"expected (n, h, w) grey images, got shape {images.shape}")
+    shrink = images.shape[1] > size
+    interpolation = cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    return np.stack([cv2.resize(image, (size, size), interpolation=interpolation)
+                     for image in images]) if len(images) else np.zeros((0, size, size), np.float32)
+
+
+def image_crops(images: Sequence[np.ndarray], n: int, size: int, random_state=None,
+                min_side: int | None = None, max_side: int | None = None) -> np.ndarray:
+    """``n`` random square crops of grey images, resized to (n, size, size) float32.
+
+    Each crop picks an image uniformly, a side uniformly in [min_side, max_side]
+    pixels (default: size .. 4 * size, clipped to the image) and a position
+    uniformly; same seed, same crops.
+    """
+    import cv2
+    rng = check_random_state(random_state)
+    min_side = size if min_side is None else int(min_side)
+    max_side = 4 * size if max_side is None else int(max_side)
+    if not 1 <= min_side <= max_side:
+        raise ValueError(f"crop sides need 1 <= min_side <= max_side, got {min_side}, {max_side}")
+    crops = np.empty((n, size, size), np.float32)
+    for i in range(n):
+        image = images[rng.integers(len(images))]
+        side = int(min(rng.integers(min_side, max_side + 1), *image.shape[:2]))
+        top = rng.integers(image.shape[0] - side + 1)
+        left = rng.integers(image.shape[1] - side + 1)
+        crop = np.ascontiguousarray(image[top:top + side, left:left + side], dtype=np.float32)
+        crops[i] = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA
+                              if side > size else cv2.INTER_LINEAR)
+    return crops
+
+
+def lfw_face_half(half: str, size: int) -> np.ndarray:
+    """The "train" or "test" half of lfw_subset's faces: (50, size, size) float32 in [0, 1]."""
+    if half not in FACE_HALVES:
+        raise ValueError(f"half must be one of {tuple(FACE_HALVES)}, got {half!r}")
+    images, labels = lfw_faces()
+    faces = images[labels == 1][FACE_HALVES[half]]
+    return resize_images(faces, size)
+
+
+def training_frames(images: Sequence[np.ndarray], n: int, size: int, face_fraction: float = 0.05,
+                    random_state=None) -> tuple[np.ndarray, np.ndarray]:
+    """Unlabelled training frames: crops of ``images`` with faces mixed in.
+
+    images: grey (h, w) arrays (bundled natural images, video frames).  A
+    fraction ``face_fraction`` of the ``n`` frames are faces from lfw_subset's
+    training half, each a random crop of side 21..25 of the 25 x 25 face,
+    mirrored with probability 1/2 (jitter in position and scale); the rest are
+    ``image_crops`` (side size .. 4 * size).  Frames come shuffled.  Returns
+    (frames (n, size, size) float32 in [0, 1], is_face (n,) bool), the
+    second for diagnostics only: training never sees it.
+    """
+    import cv2
+    if not 0 <= face_fraction <= 1:
+        raise ValueError(f"face_fraction must be in [0, 1], got {face_fraction}")
+    rng = check_random_state(random_state)
+    n_faces = int(round(n * face_fraction))
+    faces, labels = lfw_faces()
+    faces = faces[labels == 1][FACE_HALVES["train"]]
+    jittered = np.empty((n_faces, size, size), np.float32)
+    for i in range(n_faces):
+        face = faces[rng.integers(len(faces))]
+        side = int(rng.integers(21, face.shape[0] + 1))
+        top, left = rng.integers(face.shape[0] - side + 1, size=2)
+        crop = np.ascontiguousarray(face[top:top + side, left:left + side])
+        crop = crop[:, ::-1] if rng.random() < 0.5 else crop
+        jittered[i] = cv2.resize(np.ascontiguousarray(crop), (size, size),
+                                 interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
+    frames = np.concatenate([jittered, image_crops(images, n - n_faces, size, rng)])
+    is_face = np.r_[np.ones(n_faces, bool), np.zeros(n - n_faces, bool)]
+    order = rng.permutation(n)
+    return np.clip(frames[order], 0.0, 1.0), is_face[order]
+
+
+def face_detection_set(size: int, n_nonfaces_per_face: float = 1.0,
+                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out faces vs non-faces for scoring units as face detectors.
+
+    Faces: lfw_subset's test half (50), resized to size x size.  Non-faces:
+    ``round(50 * n_nonfaces_per_face)`` random crops (side size .. 4 * size)
+    of ``NONFACE_IMAGES``, seeded.  Returns (images (n, size, size) float32
+    in [0, 1], is_face (n,) bool), faces first.
+    """
+    if not n_nonfaces_per_face > 0:
+        raise ValueError(f"n_nonfaces_per_face must be > 0, got {n_nonfaces_per_face}")
+    faces = lfw_face_half("test", size)
+    n_nonfaces = max(1, int(round(len(faces) * n_nonfaces_per_face)))
+    nonfaces = image_crops(grey_images(NONFACE_IMAGES), n_nonfaces, size, seed)
+    images = np.clip(np.concatenate([faces, nonfaces]), 0.0, 1.0)
+    is_face = np.r_[np.ones(len(faces), bool), np.zeros(n_nonfaces, bool)]
+    return images, is_face
+
+
+def _check_scores(responses, is_face) -> tuple[np.ndarray, np.ndarray]:
+    responses = np.asarray(responses, dtype=np.float64)
+    if responses.ndim == 1:
+        responses = responses[:, None]
+    is_face = np.asarray(is_face, dtype=bool)
+    if responses.ndim != 2 or is_face.shape != (responses.shape[0],):
+        raise ValueError(f"responses of shape {responses.shape} do not match is_face of shape "
+                         f"{is_face.shape}: expected (n, units) and (n,)")
+    return responses, is_face
+
+
+def best_thresholds(responses, is_face) -> tuple[np.ndarray, np.ndarray]:
+    """Best single-threshold accuracy of each unit as a face detector.
+
+    responses: (n, units) (or (n,) for one unit); is_face: (n,) bool.  A unit
+    says "face" when its response exceeds the threshold (high response =
+    face, as in Le et al. 2012; a unit is not allowed to flip polarity).
+    Every cut between distinct sorted responses is tried, plus the two that
+    call everything face or nothing, so the worst unit scores at least the
+    majority-class rate.  Returns (accuracy (units,), threshold (units,)):
+    the threshold is the midpoint of the best cut (+-inf at the ends).
+    """
+    responses, is_face = _check_scores(responses, is_face)
+    n, units = responses.shape
+    order = np.argsort(responses, axis=0, kind="stable")
+    ranked = np.take_along_axis(responses, order, axis=0)
+    faces_sorted = is_face[order]
+    # cut c (0..n): the lowest c responses are called non-face
+    nonfaces_below = np.vstack([np.zeros((1, units)), np.cumsum(~faces_sorted, axis=0)])
+    faces_above = is_face.sum() - np.vstack([np.zeros((1, units)), np.cumsum(faces_sorted, axis=0)])
+    correct = nonfaces_below + faces_above
+    valid = np.ones((n + 1, units), bool)
+    valid[1:n] = ranked[1:] > ranked[:-1]  # no cut between tied responses
+    correct[~valid] = -1
+    best = correct.argmax(axis=0)
+    padded = np.vstack([np.full((1, units), -np.inf), ranked, np.full((1, units), np.inf)])
+    columns = np.arange(units)
+    low, high = padded[best, columns], padded[best + 1, columns]
+    threshold = np.where(np.isinf(low) | np.isinf(high), np.where(np.isinf(low), low, high),
+                         (low + high) / 2)
+    return correct[best, columns] / n, threshold
+
+
+def detection_accuracy(responses, is_face) -> np.ndarray:
+    """Best single-threshold face-detection accuracy per unit, (units,); see
+    :func:`best_thresholds` (high response = face)."""
+    return best_thresholds(responses, is_face)[0]
+
+
+def optimal_stimulus(response: Callable[[np.ndarray], float],
+                     gradient: Callable[[np.ndarray], np.ndarray], shape: tuple[int, ...],
+                     n_starts: int = 4, max_iter: int = 300, random_state=0) -> np.ndarray:
+    """The input of unit L2 norm that maximises a unit's response.
+
+    response(x) -> float and gradient(x) -> (d,) take a flat input x (d,),
+    d = prod(shape).  The constraint ``||x||_2 = 1`` is built in: L-BFGS runs
+    over an unconstrained v with x = v / ||v||, whose gradient is the
+    tangential part of ``gradient(x)`` divided by ||v||.  The best of
+    ``n_starts`` seeded random starts is returned, reshaped to ``shape``.
+    """
+    d = int(np.prod(shape))
+    rng = check_random_state(random_state)
+
+    def negative(v: np.ndarray):
+        norm = np.linalg.norm(v)
+        x = v / norm
+        grad = np.asarray(gradient(x), dtype=np.float64).ravel()
+        tangential = grad - (grad @ x) * x
+        return -float(response(x)), -tangential / norm
+
+    best_x, best_value = None, -np.inf
+    for _ in range(max(1, int(n_starts))):
+        v0 = rng.standard_normal(d)
+        result = minimize(negative, v0 / np.linalg.norm(v0), jac=True, method="L-BFGS-B",
+                          options={"maxiter": int(max_iter), "gtol": 1e-9, "ftol": 1e-14})
+        x = result.x / np.linalg.norm(result.x)
+        value = float(response(x))
+        if value > best_value:
+            best_x, best_value = x, value
+    return best_x.reshape(shape)
+
+
+def transform_images(images: np.ndarray, shift: float = 0.0, scale: float = 1.0,
+                     angle: float = 0.0) -> np.ndarray:
+    """Images (n, h, w) shifted right by ``shift`` pixels, zoomed by ``scale`` and
+    rotated by ``angle`` degrees (anticlockwise) about their centre; borders reflect.
+    Returns (n, h, w) float32."""
+    import cv2
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3:
+        raise ValueError(f"expected (n, h, w) grey images, got shape {images.shape}")
+    if not scale > 0:
+        raise ValueError(f"scale must be > 0, got {scale}")
+    h, w = images.shape[1:]
+    matrix = cv2.getRotationMatrix2D(((w - 1) / 2, (h - 1) / 2), float(angle), float(scale))
+    matrix[0, 2] += shift
+    return np.stack([cv2.warpAffine(image, matrix, (w, h), flags=cv2.INTER_LINEAR,
+                                    borderMode=cv2.BORDER_REFLECT_101) for image in images])
+
+
+def invariance_curves(respond: Callable[[np.ndarray], np.ndarray], images: np.ndarray,
+                      transforms: dict[str, Sequence[float]] | None = None) -> dict[str, dict]:
+    """A unit's response to images under translation, scaling and in-plane rotation.
+
+    respond: (n, h, w) images -> (n,) responses of the unit; images: its top
+    stimuli (n, h, w).  transforms: name -> values, for the names
+    "translation" (horizontal shift, pixels), "scale" (factor) and "rotation"
+    (degrees); default ``DEFAULT_TRANSFORMS``.  Returns name -> {"values":
+    [...], "responses": (len(values), n) array}.
+    """
+    transforms = DEFAULT_TRANSFORMS if transforms is None else transforms
+    keyword = {"translation": "shift", "scale": "scale", "rotation": "angle"}
+    curves = {}
+    for name, values in transforms.items():
+        if name not in keyword:
+            raise ValueError(f"unknown transformation {name!r}; known: {tuple(keyword)}")
+        responses = np.stack([np.asarray(respond(transform_images(images, **{keyword[name]: v})),
+                                         dtype=np.float64).ravel() for v in values])
+        curves[name] = {"values": [float(v) for v in values], "responses": responses}
+    return curves
+
+
+def invariance_score(base: np.ndarray, transformed: np.ndarray,
+                     firing_rate: float = 0.01) -> np.ndarray:
+    """Invariance score of Goodfellow, Le, Saxe, Lee and Ng (NIPS 2009), per unit.
+
+    base: (n, units) responses to n stimuli; transformed: (t, n, units)
+    responses to t transformed copies of each stimulus (a trajectory).  Each
+    unit's threshold is set so that it fires (response > threshold) on
+    ``firing_rate`` of the base stimuli: its global firing rate G.  The local
+    firing rate L is the fraction of the transformed copies of the stimuli
+    it fires on for which it still fires.  Score = L / G: 1 / firing_rate for
+    a perfectly invariant unit, about 1 for one whose transformed responses
+    are unrelated to the original ones.  Returns (units,) float64.
+    """
+    base = np.asarray(base, dtype=np.float64)
+    transformed = np.asarray(transformed, dtype=np.float64)
+    if base.ndim != 2 or transformed.ndim != 3 or transformed.shape[1:] != base.shape:
+        raise ValueError(f"expected base (n, units) and transformed (t, n, units), got "
+                         f"{base.shape} and {transformed.shape}")
+    if not 0 < firing_rate < 1:
+        raise ValueError(f"firing_rate must be in (0, 1), got {firing_rate}")
+    threshold = np.quantile(base, 1.0 - firing_rate, axis=0)
+    fires = base > threshold
+    global_rate = fires.mean(axis=0)
+    still = (transformed > threshold) & fires[None]
+    local_rate = still.sum(axis=(0, 1)) / np.maximum(fires.sum(axis=0) * transformed.shape[0], 1)
+    return np.where(global_rate > 0, local_rate / np.maximum(global_rate, 1e-300), 0.0)
+
+
+def score_face_units(responses, is_face, random_state=0) -> dict:
+    """Every unit as a face detector, with the unit and threshold chosen on one half
+    of the labelled set and the accuracy measured on the other.
+
+    responses: (n, units); is_face: (n,) bool.  The set is split in two
+    stratified halves (seeded): "selection" and "evaluation".  Returns a dict:
+    ``unit_accuracy`` (units,) best-threshold accuracy of each unit on the
+    whole set (in-sample, as Le et al. 2012 report their best neuron);
+    ``best_unit``, chosen by its best-threshold accuracy on the selection half,
+    and its ``best_unit_accuracy`` on the evaluation half with the selection
+    threshold; ``random_unit_accuracy``: the same held-out accuracy averaged
+    over all units (what a unit picked at random scores), with its std;
+    ``linear_accuracy``: a label-trained linear classifier on all units (fit on
+    the selection half, the ceiling); ``majority_accuracy``; ``in_sample_best``.
+    """
+    from sklearn.model_selection import train_test_split
+
+    from terafeat.classify import linear_classifier
+
+    responses, is_face = _check_scores(responses, is_face)
+    selection, evaluation = train_test_split(np.arange(len(is_face)), test_size=0.5,
+                                             stratify=is_face, random_state=random_state)
+    chosen_accuracy, thresholds = best_thresholds(responses[selection], is_face[selection])
+    held_out = ((responses[evaluation] > thresholds) == is_face[evaluation, None]).mean(axis=0)
+    best = int(np.argmax(chosen_accuracy))
+    model = linear_classifier(random_state=random_state).fit(responses[selection],
+                                                              is_face[selection])
+    unit_accuracy = detection_accuracy(responses, is_face)
+    return {"unit_accuracy": unit_accuracy, "held_out_accuracy": held_out,
+            "best_unit": best, "best_unit_threshold": float(thresholds[best]),
+            "best_unit_accuracy": float(held_out[best]),
+            "best_unit_selection_accuracy": float(chosen_accuracy[best]),
+            "random_unit_accuracy": float(held_out.mean()),
+            "random_unit_std": float(held_out.std()),
+            "linear_accuracy": float(model.score(responses[evaluation], is_face[evaluation])),
+            "majority_accuracy": float(max(is_face[evaluation].mean(),
+                                           1 - is_face[evaluation].mean())),
+            "in_sample_best": float(unit_accuracy.max()), "in_sample_best_unit":
+                int(np.argmax(unit_accuracy)),
+            "n_selection": int(len(selection)), "n_evaluation": int(len(evaluation))}

@@ -1,0 +1,133 @@
+"""Unit scoring, optimal stimulus, invariance curves and score (terafeat.neuron)."""
+import numpy as np
+import pytest
+
+from terafeat.neuron import (best_thresholds, detection_accuracy, face_detection_set,
+                             invariance_curves, invariance_score, lfw_face_half, optimal_stimulus,
+                             transform_images)
+
+
+def test_face_detection_set_is_seeded_held_out_and_in_range():
+    images, is_face = face_detection_set(16, n_nonfaces_per_face=2.0, seed=3)
+    assert images.shape == (150, 16, 16) and images.dtype == np.float32
+    assert is_face.dtype == bool and is_face[:50].all() and not is_face[50:].any()
+    assert 0.0 <= images.min() and images.max() <= 1.0
+    again, _ = face_detection_set(16, n_nonfaces_per_face=2.0, seed=3)
+    np.testing.assert_array_equal(images, again)
+    other, _ = face_detection_set(16, n_nonfaces_per_face=2.0, seed=4)
+    np.testing.assert_array_equal(other[:50], images[:50])  # the same held-out faces
+    assert not np.array_equal(other[50:], images[50:])
+    train = lfw_face_half("train", 16)
+    assert train.shape == (50, 16, 16)
+    # the training half shares no face with the test half
+    distances = ((train[:, None] - images[None, :50]) ** 2).sum(axis=(2, 3))
+    assert distances.min() > 1e-3
+    with pytest.raises(ValueError, match="half"):
+        lfw_face_half("validation", 16)
+    with pytest.raises(ValueError, match="n_nonfaces_per_face"):
+        face_detection_set(16, n_nonfaces_per_face=0)
+
+
+def brute_force_accuracy(response, is_face):
+    cuts = np.r_[-np.inf, np.unique(response)]
+    return max(np.mean((response > cut) == is_face) for cut in cuts)
+
+
+def test_best_thresholds_match_brute_force_with_ties():
+    rng = np.random.default_rng(0)
+    is_face = rng.random(60) < 0.4
+    responses = np.round(rng.standard_normal((60, 7)) + is_face[:, None] * np.arange(7), 1)
+    accuracy, threshold = best_thresholds(responses, is_face)
+    for unit in range(7):
+        assert accuracy[unit] == pytest.approx(brute_force_accuracy(responses[:, unit], is_face))
+        assert np.mean((responses[:, unit] > threshold[unit]) == is_face) == pytest.approx(
+            accuracy[unit])
+    np.testing.assert_array_equal(detection_accuracy(responses, is_face), accuracy)
+
+
+def test_polarity_is_high_response_means_face():
+    is_face = np.r_[np.ones(10, bool), np.zeros(30, bool)]
+    detector = is_face.astype(float)
+    accuracy = detection_accuracy(np.c_[detector, -detector, np.zeros(40)], is_face)
+    # a perfect detector; its negation and a constant unit only reach the majority rate
+    np.testing.assert_allclose(accuracy, [1.0, 0.75, 0.75])
+    with pytest.raises(ValueError, match="is_face"):
+        detection_accuracy(np.zeros((5, 2)), np.zeros(4, bool))
+
+
+def test_optimal_stimulus_of_a_linear_unit_is_its_normalised_filter():
+    w = np.random.default_rng(1).standard_normal(36)
+    x = optimal_stimulus(lambda x: w @ x, lambda x: w, (6, 6), n_starts=2, random_state=0)
+    assert x.shape == (6, 6)
+    np.testing.assert_allclose(x.ravel(), w / np.linalg.norm(w), atol=1e-6)
+
+
+def test_optimal_stimulus_of_a_pooled_unit_is_the_top_eigenvector():
+    rng = np.random.default_rng(2)
+    group = rng.standard_normal((3, 25))  # three simple units pooled by one L2 unit
+    eps = 1e-2
+
+    def response(x):
+        return np.sqrt(eps + np.sum((group @ x) ** 2))
+
+    def gradient(x):
+        z = group @ x
+        return group.T @ z / response(x)
+
+    x = optimal_stimulus(response, gradient, (5, 5), random_state=0).ravel()
+    eigenvalues, eigenvectors = np.linalg.eigh(group.T @ group)
+    top = eigenvectors[:, -1]
+    assert abs(x @ top) == pytest.approx(1.0, abs=1e-6)
+    assert response(x) == pytest.approx(np.sqrt(eps + eigenvalues[-1]), rel=1e-9)
+    again = optimal_stimulus(response, gradient, (5, 5), random_state=0).ravel()
+    np.testing.assert_array_equal(x, again)
+
+
+def test_invariance_score_of_units_with_known_invariance():
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((2000, 1))
+    invariant = np.repeat(base[None], 5, axis=0)
+    unrelated = rng.standard_normal((5, 2000, 1))
+    rate = 0.05
+    assert invariance_score(base, invariant, rate)[0] == pytest.approx(1 / rate, rel=1e-9)
+    assert invariance_score(base, unrelated, rate)[0] == pytest.approx(1.0, abs=0.6)
+
+
+def test_energy_unit_is_invariant_to_circular_shifts_and_a_linear_unit_is_not():
+    # a quadrature pair pooled in L2 (a Fourier energy unit) vs its cosine half alone
+    rng = np.random.default_rng(4)
+    n, d = 3000, 16
+    signals = rng.standard_normal((n, d))
+    phase = 2 * np.pi * 3 * np.arange(d) / d
+    cosine, sine = np.cos(phase), np.sin(phase)
+
+    def units(x):
+        linear = x @ cosine
+        return np.c_[np.sqrt(linear ** 2 + (x @ sine) ** 2), linear]
+
+    shifted = np.stack([units(np.roll(signals, s, axis=1)) for s in (1, 2, 3)])
+    scores = invariance_score(units(signals), shifted, firing_rate=0.02)
+    assert scores[0] == pytest.approx(1 / 0.02, rel=1e-6)  # energy: exactly invariant
+    assert scores[1] < 0.5 * scores[0]
+
+
+def test_invariance_curves_peak_at_the_template():
+    rng = np.random.default_rng(5)
+    template = rng.random((1, 15, 15)).astype(np.float32)
+    template -= template.mean()
+
+    def respond(images):
+        return (images - images.mean(axis=(1, 2), keepdims=True)).reshape(len(images), -1) \
+            @ template.ravel()
+
+    curves = invariance_curves(respond, template, {"translation": (-3, 0, 3),
+                                                   "rotation": (-30, 0, 30),
+                                                   "scale": (0.8, 1.0, 1.25)})
+    for name, curve in curves.items():
+        responses = curve["responses"]
+        assert responses.shape == (3, 1)
+        assert responses[1, 0] == pytest.approx(respond(template)[0], rel=1e-5)
+        assert responses[1, 0] > responses[[0, 2], 0].max(), name
+    with pytest.raises(ValueError, match="unknown transformation"):
+        invariance_curves(respond, template, {"shear": (1,)})
+    np.testing.assert_allclose(transform_images(template), template, atol=1e-6)

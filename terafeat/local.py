@@ -41,12 +41,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 from scipy.ndimage import gaussian_filter
 
 from terafeat.rica import normalize_rows, unit_norm_gradient
+from terafeat.storage import save_arrays
 from terafeat.validation import check_dtype
 
 __all__ = ["LayerGeometry", "Tiling", "TileForward", "extract_patches", "overlap_add",
            "sum_pool", "sum_pool_adjoint", "l2_pool_maps", "local_contrast_normalize",
            "initial_weights", "encoder_weights", "tile_region", "tile_forward", "tile_backward",
-           "layer_objective", "encode_layer", "LAMBDA", "EPS"]
+           "layer_objective", "encode_layer", "network_forward", "network_input", "save_network",
+           "load_network", "stack_geometries", "unit_responses", "LAMBDA", "EPS"]
 
 #: Weight of the pooled sparsity term (ICML 2012).
 LAMBDA = 0.1
@@ -134,6 +136,25 @@ class LayerGeometry:
         """Pooling-unit rows [start, stop) whose first grid row lies in [a, b)."""
         start = min(-(-a // self.pool_stride), self.pooled_grid[0])
         return start, max(start, min(self.pooled_grid[0], -(-b // self.pool_stride)))
+
+
+def stack_geometries(input_shape: tuple[int, int, int], fields, strides, maps, pool: int = 3,
+                     pool_stride: int = 1, lcn_size: int = 5) -> list[LayerGeometry]:
+    """Stages stacked on an (H, W, c) input: stage i has ``fields[i]``, ``strides[i]``,
+    ``maps[i]`` and takes stage i-1's output; a ValueError names the stage that does not fit."""
+    if not len(fields) == len(strides) == len(maps):
+        raise ValueError(f"fields, strides and maps need one entry per layer, got "
+                         f"{len(fields)}, {len(strides)} and {len(maps)}")
+    geometries, shape = [], tuple(input_shape)
+    for i, (field, stride, k) in enumerate(zip(fields, strides, maps)):
+        try:
+            geometries.append(LayerGeometry(shape, int(field), int(stride), int(k), int(pool),
+                                            int(pool_stride), int(lcn_size)))
+        except ValueError as error:
+            raise ValueError(f"layer {i + 1} (input {shape[0]}x{shape[1]}x{shape[2]}): {error}") \
+                from None
+        shape = geometries[-1].output_shape
+    return geometries
 
 
 class Tiling:
@@ -443,3 +464,50 @@ def encode_layer(frames: np.ndarray, W1: np.ndarray, geometry: LayerGeometry,
                               g.pool_stride, eps)
         outputs.append(local_contrast_normalize(pooled.transpose(2, 0, 1, 3), g.lcn_size))
     return np.concatenate(outputs)
+
+
+def network_forward(frames: np.ndarray, layers, eps: float = EPS, chunk: int = 64) -> np.ndarray:
+    """Frames (n, H, W, c) through trained stages [(geometry, V)]: the top stage's
+    output (n, rows, cols, maps)."""
+    for geometry, V in layers:
+        frames = encode_layer(frames, encoder_weights(V)[0], geometry, eps, chunk)
+    return frames
+
+
+def network_input(images: np.ndarray, lcn_size: int, dtype=np.float32) -> np.ndarray:
+    """Grey images (n, h, w) as the network's input: local contrast normalised (n, h, w, 1)."""
+    images = np.asarray(images, dtype=check_dtype(dtype))
+    if images.ndim != 3:
+        raise ValueError(f"expected grey images (n, h, w), got shape {images.shape}")
+    return local_contrast_normalize(images[..., None], lcn_size)
+
+
+_GEOMETRY_FIELDS = ("field", "stride", "maps", "pool", "pool_stride", "lcn_size")
+
+
+def save_network(path, layers) -> None:
+    """Write stages [(geometry, V)] to one .npz file, atomically."""
+    arrays = {}
+    for i, (geometry, V) in enumerate(layers):
+        arrays[f"V{i}"] = V
+        arrays[f"geometry{i}"] = np.array([*geometry.input_shape,
+                                           *(getattr(geometry, name) for name in _GEOMETRY_FIELDS)])
+    save_arrays(path, arrays)
+
+
+def load_network(path) -> list[tuple[LayerGeometry, np.ndarray]]:
+    """The stages written by :func:`save_network`."""
+    with np.load(path) as saved:
+        layers = []
+        for i in range(sum(name.startswith("V") for name in saved.files)):
+            numbers = [int(v) for v in saved[f"geometry{i}"]]
+            geometry = LayerGeometry(tuple(numbers[:3]), **dict(zip(_GEOMETRY_FIELDS, numbers[3:])))
+            layers.append((geometry, saved[f"V{i}"]))
+    return layers
+
+
+def unit_responses(images: np.ndarray, layers, chunk: int = 64) -> np.ndarray:
+    """Top-stage units' responses to grey images (n, H, W) (made network input as in
+    training): (n, rows * cols * maps), unit index = (row * cols + col) * maps + map."""
+    frames = network_input(images, layers[0][0].lcn_size, layers[0][1].dtype)
+    return network_forward(frames, layers, chunk=chunk).reshape(len(frames), -1)

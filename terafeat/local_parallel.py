@@ -38,7 +38,7 @@ from terafeat.local import (EPS, LAMBDA, LayerGeometry, Tiling, encode_layer, en
                             initial_weights, tile_backward, tile_forward, tile_region)
 from terafeat.validation import check_dtype
 
-__all__ = ["LayerTraining", "read_frames", "train_layer", "train_network", "network_forward"]
+__all__ = ["LayerTraining", "read_frames", "train_layer", "train_network"]
 
 #: Tiles living in this process (a Dask worker, or the client for backend="local").
 _TILES: dict[str, "_Tile"] = {}
@@ -343,15 +343,6 @@ def train_layer(shard_paths: Sequence, geometry: LayerGeometry, *, partitions: i
 
 
 # ----------------------------------------------------------------------------- stacking
-
-def network_forward(frames: np.ndarray, layers: Sequence[tuple[LayerGeometry, np.ndarray]],
-                    eps: float = EPS) -> np.ndarray:
-    """Frames (n, H, W, c) through trained stages [(geometry, V)]: the top stage's
-    output (n, rows, cols, maps)."""
-    for geometry, V in layers:
-        frames = encode_layer(frames, encoder_weights(V)[0], geometry, eps)
-    return frames
-
 
 def train_network(shard_paths: Sequence, geometries: Sequence[LayerGeometry], folder,
                   callback: Callable[[int, int, float], None] | None = None,

@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from terafeat.local import (LayerGeometry, Tiling, encode_layer, encoder_weights, extract_patches,
-                            initial_weights, l2_pool_maps, layer_objective,
-                            local_contrast_normalize, overlap_add, sum_pool, sum_pool_adjoint,
-                            tile_region)
+                            initial_weights, l2_pool_maps, layer_objective, load_network,
+                            local_contrast_normalize, network_forward, network_input, overlap_add,
+                            save_network, stack_geometries, sum_pool, sum_pool_adjoint, tile_region,
+                            unit_responses)
 
 GEOMETRIES = [LayerGeometry((14, 11, 2), field=4, stride=2, maps=3, pool=2, pool_stride=1),
               LayerGeometry((17, 13, 1), field=5, stride=1, maps=2, pool=3, pool_stride=2),
@@ -177,3 +178,22 @@ def test_bad_geometry_and_partitions_are_named():
         LayerGeometry((8, 8, 1), field=3, stride=0, maps=2)
     with pytest.raises(ValueError, match="partitions must be between 1 and the 6 rows"):
         Tiling(LayerGeometry((8, 8, 1), field=3, stride=1, maps=2), 7)
+
+
+def test_stacked_geometries_network_files_and_unit_responses(tmp_path):
+    geometries = stack_geometries((24, 24, 1), (6, 3), (2, 1), (3, 2), pool=2)
+    assert geometries[0].output_shape == (9, 9, 3) and geometries[1].input_shape == (9, 9, 3)
+    assert geometries[1].output_shape == (6, 6, 2)
+    with pytest.raises(ValueError, match="layer 2 .input 9x9x3.: receptive field 10 exceeds"):
+        stack_geometries((24, 24, 1), (6, 10), (2, 1), (3, 2), pool=2)
+    layers = [(g, initial_weights(g, (0, g.grid[0]), i)) for i, g in enumerate(geometries)]
+    save_network(tmp_path / "network.npz", layers)
+    loaded = load_network(tmp_path / "network.npz")
+    assert [g for g, _ in loaded] == geometries
+    images = np.random.default_rng(0).random((3, 24, 24)).astype(np.float32)
+    responses = unit_responses(images, loaded)
+    assert responses.shape == (3, 6 * 6 * 2) and responses.dtype == np.float32
+    np.testing.assert_array_equal(
+        responses, network_forward(network_input(images, 5), layers).reshape(3, -1))
+    with pytest.raises(ValueError, match="grey images"):
+        network_input(images[..., None], 5)

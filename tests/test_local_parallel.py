@@ -5,7 +5,8 @@ import pytest
 
 from terafeat.distributed import ShardError, get_client, write_shards
 from terafeat.local import LayerGeometry, Tiling, encoder_weights
-from terafeat.local_parallel import network_forward, read_frames, train_layer, train_network
+from terafeat.local import network_forward
+from terafeat.local_parallel import read_frames, train_layer, train_network
 
 GEOMETRY = LayerGeometry((20, 16, 1), field=6, stride=2, maps=4, pool=3, pool_stride=1)
 SYNC = dict(steps=6, batch_size=4, dtype="float64", seed=3, learning_rate=0.05)

@@ -23,4 +23,5 @@ FLOWS = {entry.name: entry for entry in [
     FlowEntry("histology", "flows.histology", "histology", "HistologyParams"),
     FlowEntry("action_recognition", "flows.action_recognition", "action_recognition",
               "ActionRecognitionParams"),
+    FlowEntry("local_network", "flows.local_network", "local_network", "LocalNetworkParams"),
 ]}

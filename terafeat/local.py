@@ -45,7 +45,8 @@ from terafeat.storage import save_arrays
 from terafeat.validation import check_dtype
 
 __all__ = ["LayerGeometry", "Tiling", "TileForward", "extract_patches", "overlap_add",
-           "sum_pool", "sum_pool_adjoint", "l2_pool_maps", "local_contrast_normalize",
+           "sum_pool", "sum_pool_adjoint", "l2_pool_maps", "local_mean", "contrast_parts",
+           "local_contrast_normalize", "filter_and_pool",
            "initial_weights", "encoder_weights", "tile_region", "tile_forward", "tile_backward",
            "layer_objective", "encode_layer", "network_forward", "network_input", "save_network",
            "load_network", "stack_geometries", "unit_responses", "LAMBDA", "EPS"]
@@ -295,19 +296,37 @@ def l2_pool_maps(responses: np.ndarray, size: int, stride: int, eps: float) -> n
     return np.sqrt(pooled, out=pooled)
 
 
+def local_mean(values: np.ndarray, size: int, adjoint: bool = False) -> np.ndarray:
+    """Gaussian-weighted local mean over axes 1, 2 of (n, h, w) values, about ``size``
+    wide; windows are cut at the borders and renormalised.  ``adjoint``: the transposed
+    operator (for gradients)."""
+    sigma = max(size / 4.0, 0.5)
+    options = dict(sigma=sigma, mode="constant", truncate=(size // 2) / sigma)
+    weight = gaussian_filter(np.ones(values.shape[1:], dtype=values.dtype), **options)
+    if adjoint:
+        return gaussian_filter(values / weight, axes=(1, 2), **options)
+    return gaussian_filter(values, axes=(1, 2), **options) / weight
+
+
+def contrast_parts(maps: np.ndarray, size: int, floor: float = 1e-4):
+    """(centred (n, h, w, c), spread (n, h, w), mean spread (n, 1, 1), divisor (n, h, w))
+    of :func:`local_contrast_normalize`."""
+    centred = maps - local_mean(maps.mean(axis=3), size)[..., None]
+    spread = np.sqrt(np.maximum(local_mean((centred * centred).mean(axis=3), size), 0))
+    mean_spread = spread.mean(axis=(1, 2), keepdims=True)
+    return centred, spread, mean_spread, np.maximum(np.maximum(spread, mean_spread), floor)
+
+
 def local_contrast_normalize(maps: np.ndarray, size: int, floor: float = 1e-4) -> np.ndarray:
     """Subtractive then divisive local contrast normalisation of (n, h, w, c) maps
     (Jarrett et al. 2009), over a Gaussian window about ``size`` wide and all maps.
 
     ``v = x - G*mean_c(x)``; ``sigma = sqrt(G*mean_c(v^2))``;
-    ``y = v / max(mean(sigma), sigma, floor)``, the mean over each frame.
+    ``y = v / max(mean(sigma), sigma, floor)``, the mean over each frame; G:
+    :func:`local_mean`.
     """
-    sigma = max(size / 4.0, 0.5)
-    options = dict(sigma=sigma, axes=(1, 2), mode="reflect", truncate=(size // 2) / sigma)
-    centred = maps - gaussian_filter(maps.mean(axis=3), **options)[..., None]
-    spread = np.sqrt(np.maximum(gaussian_filter((centred * centred).mean(axis=3), **options), 0))
-    divisor = np.maximum(spread, spread.mean(axis=(1, 2), keepdims=True))
-    return (centred / np.maximum(divisor, floor)[..., None]).astype(maps.dtype, copy=False)
+    centred, _, _, divisor = contrast_parts(maps, size, floor)
+    return (centred / divisor[..., None]).astype(maps.dtype, copy=False)
 
 
 # ----------------------------------------------------------------------------- weights
@@ -454,16 +473,20 @@ def encode_layer(frames: np.ndarray, W1: np.ndarray, geometry: LayerGeometry,
     if frames.shape[1:] != tuple(g.input_shape):
         raise ValueError(f"frames of shape {frames.shape[1:]} do not match the layer's input "
                          f"{tuple(g.input_shape)}")
-    outputs = []
-    for start in range(0, len(frames), chunk):
-        region = tile_region(frames[start:start + chunk].astype(W1.dtype, copy=False), g,
-                             (0, g.covered[0]))
-        responses = np.matmul(extract_patches(region, g.field, g.stride, *g.grid),
-                              W1.transpose(0, 2, 1))
-        pooled = l2_pool_maps(responses.reshape(*g.grid, *responses.shape[1:]), g.pool,
-                              g.pool_stride, eps)
-        outputs.append(local_contrast_normalize(pooled.transpose(2, 0, 1, 3), g.lcn_size))
+    outputs = [local_contrast_normalize(filter_and_pool(frames[start:start + chunk], W1, g, eps)[1],
+                                        g.lcn_size) for start in range(0, len(frames), chunk)]
     return np.concatenate(outputs)
+
+
+def filter_and_pool(frames: np.ndarray, W1: np.ndarray, geometry: LayerGeometry,
+                    eps: float = EPS) -> tuple[np.ndarray, np.ndarray]:
+    """(responses (L, n, k), L2-pooled maps (n, rows, cols, k)) of frames (n, H, W, c)."""
+    g = geometry
+    region = tile_region(frames.astype(W1.dtype, copy=False), g, (0, g.covered[0]))
+    responses = np.matmul(extract_patches(region, g.field, g.stride, *g.grid), W1.transpose(0, 2, 1))
+    pooled = l2_pool_maps(responses.reshape(*g.grid, *responses.shape[1:]), g.pool,
+                          g.pool_stride, eps)
+    return responses, pooled.transpose(2, 0, 1, 3)
 
 
 def network_forward(frames: np.ndarray, layers, eps: float = EPS, chunk: int = 64) -> np.ndarray:

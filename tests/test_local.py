@@ -7,6 +7,7 @@ from terafeat.local import (LayerGeometry, Tiling, encode_layer, encoder_weights
                             local_contrast_normalize, network_forward, network_input, overlap_add,
                             save_network, stack_geometries, sum_pool, sum_pool_adjoint, tile_region,
                             unit_responses)
+from terafeat.local_stimulus import contrast_backward, unit_functions, unit_gradient
 
 GEOMETRIES = [LayerGeometry((14, 11, 2), field=4, stride=2, maps=3, pool=2, pool_stride=1),
               LayerGeometry((17, 13, 1), field=5, stride=1, maps=2, pool=3, pool_stride=2),
@@ -197,3 +198,31 @@ def test_stacked_geometries_network_files_and_unit_responses(tmp_path):
         responses, network_forward(network_input(images, 5), layers).reshape(3, -1))
     with pytest.raises(ValueError, match="grey images"):
         network_input(images[..., None], 5)
+
+
+def test_contrast_normalisation_backward_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    maps = rng.standard_normal((2, 9, 8, 3))
+    weights = rng.standard_normal(maps.shape)
+    grad = contrast_backward(maps, weights, 5)
+    indices = [tuple(int(rng.integers(0, s)) for s in maps.shape) for _ in range(10)]
+    estimates = _finite_difference(lambda m: np.sum(weights * local_contrast_normalize(m, 5)),
+                                   maps, indices)
+    np.testing.assert_allclose([grad[i] for i in indices], estimates, rtol=1e-5, atol=1e-8)
+
+
+def test_unit_input_gradient_through_all_stages_matches_finite_differences():
+    geometries = stack_geometries((20, 20, 1), (6, 3), (2, 1), (3, 2), pool=2)
+    layers = [(g, initial_weights(g, (0, g.grid[0]), i, np.float64)) for i, g in enumerate(geometries)]
+    rng = np.random.default_rng(1)
+    images = rng.random((2, 20, 20))
+    responses, grad = unit_gradient(images, layers, 17)
+    np.testing.assert_allclose(responses, unit_responses(images, layers)[:, 17])
+    indices = [tuple(int(rng.integers(0, s)) for s in images.shape) for _ in range(10)]
+    estimates = _finite_difference(lambda x: unit_gradient(x, layers, 17)[0].sum(), images, indices)
+    np.testing.assert_allclose([grad[i] for i in indices], estimates, rtol=1e-5, atol=1e-8)
+    response, gradient = unit_functions(layers, 17, (20, 20))
+    assert response(images[0].ravel()) == pytest.approx(responses[0])
+    np.testing.assert_allclose(gradient(images[0].ravel()), grad[0].ravel())
+    with pytest.raises(ValueError, match="unit 999 is not one of the 32 top-layer units"):
+        unit_gradient(images, layers, 999)

@@ -58,6 +58,8 @@ class LocalNetworkParams(BaseModel):
                           "$TERAFEAT_DASK_ADDRESS, else a local cluster of one worker per core")
     n_nonfaces_per_face: float = Field(2.0, gt=0, description="non-face crops per held-out face")
     n_top: int = Field(16, ge=1, description="strongest stimuli of the best unit shown")
+    stimulus_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the optimal "
+                                     "stimulus search (input of unit norm maximising the unit)")
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/local_network/<run>/")
@@ -101,7 +103,8 @@ def local_network(params: LocalNetworkParams = LocalNetworkParams()) -> dict:
                      params.architecture(), params.training(), params.backend,
                      params.dask_address)
     units = timed("score top units", score_local_units, training["network"], run,
-                  params.frame_size, params.n_nonfaces_per_face, params.seed, params.n_top)
+                  params.frame_size, params.n_nonfaces_per_face, params.seed, params.n_top,
+                  params.stimulus_iterations)
     results = {"flow": "local_network", "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), "frames": frames,
                "training": training, "units": units, "timings": timed.timings}

@@ -19,6 +19,7 @@ def write_local_network_report(run_dir: str, results: dict) -> str:
     centre = W1[(rows // 2) * cols + cols // 2]
     objectives = [load_array(row["objective"]) for row in results["training"]["layers"]]
     page = local_network_report(run_dir, results, np.asarray(centre), geometry.field, objectives,
-                                load_array(results["units"]["top_stimuli"]))
+                                load_array(results["units"]["top_stimuli"]),
+                                load_array(results["units"]["optimal_stimulus"]))
     stage_logger().info("report: %s", page)
     return str(page)

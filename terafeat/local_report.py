@@ -29,13 +29,15 @@ def save_invariance_curves(path, curves: dict[str, dict], unit: int) -> Path:
 
 
 def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int,
-                         objectives: list[np.ndarray], top_stimuli: np.ndarray) -> Path:
+                         objectives: list[np.ndarray], top_stimuli: np.ndarray,
+                         stimulus: np.ndarray) -> Path:
     """Figures, ``results.json`` and ``index.html`` of a local_network run.
 
     results: ``parameters``, ``training`` (per-layer rows, totals), ``units``
     (face scores, curves), ``timings``; filters: (k, field*field) layer-1 filters
     at the grid's centre; objectives: per layer (steps,) minibatch objectives;
-    top_stimuli: (n, s, s) the best unit's strongest detection images.
+    top_stimuli: (n, s, s) the best unit's strongest detection images;
+    stimulus: (s, s) its optimal stimulus.
     """
     run = Path(run_dir)
     training, units = results["training"], results["units"]
@@ -47,6 +49,8 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
     side = top_stimuli.shape[1]
     top = save_image(run / "top_stimuli.png",
                      tile_filters(top_stimuli.reshape(len(top_stimuli), -1), (side, side)), scale=3)
+    optimal = save_image(run / "optimal_stimulus.png",
+                         tile_filters(stimulus.reshape(1, -1), stimulus.shape, border=0), scale=3)
     invariance = save_invariance_curves(run / "invariance.png", units["curves"], units["best_unit"])
     face_rows = [{"units": units["n_units"], "best unit": units["best_unit"],
                   "best unit (held out)": units["best_unit_accuracy"],
@@ -71,7 +75,10 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
             f"its threshold are chosen on half of them and scored on the other "
             f"{units['n_evaluation']}.", face_rows,
             f"Its {len(top_stimuli)} strongest stimuli ({units['top_faces']} faces):", top,
-            invariance]),
+            f"Its optimal stimulus (the input of unit norm that maximises it; response "
+            f"{units['optimal_response']:.4g}):", optimal,
+            "Its response under translation, scaling and rotation of its strongest stimuli, "
+            "relative to the untransformed ones:", invariance]),
         ("Timing per stage", [[{"stage": k, "seconds": v} for k, v in results["timings"].items()]]),
         ("Parameters", [[{"parameter": k, "value": str(v)}
                          for k, v in results["parameters"].items()]]),

@@ -12,7 +12,7 @@ from terafeat.local import load_network
 
 TINY = dict(images=("grass", "brick", "coffee"), frame_size=24, n_frames=48, layers=2,
             fields=(6, 3), strides=(2, 1), maps=(3, 2), pool=2, steps=6, batch_size=4,
-            partitions=2, n_top=4, n_nonfaces_per_face=1.0)
+            partitions=2, n_top=4, n_nonfaces_per_face=1.0, stimulus_iterations=5)
 
 
 def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
@@ -20,7 +20,7 @@ def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
     run = Path(results["run_dir"])
     for name in ("index.html", "results.json", "network.npz", "frames.npy", "responses.npy",
                  "objective1.npy", "objective2.npy", "filters.png", "objective.png",
-                 "top_stimuli.png", "invariance.png"):
+                 "top_stimuli.png", "invariance.png", "optimal_stimulus.png"):
         assert (run / name).stat().st_size > 0, name
     saved = json.loads((run / "results.json").read_text())
     layers = load_network(run / "network.npz")
@@ -35,7 +35,9 @@ def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
     assert 0 <= units["best_unit"] < 72 and 0.0 <= units["best_unit_accuracy"] <= 1.0
     assert set(units["curves"]) == {"translation", "scale", "rotation"}
     page = (run / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "random unit" in page
+    assert page.count("data:image/png;base64,") == 5 and "random unit" in page
+    stimulus = np.load(run / "optimal_stimulus.npy")
+    assert stimulus.shape == (24, 24) and np.linalg.norm(stimulus) == pytest.approx(1.0)
     assert f"{training['n_connections']:,}" in page
     assert results["headline"][0]["connections"] == training["n_connections"]
     assert FLOWS["local_network"].load() == (local_network, LocalNetworkParams)

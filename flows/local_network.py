@@ -57,6 +57,10 @@ class LocalNetworkParams(BaseModel):
         None, description="scheduler address (tcp://host:8786) for backend=dask; empty: "
                           "$TERAFEAT_DASK_ADDRESS, else a local cluster of one worker per core")
     n_nonfaces_per_face: float = Field(2.0, gt=0, description="non-face crops per held-out face")
+    units: Literal["simple", "output"] = Field(
+        "simple", description="top-layer units whose best is inspected: the top stage's filter "
+                              "responses (simple units) or its pooled, normalised outputs "
+                              "(both kinds are scored)")
     n_top: int = Field(16, ge=1, description="strongest stimuli of the best unit shown")
     stimulus_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the optimal "
                                      "stimulus search (input of unit norm maximising the unit)")
@@ -104,7 +108,7 @@ def local_network(params: LocalNetworkParams = LocalNetworkParams()) -> dict:
                      params.dask_address)
     units = timed("score top units", score_local_units, training["network"], run,
                   params.frame_size, params.n_nonfaces_per_face, params.seed, params.n_top,
-                  params.stimulus_iterations)
+                  params.stimulus_iterations, params.units)
     results = {"flow": "local_network", "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), "frames": frames,
                "training": training, "units": units, "timings": timed.timings}
@@ -114,7 +118,7 @@ def local_network(params: LocalNetworkParams = LocalNetworkParams()) -> dict:
                  "border bytes/step": sum(r["border_bytes_per_step"] for r in training["layers"]),
                  "parameter bytes/step": sum(r["parameter_bytes_per_step"]
                                              for r in training["layers"]),
-                 "best unit": units["best_unit"],
+                 "units": units["kind"], "best unit": units["best_unit"],
                  "best unit accuracy": round(units["best_unit_accuracy"], 4),
                  "random unit accuracy": round(units["random_unit_accuracy"], 4)}]
     results["headline"] = headline

@@ -49,7 +49,7 @@ __all__ = ["LayerGeometry", "Tiling", "TileForward", "extract_patches", "overlap
            "local_contrast_normalize", "filter_and_pool",
            "initial_weights", "encoder_weights", "tile_region", "tile_forward", "tile_backward",
            "layer_objective", "encode_layer", "network_forward", "network_input", "save_network",
-           "load_network", "stack_geometries", "unit_responses", "LAMBDA", "EPS"]
+           "load_network", "stack_geometries", "unit_responses", "UNIT_KINDS", "LAMBDA", "EPS"]
 
 #: Weight of the pooled sparsity term (ICML 2012).
 LAMBDA = 0.1
@@ -529,8 +529,24 @@ def load_network(path) -> list[tuple[LayerGeometry, np.ndarray]]:
     return layers
 
 
-def unit_responses(images: np.ndarray, layers, chunk: int = 64) -> np.ndarray:
+#: The top stage's units that can be scored: its local filters' responses W1^T x
+#: (simple units, signed), or its outputs after L2 pooling and LCN.
+UNIT_KINDS = ("simple", "output")
+
+
+def unit_responses(images: np.ndarray, layers, kind: str = "simple", chunk: int = 64) -> np.ndarray:
     """Top-stage units' responses to grey images (n, H, W) (made network input as in
-    training): (n, rows * cols * maps), unit index = (row * cols + col) * maps + map."""
+    training): kind "simple": (n, L * k), unit index = location * k + map (locations
+    row-major over the top grid); kind "output": (n, rows * cols * k), index =
+    (row * cols + col) * k + map."""
+    if kind not in UNIT_KINDS:
+        raise ValueError(f"kind must be one of {UNIT_KINDS}, got {kind!r}")
     frames = network_input(images, layers[0][0].lcn_size, layers[0][1].dtype)
-    return network_forward(frames, layers, chunk=chunk).reshape(len(frames), -1)
+    if kind == "output":
+        return network_forward(frames, layers, chunk=chunk).reshape(len(frames), -1)
+    geometry, V = layers[-1]
+    frames = network_forward(frames, layers[:-1], chunk=chunk)
+    W1 = encoder_weights(V)[0]
+    return np.concatenate([filter_and_pool(frames[start:start + chunk], W1, geometry)[0]
+                           .transpose(1, 0, 2).reshape(len(frames[start:start + chunk]), -1)
+                           for start in range(0, len(frames), chunk)])

@@ -52,11 +52,6 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
     optimal = save_image(run / "optimal_stimulus.png",
                          tile_filters(stimulus.reshape(1, -1), stimulus.shape, border=0), scale=3)
     invariance = save_invariance_curves(run / "invariance.png", units["curves"], units["best_unit"])
-    face_rows = [{"units": units["n_units"], "best unit": units["best_unit"],
-                  "best unit (held out)": units["best_unit_accuracy"],
-                  "random unit": units["random_unit_accuracy"],
-                  "linear, all units (labels)": units["linear_accuracy"],
-                  "majority": units["majority_accuracy"]}]
     layer_rows = [{key: value for key, value in row.items() if key != "objective"}
                   for row in training["layers"]]
     save_json(run / "results.json", results)
@@ -73,7 +68,10 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
         ("The best top-layer unit as a face detector", [
             f"{units['n_images']} held-out images ({units['n_faces']} faces); the unit and "
             f"its threshold are chosen on half of them and scored on the other "
-            f"{units['n_evaluation']}.", face_rows,
+            f"{units['n_evaluation']}; 'random unit' is the same held-out accuracy averaged "
+            "over all units. Simple units: the top stage's local filter responses W1^T x; "
+            "output units: after its L2 pooling and LCN.", units["by_kind"],
+            f"The best {units['kind']} unit, {units['best_unit']}:",
             f"Its {len(top_stimuli)} strongest stimuli ({units['top_faces']} faces):", top,
             f"Its optimal stimulus (the input of unit norm that maximises it; response "
             f"{units['optimal_response']:.4g}):", optimal,

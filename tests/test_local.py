@@ -192,7 +192,7 @@ def test_stacked_geometries_network_files_and_unit_responses(tmp_path):
     loaded = load_network(tmp_path / "network.npz")
     assert [g for g, _ in loaded] == geometries
     images = np.random.default_rng(0).random((3, 24, 24)).astype(np.float32)
-    responses = unit_responses(images, loaded)
+    responses = unit_responses(images, loaded, "output")
     assert responses.shape == (3, 6 * 6 * 2) and responses.dtype == np.float32
     np.testing.assert_array_equal(
         responses, network_forward(network_input(images, 5), layers).reshape(3, -1))
@@ -211,18 +211,37 @@ def test_contrast_normalisation_backward_matches_finite_differences():
     np.testing.assert_allclose([grad[i] for i in indices], estimates, rtol=1e-5, atol=1e-8)
 
 
-def test_unit_input_gradient_through_all_stages_matches_finite_differences():
+@pytest.mark.parametrize("kind, unit, n_units", [("output", 17, 32), ("simple", 41, 50)])
+def test_unit_input_gradient_through_all_stages_matches_finite_differences(kind, unit, n_units):
     geometries = stack_geometries((20, 20, 1), (6, 3), (2, 1), (3, 2), pool=2)
     layers = [(g, initial_weights(g, (0, g.grid[0]), i, np.float64)) for i, g in enumerate(geometries)]
     rng = np.random.default_rng(1)
     images = rng.random((2, 20, 20))
-    responses, grad = unit_gradient(images, layers, 17)
-    np.testing.assert_allclose(responses, unit_responses(images, layers)[:, 17])
+    responses, grad = unit_gradient(images, layers, unit, kind)
+    assert unit_responses(images, layers, kind).shape == (2, n_units)
+    np.testing.assert_allclose(responses, unit_responses(images, layers, kind)[:, unit])
     indices = [tuple(int(rng.integers(0, s)) for s in images.shape) for _ in range(10)]
-    estimates = _finite_difference(lambda x: unit_gradient(x, layers, 17)[0].sum(), images, indices)
+    estimates = _finite_difference(lambda x: unit_gradient(x, layers, unit, kind)[0].sum(), images,
+                                   indices)
     np.testing.assert_allclose([grad[i] for i in indices], estimates, rtol=1e-5, atol=1e-8)
-    response, gradient = unit_functions(layers, 17, (20, 20))
+    response, gradient = unit_functions(layers, unit, (20, 20), kind)
     assert response(images[0].ravel()) == pytest.approx(responses[0])
     np.testing.assert_allclose(gradient(images[0].ravel()), grad[0].ravel())
-    with pytest.raises(ValueError, match="unit 999 is not one of the 32 top-layer units"):
-        unit_gradient(images, layers, 999)
+    with pytest.raises(ValueError, match=f"unit 999 is not one of the {n_units} top-layer {kind}"):
+        unit_gradient(images, layers, 999, kind)
+
+
+def test_simple_units_are_the_top_stages_filter_responses():
+    geometries = stack_geometries((20, 20, 1), (6, 3), (2, 1), (3, 2), pool=2)
+    layers = [(g, initial_weights(g, (0, g.grid[0]), i)) for i, g in enumerate(geometries)]
+    images = np.random.default_rng(2).random((3, 20, 20)).astype(np.float32)
+    below = network_forward(network_input(images, 5), layers[:1])
+    g, V = layers[1]
+    W1 = encoder_weights(V)[0]
+    location, unit_map = 5, 1
+    row, col = divmod(location, g.grid[1])
+    patch = below[:, row:row + 3, col:col + 3].transpose(0, 3, 1, 2).reshape(3, -1)
+    np.testing.assert_allclose(unit_responses(images, layers, "simple", chunk=2)[:, location * 2 + unit_map],
+                               patch @ W1[location, unit_map], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="kind must be one of"):
+        unit_responses(images, layers, "pooled")

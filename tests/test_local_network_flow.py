@@ -31,8 +31,12 @@ def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
     assert [row["border_bytes_per_step"] > 0 for row in training["layers"]] == [True, True]
     assert all(row["frames_per_second"] > 0 for row in training["layers"])
     units = saved["units"]
-    assert units["n_units"] == 6 * 6 * 2 and np.load(run / "responses.npy").shape == (100, 72)
-    assert 0 <= units["best_unit"] < 72 and 0.0 <= units["best_unit_accuracy"] <= 1.0
+    # simple units of stage 2: 7x7 locations x 2 maps; outputs: 6x6 x 2
+    assert units["kind"] == "simple" and units["n_units"] == 7 * 7 * 2
+    assert np.load(run / "responses.npy").shape == (100, 98)
+    assert [(row["units"], row["count"]) for row in units["by_kind"]] == [("simple", 98),
+                                                                          ("output", 72)]
+    assert 0 <= units["best_unit"] < 98 and 0.0 <= units["best_unit_accuracy"] <= 1.0
     assert set(units["curves"]) == {"translation", "scale", "rotation"}
     page = (run / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "random unit" in page

@@ -92,3 +92,13 @@ def test_bad_shards_and_parameters_are_named(shards, tmp_path):
         read_frames(tmp_path / "missing.npy", (4, 4, 1))
     with pytest.raises(ValueError, match="replicas must be between 1 and the 4 data shards"):
         train_layer(shards, GEOMETRY, replicas=5)
+
+
+def test_a_tile_reads_only_its_rows_of_the_chosen_frames(tmp_path):
+    frames = np.arange(5 * 6 * 4 * 2, dtype=np.float32).reshape(5, 6, 4, 2)
+    path = write_shards(frames.reshape(5, -1), tmp_path, 5)[0]
+    np.testing.assert_array_equal(read_frames(path, (6, 4, 2), np.array([3, 1]), (2, 5)),
+                                  frames[[1, 3], 2:5])
+    np.testing.assert_array_equal(read_frames(path, (6, 4, 2)), frames)
+    with pytest.raises(ShardError, match="expected float rows of 40"):
+        read_frames(path, (5, 4, 2))

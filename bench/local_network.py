@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import tempfile
 
-import numpy as np
 from threadpoolctl import threadpool_limits
 
 from terafeat.datasets.bundled import grey_images

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from flows.deployments import read_schedules
+from flows.registry import FLOWS
 
 
 def test_schedules_come_from_the_config_file(tmp_path):
@@ -93,7 +94,8 @@ def test_served_deployment_runs_with_custom_parameters(real_server, tmp_path):
     try:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             with get_client(sync_client=True) as client:
-                _wait(lambda: len(client.read_deployments()) == 3, 120, "deployments", [served])
+                _wait(lambda: len(client.read_deployments()) == len(FLOWS), 120, "deployments",
+                      [served])
                 deployment = client.read_deployment_by_name("quickstart/quickstart")
                 assert [s.schedule.cron for s in deployment.schedules] == ["0 3 * * *"]
                 assert "params" in deployment.parameter_openapi_schema["properties"]

@@ -25,4 +25,5 @@ FLOWS = {entry.name: entry for entry in [
     FlowEntry("action_recognition", "flows.action_recognition", "action_recognition",
               "ActionRecognitionParams"),
     FlowEntry("face_neuron", "flows.face_neuron", "face_neuron", "FaceNeuronParams"),
+    FlowEntry("local_network", "flows.local_network", "local_network", "LocalNetworkParams"),
 ]}

@@ -1,0 +1,130 @@
+"""Flow ``local_network`` (issue #9): the ICML 2012 architecture (Le et al.) at our
+scale: stages of locally connected filters with untied weights, L2 pooling and local
+contrast normalisation, trained greedily on unlabelled frames with model parallelism
+(tiles of the receptive-field grid) and Downpour data parallelism (replicas) on Dask;
+then its top-layer units as face detectors."""
+from __future__ import annotations
+
+from typing import Literal
+
+from prefect import flow, get_run_logger
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from flows.stages import Stopwatch, open_run_dir, publish_report
+from tasks.face_frames import sample_face_frames
+from tasks.local_network import train_local_network
+from tasks.local_report import write_local_network_report
+from tasks.local_units import score_local_units
+from terafeat.datasets.bundled import NATURAL_IMAGES
+from terafeat.local import EPS, LAMBDA, Tiling, stack_geometries
+
+
+class LocalNetworkParams(BaseModel):
+    """Parameters of the local_network flow (the Prefect UI shows them as a form)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    images: tuple[str, ...] = Field(NATURAL_IMAGES, description="bundled images to crop frames from")
+    data_root: str | None = Field(None, description="folder searched for videos whose frames "
+                                  "join the training frames (empty: bundled images only)")
+    max_videos: int = Field(20, ge=0, description="videos read from data_root")
+    frames_per_video: int = Field(20, ge=1, description="frames taken per video (about 1 per second)")
+    frame_size: int = Field(64, ge=16, le=200, description="side of the square grey frames, pixels")
+    n_frames: int = Field(2000, ge=8, description="unlabelled training frames")
+    face_fraction: float = Field(0.1, ge=0, le=1, description="fraction of the frames that are "
+                                 "lfw faces (training half), as faces appear in unlabelled video")
+    layers: int = Field(3, ge=1, le=3, description="stages of (filter, pool, LCN)")
+    fields: tuple[int, ...] = Field((8, 4, 3), min_length=1,
+                                    description="receptive field side of each stage (input units)")
+    strides: tuple[int, ...] = Field((2, 1, 1), min_length=1,
+                                     description="receptive field spacing of each stage")
+    maps: tuple[int, ...] = Field((8, 8, 8), min_length=1,
+                                  description="filters (maps) per location of each stage")
+    pool: int = Field(3, ge=1, description="L2 pooling over pool x pool neighbouring units of a map")
+    pool_stride: int = Field(1, ge=1, description="spacing of the pooling units")
+    lcn_size: int = Field(5, ge=1, description="local contrast normalisation window, units")
+    partitions: int = Field(1, ge=1, description="tiles of each stage's receptive-field grid "
+                            "(model parallelism; 1 = one machine)")
+    replicas: int = Field(1, ge=1, description="Downpour model replicas on separate data shards")
+    steps: int = Field(300, ge=1, description="minibatch steps per stage and replica")
+    batch_size: int = Field(16, ge=1, description="frames per minibatch")
+    learning_rate: float = Field(0.05, gt=0, description="Adagrad's gamma")
+    lam: float = Field(LAMBDA, gt=0, description="weight of the pooled sparsity term (ICML 2012: 0.1)")
+    eps: float = Field(EPS, gt=0, description="smoothing of sqrt(eps + H z^2)")
+    backend: Literal["local", "dask"] = Field(
+        "local", description="local: tiles in this process; dask: tiles on Dask workers")
+    dask_address: str | None = Field(
+        None, description="scheduler address (tcp://host:8786) for backend=dask; empty: "
+                          "$TERAFEAT_DASK_ADDRESS, else a local cluster of one worker per core")
+    n_nonfaces_per_face: float = Field(2.0, gt=0, description="non-face crops per held-out face")
+    units: Literal["simple", "output"] = Field(
+        "simple", description="top-layer units whose best is inspected: the top stage's filter "
+                              "responses (simple units) or its pooled, normalised outputs "
+                              "(both kinds are scored)")
+    n_top: int = Field(16, ge=1, description="strongest stimuli of the best unit shown")
+    stimulus_iterations: int = Field(100, ge=1, description="L-BFGS iterations of the optimal "
+                                     "stimulus search (input of unit norm maximising the unit)")
+    dtype: Literal["float32", "float64"] = "float32"
+    seed: int = Field(0, description="seed of every random choice")
+    output_root: str = Field("reports", description="reports go to <output_root>/local_network/<run>/")
+
+    @model_validator(mode="after")
+    def _network_fits(self):
+        for name in ("fields", "strides", "maps"):
+            if len(getattr(self, name)) < self.layers:
+                raise ValueError(f"{name} has {len(getattr(self, name))} entries for "
+                                 f"{self.layers} layers")
+        for geometry in stack_geometries((self.frame_size, self.frame_size, 1),
+                                         **self.architecture()):
+            Tiling(geometry, self.partitions)
+        return self
+
+    def architecture(self) -> dict:
+        """Keyword arguments of ``terafeat.local.stack_geometries``."""
+        return {"fields": self.fields[:self.layers], "strides": self.strides[:self.layers],
+                "maps": self.maps[:self.layers], "pool": self.pool,
+                "pool_stride": self.pool_stride, "lcn_size": self.lcn_size}
+
+    def training(self) -> dict:
+        """Keyword arguments of ``terafeat.local_parallel.train_layer``."""
+        return {"partitions": self.partitions, "replicas": self.replicas, "steps": self.steps,
+                "batch_size": self.batch_size, "learning_rate": self.learning_rate,
+                "lam": self.lam, "eps": self.eps, "seed": self.seed, "dtype": self.dtype}
+
+
+@flow(name="local_network", log_prints=True)
+def local_network(params: LocalNetworkParams = LocalNetworkParams()) -> dict:
+    """Frames -> greedy tiled training -> face scoring of the top units -> report.
+    Returns results.json's content."""
+    logger = get_run_logger()
+    run_dir = open_run_dir("local_network", params.output_root)
+    timed = Stopwatch()
+    run = str(run_dir)
+    frames = timed("sample frames", sample_face_frames, run, list(params.images),
+                   params.data_root, params.n_frames, params.frame_size, params.face_fraction,
+                   params.max_videos, params.frames_per_video, params.seed)
+    training = timed("train network", train_local_network, frames["frames"], run,
+                     params.architecture(), params.training(), params.backend,
+                     params.dask_address)
+    units = timed("score top units", score_local_units, training["network"], run,
+                  params.frame_size, params.n_nonfaces_per_face, params.seed, params.n_top,
+                  params.stimulus_iterations, params.units)
+    results = {"flow": "local_network", "run_dir": str(run_dir.resolve()),
+               "parameters": params.model_dump(mode="json"), "frames": frames,
+               "training": training, "units": units, "timings": timed.timings}
+    headline = [{"connections": training["n_connections"],
+                 "parameters": training["n_parameters"],
+                 "frames/s": training["frames_per_second"],
+                 "border bytes/step": sum(r["border_bytes_per_step"] for r in training["layers"]),
+                 "parameter bytes/step": sum(r["parameter_bytes_per_step"]
+                                             for r in training["layers"]),
+                 "units": units["kind"], "best unit": units["best_unit"],
+                 "best unit accuracy": round(units["best_unit_accuracy"], 4),
+                 "random unit accuracy": round(units["random_unit_accuracy"], 4)}]
+    results["headline"] = headline
+    page = timed("write report", write_local_network_report, run, results)
+    logger.info("%d connections, %.1f frames/s; best unit %d: %.3f held out (random unit %.3f)",
+                training["n_connections"], training["frames_per_second"], units["best_unit"],
+                units["best_unit_accuracy"], units["random_unit_accuracy"])
+    results["report"] = publish_report("local_network", page, headline)
+    return results

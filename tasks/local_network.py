@@ -1,0 +1,81 @@
+"""Stage: train the locally connected network, stage by stage, tiled and replicated."""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from pathlib import Path
+
+from prefect import task
+
+from tasks.logs import stage_logger
+from terafeat.distributed import get_client, write_shards
+from terafeat.local import network_input, save_network, stack_geometries
+from terafeat.local_parallel import train_network
+from terafeat.storage import load_array, save_array
+
+LOG_EVERY = 25
+
+
+@task(name="train-local-network")
+def train_local_network(frames_path: str, run_dir: str, architecture: dict, training: dict,
+                        backend: str = "local", dask_address: str | None = None) -> dict:
+    """Greedy training on ``frames.npy`` (n, s, s) grey frames.
+
+    architecture: ``stack_geometries`` keywords (fields, strides, maps, pool,
+    pool_stride, lcn_size); training: ``train_layer`` keywords (partitions,
+    replicas, steps, batch_size, learning_rate, lam, eps, seed, dtype).
+    backend "dask" puts the tiles on the cluster of ``get_client(dask_address)``.
+    Frames are written as shards (two per replica) under ``shards/``, read
+    there by the workers.  Writes ``network.npz`` and ``objective<i>.npy``;
+    returns per-layer sizes, throughput and communication.
+    """
+    logger = stage_logger()
+    run = Path(run_dir)
+    frames = network_input(load_array(frames_path), architecture["lcn_size"], training["dtype"])
+    geometries = stack_geometries(frames.shape[1:], **architecture)
+    rows = math.ceil(len(frames) / (2 * int(training["replicas"])))
+    shards = write_shards(frames.reshape(len(frames), -1), run / "shards", rows)
+    started = time.perf_counter()
+
+    def report(layer: int, step: int, value: float) -> None:
+        if step % LOG_EVERY == 0 or step == training["steps"]:
+            logger.info("layer %d step %d: objective %.5g (%.1f s)", layer + 1, step, value,
+                        time.perf_counter() - started)
+
+    for i, geometry in enumerate(geometries):
+        logger.info("layer %d: %s input, %dx%d grid of %dx%d fields x %d maps = %d connections",
+                    i + 1, "x".join(map(str, geometry.input_shape)), *geometry.grid,
+                    geometry.field, geometry.field, geometry.maps, geometry.n_connections)
+    with contextlib.ExitStack() as stack:
+        client = stack.enter_context(get_client(dask_address)) if backend == "dask" else None
+        results = train_network(shards, geometries, run / "shards", callback=report,
+                                client=client, **training)
+    save_network(run / "network.npz", [(g, r.V) for g, r in zip(geometries, results)])
+    layers = []
+    for i, (geometry, result) in enumerate(zip(geometries, results)):
+        layers.append({
+            "layer": i + 1, "input": "x".join(map(str, geometry.input_shape)),
+            "grid": "x".join(map(str, geometry.grid)), "field": geometry.field,
+            "maps": geometry.maps, "output": "x".join(map(str, geometry.output_shape)),
+            "connections": geometry.n_connections, "parameters": geometry.n_parameters,
+            "seconds": round(result.seconds, 2),
+            "frames_per_second": round(result.frames_per_second, 2),
+            "border_bytes_per_step": result.border_bytes_per_step,
+            "parameter_bytes_per_step": result.parameter_bytes_per_step,
+            "measured_bytes_per_step": result.measured_transfer_per_step,
+            "first_objective": float(result.objective[0]),
+            "final_objective": float(result.objective[-10:].mean()),
+            "objective": str(save_array(run / f"objective{i + 1}.npy", result.objective))})
+        logger.info("layer %d: %.1f frames/s, %d border bytes and %.0f parameter bytes per step, "
+                    "objective %.5g -> %.5g", i + 1, result.frames_per_second,
+                    result.border_bytes_per_step, result.parameter_bytes_per_step,
+                    layers[-1]["first_objective"], layers[-1]["final_objective"])
+    training_seconds = sum(result.seconds for result in results)
+    return {"network": str(run / "network.npz"), "layers": layers,
+            "n_connections": sum(g.n_connections for g in geometries),
+            "n_parameters": sum(g.n_parameters for g in geometries),
+            "training_seconds": round(training_seconds, 2),
+            "frames_per_second": round(sum(r.frames_per_second * r.seconds for r in results)
+                                       / training_seconds / len(results), 2),
+            "n_frames": int(len(frames)), "n_shards": len(shards)}

@@ -1,0 +1,25 @@
+"""Stage: write the local_network run's report."""
+from __future__ import annotations
+
+import numpy as np
+from prefect import task
+
+from tasks.logs import stage_logger
+from terafeat.local import encoder_weights, load_network
+from terafeat.local_report import local_network_report
+from terafeat.storage import load_array
+
+
+@task(name="write-local-network-report")
+def write_local_network_report(run_dir: str, results: dict) -> str:
+    """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path."""
+    geometry, V = load_network(results["training"]["network"])[0]
+    W1 = encoder_weights(V)[0]
+    rows, cols = geometry.grid
+    centre = W1[(rows // 2) * cols + cols // 2]
+    objectives = [load_array(row["objective"]) for row in results["training"]["layers"]]
+    page = local_network_report(run_dir, results, np.asarray(centre), geometry.field, objectives,
+                                load_array(results["units"]["top_stimuli"]),
+                                load_array(results["units"]["optimal_stimulus"]))
+    stage_logger().info("report: %s", page)
+    return str(page)

@@ -1,0 +1,64 @@
+"""The local_network flow end to end through Prefect (test server), on tiny data."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from flows.local_network import LocalNetworkParams, local_network
+from flows.registry import FLOWS
+from terafeat.local import load_network
+
+TINY = dict(images=("grass", "brick", "coffee"), frame_size=24, n_frames=48, layers=2,
+            fields=(6, 3), strides=(2, 1), maps=(3, 2), pool=2, steps=6, batch_size=4,
+            partitions=2, n_top=4, n_nonfaces_per_face=1.0, stimulus_iterations=5)
+
+
+def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
+    results = local_network(LocalNetworkParams(output_root=str(tmp_path), **TINY))
+    run = Path(results["run_dir"])
+    for name in ("index.html", "results.json", "network.npz", "frames.npy", "responses.npy",
+                 "objective1.npy", "objective2.npy", "filters.png", "objective.png",
+                 "top_stimuli.png", "invariance.png", "optimal_stimulus.png"):
+        assert (run / name).stat().st_size > 0, name
+    saved = json.loads((run / "results.json").read_text())
+    layers = load_network(run / "network.npz")
+    assert [g.output_shape for g, _ in layers] == [(9, 9, 3), (6, 6, 2)]
+    training = saved["training"]
+    assert training["n_connections"] == sum(g.n_connections for g, _ in layers) == \
+        10 * 10 * 3 * 36 + 7 * 7 * 2 * 27
+    assert [row["border_bytes_per_step"] > 0 for row in training["layers"]] == [True, True]
+    assert all(row["frames_per_second"] > 0 for row in training["layers"])
+    units = saved["units"]
+    # simple units of stage 2: 7x7 locations x 2 maps; outputs: 6x6 x 2
+    assert units["kind"] == "simple" and units["n_units"] == 7 * 7 * 2
+    assert np.load(run / "responses.npy").shape == (100, 98)
+    assert [(row["units"], row["count"]) for row in units["by_kind"]] == [("simple", 98),
+                                                                          ("output", 72)]
+    assert 0 <= units["best_unit"] < 98 and 0.0 <= units["best_unit_accuracy"] <= 1.0
+    assert set(units["curves"]) == {"translation", "scale", "rotation"}
+    page = (run / "index.html").read_text()
+    assert page.count("data:image/png;base64,") == 5 and "random unit" in page
+    stimulus = np.load(run / "optimal_stimulus.npy")
+    assert stimulus.shape == (24, 24) and np.linalg.norm(stimulus) == pytest.approx(1.0)
+    assert f"{training['n_connections']:,}" in page
+    assert results["headline"][0]["connections"] == training["n_connections"]
+    assert FLOWS["local_network"].load() == (local_network, LocalNetworkParams)
+
+
+def test_flow_on_dask_with_replicas(prefect_server, tmp_path):
+    results = local_network(LocalNetworkParams(output_root=str(tmp_path), backend="dask",
+                                               replicas=2, **dict(TINY, layers=1)))
+    row = results["training"]["layers"][0]
+    assert row["parameter_bytes_per_step"] > 0 and row["measured_bytes_per_step"] > 0
+    assert results["training"]["n_shards"] == 4
+
+
+def test_parameters_that_cannot_build_the_network_are_refused():
+    with pytest.raises(ValidationError, match="layer 2 .input 9x9x3.: receptive field 12"):
+        LocalNetworkParams(**dict(TINY, fields=(6, 12)))
+    with pytest.raises(ValidationError, match="partitions must be between 1 and the 7 rows"):
+        LocalNetworkParams(**dict(TINY, partitions=8))
+    with pytest.raises(ValidationError, match="fields has 2 entries for 3 layers"):
+        LocalNetworkParams(**dict(TINY, layers=3))

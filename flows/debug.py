@@ -30,9 +30,11 @@ def _whiten(run: Path, p, results: dict, out: Path):
     if results["flow"] == "action_recognition":  # layer 1's PCA whitening of the blocks
         return whiten_patches.fn(str(run / "blocks-layer1.npy"), str(out), "pca", p.whitening_eps,
                                  results["sizes"]["n_components1"], prefix="layer1-")
-    # imagenet's patches are contrast-normalised already: their mean is zero
+    if results["flow"] == "imagenet":  # contrast-normalised patches: their mean is zero
+        return whiten_patches.fn(str(run / "patches.npy"), str(out), p.whitening,
+                                 p.whitening_eps, p.whitening_components(), remove_dc=False)
     return whiten_patches.fn(str(run / "patches.npy"), str(out), "zca", p.whitening_eps,
-                             remove_dc=getattr(p, "remove_dc", results["flow"] != "imagenet"))
+                             remove_dc=getattr(p, "remove_dc", True))
 
 
 def _train(run: Path, p, results: dict, out: Path):

@@ -43,10 +43,20 @@ class ImagenetParams(TrainingBackend, StageCache):
     patch_size: int = Field(6, ge=3, le=16, description="side of the square colour patches")
     n_patches: int = Field(100_000, ge=100, description="training patches")
     patch_images: int = Field(10_000, ge=1, description="training images the patches come from")
-    whitening_eps: float = Field(0.1, ge=0, description="ZCA regulariser (contrast-normalised "
-                                 "patches: Coates et al.'s 0.1)")
+    whitening: Literal["pca", "zca"] = Field(
+        "pca", description="pca: whiten onto the leading components (RICA learns in that "
+                           "space); zca: all components, back in pixel space")
+    n_components: float | None = Field(
+        0.99, gt=0, description="components kept: a count, or a fraction (0, 1) of the patch "
+                                "variance (None: all); dropping the near-empty high frequencies "
+                                "keeps RICA from parking filters on them")
+    whitening_eps: float = Field(0.01, ge=0, description="whitening regulariser added to each "
+                                 "eigenvalue (contrast-normalised patches, variance about 1 per "
+                                 "pixel)")
     n_features: int = Field(1600, ge=2, description="RICA features")
-    lam: float = Field(10.0, gt=0, description="weight of RICA's reconstruction term")
+    lam: float = Field(0.1, gt=0, description="weight of RICA's reconstruction term (low: "
+                       "1600 unit-norm filters on about 40 whitened dimensions form a tight "
+                       "frame far from W^T W = I, and a strong term only slows L-BFGS)")
     eps: float = Field(1e-2, gt=0, description="smoothing of the L1 penalty sqrt(eps + u^2)")
     max_iter: int = Field(300, ge=1, description="L-BFGS iterations")
     nonlinearity: Literal["split", "abs"] = Field(
@@ -70,6 +80,12 @@ class ImagenetParams(TrainingBackend, StageCache):
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/imagenet/<run>/")
 
+    def whitening_components(self) -> int | float | None:
+        """``n_components`` as ``Whitener`` takes it: a count as an int, else the fraction."""
+        if self.n_components is not None and self.n_components >= 1:
+            return int(self.n_components)
+        return self.n_components
+
     @model_validator(mode="after")
     def _patch_fits(self):
         if self.patch_size + self.grid - 1 > self.image_size:
@@ -92,8 +108,9 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
     patches = timed("sample patches", sample_image_patches, listing, run, params.n_patches,
                     params.patch_size, params.image_size, params.patch_images, params.seed,
                     cache_root=cache)
-    whitener, whitened = timed("whiten", whiten_patches, patches["patches"], run, "zca",
-                               params.whitening_eps, remove_dc=False, cache_root=cache)
+    whitener, whitened = timed("whiten", whiten_patches, patches["patches"], run, params.whitening,
+                               params.whitening_eps, params.whitening_components(),
+                               remove_dc=False, cache_root=cache)
     training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
                      params.eps, params.max_iter, params.dtype, params.seed,
                      **params.backend_options(), cache_root=cache)
@@ -115,7 +132,7 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
                                "classifier": classification["peak_rss"]}}
     results["headline"] = headline_rows(results)
     page = timed("write report", write_imagenet_report, run, results, training["W"],
-                 training["objective"])
+                 training["objective"], whitener)
     for row in results["headline"]:
         logger.info("%-16s top-1 %.4f, top-5 %.4f", row["features"], row["top-1"], row["top-5"])
     results["report"] = publish_report("imagenet", page, results["headline"])

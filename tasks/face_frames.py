@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 from prefect import task
 
 from tasks.logs import stage_logger

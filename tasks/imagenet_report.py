@@ -4,13 +4,17 @@ from __future__ import annotations
 from prefect import task
 
 from tasks.logs import stage_logger
+from tasks.whitening import load_whitener
 from terafeat.imagenet_report import imagenet_report
 from terafeat.storage import load_array
 
 
 @task(name="write-imagenet-report")
-def write_imagenet_report(run_dir: str, results: dict, W_path: str, objective_path: str) -> str:
-    """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path."""
-    page = imagenet_report(run_dir, results, load_array(W_path), load_array(objective_path))
+def write_imagenet_report(run_dir: str, results: dict, W_path: str, objective_path: str,
+                          whitener_path: str) -> str:
+    """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path.
+    Filters are shown in pixel space: the input pattern each unit responds to most."""
+    pixel_filters = load_array(W_path) @ load_whitener(whitener_path).dewhitening_
+    page = imagenet_report(run_dir, results, pixel_filters, load_array(objective_path))
     stage_logger().info("report: %s", page)
     return str(page)

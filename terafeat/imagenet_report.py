@@ -38,7 +38,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
     """Figures, ``results.json`` and ``index.html`` of a run; returns the page's path.
 
     results: "parameters", "listing", "patches", "training", "encoding",
-    "classification", "timings", "peak_memory"; W: (k, p*p*3) filters (whitened space);
+    "classification", "timings", "peak_memory"; W: (k, p*p*3) filters in pixel space;
     objective: (iterations + 1,) RICA objective.
     """
     run = Path(run_dir)
@@ -80,7 +80,9 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                     "classes": len(names), "train listed x": parameters["train_repeat"],
                     "unreadable (skipped)": len(results["unreadable_images"])}]]),
         ("Learned filters", [
-            f"The {W.shape[0]} RICA filters (ZCA-whitened space), each scaled to its own range"
+            f"The {W.shape[0]} RICA filters in pixel space (each unit's weights mapped back "
+            "through the whitening: the colour pattern it responds to most), each scaled to its "
+            "own range"
             f"{from_cache(results, 'train RICA')}.",
             save_image(run / "filters.png", tile_filters(W, (p, p, 3)), scale=3),
             save_line_plot(run / "objective.png", {"RICA objective": objective},

@@ -22,7 +22,8 @@ class Whitener:
     ----------
     method : "zca" (output in input space, d dims) or "pca" (output in the
         eigenbasis, ``n_components`` dims).
-    n_components : eigenvectors kept, largest variance first (None: all d).
+    n_components : eigenvectors kept, largest variance first (None: all d); a float
+        in (0, 1): as many as it takes to keep that fraction of the variance.
     eps : added to every eigenvalue before the inverse square root
         (absolute, in the data's squared units); damps the smallest components.
     remove_dc : subtract each row's own mean first (brightness of a patch).
@@ -58,14 +59,12 @@ class Whitener:
         dtype = check_dtype(self.dtype)
         X = self._prepare(X)
         m, d = X.shape
-        n_components = d if self.n_components is None else int(self.n_components)
-        if not 1 <= n_components <= d:
-            raise ValueError(f"n_components must be in [1, {d}], got {self.n_components}")
         mean = X.mean(axis=0)
         centred = X - mean
         eigenvalues, eigenvectors = np.linalg.eigh((centred.T @ centred) / m)
         # round-off leaves tiny (or negative) eigenvalues where the data have none
         eigenvalues[eigenvalues < ZERO_VARIANCE * eigenvalues.max()] = 0.0
+        n_components = self._count_components(np.sort(eigenvalues)[::-1])
         order = np.argsort(eigenvalues)[::-1][:n_components]
         eigenvalues = eigenvalues[order]
         U = eigenvectors[:, order]
@@ -87,6 +86,22 @@ class Whitener:
         self.dewhitening_ = dewhitening.astype(dtype)
         self.n_features_in_ = d
         return self
+
+    def _count_components(self, variances: np.ndarray) -> int:
+        """Components to keep, from ``n_components`` and the sorted variances (d,)."""
+        d = len(variances)
+        wanted = self.n_components
+        if isinstance(wanted, float) and not wanted.is_integer():
+            if not 0 < wanted < 1:
+                raise ValueError(f"n_components must be a count or a variance fraction in "
+                                 f"(0, 1), got {wanted}")
+            kept = np.cumsum(variances) / max(variances.sum(), np.finfo(float).tiny)
+            return int(min(np.searchsorted(kept, wanted) + 1, d))
+        n_components = d if wanted is None else int(wanted)
+        if not 1 <= n_components <= d:
+            raise ValueError(f"n_components must be in [1, {d}] or a variance fraction in "
+                             f"(0, 1), got {wanted}")
+        return n_components
 
     def _check_fitted(self):
         if not hasattr(self, "whitening_"):

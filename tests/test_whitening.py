@@ -69,3 +69,16 @@ def test_bad_input_and_parameters():
         Whitener(eps=0.0).fit(np.random.default_rng(0).standard_normal((50, 3)))  # DC removed
     with pytest.raises(ValueError, match="not fitted"):
         Whitener().transform(np.ones((2, 3)))
+
+
+def test_variance_fraction_picks_the_components_that_keep_it():
+    rng = np.random.default_rng(5)
+    scales = np.array([10.0, 5.0, 1.0, 0.1, 0.01])
+    X = rng.normal(size=(20000, 5)) * scales
+    total = np.sum(scales ** 2)
+    for fraction, expected in ((0.5, 1), (0.99, 2), (0.9999, 3), (0.99995, 4)):
+        whitener = Whitener("pca", n_components=fraction, remove_dc=False, eps=0).fit(X)
+        assert whitener.components_.shape[0] == expected, fraction
+        assert np.sum(scales[:expected] ** 2) / total >= fraction - 1e-3
+    with pytest.raises(ValueError, match="variance fraction"):
+        Whitener("pca", n_components=1.5).fit(X)

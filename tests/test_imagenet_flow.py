@@ -11,7 +11,8 @@ from flows.registry import FLOWS
 SIDE = 16
 SMALL = dict(dataset="folders", image_size=SIDE, patch_size=5, n_patches=3000, patch_images=40,
              n_features=24, max_iter=15, batch_size=7, shard_size=10, svm_iter=20,
-             lam_grid=(0.01, 0.1), val_fraction=0.2, encode_on="local")
+             lam_grid=(0.01, 0.1), val_fraction=0.2, encode_on="local",
+             whitening="zca", n_components=None, whitening_eps=0.1, lam=10.0)
 
 
 def synthetic_image(label: int, rng: np.random.Generator) -> np.ndarray:

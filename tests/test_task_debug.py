@@ -177,6 +177,8 @@ def test_imagenet_stages_chain_on_a_run_folder(tmp_path):
         out, result = run_stage(stage, run, {}, debug)
         _adopt(out, run)
     assert np.load(run / "patches.npy").shape == (300, 4 * 4 * 3)
-    assert np.load(run / "W.npy").shape == (6, 48)
+    # RICA learns in the whitened space: the PCA components keeping 99% of the variance
+    assert np.load(run / "W.npy").shape == (6, np.load(run / "whitened.npy").shape[1])
+    assert np.load(run / "whitened.npy").shape[1] < 48
     assert result["dims"] == {"rica": 2 * 6 * 4, "pixels": 12 * 12 * 3}
     assert [len(paths) for paths in result["shards"]["rica"].values()] == [3, 1]

@@ -4,6 +4,7 @@ import pytest
 
 from flows.cli import main
 from flows.quickstart import QuickstartParams
+from flows.registry import FLOWS
 from terafeat.storage import save_json
 
 
@@ -18,8 +19,8 @@ def _one_line_error(capsys, argv) -> str:
 
 
 @pytest.mark.parametrize("argv, expected", [
-    (["run", "quickstartt"], "invalid choice: 'quickstartt' (choose from 'action_recognition', "
-                             "'histology', 'quickstart')"),
+    (["run", "quickstartt"], "invalid choice: 'quickstartt' (choose from " + ", ".join(
+        f"'{name}'" for name in sorted(FLOWS)) + ")"),
     (["run", "quickstart", "--set", "maxiter=5"],
      "unknown parameter 'maxiter'; parameters: cache_root, backend"),
     (["run", "quickstart", "--set", "max_iter=many"], "max_iter='many': Input should be a valid "
@@ -46,4 +47,4 @@ def test_task_parameters_are_checked_the_same_way(capsys, tmp_path):
     assert "invalid parameters for whiten: whitening_eps=-1: Input should be greater than or " \
            "equal to 0" in err
     err = _one_line_error(capsys, ["task", "whitten", "--run", str(tmp_path)])
-    assert "unknown stage 'whitten'; stages: evaluate-faces, extract-descriptors" in err
+    assert "unknown stage 'whitten'; stages: encode-images, evaluate-faces, " in err

@@ -32,8 +32,9 @@ class HistologyParams(PooledLayerParams):
                            "split folders, or a pcam-subset folder inside it)")
     max_tiles_per_split: int | None = Field(None, ge=2, description="seeded, label-stratified "
                                             "subset of each split, for quick runs (None: all)")
-    colour_mode: Literal["rgb", "hed", "grey"] = Field(
-        "hed", description="patch colours: RGB, H&E stain densities (rgb2hed), or grey")
+    colour_mode: Literal["rgb", "hed", "he", "grey"] = Field(
+        "hed", description="patch colours: RGB, H&E(+DAB) stain densities (rgb2hed), H and E "
+                           "only, or grey")
     patch_size: int = Field(8, ge=3, le=16, description="side of the square patches, pixels")
     n_patches: int = Field(50_000, ge=100, description="training patches")
     patch_tiles: int = Field(2000, ge=1, description="training tiles the patches come from")
@@ -49,8 +50,10 @@ class HistologyParams(PooledLayerParams):
     pooling: Literal["quadrants", "pyramid"] = Field(
         "pyramid", description="spatial sum-pooling cells: 2x2, or 1x1 + 2x2 + 3x3")
     pixel_size: int = Field(16, ge=2, description="side of the downsampled tile (pixels peer)")
+    classifier: Literal["logistic", "linear_svm"] = Field(
+        "logistic", description="linear classifier of every feature set (standardised inputs)")
     Cs: tuple[float, ...] = Field((1e-3, 1e-2, 1e-1), min_length=1,
-                                  description="grid of logistic regression's C")
+                                  description="grid of the classifier's C")
     inner_folds: int = Field(3, ge=2, le=10, description="CV folds choosing C (training split)")
     batch_size: int = Field(256, ge=1, description="tiles read and encoded at a time")
     dtype: Literal["float32", "float64"] = "float32"
@@ -82,7 +85,7 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
                      params.stride, params.pooling, params.group_size, params.eps,
                      params.pixel_size, params.batch_size)
     classification = timed("classify", classify_tiles, features, tiles["tiles"], run,
-                           list(params.Cs), params.inner_folds, params.seed)
+                           list(params.Cs), params.inner_folds, params.seed, params.classifier)
     unreadable = sorted({tuple(problem) for problem in tiles["layout_problems"] +
                          patches["problems"] + features["problems"]})
     results = {"flow": "histology", "run_dir": str(run_dir.resolve()),

@@ -9,6 +9,9 @@ import numpy as np
 from terafeat.report import _pyplot, save_image, save_line_plot, tile_filters, write_html_report
 from terafeat.storage import save_bytes, save_json
 
+#: How the report names the flow's ``classifier`` parameter.
+CLASSIFIER_NAMES = {"logistic": "L2 logistic regression", "linear_svm": "linear SVM"}
+
 
 def _save_figure(path, figure) -> Path:
     plt = _pyplot()
@@ -137,8 +140,9 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
             f"groups of {parameters['group_size']} on patches of training tiles only; each "
             "scaled to its own range.", figures["filters"], figures["objective"]]),
         ("Test accuracy beside the peers", [
-            "One classifier for every feature set: standardised L2 logistic regression, C chosen "
-            "by cross-validation on the training split only, scored once on the test split.",
+            f"One classifier for every feature set: standardised "
+            f"{CLASSIFIER_NAMES[parameters.get('classifier', 'logistic')]}, C chosen by "
+            "cross-validation on the training split only, scored once on the test split.",
             rows, *roc, figures["confusion"]]),
         ("Invariance: rotated and flipped test tiles", [
             "Test accuracy of the classifiers trained on unmodified tiles, for the ISA-pooled "

@@ -3,8 +3,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from skimage.color import rgb_from_hed
 
-from terafeat.classify import classification_metrics, linear_classifier, predict_scores
+from terafeat.classify import (chosen_C, classification_metrics, linear_classifier,
+                               predict_scores)
 from terafeat.colour import HED_MAX, convert_tiles, filters_for_display, n_channels
 from terafeat.encode import pool_grid, pool_pyramid
 from terafeat.histology import (POOLINGS, TRANSFORMS, encode_tiles, handcrafted_features,
@@ -30,6 +32,9 @@ def test_colour_modes(tiles):
     # pure haematoxylin-like purple is mostly H, pink eosin-like mostly E
     purple, pink = convert_tiles(np.array([[[[0.3, 0.2, 0.55], [0.95, 0.6, 0.8]]]]), "hed")[0, 0]
     assert purple[0] > purple[1] and pink[1] > pink[0]
+    he = convert_tiles(tiles, "he")
+    assert n_channels("he") == 2
+    np.testing.assert_array_equal(he, hed[..., :2])
     black = convert_tiles(np.full((1, 1, 1, 3), 1 / 255), "hed")
     assert black.max() == pytest.approx(1.0, abs=1e-5) and HED_MAX > 0
     with pytest.raises(ValueError, match="colour_mode"):
@@ -44,6 +49,10 @@ def test_filters_for_display_shapes():
     shown, shape = filters_for_display(W, 5, "hed")
     assert shape == (5, 5, 3) and shown.shape == W.shape and not np.allclose(shown, W)
     assert filters_for_display(W[:, :25], 5, "grey")[1] == (5, 5)
+    # two stains: each pixel's (H, E) densities through the first two rows of the stain matrix
+    he, shape = filters_for_display(W[:, :50], 5, "he")
+    assert shape == (5, 5, 3) and he.shape == (4, 75)
+    np.testing.assert_allclose(he[:, :3], W[:, :2] @ rgb_from_hed[:2], rtol=1e-6)
 
 
 def test_pool_pyramid_concatenates_grids():
@@ -132,6 +141,13 @@ def test_classification_metrics_and_classifier():
     model = linear_classifier(3, (0.1, 1.0), random_state=0).fit(features, np.repeat([0, 1], 30))
     predicted, scores = predict_scores(model, features)
     assert (predicted == np.repeat([0, 1], 30)).mean() > 0.9 and scores.shape == (60,)
+    assert chosen_C(model) in (0.1, 1.0) and ((scores > 0.5) == predicted).all()
+    svm = linear_classifier(3, (0.01, 1.0), 0, "linear_svm").fit(features, np.repeat([0, 1], 30))
+    predicted, margins = predict_scores(svm, features)
+    assert chosen_C(svm) in (0.01, 1.0) and ((margins > 0) == predicted).all()
+    assert margins.min() < 0 < margins.max()  # decision values, not probabilities
+    with pytest.raises(ValueError, match="model"):
+        linear_classifier(model="forest")
 
 
 def test_pcam_h5_tiles_in_table_order(tmp_path):

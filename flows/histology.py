@@ -26,8 +26,9 @@ class HistologyParams(PooledLayerParams):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dataset: Literal["pcam_folders", "pcam_h5", "class_folders"] = Field(
-        "pcam_folders", description="layout: PCam JPEG folders, PCam HDF5 files, or class folders")
+    dataset: Literal["pcam_folders", "pcam_h5", "class_folders", "kather2016"] = Field(
+        "pcam_folders", description="layout: PCam JPEG folders, PCam HDF5 files, class folders, "
+                                    "or Kather 2016 texture tiles")
     data_root: str = Field(REPO_DATA, description="folder of the data set (pcam_folders: the "
                            "split folders, or a pcam-subset folder inside it)")
     max_tiles_per_split: int | None = Field(None, ge=2, description="seeded, label-stratified "

@@ -33,14 +33,14 @@ from sklearn.model_selection import train_test_split
 
 from terafeat.colour import convert_tiles
 from terafeat.datasets.folders import read_image_folders
-from terafeat.datasets.tiles import (PCAM_CLASS_NAMES, iter_pcam_batches, read_pcam_folders,
-                                     read_pcam_h5)
+from terafeat.datasets.tiles import (PCAM_CLASS_NAMES, iter_pcam_batches, read_kather2016,
+                                     read_pcam_folders, read_pcam_h5)
 from terafeat.encode import encode_images, layer_features
 from terafeat.images import iter_image_batches
 from terafeat.isa import subspace_pooling
 from terafeat.validation import check_random_state
 
-DATASETS = ("pcam_folders", "pcam_h5", "class_folders")
+DATASETS = ("pcam_folders", "pcam_h5", "class_folders", "kather2016")
 SPLITS = ("train", "test")
 #: Spatial pooling layouts: grid sizes of ``encode.pool_pyramid``.  On a 96x96
 #: PCam tile the 3x3 grid's centre cell is the central 32x32 region that
@@ -64,22 +64,25 @@ def read_tile_table(dataset: str, root, test_fraction: float = 0.25, random_stat
 
     dataset: "pcam_folders" (``root/{train,test}/{0,1}/*.jpg``, or under
     ``root/pcam-subset``), "pcam_h5" (``camelyonpatch_level_2_split_*_{x,y}.h5``)
-    or "class_folders" (``root/{train,test}/<class>/*``, or ``root/<class>/*``
-    split at random, stratified, ``test_fraction`` to test).
+    "class_folders" (``root/{train,test}/<class>/*``, or ``root/<class>/*``
+    split at random, stratified, ``test_fraction`` to test) or "kather2016"
+    (``root/[Kather_texture_2016_image_tiles_5000/]<NN_CLASS>/*.tif``, split
+    the same way; class names "tumor", "stroma", ...).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if dataset == "pcam_h5":
         table = read_pcam_h5(root, splits=SPLITS)
+    elif dataset == "kather2016":
+        table = read_kather2016(root, strict=False)
     elif dataset == "pcam_folders":
         nested = Path(root) / "pcam-subset"
         table = read_pcam_folders(nested if nested.is_dir() else root, strict=False)
     else:
         has_splits = all((Path(root) / split).is_dir() for split in SPLITS)
         table = read_image_folders(root, splits=SPLITS if has_splits else None, strict=False)
-        if not has_splits:
-            table["split"] = stratified_split(table["label"].to_numpy(), test_fraction,
-                                              random_state)
+    if (table["split"] == "all").all():  # one folder per class: split here
+        table["split"] = stratified_split(table["label"].to_numpy(), test_fraction, random_state)
     problems = list(table.attrs.get("problems", []))
     class_names = list(table.attrs.get("class_names", PCAM_CLASS_NAMES.values()))
     if "index" not in table:

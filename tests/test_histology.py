@@ -126,6 +126,21 @@ def test_tile_tables_split_limit_and_skip(tmp_path):
     assert (stratified_split(np.repeat([0, 1], 10), 0.5, 0) == "test").sum() == 10
 
 
+def test_kather2016_tile_table(tmp_path):
+    folder = tmp_path / "Kather_texture_2016_image_tiles_5000"
+    rng = np.random.default_rng(6)
+    for name in ("01_TUMOR", "02_STROMA"):
+        (folder / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+                folder / name / f"tile{i}.tif")
+    table, class_names, problems = read_tile_table("kather2016", tmp_path, 0.5, random_state=1)
+    assert class_names == ["tumor", "stroma"] and problems == []
+    assert table.groupby(["split", "label"]).size().tolist() == [2, 2, 2, 2]
+    [(_, tiles, _)] = list(iter_tile_batches(table, 8))
+    assert tiles.shape == (8, 20, 20, 3)
+
+
 def test_classification_metrics_and_classifier():
     labels = np.array([0, 0, 1, 1, 1])
     metrics = classification_metrics(labels, np.array([0, 1, 1, 1, 0]),

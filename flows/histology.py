@@ -6,16 +6,18 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from flows.options import PooledLayerParams
 from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
+from tasks.tile_download import download_tile_set
 from tasks.tile_features import extract_tile_features
 from tasks.tiles import list_tiles, sample_tile_patches
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
+from terafeat.histology import DOWNLOADS
 
 REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
 
@@ -31,6 +33,8 @@ class HistologyParams(PooledLayerParams):
                                     "or Kather 2016 texture tiles")
     data_root: str = Field(REPO_DATA, description="folder of the data set (pcam_folders: the "
                            "split folders, or a pcam-subset folder inside it)")
+    download: bool = Field(False, description="first download the data set (pcam_h5, "
+                           "kather2016) from its official address into data_root, resuming")
     max_tiles_per_split: int | None = Field(None, ge=2, description="seeded, label-stratified "
                                             "subset of each split, for quick runs (None: all)")
     colour_mode: Literal["rgb", "hed", "he", "grey"] = Field(
@@ -61,6 +65,13 @@ class HistologyParams(PooledLayerParams):
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/histology/<run>/")
 
+    @model_validator(mode="after")
+    def _downloadable(self):
+        if self.download and self.dataset not in DOWNLOADS:
+            raise ValueError(f"download: only {tuple(DOWNLOADS)} can be downloaded, "
+                             f"not {self.dataset!r}")
+        return self
+
 
 
 @flow(name="histology", log_prints=True)
@@ -71,7 +82,9 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
     run_dir = open_run_dir("histology", params.output_root)
     timed = Stopwatch()
     run = str(run_dir)
-    tiles = timed("list tiles", list_tiles, params.dataset, params.data_root, run,
+    data_root = (timed("download", download_tile_set, params.dataset, params.data_root)
+                 if params.download else params.data_root)
+    tiles = timed("list tiles", list_tiles, params.dataset, data_root, run,
                   params.max_tiles_per_split, params.seed)
     patches = timed("sample patches", sample_tile_patches, tiles["tiles"], run, params.n_patches,
                     params.patch_size, params.colour_mode, params.patch_tiles, params.batch_size,

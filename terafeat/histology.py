@@ -32,6 +32,7 @@ from skimage.transform import resize
 from sklearn.model_selection import train_test_split
 
 from terafeat.colour import convert_tiles
+from terafeat.datasets.download import fetch
 from terafeat.datasets.folders import read_image_folders
 from terafeat.datasets.tiles import (PCAM_CLASS_NAMES, iter_pcam_batches, read_kather2016,
                                      read_pcam_folders, read_pcam_h5)
@@ -41,6 +42,8 @@ from terafeat.isa import subspace_pooling
 from terafeat.validation import check_random_state
 
 DATASETS = ("pcam_folders", "pcam_h5", "class_folders", "kather2016")
+#: The data sets that ``download_tiles`` fetches: name in ``download.DATASETS``.
+DOWNLOADS = {"pcam_h5": "pcam", "kather2016": "kather2016"}
 SPLITS = ("train", "test")
 #: Spatial pooling layouts: grid sizes of ``encode.pool_pyramid``.  On a 96x96
 #: PCam tile the 3x3 grid's centre cell is the central 32x32 region that
@@ -92,6 +95,15 @@ def read_tile_table(dataset: str, root, test_fraction: float = 0.25, random_stat
         if not (table["split"] == split).any():
             raise ValueError(f"{root}: no {split} tiles found for dataset {dataset!r}")
     return table.reset_index(drop=True), class_names, problems
+
+
+def download_tiles(dataset: str, root, progress=None) -> Path:
+    """Download ``dataset`` ("pcam_h5" or "kather2016") from its official address into
+    ``root/<name>`` (``download.fetch``: resumed, checked where a digest is known,
+    unpacked once); returns the folder to pass to :func:`read_tile_table`."""
+    if dataset not in DOWNLOADS:
+        raise ValueError(f"dataset {dataset!r} has no download; downloadable: {tuple(DOWNLOADS)}")
+    return fetch(DOWNLOADS[dataset], root, progress)
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, random_state=None) -> np.ndarray:

@@ -1,4 +1,11 @@
 """Core pieces of the histology pipeline: colour modes, tile tables, features, metrics."""
+import functools
+import hashlib
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -8,8 +15,10 @@ from skimage.color import rgb_from_hed
 from terafeat.classify import (chosen_C, classification_metrics, linear_classifier,
                                predict_scores)
 from terafeat.colour import HED_MAX, convert_tiles, filters_for_display, n_channels
+from terafeat.datasets.download import DATASETS as DOWNLOAD_REGISTRY
+from terafeat.datasets.download import ChecksumError, RemoteFile
 from terafeat.encode import pool_grid, pool_pyramid
-from terafeat.histology import (POOLINGS, TRANSFORMS, encode_tiles, handcrafted_features,
+from terafeat.histology import (POOLINGS, TRANSFORMS, download_tiles, encode_tiles, handcrafted_features,
                                 iter_tile_batches, learned_encoders, limit_tiles, pixel_features,
                                 read_tile_table, stratified_split)
 from terafeat.patches import sample_patches
@@ -126,14 +135,19 @@ def test_tile_tables_split_limit_and_skip(tmp_path):
     assert (stratified_split(np.repeat([0, 1], 10), 0.5, 0) == "test").sum() == 10
 
 
-def test_kather2016_tile_table(tmp_path):
-    folder = tmp_path / "Kather_texture_2016_image_tiles_5000"
+def write_kather(root) -> None:
+    """Kather 2016's layout: 2 classes of 4 TIFF tiles, 20x20."""
+    folder = root / "Kather_texture_2016_image_tiles_5000"
     rng = np.random.default_rng(6)
     for name in ("01_TUMOR", "02_STROMA"):
         (folder / name).mkdir(parents=True)
         for i in range(4):
             Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
                 folder / name / f"tile{i}.tif")
+
+
+def test_kather2016_tile_table(tmp_path):
+    write_kather(tmp_path)
     table, class_names, problems = read_tile_table("kather2016", tmp_path, 0.5, random_state=1)
     assert class_names == ["tumor", "stroma"] and problems == []
     assert table.groupby(["split", "label"]).size().tolist() == [2, 2, 2, 2]
@@ -188,3 +202,39 @@ def test_pcam_h5_tiles_in_table_order(tmp_path):
     for position, (_, row) in enumerate(shuffled.iterrows()):
         np.testing.assert_allclose(tiles[position] * 255, stored[row["split"]][row["index"]],
                                    atol=1e-3)
+
+
+@pytest.fixture()
+def http_folder(tmp_path):
+    """A local HTTP server (127.0.0.1) of the folder ``tmp_path / "served"``; yields (folder, url)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_download_tiles_fetches_unpacks_and_lists(http_folder, tmp_path, monkeypatch):
+    served, url = http_folder
+    write_kather(tmp_path / "tiles")
+    zipped = shutil.make_archive(str(served / "Kather_texture_2016_image_tiles_5000"), "zip",
+                                 tmp_path / "tiles")
+    digest = hashlib.sha256(Path(zipped).read_bytes()).hexdigest()
+    monkeypatch.setitem(DOWNLOAD_REGISTRY, "kather2016", (RemoteFile(
+        f"{url}/Kather_texture_2016_image_tiles_5000.zip", sha256=digest),))
+    folder = download_tiles("kather2016", tmp_path / "data")
+    assert folder == tmp_path / "data" / "kather2016"
+    table, class_names, _ = read_tile_table("kather2016", folder, 0.5, random_state=0)
+    assert class_names == ["tumor", "stroma"] and len(table) == 8
+    with pytest.raises(ValueError, match="no download"):
+        download_tiles("class_folders", tmp_path)
+    monkeypatch.setitem(DOWNLOAD_REGISTRY, "kather2016", (RemoteFile(
+        f"{url}/Kather_texture_2016_image_tiles_5000.zip", sha256="0" * 64),))
+    with pytest.raises(ChecksumError):
+        download_tiles("kather2016", tmp_path / "elsewhere")

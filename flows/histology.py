@@ -38,7 +38,7 @@ class HistologyParams(PooledLayerParams):
     max_tiles_per_split: int | None = Field(None, ge=2, description="seeded, label-stratified "
                                             "subset of each split, for quick runs (None: all)")
     colour_mode: Literal["rgb", "hed", "he", "grey"] = Field(
-        "hed", description="patch colours: RGB, H&E(+DAB) stain densities (rgb2hed), H and E "
+        "he", description="patch colours: RGB, H&E(+DAB) stain densities (rgb2hed), H and E "
                            "only, or grey")
     patch_size: int = Field(8, ge=3, le=16, description="side of the square patches, pixels")
     n_patches: int = Field(50_000, ge=100, description="training patches")
@@ -57,7 +57,7 @@ class HistologyParams(PooledLayerParams):
     pixel_size: int = Field(16, ge=2, description="side of the downsampled tile (pixels peer)")
     classifier: Literal["logistic", "linear_svm"] = Field(
         "logistic", description="linear classifier of every feature set (standardised inputs)")
-    Cs: tuple[float, ...] = Field((1e-3, 1e-2, 1e-1), min_length=1,
+    Cs: tuple[float, ...] = Field((1e-4, 1e-3, 1e-2, 1e-1), min_length=1,
                                   description="grid of the classifier's C")
     inner_folds: int = Field(3, ge=2, le=10, description="CV folds choosing C (training split)")
     batch_size: int = Field(256, ge=1, description="tiles read and encoded at a time")

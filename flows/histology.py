@@ -51,7 +51,7 @@ class HistologyParams(PooledLayerParams):
     lam: float = Field(10.0, gt=0, description="weight of the reconstruction term")
     eps: float = Field(1e-2, gt=0, description="smoothing of sqrt(eps + u^2), training and pooling")
     max_iter: int = Field(150, ge=1, description="L-BFGS iterations")
-    stride: int = Field(4, ge=1, description="stride of the convolutional encoding, pixels")
+    stride: int = Field(2, ge=1, description="stride of the convolutional encoding, pixels")
     pooling: Literal["quadrants", "pyramid"] = Field(
         "pyramid", description="spatial sum-pooling cells: 2x2, or 1x1 + 2x2 + 3x3")
     pixel_size: int = Field(16, ge=2, description="side of the downsampled tile (pixels peer)")

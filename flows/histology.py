@@ -6,17 +6,19 @@ from pathlib import Path
 from typing import Literal
 
 from prefect import flow, get_run_logger
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, model_validator
 
 from flows.options import PooledLayerParams, StageCache
 from flows.stages import Stopwatch, open_run_dir, publish_report
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
+from tasks.tile_download import download_tile_set
 from tasks.tile_features import extract_tile_features
 from tasks.tiles import list_tiles, sample_tile_patches
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
 from terafeat.report import environment
+from terafeat.histology import DOWNLOADS
 
 REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
 
@@ -27,14 +29,18 @@ class HistologyParams(PooledLayerParams, StageCache):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    dataset: Literal["pcam_folders", "pcam_h5", "class_folders"] = Field(
-        "pcam_folders", description="layout: PCam JPEG folders, PCam HDF5 files, or class folders")
+    dataset: Literal["pcam_folders", "pcam_h5", "class_folders", "kather2016"] = Field(
+        "pcam_folders", description="layout: PCam JPEG folders, PCam HDF5 files, class folders, "
+                                    "or Kather 2016 texture tiles")
     data_root: str = Field(REPO_DATA, description="folder of the data set (pcam_folders: the "
                            "split folders, or a pcam-subset folder inside it)")
+    download: bool = Field(False, description="first download the data set (pcam_h5, "
+                           "kather2016) from its official address into data_root, resuming")
     max_tiles_per_split: int | None = Field(None, ge=2, description="seeded, label-stratified "
                                             "subset of each split, for quick runs (None: all)")
-    colour_mode: Literal["rgb", "hed", "grey"] = Field(
-        "hed", description="patch colours: RGB, H&E stain densities (rgb2hed), or grey")
+    colour_mode: Literal["rgb", "hed", "he", "grey"] = Field(
+        "he", description="patch colours: RGB, H&E(+DAB) stain densities (rgb2hed), H and E "
+                           "only, or grey")
     patch_size: int = Field(8, ge=3, le=16, description="side of the square patches, pixels")
     n_patches: int = Field(50_000, ge=100, description="training patches")
     patch_tiles: int = Field(2000, ge=1, description="training tiles the patches come from")
@@ -46,17 +52,26 @@ class HistologyParams(PooledLayerParams, StageCache):
     lam: float = Field(10.0, gt=0, description="weight of the reconstruction term")
     eps: float = Field(1e-2, gt=0, description="smoothing of sqrt(eps + u^2), training and pooling")
     max_iter: int = Field(150, ge=1, description="L-BFGS iterations")
-    stride: int = Field(4, ge=1, description="stride of the convolutional encoding, pixels")
+    stride: int = Field(2, ge=1, description="stride of the convolutional encoding, pixels")
     pooling: Literal["quadrants", "pyramid"] = Field(
         "pyramid", description="spatial sum-pooling cells: 2x2, or 1x1 + 2x2 + 3x3")
     pixel_size: int = Field(16, ge=2, description="side of the downsampled tile (pixels peer)")
-    Cs: tuple[float, ...] = Field((1e-3, 1e-2, 1e-1), min_length=1,
-                                  description="grid of logistic regression's C")
+    classifier: Literal["logistic", "linear_svm"] = Field(
+        "logistic", description="linear classifier of every feature set (standardised inputs)")
+    Cs: tuple[float, ...] = Field((1e-4, 1e-3, 1e-2, 1e-1), min_length=1,
+                                  description="grid of the classifier's C")
     inner_folds: int = Field(3, ge=2, le=10, description="CV folds choosing C (training split)")
     batch_size: int = Field(256, ge=1, description="tiles read and encoded at a time")
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/histology/<run>/")
+
+    @model_validator(mode="after")
+    def _downloadable(self):
+        if self.download and self.dataset not in DOWNLOADS:
+            raise ValueError(f"download: only {tuple(DOWNLOADS)} can be downloaded, "
+                             f"not {self.dataset!r}")
+        return self
 
 
 
@@ -69,7 +84,9 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
     timed = Stopwatch()
     run = str(run_dir)
     cache = params.cache_root or None
-    tiles = timed("list tiles", list_tiles, params.dataset, params.data_root, run,
+    data_root = (timed("download", download_tile_set, params.dataset, params.data_root)
+                 if params.download else params.data_root)
+    tiles = timed("list tiles", list_tiles, params.dataset, data_root, run,
                   params.max_tiles_per_split, params.seed)
     patches = timed("sample patches", sample_tile_patches, tiles["tiles"], run, params.n_patches,
                     params.patch_size, params.colour_mode, params.patch_tiles, params.batch_size,
@@ -84,7 +101,7 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
                      params.stride, params.pooling, params.group_size, params.eps,
                      params.pixel_size, params.batch_size, cache_root=cache)
     classification = timed("classify", classify_tiles, features, tiles["tiles"], run,
-                           list(params.Cs), params.inner_folds, params.seed)
+                           list(params.Cs), params.inner_folds, params.seed, params.classifier)
     unreadable = sorted({tuple(problem) for problem in tiles["layout_problems"] +
                          patches["problems"] + features["problems"]})
     results = {"flow": "histology", "run_dir": str(run_dir.resolve()),

@@ -16,8 +16,9 @@ N_EXAMPLES = 8
 
 
 def example_tiles(tiles_path: str, predictions_path: str, class_names: list[str],
-                  n_examples: int = N_EXAMPLES) -> dict[str, np.ndarray]:
-    """Test tiles per (true, predicted) outcome, the most confident first.
+                  n_examples: int = N_EXAMPLES, threshold: float = 0.5) -> dict[str, np.ndarray]:
+    """Test tiles per (true, predicted) outcome, the most confident (class-1 score
+    farthest from ``threshold``: 0.5 for probabilities, 0 for SVM decision values) first.
 
     predictions: (n, 3) rows of ``tiles.csv``, predicted label, class-1 score.
     Returns "true <a>, predicted <b>" -> tiles (<= n_examples, h, w, 3).
@@ -25,7 +26,7 @@ def example_tiles(tiles_path: str, predictions_path: str, class_names: list[str]
     table = load_tile_table(tiles_path)
     predictions = load_array(predictions_path)
     rows, predicted = predictions[:, 0].astype(np.int64), predictions[:, 1].astype(np.int64)
-    confidence = np.abs(np.nan_to_num(predictions[:, 2], nan=0.5) - 0.5)
+    confidence = np.abs(np.nan_to_num(predictions[:, 2], nan=threshold) - threshold)
     truth = table["label"].to_numpy()[rows]
     examples = {}
     for true_label, name in enumerate(class_names):
@@ -46,7 +47,8 @@ def write_histology_report(run_dir: str, results: dict, W_path: str, objective_p
     filters, patch_shape = filters_for_display(load_array(W_path), parameters["patch_size"],
                                                parameters["colour_mode"])
     examples = example_tiles(tiles_path, results["classification"]["predictions"]["learned pooled"],
-                             class_names)
+                             class_names, threshold=0.0 if parameters.get("classifier") ==
+                             "linear_svm" else 0.5)
     page = histology_report(run_dir, results, filters, patch_shape, examples, class_names,
                             load_array(objective_path))
     stage_logger().info("report: %s", page)

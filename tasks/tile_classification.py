@@ -10,21 +10,23 @@ from prefect import task
 from tasks.logs import stage_logger
 from tasks.tile_features import FEATURE_SETS, INVARIANCE_SETS, load_feature_shards
 from tasks.tiles import load_tile_table
-from terafeat.classify import classification_metrics, linear_classifier, predict_scores
+from terafeat.classify import (chosen_C, classification_metrics, linear_classifier,
+                               predict_scores)
 from terafeat.histology import TRANSFORMS
 from terafeat.storage import save_array
 
 
 @task(name="classify-tiles")
 def classify_tiles(features: dict, tiles_path: str, run_dir: str, Cs: list[float],
-                   inner_folds: int, seed: int) -> dict:
-    """Standardised logistic regression per feature set, C by ``inner_folds``-fold CV on
+                   inner_folds: int, seed: int, classifier: str = "logistic") -> dict:
+    """Standardised linear ``classifier`` per feature set (``classify.linear_classifier``:
+    "logistic" or "linear_svm"), C by ``inner_folds``-fold CV on
     the training split only; metrics on the test split (and on its transformed copies
     for the learned sets: the invariance check).
 
     Writes ``predictions/<set>.npy`` (n_test, 3): tile row, predicted label, class-1 score
-    (NaN for more than two classes).  Returns {"metrics": {set: metrics + "C", "n_features",
-    "seconds"}, "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
+    (probability, or SVM decision value; NaN for more than two classes).  Returns
+    {"metrics": {set: metrics + "C", "n_features", "seconds"}, "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
     "predictions": {set: path}}.
     """
     logger = stage_logger()
@@ -34,11 +36,11 @@ def classify_tiles(features: dict, tiles_path: str, run_dir: str, Cs: list[float
     for name, slug in FEATURE_SETS.items():
         started = time.perf_counter()
         train, train_rows = load_feature_shards(folder, name, "train")
-        model = linear_classifier(inner_folds, Cs, seed).fit(train, labels[train_rows])
+        model = linear_classifier(inner_folds, Cs, seed, classifier).fit(train, labels[train_rows])
         test, test_rows = load_feature_shards(folder, name, "test")
         predicted, scores = predict_scores(model, test)
         metrics[name] = {**classification_metrics(labels[test_rows], predicted, scores),
-                         "C": float(model.best_params_["logisticregression__C"]),
+                         "C": chosen_C(model),
                          "n_features": int(train.shape[1]),
                          "seconds": round(time.perf_counter() - started, 3)}
         predictions[name] = str(save_array(

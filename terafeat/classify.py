@@ -10,24 +10,40 @@ from sklearn.metrics.pairwise import additive_chi2_kernel, chi2_kernel
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from sklearn.svm import SVC
+from sklearn.svm import SVC, LinearSVC
 
 from terafeat.datasets.folders import group_folds
 
 
 DEFAULT_CS = tuple(np.logspace(-4, 2, 7))
+#: Linear models of :func:`linear_classifier`.
+LINEAR_MODELS = ("logistic", "linear_svm")
 
 
-def linear_classifier(inner_folds: int = 3, Cs=DEFAULT_CS, random_state=None):
-    """Standardise, then L2 logistic regression with C chosen by inner cross-validation.
+def linear_classifier(inner_folds: int = 3, Cs=DEFAULT_CS, random_state=None,
+                      model: str = "logistic"):
+    """Standardise, then a linear model with C chosen by inner cross-validation.
 
-    Cs: the grid of inverse regularisation strengths.  random_state: None
-    keeps the inner folds in data order, else they are shuffled with this seed.
+    model: "logistic" (L2 logistic regression) or "linear_svm" (scikit-learn's
+    LinearSVC, squared hinge; scores from its decision function).  Cs: the grid
+    of inverse regularisation strengths.  random_state: None keeps the inner
+    folds in data order, else they are shuffled with this seed.  The chosen C:
+    :func:`chosen_C`.
     """
-    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    if model not in LINEAR_MODELS:
+        raise ValueError(f"model must be one of {LINEAR_MODELS}, got {model!r}")
+    estimator = (LogisticRegression(max_iter=2000) if model == "logistic"
+                 else LinearSVC(max_iter=5000, random_state=random_state))
+    pipeline = make_pipeline(StandardScaler(), estimator)
     folds = (inner_folds if random_state is None
              else StratifiedKFold(inner_folds, shuffle=True, random_state=random_state))
-    return GridSearchCV(model, {"logisticregression__C": list(Cs)}, cv=folds)
+    return GridSearchCV(pipeline, {f"{pipeline.steps[-1][0]}__C": list(Cs)}, cv=folds)
+
+
+def chosen_C(search: GridSearchCV) -> float:
+    """The C that the cross-validation of a fitted :func:`linear_classifier` chose."""
+    return float(next(value for name, value in search.best_params_.items()
+                      if name.endswith("__C")))
 
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray,
@@ -50,11 +66,15 @@ def classification_metrics(labels: np.ndarray, predicted: np.ndarray,
 
 
 def predict_scores(model, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """A fitted classifier's (predicted labels (n,), class-1 probabilities (n,) or None
-    for more than two classes)."""
+    """A fitted classifier's (predicted labels (n,), class-1 scores (n,) or None for
+    more than two classes): probabilities where the model has them, else its
+    decision function (a linear SVM's signed distance)."""
     predicted = model.predict(features)
-    scores = model.predict_proba(features)[:, 1] if len(model.classes_) == 2 else None
-    return predicted, scores
+    if len(model.classes_) != 2:
+        return predicted, None
+    if hasattr(model, "predict_proba"):
+        return predicted, model.predict_proba(features)[:, 1]
+    return predicted, model.decision_function(features)
 
 
 def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_folds: int = 5,

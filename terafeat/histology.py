@@ -32,15 +32,18 @@ from skimage.transform import resize
 from sklearn.model_selection import train_test_split
 
 from terafeat.colour import convert_tiles
+from terafeat.datasets.download import fetch
 from terafeat.datasets.folders import read_image_folders
-from terafeat.datasets.tiles import (PCAM_CLASS_NAMES, iter_pcam_batches, read_pcam_folders,
-                                     read_pcam_h5)
+from terafeat.datasets.tiles import (PCAM_CLASS_NAMES, iter_pcam_batches, read_kather2016,
+                                     read_pcam_folders, read_pcam_h5)
 from terafeat.encode import encode_images, layer_features
 from terafeat.images import iter_image_batches
 from terafeat.isa import subspace_pooling
 from terafeat.validation import check_random_state
 
-DATASETS = ("pcam_folders", "pcam_h5", "class_folders")
+DATASETS = ("pcam_folders", "pcam_h5", "class_folders", "kather2016")
+#: The data sets that ``download_tiles`` fetches: name in ``download.DATASETS``.
+DOWNLOADS = {"pcam_h5": "pcam", "kather2016": "kather2016"}
 SPLITS = ("train", "test")
 #: Spatial pooling layouts: grid sizes of ``encode.pool_pyramid``.  On a 96x96
 #: PCam tile the 3x3 grid's centre cell is the central 32x32 region that
@@ -64,22 +67,25 @@ def read_tile_table(dataset: str, root, test_fraction: float = 0.25, random_stat
 
     dataset: "pcam_folders" (``root/{train,test}/{0,1}/*.jpg``, or under
     ``root/pcam-subset``), "pcam_h5" (``camelyonpatch_level_2_split_*_{x,y}.h5``)
-    or "class_folders" (``root/{train,test}/<class>/*``, or ``root/<class>/*``
-    split at random, stratified, ``test_fraction`` to test).
+    "class_folders" (``root/{train,test}/<class>/*``, or ``root/<class>/*``
+    split at random, stratified, ``test_fraction`` to test) or "kather2016"
+    (``root/[Kather_texture_2016_image_tiles_5000/]<NN_CLASS>/*.tif``, split
+    the same way; class names "tumor", "stroma", ...).
     """
     if dataset not in DATASETS:
         raise ValueError(f"dataset must be one of {DATASETS}, got {dataset!r}")
     if dataset == "pcam_h5":
         table = read_pcam_h5(root, splits=SPLITS)
+    elif dataset == "kather2016":
+        table = read_kather2016(root, strict=False)
     elif dataset == "pcam_folders":
         nested = Path(root) / "pcam-subset"
         table = read_pcam_folders(nested if nested.is_dir() else root, strict=False)
     else:
         has_splits = all((Path(root) / split).is_dir() for split in SPLITS)
         table = read_image_folders(root, splits=SPLITS if has_splits else None, strict=False)
-        if not has_splits:
-            table["split"] = stratified_split(table["label"].to_numpy(), test_fraction,
-                                              random_state)
+    if (table["split"] == "all").all():  # one folder per class: split here
+        table["split"] = stratified_split(table["label"].to_numpy(), test_fraction, random_state)
     problems = list(table.attrs.get("problems", []))
     class_names = list(table.attrs.get("class_names", PCAM_CLASS_NAMES.values()))
     if "index" not in table:
@@ -89,6 +95,15 @@ def read_tile_table(dataset: str, root, test_fraction: float = 0.25, random_stat
         if not (table["split"] == split).any():
             raise ValueError(f"{root}: no {split} tiles found for dataset {dataset!r}")
     return table.reset_index(drop=True), class_names, problems
+
+
+def download_tiles(dataset: str, root, progress=None) -> Path:
+    """Download ``dataset`` ("pcam_h5" or "kather2016") from its official address into
+    ``root/<name>`` (``download.fetch``: resumed, checked where a digest is known,
+    unpacked once); returns the folder to pass to :func:`read_tile_table`."""
+    if dataset not in DOWNLOADS:
+        raise ValueError(f"dataset {dataset!r} has no download; downloadable: {tuple(DOWNLOADS)}")
+    return fetch(DOWNLOADS[dataset], root, progress)
 
 
 def stratified_split(labels: np.ndarray, test_fraction: float, random_state=None) -> np.ndarray:

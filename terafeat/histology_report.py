@@ -10,6 +10,9 @@ from terafeat.report import (_pyplot, from_cache, run_sections, save_image, save
                              tile_filters, write_html_report)
 from terafeat.storage import save_bytes, save_json
 
+#: How the report names the flow's ``classifier`` parameter.
+CLASSIFIER_NAMES = {"logistic": "L2 logistic regression", "linear_svm": "linear SVM"}
+
 
 def _save_figure(path, figure) -> Path:
     plt = _pyplot()
@@ -139,8 +142,9 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
             f"scaled to its own range{from_cache(results, 'train RICA')}.",
             figures["filters"], figures["objective"]]),
         ("Test accuracy beside the peers", [
-            "One classifier for every feature set: standardised L2 logistic regression, C chosen "
-            "by cross-validation on the training split only, scored once on the test split"
+            f"One classifier for every feature set: standardised "
+            f"{CLASSIFIER_NAMES[parameters.get('classifier', 'logistic')]}, C chosen by "
+            "cross-validation on the training split only, scored once on the test split"
             f"{from_cache(results, 'extract features')}.", rows,
             "Published numbers are on other data: Le et al. (ISBI 2012) classify regions of "
             "TCGA glioblastoma (GBM) and kidney clear cell carcinoma (KIRC) sections; the "

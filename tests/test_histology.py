@@ -1,13 +1,24 @@
 """Core pieces of the histology pipeline: colour modes, tile tables, features, metrics."""
+import functools
+import hashlib
+import shutil
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
+from skimage.color import rgb_from_hed
 
-from terafeat.classify import classification_metrics, linear_classifier, predict_scores
+from terafeat.classify import (chosen_C, classification_metrics, linear_classifier,
+                               predict_scores)
 from terafeat.colour import HED_MAX, convert_tiles, filters_for_display, n_channels
+from terafeat.datasets.download import DATASETS as DOWNLOAD_REGISTRY
+from terafeat.datasets.download import ChecksumError, RemoteFile
 from terafeat.encode import pool_grid, pool_pyramid
-from terafeat.histology import (POOLINGS, TRANSFORMS, encode_tiles, handcrafted_features,
+from terafeat.histology import (POOLINGS, TRANSFORMS, download_tiles, encode_tiles, handcrafted_features,
                                 iter_tile_batches, learned_encoders, limit_tiles, pixel_features,
                                 read_tile_table, stratified_split)
 from terafeat.patches import sample_patches
@@ -30,6 +41,9 @@ def test_colour_modes(tiles):
     # pure haematoxylin-like purple is mostly H, pink eosin-like mostly E
     purple, pink = convert_tiles(np.array([[[[0.3, 0.2, 0.55], [0.95, 0.6, 0.8]]]]), "hed")[0, 0]
     assert purple[0] > purple[1] and pink[1] > pink[0]
+    he = convert_tiles(tiles, "he")
+    assert n_channels("he") == 2
+    np.testing.assert_array_equal(he, hed[..., :2])
     black = convert_tiles(np.full((1, 1, 1, 3), 1 / 255), "hed")
     assert black.max() == pytest.approx(1.0, abs=1e-5) and HED_MAX > 0
     with pytest.raises(ValueError, match="colour_mode"):
@@ -44,6 +58,10 @@ def test_filters_for_display_shapes():
     shown, shape = filters_for_display(W, 5, "hed")
     assert shape == (5, 5, 3) and shown.shape == W.shape and not np.allclose(shown, W)
     assert filters_for_display(W[:, :25], 5, "grey")[1] == (5, 5)
+    # two stains: each pixel's (H, E) densities through the first two rows of the stain matrix
+    he, shape = filters_for_display(W[:, :50], 5, "he")
+    assert shape == (5, 5, 3) and he.shape == (4, 75)
+    np.testing.assert_allclose(he[:, :3], W[:, :2] @ rgb_from_hed[:2], rtol=1e-6)
 
 
 def test_pool_pyramid_concatenates_grids():
@@ -117,6 +135,26 @@ def test_tile_tables_split_limit_and_skip(tmp_path):
     assert (stratified_split(np.repeat([0, 1], 10), 0.5, 0) == "test").sum() == 10
 
 
+def write_kather(root) -> None:
+    """Kather 2016's layout: 2 classes of 4 TIFF tiles, 20x20."""
+    folder = root / "Kather_texture_2016_image_tiles_5000"
+    rng = np.random.default_rng(6)
+    for name in ("01_TUMOR", "02_STROMA"):
+        (folder / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(rng.integers(0, 255, (20, 20, 3), dtype=np.uint8)).save(
+                folder / name / f"tile{i}.tif")
+
+
+def test_kather2016_tile_table(tmp_path):
+    write_kather(tmp_path)
+    table, class_names, problems = read_tile_table("kather2016", tmp_path, 0.5, random_state=1)
+    assert class_names == ["tumor", "stroma"] and problems == []
+    assert table.groupby(["split", "label"]).size().tolist() == [2, 2, 2, 2]
+    [(_, tiles, _)] = list(iter_tile_batches(table, 8))
+    assert tiles.shape == (8, 20, 20, 3)
+
+
 def test_classification_metrics_and_classifier():
     labels = np.array([0, 0, 1, 1, 1])
     metrics = classification_metrics(labels, np.array([0, 1, 1, 1, 0]),
@@ -132,6 +170,13 @@ def test_classification_metrics_and_classifier():
     model = linear_classifier(3, (0.1, 1.0), random_state=0).fit(features, np.repeat([0, 1], 30))
     predicted, scores = predict_scores(model, features)
     assert (predicted == np.repeat([0, 1], 30)).mean() > 0.9 and scores.shape == (60,)
+    assert chosen_C(model) in (0.1, 1.0) and ((scores > 0.5) == predicted).all()
+    svm = linear_classifier(3, (0.01, 1.0), 0, "linear_svm").fit(features, np.repeat([0, 1], 30))
+    predicted, margins = predict_scores(svm, features)
+    assert chosen_C(svm) in (0.01, 1.0) and ((margins > 0) == predicted).all()
+    assert margins.min() < 0 < margins.max()  # decision values, not probabilities
+    with pytest.raises(ValueError, match="model"):
+        linear_classifier(model="forest")
 
 
 def test_pcam_h5_tiles_in_table_order(tmp_path):
@@ -157,3 +202,39 @@ def test_pcam_h5_tiles_in_table_order(tmp_path):
     for position, (_, row) in enumerate(shuffled.iterrows()):
         np.testing.assert_allclose(tiles[position] * 255, stored[row["split"]][row["index"]],
                                    atol=1e-3)
+
+
+@pytest.fixture()
+def http_folder(tmp_path):
+    """A local HTTP server (127.0.0.1) of the folder ``tmp_path / "served"``; yields (folder, url)."""
+    folder = tmp_path / "served"
+    folder.mkdir()
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
+    thread.start()
+    yield folder, f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()
+
+
+def test_download_tiles_fetches_unpacks_and_lists(http_folder, tmp_path, monkeypatch):
+    served, url = http_folder
+    write_kather(tmp_path / "tiles")
+    zipped = shutil.make_archive(str(served / "Kather_texture_2016_image_tiles_5000"), "zip",
+                                 tmp_path / "tiles")
+    digest = hashlib.sha256(Path(zipped).read_bytes()).hexdigest()
+    monkeypatch.setitem(DOWNLOAD_REGISTRY, "kather2016", (RemoteFile(
+        f"{url}/Kather_texture_2016_image_tiles_5000.zip", sha256=digest),))
+    folder = download_tiles("kather2016", tmp_path / "data")
+    assert folder == tmp_path / "data" / "kather2016"
+    table, class_names, _ = read_tile_table("kather2016", folder, 0.5, random_state=0)
+    assert class_names == ["tumor", "stroma"] and len(table) == 8
+    with pytest.raises(ValueError, match="no download"):
+        download_tiles("class_folders", tmp_path)
+    monkeypatch.setitem(DOWNLOAD_REGISTRY, "kather2016", (RemoteFile(
+        f"{url}/Kather_texture_2016_image_tiles_5000.zip", sha256="0" * 64),))
+    with pytest.raises(ChecksumError):
+        download_tiles("kather2016", tmp_path / "elsewhere")

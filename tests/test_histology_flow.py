@@ -125,6 +125,9 @@ def test_parameters_are_validated_and_registered():
         HistologyParams(colour_mode="lab")
     with pytest.raises(ValueError):
         HistologyParams(unknown=1)
+    with pytest.raises(ValueError, match="download"):
+        HistologyParams(download=True, dataset="class_folders")
+    assert HistologyParams(download=True, dataset="kather2016").download
     assert FLOWS["histology"].load()[1] is HistologyParams
 
 

@@ -95,7 +95,8 @@ def test_histology_stages_chain_on_a_run_folder_and_take_options(tmp_path, capsy
     tiles = list_tiles.fn("class_folders", str(tmp_path / "tiles"), str(run), None, 0)
     params = HistologyParams(dataset="class_folders", data_root=str(tmp_path / "tiles"),
                              n_patches=400, patch_size=4, patch_tiles=8, n_features=8,
-                             group_size=4, max_iter=3, stride=4, pixel_size=4, batch_size=5)
+                             group_size=4, max_iter=3, stride=4, pixel_size=4, batch_size=5,
+                             colour_mode="rgb")
     save_json(run / "results.json", {"flow": "histology", "parameters": params.model_dump(mode="json"),
                                      "tiles": tiles})
     debug = tmp_path / "debug"

@@ -28,7 +28,7 @@ def _one_line_error(capsys, argv) -> str:
     (["run", "quickstart", "--set", "max_iter=0"], "max_iter=0: Input should be greater than or "
                                                     "equal to 1"),
     (["run", "histology", "--set", "colour_mode=lab"], "colour_mode='lab': Input should be "
-                                                        "'rgb', 'hed' or 'grey'"),
+                                                        "'rgb', 'hed', 'he' or 'grey'"),
     (["run", "quickstart", "--set", "n_features=10"], "group_size 4 must divide n_features 10"),
     (["run", "quickstart", "--set", "max_iter"], "expected key=value, got 'max_iter'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),

@@ -76,31 +76,18 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.common import extracted  # noqa: E402
 from flows.cli import _parse_assignment  # noqa: E402  (the CLI's key=value parsing)
 
-DEFAULT_ARCHIVE = REPO.parent / "shared" / "data" / "pcam-subset.tar"
 ELSEWHERE_AUC = {"pixels": 0.71, "PCA": 0.74, "hand-crafted": 0.85}
 TARGET_AUC = 0.90
-
-
-def pcam_root(data_root: Path, archive: Path) -> Path:
-    """``data_root/pcam-subset``, extracted from ``archive`` if it is not there yet."""
-    root = data_root / "pcam-subset"
-    if not (root / "train").is_dir():
-        if not archive.is_file():
-            raise SystemExit(f"{root} has no train folder and {archive} does not exist: "
-                             "pass --data-root or --archive")
-        from terafeat.datasets.download import extract
-        print(f"extracting {archive} into {data_root} ...", flush=True)
-        extract(archive, data_root)
-    return root
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", type=Path, help="folder holding pcam-subset/ "
                         "(default: a temporary folder, the archive extracted into it)")
-    parser.add_argument("--archive", type=Path, default=DEFAULT_ARCHIVE)
+    parser.add_argument("--archive", type=Path, default=None)
     parser.add_argument("--max-tiles", type=int, default=None,
                         help="tiles per split, a stratified subset (default: all)")
     parser.add_argument("--output-root", default=str(REPO / "reports"))
@@ -113,7 +100,7 @@ def main(argv=None) -> int:
     from flows.histology import HistologyParams, histology
 
     with tempfile.TemporaryDirectory(prefix="pcam-") as scratch:
-        root = pcam_root(args.data_root or Path(scratch), args.archive)
+        root = extracted("pcam-subset", args.data_root or Path(scratch), args.archive)
         params = HistologyParams.model_validate({
             **dict(args.overrides), "dataset": "pcam_folders", "data_root": str(root),
             "max_tiles_per_split": args.max_tiles, "output_root": args.output_root})

@@ -124,12 +124,11 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
     results = {"flow": "imagenet", "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), "listing": listing,
                "patches": patches, "training": training, "encoding": encoding,
-               "classification": {k: v for k, v in classification.items() if k != "peak_rss"},
+               "classification": classification,
                "unreadable_images": sorted({tuple(p) for p in listing["layout_problems"]
                                             + patches["problems"] + encoding["problems"]}),
                "timings": timed.timings, "cache": timed.sources,
-               "peak_memory": {"flow": peak_rss_bytes(), "encoding": encoding["peak_rss"],
-                               "classifier": classification["peak_rss"]}}
+               "peak_memory": {"flow": peak_rss_bytes(), "encoding": encoding["peak_rss"]}}
     results["headline"] = headline_rows(results)
     page = timed("write report", write_imagenet_report, run, results, training["W"],
                  training["objective"], whitener)

@@ -8,7 +8,6 @@ import numpy as np
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.shard_encoding import peak_rss_bytes
 from terafeat.storage import save_array
 from terafeat.streamed_linear import evaluate_streamed, fit_streamed_classifier, top_confusions
 
@@ -31,8 +30,7 @@ def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str
     """Per feature set: fit on the training shards, score the test shards.
 
     Returns {set: {"top1", "top5", "n", "seconds", "fit": summary, "confusion_matrix" (<= 20
-    classes) or "top_confusions", "predictions": path of (n, 2) true / predicted}},
-    plus "peak_rss" (bytes) of this process.
+    classes) or "top_confusions", "predictions": path of (n, 2) true / predicted}}.
     """
     logger = stage_logger()
     results = {}
@@ -58,5 +56,4 @@ def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str
                     NAMES.get(name, name), fit["feature_dim"], classifier, metrics["top1"],
                     metrics["top5"], metrics["seconds"])
         results[name] = metrics
-    results["peak_rss"] = peak_rss_bytes()
     return results

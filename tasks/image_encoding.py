@@ -14,7 +14,8 @@ from tasks.logs import cached, report_progress, stage_logger
 from tasks.whitening import load_whitener
 from terafeat.conv_features import ConvolutionalEncoder
 from terafeat.distributed import get_client
-from terafeat.shard_encoding import RAW_PIXELS, encode_listing, peak_rss_bytes, shard_ranges
+from terafeat.shard_encoding import (RAW_PIXELS, encode_listing, kept_path, peak_rss_bytes,
+                                     shard_ranges)
 from terafeat.storage import load_array, save_arrays
 
 FEATURE_SETS = ("rica", "pixels")
@@ -75,9 +76,9 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
                         progress=report)
                     label_paths = []
                     for path in paths:
-                        kept = np.load(path.replace(".npy", ".kept.npy"))
+                        kept = np.load(kept_path(path))
                         label_paths.append(str(save_arrays(
-                            Path(path.replace(".npy", ".labels.npz")), {"labels": labels[kept]})))
+                            Path(path).with_suffix(".labels.npz"), {"labels": labels[kept]})))
                     result["shards"][name][split] = paths
                     result["labels"][name][split] = label_paths
                     result["peak_rss"] = max([result["peak_rss"]]

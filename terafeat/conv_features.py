@@ -9,9 +9,9 @@ cache-sized chunks, so the non-linearity and the pooling sums run in the cache.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from terafeat.images import check_choice
+from terafeat.patches import dense_patches
 
 NONLINEARITIES = ("split", "abs")
 #: Coates et al. add 10 to the patch variance of 0-255 pixels; ours are in [0, 1].
@@ -31,17 +31,10 @@ def contrast_normalize(patches: np.ndarray, eps: float = NORM_EPS) -> np.ndarray
 
 
 def image_windows(images: np.ndarray, patch_size: int) -> np.ndarray:
-    """All stride-1 windows of a stack of images, flattened.
-
-    images: (n, h, w, c).  Returns (n, rows * cols, patch_size**2 * c), rows =
-    h - patch_size + 1, windows flattened in (row, column, channel) order as
-    :func:`terafeat.patches.sample_patches` does.
-    """
-    n, h, w, c = images.shape
-    windows = sliding_window_view(images, (patch_size, patch_size), axis=(1, 2))
-    windows = np.moveaxis(windows, 3, -1)  # (n, rows, cols, p, p, c)
-    rows, cols = h - patch_size + 1, w - patch_size + 1
-    return windows.reshape(n, rows * cols, patch_size * patch_size * c)
+    """All stride-1 windows of a stack of images (n, h, w, c), flattened in
+    :func:`terafeat.patches.dense_patches` order: (n, rows * cols, patch_size**2 * c)."""
+    return np.stack([dense_patches(image, patch_size).reshape(-1, patch_size ** 2 * image.shape[2])
+                     for image in images])
 
 
 class ConvolutionalEncoder:
@@ -123,8 +116,8 @@ class ConvolutionalEncoder:
         k = self.weights_.shape[1]
         buffers = np.empty((2, max(len(rows) for _, rows in chunks), k), np.float32)
         for i in range(n):
-            windows = image_windows(images[i:i + 1].astype(np.float32, copy=False),
-                                    self.patch_size)[0]
+            windows = dense_patches(images[i].astype(np.float32, copy=False),
+                                    self.patch_size).reshape(-1, d)
             patches = np.ones((len(windows), d + 1), np.float32)
             patches[:, :d] = contrast_normalize(windows, self.norm_eps)
             out[i] = 0

@@ -62,7 +62,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
     validation = [{"features": NAMES.get(name, name), **{
         f"lam/n={g:g}": round(a, 4) for g, a in zip(result["fit"]["lam_grid"],
                                                     result["fit"]["validation_accuracy"])}}
-        for name, result in results["classification"].items() if isinstance(result, dict)]
+        for name, result in results["classification"].items()]
     memory = results["peak_memory"]
     save_json(run / "results.json", results)
     title = f"terafeat imagenet: RICA features on {parameters['dataset']}"
@@ -91,12 +91,10 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
         ("Classifier validation", ["Held-out accuracy of ridge per regulariser "
                                    "(lam = value x training images):", validation]),
         ("Peak memory and throughput", [
-            [{"process": "flow (listing, patches, whitening, training, report)",
-              "peak memory (GB)": _gigabytes(memory["flow"])},
+            [{"process": "flow (every stage but feature extraction; the streamed classifier "
+                         "is its peak)", "peak memory (GB)": _gigabytes(memory["flow"])},
              {"process": "any feature-extraction process",
-              "peak memory (GB)": _gigabytes(memory["encoding"])},
-             {"process": "classifier (streamed shards)",
-              "peak memory (GB)": _gigabytes(memory["classifier"])}],
+              "peak memory (GB)": _gigabytes(memory["encoding"])}],
             "Feature extraction reads and encodes one batch of images at a time and the "
             "classifier holds one shard plus (f+1)^2 statistics, so peak memory does not "
             "grow with the number of images.",

@@ -32,6 +32,11 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
+def kept_path(features_path) -> Path:
+    """The ``.kept.npy`` beside a feature shard: the listing rows its features belong to."""
+    return Path(features_path).with_suffix(".kept.npy")
+
+
 def load_encoder(path) -> Callable[[np.ndarray], np.ndarray]:
     """images (n, h, w, 3) -> (n, f) from a saved ``ConvolutionalEncoder.to_arrays()``
     (.npz), or raw pixels (n, h * w * 3) for ``path`` = "pixels"."""
@@ -48,7 +53,7 @@ def encode_shard(listing_path: str, start: int, stop: int, encoder_path: str, ou
     Runs wherever it is sent.  Returns {"rows", "kept", "problems" [(path, problem)],
     "seconds", "peak_rss" (bytes, this process), "skipped" (files existed)}.
     """
-    out, kept_out = Path(out_path), Path(out_path).with_suffix(".kept.npy")
+    out, kept_out = Path(out_path), kept_path(out_path)
     started = time.perf_counter()
     if out.is_file() and kept_out.is_file():
         kept = np.load(kept_out)

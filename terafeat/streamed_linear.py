@@ -192,9 +192,10 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, n_classes)
     lams = [g * n_fit for g in lam_grid]
     candidates = np.hstack([ridge_solve(G, B, lam) for lam in lams])  # (f+1, c * L)
+    candidates = candidates.astype(np.float32)
     correct, n_val = np.zeros(len(lams)), 0
     for X, y in iter_shards(paths, labels, held_out):
-        predicted = (standardizer.augment(X) @ candidates.astype(np.float32)).reshape(
+        predicted = (standardizer.augment(X) @ candidates).reshape(
             len(X), len(lams), n_classes).argmax(axis=2)
         correct += (predicted == y[:, None]).sum(axis=0)
         n_val += len(X)

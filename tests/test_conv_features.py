@@ -99,7 +99,7 @@ def listing(tmp_path):
 
 
 def test_shards_skip_a_corrupt_image_and_resume(tmp_path, listing):
-    from terafeat.shard_encoding import encode_listing, load_encoder, shard_ranges
+    from terafeat.shard_encoding import encode_listing, kept_path, load_encoder, shard_ranges
     listing_path, encoder_path = listing
     ranges = shard_ranges(9, 4)
     assert ranges == [(0, 4), (4, 8), (8, 9)]
@@ -108,7 +108,7 @@ def test_shards_skip_a_corrupt_image_and_resume(tmp_path, listing):
     assert [s["kept"] for s in summaries] == [4, 3, 1]
     assert [p for s in summaries for p, _ in s["problems"]] == [listing[0].replace(
         "listing.csv", "images/4.png")]
-    kept = np.concatenate([np.load(p.replace(".npy", ".kept.npy")) for p in paths])
+    kept = np.concatenate([np.load(kept_path(p)) for p in paths])
     assert kept.tolist() == [0, 1, 2, 3, 5, 6, 7, 8]
     assert all(s["peak_rss"] > 0 and not s["skipped"] for s in summaries)
     first = np.load(paths[0])

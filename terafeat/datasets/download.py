@@ -89,9 +89,20 @@ class RemoteFile:
         return PurePosixPath(urlsplit(self.url).path).name
 
 
-# Digests are None: these servers were out of reach when this registry was
-# written, and a digest copied from anywhere but the file itself is a guess.
-# Fill them in from a verified download (sha256sum) to make fetch() check them.
+#: PatchCamelyon on Zenodo, (split, part) -> SHA-256 of the .h5.gz.
+PCAM_SHA256 = {
+    ("train", "x"): "d619e741468a7ab35c7e4a75e6821b7e7e6c9411705d45708f2a0efc8960656c",
+    ("train", "y"): "b74126d2c01b20d3661f9b46765d29cf4e4fba6faba29c8e0d09d406331ab75a",
+    ("valid", "x"): "f82ee1670d027b4ec388048d9eabc2186b77c009655dae76d624c0ecb053ccb2",
+    ("valid", "y"): "ce1ae30f08feb468447971cfd0472e7becd0ad96d877c64120c72571439ae48c",
+    ("test", "x"): "79174c2201ad521602a5888be8f36ee10875f37403dd3f2086caf2182ef87245",
+    ("test", "y"): "0a522005fccc8bbd04c5a117bfaf81d8da2676f03a29d7499f71d0a0bd6068ef",
+}
+
+# SHA-256 digests are those TensorFlow Datasets records for the same addresses
+# (tensorflow_datasets/url_checksums/<name>.txt; TFDS checks every download
+# against them).  Where neither TFDS nor the publisher gives one, the digest is
+# None and ``terafeat data verify`` prints the file's own SHA-256 to record.
 DATASETS: dict[str, tuple[RemoteFile, ...]] = {
     # Schuldt, Laptev & Caputo (ICPR 2004): one zip per action, 599 AVIs in all,
     # plus the frame ranges of the 2391 sub-sequences.
@@ -103,22 +114,33 @@ DATASETS: dict[str, tuple[RemoteFile, ...]] = {
     "ucf101": (
         RemoteFile("https://www.crcv.ucf.edu/data/UCF101/UCF101.rar", extract=False),
         RemoteFile("https://www.crcv.ucf.edu/data/UCF101/"
-                   "UCF101TrainTestSplits-RecognitionTask.zip"),
+                   "UCF101TrainTestSplits-RecognitionTask.zip",
+                   sha256="5c0d1a53b8ed364a2ac830a73f405e51bece7d98ce1254fd19ed4a36b224bd27"),
     ),
     # Veeling et al. (MICCAI 2018), PatchCamelyon: 96x96 tiles in HDF5, gzipped;
     # extract() decompresses each .h5.gz beside itself.
+    # (The publisher's README gives MD5s with its valid and test rows the other
+    # way round from what Zenodo serves under these names; the SHA-256s are
+    # per address.)
     "pcam": tuple(RemoteFile(f"https://zenodo.org/records/2546921/files/"
-                             f"camelyonpatch_level_2_split_{split}_{part}.h5.gz?download=1")
-                  for split in ("train", "valid", "test") for part in ("x", "y")),
+                             f"camelyonpatch_level_2_split_{split}_{part}.h5.gz?download=1",
+                             sha256=digest)
+                  for (split, part), digest in PCAM_SHA256.items()),
     # Kather et al. (Sci. Rep. 2016): 5000 colorectal tissue tiles, 8 classes of 625.
     "kather2016": (RemoteFile("https://zenodo.org/records/53169/files/"
-                              "Kather_texture_2016_image_tiles_5000.zip?download=1"),),
+                              "Kather_texture_2016_image_tiles_5000.zip?download=1",
+                              sha256="936d0b95ae0f04f1f7b18a2b7e8c5577"
+                                     "6c3e887d102f645bcee752d1a6626a32"),),
     # Imagenette (fast.ai): 10 easy ImageNet classes, shorter side 160 pixels.
-    "imagenette": (RemoteFile("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz"),),
+    "imagenette": (RemoteFile("https://s3.amazonaws.com/fast-ai-imageclas/imagenette2-160.tgz",
+                              sha256="88daccb09b6fce93f45e6c09ddeb269c"
+                                     "ce705549e6bff322092a2a5a11489863"),),
     # Krizhevsky (2009), the binary versions; the MD5 is the one the publisher's page gives.
     "cifar10": (RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz",
                            md5="c32a1d4ab5d03f1284b67883e8d87530"),),
-    "cifar100": (RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz"),),
+    "cifar100": (RemoteFile("https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz",
+                            sha256="58a81ae192c23a4be8b1804d68e518ed"
+                                   "807d710a4eb253b1f2a199162a40d8ec"),),
 }
 
 

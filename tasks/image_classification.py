@@ -16,11 +16,12 @@ MAX_CONFUSION_CLASSES = 20
 NAMES = {"rica": "RICA (learned)", "pixels": "raw pixels"}
 
 
-def _labels(paths: list[str]) -> list[np.ndarray]:
+def _stored(paths: list[str], key: str) -> list[np.ndarray]:
+    """Array ``key`` ("labels", or "images": listing image ids) of each shard's .npz."""
     arrays = []
     for path in paths:
         with np.load(path) as stored:
-            arrays.append(stored["labels"])
+            arrays.append(stored[key])
     return arrays
 
 
@@ -37,12 +38,13 @@ def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str
     for name in encoded["shards"]:
         started = time.perf_counter()
         shards, labels = encoded["shards"][name], encoded["labels"][name]
-        weights, fit = fit_streamed_classifier(shards["train"], _labels(labels["train"]),
-                                               n_classes, classifier, lam_grid, val_fraction,
-                                               seed, svm_iter,
-                                               log=lambda line, n=name: logger.info("%s: %s", n, line))
-        truth, predicted, metrics = evaluate_streamed(shards["test"], _labels(labels["test"]),
-                                                      weights)
+        weights, fit = fit_streamed_classifier(
+            shards["train"], _stored(labels["train"], "labels"), n_classes, classifier,
+            lam_grid, val_fraction, seed, svm_iter,
+            log=lambda line, n=name: logger.info("%s: %s", n, line),
+            groups=_stored(labels["train"], "images"))
+        truth, predicted, metrics = evaluate_streamed(
+            shards["test"], _stored(labels["test"], "labels"), weights)
         metrics.update(seconds=time.perf_counter() - started, fit=fit,
                        predictions=str(save_array(Path(run_dir) / f"predictions-{name}.npy",
                                                   np.stack([truth, predicted], axis=1))))

@@ -51,7 +51,9 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
         encoder = ConvolutionalEncoder(load_array(W_path), whitener.whitening_, whitener.mean_,
                                        patch_size, nonlinearity, alpha, grid)
         encoder_path = str(save_arrays(out / "encoder.npz", encoder.to_arrays()))
-        labels = pd.read_csv(listing["listing"], usecols=["label"])["label"].to_numpy()
+        rows = pd.read_csv(listing["listing"], usecols=["path", "record", "label"])
+        labels = rows["label"].to_numpy()
+        images = pd.factorize(pd.MultiIndex.from_frame(rows[["path", "record"]]))[0]
         ranges = split_ranges(listing["listing"], shard_size)
         total = 2 * sum(len(r) for r in ranges.values())
         done = [0]
@@ -78,7 +80,8 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
                     for path in paths:
                         kept = np.load(kept_path(path))
                         label_paths.append(str(save_arrays(
-                            Path(path).with_suffix(".labels.npz"), {"labels": labels[kept]})))
+                            Path(path).with_suffix(".labels.npz"),
+                            {"labels": labels[kept], "images": images[kept]})))
                     result["shards"][name][split] = paths
                     result["labels"][name][split] = label_paths
                     result["peak_rss"] = max([result["peak_rss"]]

@@ -12,6 +12,7 @@ from prefect import task
 from tasks.logs import cached, report_progress, stage_logger
 from terafeat import distributed
 from terafeat.isa import subspace_pooling
+from terafeat.rica import distinct_filters
 from terafeat.storage import load_array, save_array
 
 LOG_EVERY = 25
@@ -63,12 +64,13 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
                 "dtype": dtype, "random_state": seed, "pool": pool},
             backend=backend, callback=report, **options)
         seconds = time.perf_counter() - started
-        logger.info("RICA %d -> %d features: %d iterations in %.1f s, objective %.6g -> %.6g (%s)",
-                    X.shape[1], n_features, layer.n_iter_, seconds, layer.objective_[0],
-                    layer.objective_[-1], layer.optimizer_message_)
+        distinct = distinct_filters(layer.W_)
+        logger.info("RICA %d -> %d features (%d distinct): %d iterations in %.1f s, objective "
+                    "%.6g -> %.6g (%s)", X.shape[1], n_features, distinct, layer.n_iter_, seconds,
+                    layer.objective_[0], layer.objective_[-1], layer.optimizer_message_)
         return {"W": str(save_array(out / f"{prefix}W.npy", layer.W_)),
                 "objective": str(save_array(out / f"{prefix}objective.npy", layer.objective_)),
-                "n_iter": layer.n_iter_, "seconds": seconds,
+                "n_iter": layer.n_iter_, "seconds": seconds, "distinct_filters": distinct,
                 "initial_objective": float(layer.objective_[0]),
                 "final_objective": float(layer.objective_[-1]),
                 "optimizer_message": layer.optimizer_message_,

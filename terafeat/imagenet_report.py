@@ -84,6 +84,11 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             "through the whitening: the colour pattern it responds to most), each scaled to its "
             "own range"
             f"{from_cache(results, 'train RICA')}.",
+            f"Distinct filters (no earlier filter with |cosine| > 0.95 in the whitened space): "
+            f"{results['training']['distinct_filters']} of {W.shape[0]}. With many more filters "
+            "than whitened dimensions, RICA's reconstruction term is met by copies too, and "
+            "long fits gather the filters onto a few hundred sparse directions; the learned "
+            "features are only as many as the distinct ones.",
             save_image(run / "filters.png", tile_filters(W, (p, p, 3)), scale=3),
             save_line_plot(run / "objective.png", {"RICA objective": objective},
                            "L-BFGS iteration", "J(W)", "Training objective")]),

@@ -46,6 +46,7 @@ __all__ = [
     "sparsity_terms",
     "normalize_rows",
     "unit_norm_gradient",
+    "distinct_filters",
 ]
 
 #: Target size in bytes of one (b, k) block of ``Z = X W^T`` (cache-sized);
@@ -214,6 +215,24 @@ def rica_loss_grad_reference(W: np.ndarray, X: np.ndarray, lam: float, eps: floa
     value = lam * np.sum(R ** 2) / m + np.sum(pooled) / m
     grad = 2 * lam * (Z @ R.T + W @ (R @ Xc.T)) / m + dZ @ Xc.T / m
     return float(value), grad
+
+
+def distinct_filters(W: np.ndarray, threshold: float = 0.95) -> int:
+    """How many of the k filters W (k, d) are not near-copies of one another.
+
+    Greedy: a filter counts unless an earlier counted one has |cosine| above
+    ``threshold`` with it (sign is ignored: -w responds as w does under |.| or
+    a split non-linearity).  Why it matters: with k much larger than d, the
+    reconstruction term is met by any tight frame, copies included, so long
+    L-BFGS runs drift towards a few hundred maximally sparse directions held
+    by many filters each; this count shows how far a fit has gone.
+    """
+    unit = normalize_rows(np.asarray(W, np.float64))[0]
+    similar = np.abs(unit @ unit.T) > threshold
+    kept = np.zeros(len(unit), bool)
+    for i in range(len(unit)):
+        kept[i] = not (similar[i] & kept).any()
+    return int(kept.sum())
 
 
 def normalize_rows(V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -162,24 +162,39 @@ def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
                                              "message": str(result.message)}
 
 
-def validation_masks(shard_rows: Sequence[int], fraction: float, seed: int) -> list[np.ndarray]:
-    """Per shard, a boolean mask of the rows held out for validation (seeded)."""
+def validation_masks(groups: Sequence[np.ndarray], fraction: float, seed: int) -> list[np.ndarray]:
+    """Per shard, a boolean mask of the rows held out for validation (seeded).
+
+    groups: per shard, each row's image id (ints >= 0): every row of one image falls
+    on the same side, so an image listed twice cannot be both fitted and validated.
+    """
     if not 0 < fraction < 1:
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
-    rng = np.random.default_rng(seed)
-    return [rng.random(n) < fraction for n in shard_rows]
+    groups = [np.asarray(g, np.int64) for g in groups]
+    n_groups = max((int(g.max()) + 1 for g in groups if len(g)), default=0)
+    held_out = np.random.default_rng(seed).random(n_groups) < fraction
+    return [held_out[g] for g in groups]
+
+
+def row_groups(labels: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Every row its own group, numbered across shards (rows of distinct images)."""
+    offsets = np.cumsum([0] + [len(y) for y in labels])
+    return [np.arange(start, stop) for start, stop in zip(offsets[:-1], offsets[1:])]
 
 
 def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_classes: int,
                             method: str = "l2svm", lam_grid: Sequence[float] = LAM_GRID,
                             val_fraction: float = 0.1, seed: int = 0, svm_iter: int = 100,
-                            log=None) -> tuple[np.ndarray, dict]:
+                            log=None, groups: Sequence[np.ndarray] | None = None
+                            ) -> tuple[np.ndarray, dict]:
     """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
 
     paths: feature shard files; labels: per shard, its rows' labels.  method: "ridge"
     or "l2svm" (started from the ridge solution).  The regulariser is
     ``lam = g * n_fit`` for the g in ``lam_grid`` with the best accuracy of ridge on a
-    held-out ``val_fraction`` of the rows; the final fit uses all rows.
+    held-out ``val_fraction`` of the images (``groups``: per shard, each row's image
+    id, for listings with repeated images; default: every row a distinct image); the
+    final fit uses all rows.
     Returns (weights (f + 1, c) on raw features, last row the bias; summary dict).
     """
     if method not in METHODS:
@@ -187,7 +202,8 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     log = log or (lambda *args: None)
     mean, std, n = feature_moments(paths)
     standardizer = Standardizer(mean, std)
-    held_out = validation_masks([len(y) for y in labels], val_fraction, seed)
+    held_out = validation_masks(row_groups(labels) if groups is None else groups,
+                                val_fraction, seed)
     fitting = [~mask for mask in held_out]
     G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, n_classes)
     lams = [g * n_fit for g in lam_grid]

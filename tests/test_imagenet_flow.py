@@ -87,6 +87,10 @@ def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
     fitted = first["classification"]["rica"]["fit"]["n_train"]
     assert fitted == 48  # the broken image is listed, then skipped
     assert doubled["classification"]["rica"]["fit"]["n_train"] == 2 * fitted
+    # each image is listed twice; both copies fall on the same side of the validation split
+    images = np.concatenate([np.load(path)["images"]
+                             for path in doubled["encoding"]["labels"]["rica"]["train"]])
+    assert np.array_equal(np.bincount(images)[np.unique(images)], np.full(fitted, 2))
 
 
 def test_registered_and_validated():

@@ -2,8 +2,9 @@ import numpy as np
 import pytest
 
 from terafeat.isa import subspace_pooling
-from terafeat.rica import (RICA, RicaLoss, data_basis, normalize_rows, rica_loss_grad,
-                           rica_loss_grad_reference, sparsity_terms, unit_norm_gradient)
+from terafeat.rica import (RICA, RicaLoss, data_basis, distinct_filters, normalize_rows,
+                           rica_loss_grad, rica_loss_grad_reference, sparsity_terms,
+                           unit_norm_gradient)
 
 
 def _numerical_gradient(f, x, h=1e-6):
@@ -100,6 +101,33 @@ def test_complete_rica_recovers_laplacian_sources(dtype):
     start = layer.initial_weights(d)
     assert _amari_index(start @ whitening @ mixing) > 0.2
     assert layer.objective_[-1] < layer.objective_[0]
+
+
+def test_distinct_filters_counts_near_copies_once_whatever_their_sign():
+    rng = np.random.default_rng(3)
+    basis = np.linalg.qr(rng.standard_normal((6, 6)))[0]
+    assert distinct_filters(basis) == 6
+    copies = np.vstack([basis, -2 * basis, basis + 1e-3 * rng.standard_normal((6, 6))])
+    assert distinct_filters(copies) == 6
+    tilted = normalize_rows(basis[:1] + 0.5 * basis[1:2])[0]  # |cos| 0.89 with basis[0]
+    assert distinct_filters(np.vstack([basis, tilted])) == 7
+    assert distinct_filters(np.vstack([basis, tilted]), threshold=0.85) == 6
+
+
+def test_overcomplete_rica_on_a_complete_ica_model_ends_with_copies_of_the_sources():
+    """The reconstruction term is met by any tight frame, copies included: 8x
+    overcomplete RICA on 8 Laplacian sources spreads its 64 filters early on, then
+    puts them all on the 8 sparse directions (why long fits lose features)."""
+    rng = np.random.default_rng(5)
+    d = 8
+    mixed = rng.laplace(size=(20000, d)) @ rng.standard_normal((d, d)).T
+    mixed -= mixed.mean(axis=0)
+    eigenvalues, eigenvectors = np.linalg.eigh(np.cov(mixed.T))
+    whitened = mixed @ eigenvectors @ np.diag(eigenvalues ** -0.5) @ eigenvectors.T
+    early = RICA(64, lam=10.0, max_iter=20, random_state=0).fit(whitened).W_
+    late = RICA(64, lam=10.0, max_iter=300, random_state=0).fit(whitened).W_
+    assert distinct_filters(early) > 40
+    assert distinct_filters(late) <= 10
 
 
 def test_same_seed_same_weights_bit_for_bit():

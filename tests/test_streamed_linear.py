@@ -6,7 +6,7 @@ from sklearn.svm import LinearSVC
 from terafeat.storage import save_array
 from terafeat.streamed_linear import (LAM_GRID, Standardizer, _squared_hinge, feature_moments,
                                       fit_streamed_classifier, gram_statistics, iter_shards,
-                                      ridge_solve, top_k_accuracy)
+                                      ridge_solve, row_groups, top_k_accuracy, validation_masks)
 
 
 def blobs(n, f=20, classes=3, seed=0):
@@ -81,6 +81,20 @@ def test_streamed_classifier_learns_and_agrees_with_sklearn(tmp_path, method):
     assert summary["n_train"] == 900 and len(summary["validation_accuracy"]) == len(LAM_GRID)
     if method == "l2svm":
         assert summary["svm"]["n_iter"] >= 1
+
+
+def test_validation_split_keeps_each_image_on_one_side():
+    rng = np.random.default_rng(0)
+    images = rng.permutation(np.repeat(np.arange(2000), 2))  # every image listed twice
+    groups = np.split(images, [1500, 2600])  # three shards
+    masks = validation_masks(groups, 0.1, seed=4)
+    held = np.concatenate(masks)
+    assert 0.07 < held.mean() < 0.13
+    for image in range(2000):
+        assert len(set(held[images == image])) == 1
+    assert all(np.array_equal(a, b) for a, b in zip(masks, validation_masks(groups, 0.1, 4)))
+    assert [len(g) for g in row_groups([np.zeros(3), np.zeros(2)])] == [3, 2]
+    assert np.array_equal(np.concatenate(row_groups([np.zeros(3), np.zeros(2)])), np.arange(5))
 
 
 def test_mismatched_labels_name_the_shard(tmp_path):

@@ -109,9 +109,8 @@ def _sample_image_patches(run: Path, p, results: dict, out: Path):
 def _encode_images(run: Path, p, results: dict, out: Path):
     from tasks.image_encoding import encode_images
     return encode_images.fn(_run_listing(run, results), str(out), str(run / "whitener.npz"),
-                            str(run / "W.npy"), p.patch_size, p.nonlinearity, p.alpha, p.grid,
-                            p.image_size, p.batch_size, p.shard_size, p.encode_on,
-                            p.dask_address)
+                            str(run / "W.npy"), p.patch_size, p.encoding(), p.image_size,
+                            p.batch_size, p.shard_size, p.encode_on, p.dask_address)
 
 
 _LAYERS = ("layer1-whitener.npz", "layer1-W.npy", "layer2-whitener.npz", "layer2-W.npy")

@@ -60,11 +60,13 @@ class ImagenetParams(TrainingBackend, StageCache):
                        "(see 'distinct filters' in the report), and the features lose accuracy")
     eps: float = Field(1e-2, gt=0, description="smoothing of the L1 penalty sqrt(eps + u^2)")
     max_iter: int = Field(300, ge=1, description="L-BFGS iterations")
-    nonlinearity: Literal["split", "abs"] = Field(
+    nonlinearity: Literal["split", "abs", "smooth_l1"] = Field(
         "split", description="split: soft threshold [max(z - alpha, 0), max(-z - alpha, 0)]; "
-                             "abs: |z|")
+                             "abs: |z|; smooth_l1: sqrt(eps + z^2), RICA's penalty")
     alpha: float = Field(0.25, ge=0, description="soft threshold of the split non-linearity")
-    grid: int = Field(2, ge=1, le=4, description="sum-pooling grid (2: quadrants)")
+    grid: int = Field(2, ge=1, le=4, description="pooling grid (2: quadrants)")
+    pooling: Literal["sum", "l2"] = Field("sum", description="over each grid cell: sum, or "
+                                          "l2 (square root of the sum of squares)")
     classifier: Literal["l2svm", "ridge"] = Field(
         "l2svm", description="one-vs-rest squared-hinge SVM (L-BFGS, started from ridge) or ridge")
     lam_grid: tuple[float, ...] = Field(LAM_GRID, min_length=1, description="regularisers "
@@ -80,6 +82,11 @@ class ImagenetParams(TrainingBackend, StageCache):
     dtype: Literal["float32", "float64"] = "float32"
     seed: int = Field(0, description="seed of every random choice")
     output_root: str = Field("reports", description="reports go to <output_root>/imagenet/<run>/")
+
+    def encoding(self) -> dict:
+        """The ``ConvolutionalEncoder`` options of the feature-extraction stage."""
+        return {"nonlinearity": self.nonlinearity, "alpha": self.alpha, "grid": self.grid,
+                "pooling": self.pooling, "smoothing": self.eps}
 
     def whitening_components(self) -> int | float | None:
         """``n_components`` as ``Whitener`` takes it: a count as an int, else the fraction."""
@@ -116,8 +123,8 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
                      params.eps, params.max_iter, params.dtype, params.seed,
                      **params.backend_options(), cache_root=cache)
     encoding = timed("extract features", encode_images, listing, run, whitener, training["W"],
-                     params.patch_size, params.nonlinearity, params.alpha, params.grid,
-                     params.image_size, params.batch_size, params.shard_size, params.encode_on,
+                     params.patch_size, params.encoding(), params.image_size,
+                     params.batch_size, params.shard_size, params.encode_on,
                      params.dask_address, cache_root=cache)
     classification = timed("classify", classify_images, encoding, len(listing["classes"]), run,
                            params.classifier, list(params.lam_grid), params.val_fraction,

@@ -32,11 +32,13 @@ def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int
 
 @task(name="encode-images")
 def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
-                  patch_size: int, nonlinearity: str, alpha: float, grid: int, image_size: int,
-                  batch_size: int, shard_size: int, encode_on: str = "dask",
-                  dask_address: str | None = None, cache_root: str | None = None) -> dict:
+                  patch_size: int, encoding: dict, image_size: int, batch_size: int,
+                  shard_size: int, encode_on: str = "dask", dask_address: str | None = None,
+                  cache_root: str | None = None) -> dict:
     """Feature shards ``features/<set>-<split>-NNNNN.npy`` (+ ``.kept.npy``) for the
     learned encoder ("rica") and raw pixels ("pixels").
+
+    encoding: ``ConvolutionalEncoder`` options (nonlinearity, alpha, grid, pooling).
 
     encode_on: "dask" maps shards over the cluster at ``dask_address`` (else
     $TERAFEAT_DASK_ADDRESS, else a local cluster, one worker per core); "local" encodes
@@ -49,7 +51,7 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
     def compute(out: Path) -> dict:
         whitener = load_whitener(whitener_path)
         encoder = ConvolutionalEncoder(load_array(W_path), whitener.whitening_, whitener.mean_,
-                                       patch_size, nonlinearity, alpha, grid)
+                                       patch_size, **encoding)
         encoder_path = str(save_arrays(out / "encoder.npz", encoder.to_arrays()))
         rows = pd.read_csv(listing["listing"], usecols=["path", "record", "label"])
         labels = rows["label"].to_numpy()
@@ -100,9 +102,8 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
                     result["peak_rss"] / 1e9, len(result["problems"]))
         return result
 
-    params = {"patch_size": patch_size, "nonlinearity": nonlinearity, "alpha": alpha,
-              "grid": grid, "image_size": image_size, "batch_size": batch_size,
-              "shard_size": shard_size, "reader": listing["reader"]}
+    params = {"patch_size": patch_size, **encoding, "image_size": image_size,
+              "batch_size": batch_size, "shard_size": shard_size, "reader": listing["reader"]}
     return cached(cache_root, "encode-images", params,
                   {"listing": listing["listing"], "whitener": whitener_path, "W": W_path},
                   run_dir, compute, resumable=True)

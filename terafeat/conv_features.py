@@ -1,8 +1,8 @@
 """Single-layer convolutional features in the Coates–Ng style, with a learned filter bank.
 
 Every patch_size x patch_size window of an image (stride 1) is contrast-normalised,
-whitened and filtered; the responses go through a non-linearity and are pooled over
-a grid of cells (2x2: the four quadrants).  Normalisation, whitening and filtering
+whitened and filtered; the responses go through a non-linearity and are pooled (sum,
+or L2: root of the summed squares) over a grid of cells (2x2: the four quadrants).  Normalisation, whitening and filtering
 are folded into one (d + 1, k) matrix; each pooling cell's windows are filtered in
 cache-sized chunks, so the non-linearity and the pooling sums run in the cache.
 """
@@ -13,7 +13,8 @@ import numpy as np
 from terafeat.images import check_choice
 from terafeat.patches import dense_patches
 
-NONLINEARITIES = ("split", "abs")
+NONLINEARITIES = ("split", "abs", "smooth_l1")
+POOLINGS = ("sum", "l2")
 #: Coates et al. add 10 to the patch variance of 0-255 pixels; ours are in [0, 1].
 NORM_EPS = 10 / 255 ** 2
 
@@ -46,9 +47,12 @@ class ConvolutionalEncoder:
     whitening : (d, d_white) whitening matrix; ``mean`` (d,) subtracted first.
     patch_size : window side in pixels; d = patch_size**2 * channels.
     nonlinearity : "split" (Coates–Ng soft threshold: [max(z - alpha, 0),
-        max(-z - alpha, 0)], 2k maps) or "abs" (|z|, k maps).
+        max(-z - alpha, 0)], 2k maps), "abs" (|z|, k maps) or "smooth_l1"
+        (sqrt(smoothing + z^2), RICA's own penalty, k maps).
     alpha : soft threshold of "split" (in whitened units).
-    grid : sum-pooling grid (2: quadrants).
+    grid : pooling grid (2: quadrants).
+    pooling : "sum" over each cell, or "l2" (square root of the sum of squares).
+    smoothing : the eps of "smooth_l1".
     norm_eps : see :func:`contrast_normalize`.
     chunk : windows filtered per matrix product; small enough that a (chunk, k)
         block of responses stays in the CPU cache for the element-wise passes.
@@ -56,8 +60,9 @@ class ConvolutionalEncoder:
 
     def __init__(self, filters, whitening, mean, patch_size: int, nonlinearity: str = "split",
                  alpha: float = 0.25, grid: int = 2, norm_eps: float = NORM_EPS,
-                 chunk: int = 128):
+                 chunk: int = 128, pooling: str = "sum", smoothing: float = 1e-2):
         check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
+        check_choice("pooling", pooling, POOLINGS)
         filters = np.asarray(filters, dtype=np.float32)
         whitening = np.asarray(whitening, dtype=np.float32)
         if whitening.shape[1] != filters.shape[1]:
@@ -74,20 +79,24 @@ class ConvolutionalEncoder:
         self.grid = grid
         self.norm_eps = norm_eps
         self.chunk = chunk
+        self.pooling = pooling
+        self.smoothing = float(smoothing)
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything :meth:`from_arrays` needs (for ``np.savez``)."""
         return {"filters": self.filters, "whitening": self.whitening, "mean": self.mean,
                 "patch_size": np.array(self.patch_size), "nonlinearity": np.array(self.nonlinearity),
                 "alpha": np.array(self.alpha), "grid": np.array(self.grid),
-                "norm_eps": np.array(self.norm_eps)}
+                "norm_eps": np.array(self.norm_eps), "pooling": np.array(self.pooling),
+                "smoothing": np.array(self.smoothing)}
 
     @classmethod
     def from_arrays(cls, arrays) -> "ConvolutionalEncoder":
         """Inverse of :meth:`to_arrays` (accepts an ``np.load`` of a saved .npz)."""
         return cls(arrays["filters"], arrays["whitening"], arrays["mean"],
                    int(arrays["patch_size"]), str(arrays["nonlinearity"]),
-                   float(arrays["alpha"]), int(arrays["grid"]), float(arrays["norm_eps"]))
+                   float(arrays["alpha"]), int(arrays["grid"]), float(arrays["norm_eps"]),
+                   pooling=str(arrays["pooling"]), smoothing=float(arrays["smoothing"]))
 
     @property
     def n_outputs(self) -> int:
@@ -123,22 +132,42 @@ class ConvolutionalEncoder:
             out[i] = 0
             for cell, rows in chunks:
                 self._pool_chunk(patches[rows], out[i, cell], buffers[:, :len(rows)])
+        if self.pooling == "l2":
+            np.sqrt(out, out=out)
         return out.reshape(n, -1)
 
     def _pool_chunk(self, patches: np.ndarray, pooled: np.ndarray, buffers: np.ndarray) -> None:
-        """Add the pooled responses of (m, d + 1) patches of one cell to ``pooled`` in place.
+        """Add the pooled responses of (m, d + 1) patches of one cell to ``pooled`` in place
+        (for L2 pooling: their squares; the root is taken once the cell is complete).
 
         The chunk is small enough for the cache, so the element-wise passes stay there.
         """
-        responses, clipped = buffers
+        responses, spare = buffers
         np.matmul(patches, self.weights_, out=responses)
         k, m = self.weights_.shape[1], len(patches)
-        if self.nonlinearity == "abs":
-            pooled += np.abs(responses, out=responses).sum(axis=0)
+        if self.nonlinearity == "split" and self.pooling == "sum":
+            # sum max(z - a, 0) = sum max(z, a) - m a;  sum max(-z - a, 0) = -sum min(z, -a) - m a
+            pooled[:k] += np.maximum(responses, self.alpha, out=spare).sum(axis=0) - m * self.alpha
+            pooled[k:] -= np.minimum(responses, -self.alpha, out=spare).sum(axis=0) + m * self.alpha
             return
-        # sum max(z - a, 0) = sum max(z, a) - m a;  sum max(-z - a, 0) = -sum min(z, -a) - m a
-        pooled[:k] += np.maximum(responses, self.alpha, out=clipped).sum(axis=0) - m * self.alpha
-        pooled[k:] -= np.minimum(responses, -self.alpha, out=clipped).sum(axis=0) + m * self.alpha
+        for part, maps in enumerate(self._maps(responses, spare)):
+            if self.pooling == "l2":
+                np.square(maps, out=maps)
+            pooled[part * k:(part + 1) * k] += maps.sum(axis=0)
+
+    def _maps(self, responses: np.ndarray, spare: np.ndarray) -> list[np.ndarray]:
+        """The non-linearity's maps of (m, k) responses, computed in place in the two buffers."""
+        if self.nonlinearity == "abs":
+            return [np.abs(responses, out=responses)]
+        if self.nonlinearity == "smooth_l1":
+            np.square(responses, out=responses)
+            responses += self.smoothing
+            return [np.sqrt(responses, out=responses)]
+        positive = np.subtract(responses, self.alpha, out=spare)
+        np.maximum(positive, 0, out=positive)
+        negative = np.negative(responses, out=responses)
+        negative -= self.alpha
+        return [positive, np.maximum(negative, 0, out=negative)]
 
 
 def cell_chunks(rows: int, cols: int, grid: int, chunk: int) -> list[tuple[int, np.ndarray]]:

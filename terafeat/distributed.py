@@ -441,7 +441,8 @@ class DistributedRicaLoss:
     def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
         data = self.data
         before = data.bytes_out + data.bytes_in
-        penalty_sum, penalty_grad, rows = data.map_reduce(_sparsity, W, self.eps, self.pool)
+        penalty_sum, penalty_grad, rows = data.map_reduce(
+            _sparsity, W.astype(data.dtype, copy=False), self.eps, self.pool)
         self.bytes_per_evaluation = data.bytes_out + data.bytes_in - before
         if rows != data.n_samples:
             raise RuntimeError(f"evaluation covered {rows} rows instead of {data.n_samples}")

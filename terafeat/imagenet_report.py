@@ -70,7 +70,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
         ("Test accuracy", [
             f"Single layer of {parameters['n_features']} RICA features on {p}x{p}x3 patches, "
             f"stride-1 convolution over {parameters['image_size']}px images, "
-            f"{parameters['nonlinearity']} non-linearity, sum-pooled over a "
+            f"{parameters['nonlinearity']} non-linearity, {parameters['pooling']}-pooled over a "
             f"{parameters['grid']}x{parameters['grid']} grid; {parameters['classifier']} "
             "one-vs-rest linear classifier on standardised features, regulariser chosen on "
             f"{parameters['val_fraction']:.0%} of the training images held out.",

@@ -58,16 +58,22 @@ def reconstruction_terms(W: np.ndarray, C: np.ndarray, lam: float) -> tuple[floa
     """Reconstruction term ``lam * (1/m)||X W^T W - X||^2`` and its gradient.
 
     W: (k, d) features; C: (d, d) second-moment matrix ``X^T X / m``.
-    Returns (value, gradient of shape (k, d)), in W's dtype.
+    Returns (value, gradient of shape (k, d) in W's dtype).  Computed in float64
+    whatever W's dtype (O(k d^2), small beside the sparsity term's m-sized
+    products): overcomplete, the term is a large near-constant (k unit rows
+    on d dims give P ~ (k/d) I), and float32 rounding of it would drown the
+    sparsity term's changes, stopping L-BFGS after a few iterations.
     """
-    P = W.T @ W
+    W64 = W.astype(np.float64, copy=False)
+    C64 = C.astype(np.float64, copy=False)
+    P = W64.T @ W64
     P[np.diag_indices_from(P)] -= 1.0
-    CP = C @ P
+    CP = C64 @ P
     value = lam * float(np.vdot(P, CP))
-    grad = W @ CP
-    grad += (W @ P) @ C
+    grad = W64 @ CP
+    grad += (W64 @ P) @ C64
     grad *= 2.0 * lam
-    return value, grad
+    return value, grad.astype(W.dtype, copy=False)
 
 
 class SparsityKernel:
@@ -172,8 +178,10 @@ class RicaLoss:
         self._kernel = SparsityKernel(X, n_features, pool, block_rows)
 
     def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
+        """(J, dJ/dW in W's dtype); the m-sized products run in X's dtype, the
+        reconstruction term in float64 from W as given (see reconstruction_terms)."""
         value, grad = reconstruction_terms(W, self.C, self.lam)
-        total, sparse_grad = self._kernel(W, self.eps)
+        total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
         grad += sparse_grad * W.dtype.type(1.0 / self.m)
         return value + total / self.m, grad
 
@@ -299,8 +307,9 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
                   dtype=np.float32, callback=None) -> LbfgsResult:
     """L-BFGS over V (k, r) with W = normalize_rows(V) basis^T (k, d).
 
-    loss: ``loss(W) -> (value, dJ/dW)`` in ``dtype`` (local ``RicaLoss`` or a
-    distributed one).  V0: float64 starting point, (k, r) with r = basis's
+    loss: ``loss(W) -> (value, dJ/dW)``, given W in float64 (local ``RicaLoss`` or
+    a distributed one; each runs its data products in the data's dtype).  ``dtype``:
+    that of the returned W.  V0: float64 starting point, (k, r) with r = basis's
     columns (or d without a basis).  ``callback(iteration, value, V)`` runs
     after every iteration.  A non-finite objective or gradient raises
     FloatingPointError instead of returning a NaN W.
@@ -320,7 +329,9 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
                         if info["user_api"] == "blas"], default=1)
 
     def fun(v: np.ndarray):
-        V, norms, W = span_weights(v.reshape(k, r), basis, dtype)
+        # the loss gets W in float64 and runs its m-sized products in the data's dtype:
+        # rounding W to float32 here would make J jitter by more than an iteration gains
+        V, norms, W = span_weights(v.reshape(k, r), basis, np.float64)
         with controller.limit(limits=loss_threads, user_api="blas"):
             value, grad = loss(W)
         if not (math.isfinite(value) and np.isfinite(grad).all()):

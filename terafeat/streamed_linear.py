@@ -24,7 +24,7 @@ from terafeat.distributed import load_shard
 
 METHODS = ("ridge", "l2svm")
 #: Regularisers tried, as multiples of the number of training rows.
-LAM_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3)
+LAM_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 
 
 def iter_shards(paths: Sequence, labels: Sequence[np.ndarray],

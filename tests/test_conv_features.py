@@ -28,16 +28,22 @@ def reference(encoder, images):
     z = z.reshape(n, side, side, -1)
     if encoder.nonlinearity == "abs":
         maps = np.abs(z)
+    elif encoder.nonlinearity == "smooth_l1":
+        maps = np.sqrt(encoder.smoothing + z ** 2)
     else:
         maps = np.concatenate([np.maximum(z - encoder.alpha, 0),
                                np.maximum(-z - encoder.alpha, 0)], axis=3)
+    if encoder.pooling == "l2":
+        return np.sqrt(pool_grid(maps ** 2, encoder.grid))
     return pool_grid(maps, encoder.grid)
 
 
-@pytest.mark.parametrize("nonlinearity,grid,chunk", [("split", 2, 128), ("split", 3, 7),
-                                                     ("abs", 2, 16)])
-def test_encoder_equals_plain_computation(nonlinearity, grid, chunk):
-    encoder = random_encoder(nonlinearity, grid=grid, chunk=chunk)
+@pytest.mark.parametrize("nonlinearity,grid,chunk,pooling", [
+    ("split", 2, 128, "sum"), ("split", 3, 7, "sum"), ("abs", 2, 16, "sum"),
+    ("smooth_l1", 2, 50, "sum"), ("split", 2, 128, "l2"), ("smooth_l1", 3, 7, "l2")])
+def test_encoder_equals_plain_computation(nonlinearity, grid, chunk, pooling):
+    encoder = random_encoder(nonlinearity, grid=grid, chunk=chunk, pooling=pooling,
+                             smoothing=0.05)
     images = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)
     features = encoder.transform(images)
     assert features.shape == (3, encoder.n_outputs) and features.dtype == np.float32

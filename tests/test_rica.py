@@ -130,6 +130,18 @@ def test_overcomplete_rica_on_a_complete_ica_model_ends_with_copies_of_the_sourc
     assert distinct_filters(late) <= 10
 
 
+def test_float32_fit_of_a_large_near_constant_objective_runs_its_iterations():
+    """32x overcomplete with lam 30, J is ~2e5 of nearly constant reconstruction term;
+    float32 rounding of it used to stop L-BFGS after 5 iterations ("relative reduction")."""
+    rng = np.random.default_rng(5)
+    X = rng.laplace(size=(5000, 8)) / np.sqrt(2)
+    fits = {dtype: RICA(256, lam=30.0, max_iter=30, dtype=dtype, random_state=0).fit(X)
+            for dtype in (np.float32, np.float64)}
+    assert fits[np.float32].n_iter_ == 30
+    gained = {dtype: fit.objective_[0] - fit.objective_[-1] for dtype, fit in fits.items()}
+    assert gained[np.float32] == pytest.approx(gained[np.float64], rel=1e-2)
+
+
 def test_same_seed_same_weights_bit_for_bit():
     rng = np.random.default_rng(6)
     X = rng.standard_normal((3000, 12)).astype(np.float32)

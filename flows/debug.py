@@ -106,10 +106,18 @@ def _sample_image_patches(run: Path, p, results: dict, out: Path):
                                    p.patch_size, p.image_size, p.patch_images, p.seed)
 
 
+def _train_kmeans(run: Path, p, results: dict, out: Path):
+    from tasks.kmeans_filters import train_kmeans_filters
+    return train_kmeans_filters.fn(str(run / "whitened.npy"), str(out), p.n_features, p.seed)
+
+
 def _encode_images(run: Path, p, results: dict, out: Path):
     from tasks.image_encoding import encode_images
+    banks = {"rica": str(run / "W.npy")}
+    if p.kmeans_peer:
+        banks["kmeans"] = str(run / "kmeans-W.npy")
     return encode_images.fn(_run_listing(run, results), str(out), str(run / "whitener.npz"),
-                            str(run / "W.npy"), p.patch_size, p.encoding(), p.image_size,
+                            banks, p.patch_size, p.encoding(), p.image_size,
                             p.batch_size, p.shard_size, p.encode_on, p.dask_address)
 
 
@@ -128,6 +136,7 @@ STAGES: dict[str, tuple[Stage, ...]] = {
     "extract-tile-features": (Stage("histology", ("tiles.csv", "whitener.npz", "W.npy",
                                                   "patches.npy"), _extract_tile_features),),
     "sample-image-patches": (Stage("imagenet", ("train_images.csv",), _sample_image_patches),),
+    "train-kmeans": (Stage("imagenet", ("whitened.npy",), _train_kmeans),),
     "encode-images": (Stage("imagenet", ("listing.csv", "whitener.npz", "W.npy"),
                             _encode_images),),
     "sample-blocks": (Stage("action_recognition", ("clips.json",), _sample_blocks),),

@@ -14,6 +14,7 @@ from tasks.image_encoding import encode_images
 from tasks.image_listing import list_images
 from tasks.image_patches import sample_image_patches
 from tasks.imagenet_report import write_imagenet_report
+from tasks.kmeans_filters import train_kmeans_filters
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
 from terafeat.imagenet_report import headline_rows
@@ -60,6 +61,10 @@ class ImagenetParams(TrainingBackend, StageCache):
                        "(see 'distinct filters' in the report), and the features lose accuracy")
     eps: float = Field(1e-2, gt=0, description="smoothing of the L1 penalty sqrt(eps + u^2)")
     max_iter: int = Field(300, ge=1, description="L-BFGS iterations")
+    kmeans_peer: bool = Field(False, description="also learn k-means centroids (Coates et al.) "
+                              "from the same whitened patches and encode and classify with them "
+                              "exactly as with RICA's filters: the learners compared alone "
+                              "(adds a third of the extraction and classification time)")
     nonlinearity: Literal["split", "abs", "smooth_l1"] = Field(
         "split", description="split: soft threshold [max(z - alpha, 0), max(-z - alpha, 0)]; "
                              "abs: |z|; smooth_l1: sqrt(eps + z^2), RICA's penalty")
@@ -122,7 +127,12 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
     training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
                      params.eps, params.max_iter, params.dtype, params.seed,
                      **params.backend_options(), cache_root=cache)
-    encoding = timed("extract features", encode_images, listing, run, whitener, training["W"],
+    banks, kmeans = {"rica": training["W"]}, None
+    if params.kmeans_peer:
+        kmeans = timed("train k-means", train_kmeans_filters, whitened, run, params.n_features,
+                       params.seed, cache_root=cache)
+        banks["kmeans"] = kmeans["W"]
+    encoding = timed("extract features", encode_images, listing, run, whitener, banks,
                      params.patch_size, params.encoding(), params.image_size,
                      params.batch_size, params.shard_size, params.encode_on,
                      params.dask_address, cache_root=cache)
@@ -131,7 +141,7 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
                            params.svm_iter, params.seed)
     results = {"flow": "imagenet", "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), "listing": listing,
-               "patches": patches, "training": training, "encoding": encoding,
+               "patches": patches, "training": training, "kmeans": kmeans, "encoding": encoding,
                "classification": classification,
                "unreadable_images": sorted({tuple(p) for p in listing["layout_problems"]
                                             + patches["problems"] + encoding["problems"]}),

@@ -18,7 +18,6 @@ from terafeat.shard_encoding import (RAW_PIXELS, encode_listing, kept_path, peak
                                      shard_ranges)
 from terafeat.storage import load_array, save_arrays
 
-FEATURE_SETS = ("rica", "pixels")
 
 
 def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int, int]]]:
@@ -31,12 +30,13 @@ def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int
 
 
 @task(name="encode-images")
-def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
+def encode_images(listing: dict, run_dir: str, whitener_path: str, filter_banks: dict,
                   patch_size: int, encoding: dict, image_size: int, batch_size: int,
                   shard_size: int, encode_on: str = "dask", dask_address: str | None = None,
                   cache_root: str | None = None) -> dict:
-    """Feature shards ``features/<set>-<split>-NNNNN.npy`` (+ ``.kept.npy``) for the
-    learned encoder ("rica") and raw pixels ("pixels").
+    """Feature shards ``features/<set>-<split>-NNNNN.npy`` (+ ``.kept.npy``) for each
+    learned filter bank (``filter_banks``: {set name: path of (k, d_white) filters}, e.g.
+    "rica", "kmeans") and for raw pixels ("pixels").
 
     encoding: ``ConvolutionalEncoder`` options (nonlinearity, alpha, grid, pooling).
 
@@ -50,14 +50,17 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
 
     def compute(out: Path) -> dict:
         whitener = load_whitener(whitener_path)
-        encoder = ConvolutionalEncoder(load_array(W_path), whitener.whitening_, whitener.mean_,
-                                       patch_size, **encoding)
-        encoder_path = str(save_arrays(out / "encoder.npz", encoder.to_arrays()))
+        sources = {}
+        for name, W_path in filter_banks.items():
+            encoder = ConvolutionalEncoder(load_array(W_path), whitener.whitening_,
+                                           whitener.mean_, patch_size, **encoding)
+            sources[name] = str(save_arrays(out / f"{name}-encoder.npz", encoder.to_arrays()))
+        sources["pixels"] = RAW_PIXELS
         rows = pd.read_csv(listing["listing"], usecols=["path", "record", "label"])
         labels = rows["label"].to_numpy()
         images = pd.factorize(pd.MultiIndex.from_frame(rows[["path", "record"]]))[0]
         ranges = split_ranges(listing["listing"], shard_size)
-        total = 2 * sum(len(r) for r in ranges.values())
+        total = len(sources) * sum(len(r) for r in ranges.values())
         done = [0]
 
         def report(_, __):
@@ -70,7 +73,7 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
                   "peak_rss": 0, "images_per_second": {}}
         with (get_client(dask_address) if encode_on == "dask"
               else contextlib.nullcontext()) as client:
-            for name, source in (("rica", encoder_path), ("pixels", RAW_PIXELS)):
+            for name, source in sources.items():
                 started = time.perf_counter()
                 result["shards"][name], result["labels"][name] = {}, {}
                 for split, split_ranges_ in ranges.items():
@@ -88,7 +91,7 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
                     result["labels"][name][split] = label_paths
                     result["peak_rss"] = max([result["peak_rss"]]
                                              + [s["peak_rss"] for s in summaries])
-                    if name == "rica":  # the pixel pass reads the same files
+                    if name == next(iter(sources)):  # the other passes read the same files
                         result["problems"] += [list(p) for s in summaries for p in s["problems"]]
                     result["dims"][name] = int(np.load(paths[0], mmap_mode="r").shape[1])
                 seconds = time.perf_counter() - started
@@ -105,5 +108,6 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, W_path: str,
     params = {"patch_size": patch_size, **encoding, "image_size": image_size,
               "batch_size": batch_size, "shard_size": shard_size, "reader": listing["reader"]}
     return cached(cache_root, "encode-images", params,
-                  {"listing": listing["listing"], "whitener": whitener_path, "W": W_path},
+                  {"listing": listing["listing"], "whitener": whitener_path,
+                   **{f"W-{name}": path for name, path in filter_banks.items()}},
                   run_dir, compute, resumable=True)

@@ -17,7 +17,7 @@ COATES_CIFAR10 = [("k-means (triangle), 1600 features", 0.779),
                   ("k-means (triangle), 4000 features", 0.796),
                   ("sparse autoencoder, 1600 features", 0.734),
                   ("sparse RBM, 1600 features", 0.724)]
-NAMES = {"rica": "RICA (learned)", "pixels": "raw pixels"}
+NAMES = {"rica": "RICA (learned)", "kmeans": "k-means (same pipeline)", "pixels": "raw pixels"}
 
 
 def headline_rows(results: dict) -> list[dict]:
@@ -74,7 +74,11 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             f"{parameters['grid']}x{parameters['grid']} grid; {parameters['classifier']} "
             "one-vs-rest linear classifier on standardised features, regulariser chosen on "
             f"{parameters['val_fraction']:.0%} of the training images held out.",
-            rows, "Beside published single-layer results (CIFAR-10 only):", comparison]),
+            rows, *([f"k-means: {parameters['n_features']} centroids of the same whitened "
+                     "patches (Coates et al.'s learner), unit-normalised, then the same encoder "
+                     "and classifier; only the filter learner differs."]
+                    if results.get("kmeans") else []),
+            "Beside published single-layer results (CIFAR-10 only):", comparison]),
         ("Data", [[{"data set": parameters["dataset"], "root": parameters["data_root"],
                     "training images": listing["n_train"], "test images": listing["n_test"],
                     "classes": len(names), "train listed x": parameters["train_repeat"],

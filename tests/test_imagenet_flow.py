@@ -47,13 +47,14 @@ def image_folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_runs(prefect_server, image_folders, tmp_path_factory):
-    """A run, then the same with the training set listed twice (same cache)."""
+    """A run, then the same with the training set listed twice (same cache) and the
+    k-means peer."""
     root = tmp_path_factory.mktemp("reports")
     cache = tmp_path_factory.mktemp("cache")
     common = dict(data_root=str(image_folders), output_root=str(root), cache_root=str(cache),
                   **SMALL)
     first = imagenet(ImagenetParams(**common))
-    doubled = imagenet(ImagenetParams(train_repeat=2, **common))
+    doubled = imagenet(ImagenetParams(train_repeat=2, kmeans_peer=True, **common))
     return first, doubled, image_folders
 
 
@@ -87,6 +88,11 @@ def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
     fitted = first["classification"]["rica"]["fit"]["n_train"]
     assert fitted == 48  # the broken image is listed, then skipped
     assert doubled["classification"]["rica"]["fit"]["n_train"] == 2 * fitted
+    # the k-means peer: its own filters through the same encoder and classifier
+    assert doubled["encoding"]["dims"]["kmeans"] == doubled["encoding"]["dims"]["rica"]
+    assert doubled["classification"]["kmeans"]["n"] == doubled["classification"]["rica"]["n"]
+    assert doubled["kmeans"]["distinct_filters"] >= 1 and first["kmeans"] is None
+    assert "k-means (same pipeline)" in open(f"{doubled['run_dir']}/index.html").read()
     # each image is listed twice; both copies fall on the same side of the validation split
     images = np.concatenate([np.load(path)["images"]
                              for path in doubled["encoding"]["labels"]["rica"]["train"]])

@@ -6,6 +6,7 @@ Run from the repository root::
     python bench/imagenet_cifar10.py                       # full: 50,000 / 10,000 images
     python bench/imagenet_cifar10.py --per-class 500 --set n_features=400   # a quick look
     python bench/imagenet_cifar10.py --data-root /data     # cifar10/ already extracted there
+    python bench/imagenet_cifar10.py --set kmeans_peer=true --skip-doubled   # with k-means
 
 The shared archive (``../shared/data/cifar10.tar``: class folders per split, JPEG) is
 extracted into a temporary folder unless ``--data-root`` holds ``cifar10/``.  Run 1 is
@@ -63,13 +64,12 @@ def main(argv=None) -> int:
             runs.append(("training list x2", *run_flow({**params, "train_repeat": 2})))
     first, seconds = runs[0][1], runs[0][2]
     rica = first["classification"]["rica"]
-    pixels = first["classification"]["pixels"]
     print(f"\nCIFAR-10 ({first['listing']['n_train']} training / {first['listing']['n_test']} "
           f"test images), {first['parameters']['n_features']} RICA features, "
           f"{first['parameters']['classifier']}")
     print(f"{'features':<44}{'test top-1':>11}")
-    print(f"{'RICA (this run)':<44}{rica['top1']:>11.4f}")
-    print(f"{'raw pixels (this run, same classifier)':<44}{pixels['top1']:>11.4f}")
+    for row in first["headline"]:
+        print(f"{row['features'] + ' (this run)':<44}{row['top-1']:>11.4f}")
     for what, accuracy in COATES_CIFAR10:
         print(f"{'Coates et al. 2011: ' + what:<44}{accuracy:>11.4f}")
     verdict = "met" if rica["top1"] >= TARGET else f"missed by {TARGET - rica['top1']:.4f}"

@@ -120,11 +120,19 @@ def local_network(params: LocalNetworkParams = LocalNetworkParams()) -> dict:
                                              for r in training["layers"]),
                  "units": units["kind"], "best unit": units["best_unit"],
                  "best unit accuracy": round(units["best_unit_accuracy"], 4),
-                 "random unit accuracy": round(units["random_unit_accuracy"], 4)}]
+                 "random unit accuracy": round(units["random_unit_accuracy"], 4),
+                 "random unit std": round(units["random_unit_std"], 4),
+                 f"margin over random + {units['margin_std']:g} std": round(units["margin"], 4),
+                 "beats random unit": units["beats_random"],
+                 "untrained network's best unit": round(units["untrained_best_unit_accuracy"], 4),
+                 "linear ceiling": round(units["linear_accuracy"], 4)}]
     results["headline"] = headline
     page = timed("write report", write_local_network_report, run, results)
-    logger.info("%d connections, %.1f frames/s; best unit %d: %.3f held out (random unit %.3f)",
-                training["n_connections"], training["frames_per_second"], units["best_unit"],
-                units["best_unit_accuracy"], units["random_unit_accuracy"])
+    logger.info("%d connections, %.1f frames/s; best unit %d: %.3f held out (random unit "
+                "%.3f +- %.3f; %s), linear ceiling %.3f", training["n_connections"],
+                training["frames_per_second"], units["best_unit"], units["best_unit_accuracy"],
+                units["random_unit_accuracy"], units["random_unit_std"],
+                "beats it" if units["beats_random"] else "does not beat it",
+                units["linear_accuracy"])
     results["report"] = publish_report("local_network", page, headline)
     return results

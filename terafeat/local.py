@@ -335,13 +335,16 @@ def local_contrast_normalize(maps: np.ndarray, size: int, floor: float = 1e-4) -
 def initial_weights(geometry: LayerGeometry, rows: tuple[int, int], seed: int,
                     dtype=np.float32) -> np.ndarray:
     """V (2, L_t, k, D) for grid rows [a, b): each grid row's weights from its own seeded
-    stream, so a tile draws exactly its part of the full layer's start."""
+    stream, so a tile draws exactly its part of the full layer's start.  Both halves
+    are N(0, 1/D): Adagrad moves each weight by about the learning rate per step, so
+    encoding weights of scale 1 (their norm ~ sqrt(D)) would barely turn the
+    normalised filters, and training would fit the decoder alone."""
     dtype = check_dtype(dtype)
     cols, k, D = geometry.grid[1], geometry.maps, geometry.patch_dim
     blocks = [np.random.default_rng([int(seed), row]).standard_normal((2, cols, k, D))
               for row in range(*rows)]
     V = np.concatenate(blocks, axis=1)
-    V[1] *= 1.0 / math.sqrt(D)
+    V *= 1.0 / math.sqrt(D)
     return V.astype(dtype)
 
 

@@ -125,7 +125,8 @@ def local_network(params: LocalNetworkParams = LocalNetworkParams()) -> dict:
                  f"margin over random + {units['margin_std']:g} std": round(units["margin"], 4),
                  "beats random unit": units["beats_random"],
                  "untrained network's best unit": round(units["untrained_best_unit_accuracy"], 4),
-                 "linear ceiling": round(units["linear_accuracy"], 4)}]
+                 "linear ceiling": round(units["linear_accuracy"], 4),
+                 "face-template unit (reference)": round(units["template_unit_accuracy"], 4)}]
     results["headline"] = headline
     page = timed("write report", write_local_network_report, run, results)
     logger.info("%d connections, %.1f frames/s; best unit %d: %.3f held out (random unit "

@@ -8,11 +8,12 @@ import numpy as np
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.local import (UNIT_KINDS, load_network, random_network, stage_responses,
-                            unit_responses)
+from terafeat.local import (UNIT_KINDS, load_network, network_input, random_network,
+                            stage_responses, unit_responses)
 from terafeat.local_stimulus import unit_functions
-from terafeat.neuron import (face_detection_set, invariance_curves, linear_ceiling,
-                             optimal_stimulus, random_unit_margin, score_face_units)
+from terafeat.neuron import (face_detection_set, invariance_curves, lfw_face_half,
+                             linear_ceiling, optimal_stimulus, random_unit_margin,
+                             score_face_units, template_unit)
 from terafeat.storage import save_array
 
 #: Standard deviations of the units' held-out accuracies by which the best unit must
@@ -31,7 +32,9 @@ def score_local_units(network_path: str, run_dir: str, frame_size: int,
     random-unit baseline and a linear ceiling), and the linear ceiling of every
     stage's units (where the face information goes).  The trained network's best
     ``kind`` unit beats the baseline when its held-out accuracy exceeds the random
-    unit's mean by ``MARGIN_STD`` standard deviations.  Writes ``responses.npy``
+    unit's mean by ``MARGIN_STD`` standard deviations.  For reference, the same
+    score of one linear unit built from labels (``template_unit``: the mean
+    training-half face on the network's input).  Writes ``responses.npy``
     (n, units) of ``kind``, ``top_stimuli.npy`` and ``optimal_stimulus.npy`` (the
     unit-norm input maximising it, ``stimulus_iterations`` L-BFGS steps from 2
     starts) of the best unit and returns the numbers with its invariance curves
@@ -70,6 +73,11 @@ def score_local_units(network_path: str, run_dir: str, frame_size: int,
                         scores["best_unit_accuracy"], scores["random_unit_accuracy"],
                         scores["random_unit_std"], scores["linear_accuracy"],
                         scores["majority_accuracy"])
+    lcn_size = layers[0][0].lcn_size
+    template = score_face_units(template_unit(network_input(images, lcn_size), network_input(
+        lfw_face_half("train", frame_size), lcn_size)), is_face, seed)["best_unit_accuracy"]
+    logger.info("reference: one linear unit, the mean training-half face on the network's "
+                "input: held-out accuracy %.3f", template)
     scores = by_kind[kind]
     unit = scores["best_unit"]
     order = np.argsort(-responses[:, unit], kind="stable")[:n_top]
@@ -89,7 +97,8 @@ def score_local_units(network_path: str, run_dir: str, frame_size: int,
                           if row["network"] == "untrained" and row["units"] == kind)
     return dict(numbers, kind=kind, by_kind=summary, stages=stages, margin=margin,
                 margin_std=MARGIN_STD, beats_random=bool(margin > 0),
-                untrained_best_unit_accuracy=untrained_best, n_units=int(responses.shape[1]),
+                untrained_best_unit_accuracy=untrained_best, template_unit_accuracy=template,
+                n_units=int(responses.shape[1]),
                 n_images=int(len(is_face)),
                 n_faces=int(is_face.sum()), top_faces=int(is_face[order].sum()),
                 responses=str(save_array(run / "responses.npy", responses)),

@@ -76,6 +76,9 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
             "same shape before training (the weights training started from). Simple units: "
             "the top stage's local filter responses W1^T x; output units: after its L2 "
             "pooling and LCN.", units["by_kind"],
+            "For reference, one linear unit made from labels, not learnt (its filter the "
+            "mean training-half face on the network's input), scored the same way: "
+            f"{units['template_unit_accuracy']:.3f} held out.",
             "Where the face information goes: held-out accuracy of a label-trained linear "
             "classifier on all the units of each stage, trained "
             "and untrained network:", units["stages"],

@@ -25,7 +25,8 @@ __all__ = [
     "NONFACE_IMAGES", "FACE_HALVES", "resize_images", "image_crops", "lfw_face_half",
     "training_frames", "face_detection_set", "best_thresholds", "detection_accuracy", "optimal_stimulus",
     "transform_images", "invariance_curves", "invariance_score", "DEFAULT_TRANSFORMS",
-    "score_face_units", "linear_ceiling", "random_unit_margin", "patch_trajectories",
+    "score_face_units", "linear_ceiling", "random_unit_margin", "template_unit",
+    "patch_trajectories",
 ]
 
 #: Bundled natural images without a human face: the source of non-face crops.
@@ -319,6 +320,19 @@ def random_unit_margin(scores: dict, n_std: float = 2.0) -> float:
     baseline by more than the units' own spread."""
     return float(scores["best_unit_accuracy"]
                  - (scores["random_unit_accuracy"] + n_std * scores["random_unit_std"]))
+
+
+def template_unit(images: np.ndarray, templates: np.ndarray) -> np.ndarray:
+    """Responses (n,) of one linear unit whose filter is the mean of ``templates``
+    (m, ...) to ``images`` (n, ...) of the same shape: with the training-half faces as
+    templates, a single unit that is a face detector by construction (a reference for
+    what one unit can score on the held-out set, not something learnt)."""
+    images, templates = np.asarray(images), np.asarray(templates)
+    if images.shape[1:] != templates.shape[1:]:
+        raise ValueError(f"images of shape {images.shape[1:]} do not match templates of shape "
+                         f"{templates.shape[1:]}")
+    return images.reshape(len(images), -1).astype(np.float64) @ \
+        templates.reshape(len(templates), -1).mean(axis=0, dtype=np.float64)
 
 
 def score_face_units(responses, is_face, random_state=0) -> dict:

@@ -44,6 +44,8 @@ def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
         "random_unit_accuracy"] - 2 * units["random_unit_std"])
     assert units["beats_random"] == (units["margin"] > 0)
     assert results["headline"][0]["beats random unit"] == units["beats_random"]
+    assert 0.0 <= units["template_unit_accuracy"] <= 1.0 and "face-template unit" in \
+        json.dumps(results["headline"])
     assert 0 <= units["best_unit"] < 98 and 0.0 <= units["best_unit_accuracy"] <= 1.0
     assert set(units["curves"]) == {"translation", "scale", "rotation"}
     page = (run / "index.html").read_text()

@@ -5,7 +5,7 @@ import pytest
 from terafeat.neuron import (best_thresholds, detection_accuracy, face_detection_set,
                              invariance_curves, invariance_score, lfw_face_half, linear_ceiling,
                              optimal_stimulus, random_unit_margin, score_face_units,
-                             transform_images)
+                             template_unit, transform_images)
 
 
 def test_face_detection_set_is_seeded_held_out_and_in_range():
@@ -149,3 +149,12 @@ def test_a_planted_face_unit_beats_the_random_unit_baseline_and_noise_does_not()
     assert linear_ceiling(planted[:, 30:40], is_face, 0) > 0.85
     chance = score_face_units(noise, is_face, random_state=0)
     assert random_unit_margin(chance) < 0 and linear_ceiling(noise[:, 30:40], is_face, 0) < 0.75
+
+
+def test_template_unit_is_the_mean_templates_filter():
+    rng = np.random.default_rng(1)
+    templates, images = rng.random((4, 3, 5)), rng.random((6, 3, 5))
+    np.testing.assert_allclose(template_unit(images, templates),
+                               images.reshape(6, -1) @ templates.mean(axis=0).ravel())
+    with pytest.raises(ValueError, match="do not match templates"):
+        template_unit(images, templates[:, :2])

@@ -31,24 +31,25 @@ class LocalNetworkParams(BaseModel):
     frames_per_video: int = Field(20, ge=1, description="frames taken per video (about 1 per second)")
     frame_size: int = Field(64, ge=16, le=200, description="side of the square grey frames, pixels")
     n_frames: int = Field(2000, ge=8, description="unlabelled training frames")
-    face_fraction: float = Field(0.1, ge=0, le=1, description="fraction of the frames that are "
+    face_fraction: float = Field(0.3, ge=0, le=1, description="fraction of the frames that are "
                                  "lfw faces (training half), as faces appear in unlabelled video")
     layers: int = Field(3, ge=1, le=3, description="stages of (filter, pool, LCN)")
     fields: tuple[int, ...] = Field((8, 4, 3), min_length=1,
                                     description="receptive field side of each stage (input units)")
     strides: tuple[int, ...] = Field((2, 1, 1), min_length=1,
                                      description="receptive field spacing of each stage")
-    maps: tuple[int, ...] = Field((8, 8, 8), min_length=1,
-                                  description="filters (maps) per location of each stage")
+    maps: tuple[int, ...] = Field((16, 32, 40), min_length=1,
+                                  description="filters (maps) per location of each stage "
+                                              "(default: 10.2 million connections at 64x64)")
     pool: int = Field(3, ge=1, description="L2 pooling over pool x pool neighbouring units of a map")
     pool_stride: int = Field(1, ge=1, description="spacing of the pooling units")
     lcn_size: int = Field(5, ge=1, description="local contrast normalisation window, units")
     partitions: int = Field(1, ge=1, description="tiles of each stage's receptive-field grid "
                             "(model parallelism; 1 = one machine)")
     replicas: int = Field(1, ge=1, description="Downpour model replicas on separate data shards")
-    steps: int = Field(300, ge=1, description="minibatch steps per stage and replica")
+    steps: int = Field(1000, ge=1, description="minibatch steps per stage and replica")
     batch_size: int = Field(16, ge=1, description="frames per minibatch")
-    learning_rate: float = Field(0.05, gt=0, description="Adagrad's gamma")
+    learning_rate: float = Field(0.1, gt=0, description="Adagrad's gamma")
     lam: float = Field(LAMBDA, gt=0, description="weight of the pooled sparsity term (ICML 2012: 0.1)")
     eps: float = Field(EPS, gt=0, description="smoothing of sqrt(eps + H z^2)")
     backend: Literal["local", "dask"] = Field(
@@ -120,11 +121,20 @@ def local_network(params: LocalNetworkParams = LocalNetworkParams()) -> dict:
                                              for r in training["layers"]),
                  "units": units["kind"], "best unit": units["best_unit"],
                  "best unit accuracy": round(units["best_unit_accuracy"], 4),
-                 "random unit accuracy": round(units["random_unit_accuracy"], 4)}]
+                 "random unit accuracy": round(units["random_unit_accuracy"], 4),
+                 "random unit std": round(units["random_unit_std"], 4),
+                 f"margin over random + {units['margin_std']:g} std": round(units["margin"], 4),
+                 "beats random unit": units["beats_random"],
+                 "untrained network's best unit": round(units["untrained_best_unit_accuracy"], 4),
+                 "linear ceiling": round(units["linear_accuracy"], 4),
+                 "face-template unit (reference)": round(units["template_unit_accuracy"], 4)}]
     results["headline"] = headline
     page = timed("write report", write_local_network_report, run, results)
-    logger.info("%d connections, %.1f frames/s; best unit %d: %.3f held out (random unit %.3f)",
-                training["n_connections"], training["frames_per_second"], units["best_unit"],
-                units["best_unit_accuracy"], units["random_unit_accuracy"])
+    logger.info("%d connections, %.1f frames/s; best unit %d: %.3f held out (random unit "
+                "%.3f +- %.3f; %s), linear ceiling %.3f", training["n_connections"],
+                training["frames_per_second"], units["best_unit"], units["best_unit_accuracy"],
+                units["random_unit_accuracy"], units["random_unit_std"],
+                "beats it" if units["beats_random"] else "does not beat it",
+                units["linear_accuracy"])
     results["report"] = publish_report("local_network", page, headline)
     return results

@@ -8,41 +8,76 @@ import numpy as np
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.local import UNIT_KINDS, load_network, unit_responses
+from terafeat.local import (UNIT_KINDS, load_network, network_input, random_network,
+                            stage_responses, unit_responses)
 from terafeat.local_stimulus import unit_functions
-from terafeat.neuron import (face_detection_set, invariance_curves, optimal_stimulus,
-                             score_face_units)
+from terafeat.neuron import (face_detection_set, invariance_curves, lfw_face_half,
+                             linear_ceiling, optimal_stimulus, random_unit_margin,
+                             score_face_units, template_unit)
 from terafeat.storage import save_array
+
+#: Standard deviations of the units' held-out accuracies by which the best unit must
+#: beat the random-unit baseline to count as a face detector.
+MARGIN_STD = 2.0
 
 
 @task(name="score-local-units")
 def score_local_units(network_path: str, run_dir: str, frame_size: int,
                       n_nonfaces_per_face: float, seed: int, n_top: int,
                       stimulus_iterations: int, kind: str = "simple") -> dict:
-    """Held-out faces vs non-faces through the network; scores every top-layer unit of
-    both kinds (simple units and pooled, normalised outputs; ``score_face_units``: unit
-    chosen on one half, accuracy on the other, beside the random-unit baseline and a
-    linear ceiling); writes ``responses.npy`` (n, units) of ``kind``, whose best unit
-    it inspects: ``top_stimuli.npy``,
-    ``top_stimuli.npy`` and ``optimal_stimulus.npy`` (the unit-norm input maximising
-    it, ``stimulus_iterations`` L-BFGS steps from 2 starts) of the best unit and
-    returns the numbers with its invariance curves (translation, scale, rotation)
-    over those stimuli."""
+    """Held-out faces vs non-faces through the network and through an untrained one of
+    the same shape (the weights training started from, ``random_network``); scores
+    every top-layer unit of both kinds (simple units and pooled, normalised outputs;
+    ``score_face_units``: unit chosen on one half, accuracy on the other, beside the
+    random-unit baseline and a linear ceiling), and the linear ceiling of every
+    stage's units (where the face information goes).  The trained network's best
+    ``kind`` unit beats the baseline when its held-out accuracy exceeds the random
+    unit's mean by ``MARGIN_STD`` standard deviations.  For reference, the same
+    score of one linear unit built from labels (``template_unit``: the mean
+    training-half face on the network's input).  Writes ``responses.npy``
+    (n, units) of ``kind``, ``top_stimuli.npy`` and ``optimal_stimulus.npy`` (the
+    unit-norm input maximising it, ``stimulus_iterations`` L-BFGS steps from 2
+    starts) of the best unit and returns the numbers with its invariance curves
+    (translation, scale, rotation) over those stimuli."""
     logger = stage_logger()
     layers = load_network(network_path)
+    untrained = random_network([g for g, _ in layers], seed, layers[0][1].dtype)
     images, is_face = face_detection_set(frame_size, n_nonfaces_per_face, seed)
-    by_kind = {}
-    for each in UNIT_KINDS:
-        found = unit_responses(images, layers, each)
-        by_kind[each] = score_face_units(found, is_face, seed)
-        by_kind[each]["n_units"] = found.shape[1]
-        if each == kind:
-            responses = found
-        logger.info("%s units: best of %d: %d, held-out accuracy %.3f (random unit %.3f, "
-                    "linear %.3f, majority %.3f)", each, found.shape[1],
-                    by_kind[each]["best_unit"], by_kind[each]["best_unit_accuracy"],
-                    by_kind[each]["random_unit_accuracy"], by_kind[each]["linear_accuracy"],
-                    by_kind[each]["majority_accuracy"])
+    summary, stages, by_kind = [], [], {}
+    for network, weights in (("trained", layers), ("untrained", untrained)):
+        found = stage_responses(images, weights)
+        if network == "trained":
+            responses = found[-1][kind]
+        for i, stage in enumerate(found):
+            row = {"network": network, "stage": i + 1}
+            for each in UNIT_KINDS:
+                row[f"{each} units"] = stage[each].shape[1]
+                row[f"linear, {each}"] = linear_ceiling(stage[each], is_face, seed)
+            stages.append(row)
+        for each in UNIT_KINDS:
+            scores = score_face_units(found[-1][each], is_face, seed)
+            if network == "trained":
+                by_kind[each] = scores
+            summary.append({"network": network, "units": each, "count": found[-1][each].shape[1],
+                            "best unit": scores["best_unit"],
+                            "best unit (held out)": scores["best_unit_accuracy"],
+                            "random unit": scores["random_unit_accuracy"],
+                            "random unit std": scores["random_unit_std"],
+                            f"margin over random + {MARGIN_STD:g} std":
+                                random_unit_margin(scores, MARGIN_STD),
+                            "linear, all units (labels)": scores["linear_accuracy"],
+                            "majority": scores["majority_accuracy"]})
+            logger.info("%s network, %s units: best of %d: %d, held-out accuracy %.3f (random "
+                        "unit %.3f +- %.3f, linear %.3f, majority %.3f)", network, each,
+                        scores["held_out_accuracy"].size, scores["best_unit"],
+                        scores["best_unit_accuracy"], scores["random_unit_accuracy"],
+                        scores["random_unit_std"], scores["linear_accuracy"],
+                        scores["majority_accuracy"])
+    lcn_size = layers[0][0].lcn_size
+    template = score_face_units(template_unit(network_input(images, lcn_size), network_input(
+        lfw_face_half("train", frame_size), lcn_size)), is_face, seed)["best_unit_accuracy"]
+    logger.info("reference: one linear unit, the mean training-half face on the network's "
+                "input: held-out accuracy %.3f", template)
     scores = by_kind[kind]
     unit = scores["best_unit"]
     order = np.argsort(-responses[:, unit], kind="stable")[:n_top]
@@ -57,12 +92,13 @@ def score_local_units(network_path: str, run_dir: str, frame_size: int,
     run = Path(run_dir)
     numbers = {key: value.tolist() if hasattr(value, "tolist") else value
                for key, value in scores.items()}
-    summary = [{"units": name, "count": found["n_units"], "best unit": found["best_unit"],
-                "best unit (held out)": found["best_unit_accuracy"],
-                "random unit": found["random_unit_accuracy"],
-                "linear, all units (labels)": found["linear_accuracy"],
-                "majority": found["majority_accuracy"]} for name, found in by_kind.items()]
-    return dict(numbers, kind=kind, by_kind=summary, n_units=int(responses.shape[1]),
+    margin = random_unit_margin(scores, MARGIN_STD)
+    untrained_best = next(row["best unit (held out)"] for row in summary
+                          if row["network"] == "untrained" and row["units"] == kind)
+    return dict(numbers, kind=kind, by_kind=summary, stages=stages, margin=margin,
+                margin_std=MARGIN_STD, beats_random=bool(margin > 0),
+                untrained_best_unit_accuracy=untrained_best, template_unit_accuracy=template,
+                n_units=int(responses.shape[1]),
                 n_images=int(len(is_face)),
                 n_faces=int(is_face.sum()), top_faces=int(is_face[order].sum()),
                 responses=str(save_array(run / "responses.npy", responses)),

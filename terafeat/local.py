@@ -49,7 +49,8 @@ __all__ = ["LayerGeometry", "Tiling", "TileForward", "extract_patches", "overlap
            "local_contrast_normalize", "filter_and_pool",
            "initial_weights", "encoder_weights", "tile_region", "tile_forward", "tile_backward",
            "layer_objective", "encode_layer", "network_forward", "network_input", "save_network",
-           "load_network", "stack_geometries", "unit_responses", "UNIT_KINDS", "LAMBDA", "EPS"]
+           "load_network", "stack_geometries", "unit_responses", "stage_responses", "random_network",
+           "UNIT_KINDS", "LAMBDA", "EPS"]
 
 #: Weight of the pooled sparsity term (ICML 2012).
 LAMBDA = 0.1
@@ -334,13 +335,16 @@ def local_contrast_normalize(maps: np.ndarray, size: int, floor: float = 1e-4) -
 def initial_weights(geometry: LayerGeometry, rows: tuple[int, int], seed: int,
                     dtype=np.float32) -> np.ndarray:
     """V (2, L_t, k, D) for grid rows [a, b): each grid row's weights from its own seeded
-    stream, so a tile draws exactly its part of the full layer's start."""
+    stream, so a tile draws exactly its part of the full layer's start.  Both halves
+    are N(0, 1/D): Adagrad moves each weight by about the learning rate per step, so
+    encoding weights of scale 1 (their norm ~ sqrt(D)) would barely turn the
+    normalised filters, and training would fit the decoder alone."""
     dtype = check_dtype(dtype)
     cols, k, D = geometry.grid[1], geometry.maps, geometry.patch_dim
     blocks = [np.random.default_rng([int(seed), row]).standard_normal((2, cols, k, D))
               for row in range(*rows)]
     V = np.concatenate(blocks, axis=1)
-    V[1] *= 1.0 / math.sqrt(D)
+    V *= 1.0 / math.sqrt(D)
     return V.astype(dtype)
 
 
@@ -534,19 +538,36 @@ def load_network(path) -> list[tuple[LayerGeometry, np.ndarray]]:
 UNIT_KINDS = ("simple", "output")
 
 
+def stage_responses(images: np.ndarray, layers, chunk: int = 64) -> list[dict[str, np.ndarray]]:
+    """Every stage's units on grey images (n, H, W) (made network input as in training):
+    one dict per stage, {"simple": (n, L * k) local filter responses, unit index =
+    location * k + map, "output": (n, rows * cols * k) pooled, normalised outputs,
+    index = (row * cols + col) * k + map}."""
+    frames = network_input(images, layers[0][0].lcn_size, layers[0][1].dtype)
+    stages = []
+    for geometry, V in layers:
+        W1 = encoder_weights(V)[0]
+        simple, outputs = [], []
+        for start in range(0, len(frames), chunk):
+            responses, pooled = filter_and_pool(frames[start:start + chunk], W1, geometry)
+            simple.append(responses.transpose(1, 0, 2).reshape(len(pooled), -1))
+            outputs.append(local_contrast_normalize(pooled, geometry.lcn_size))
+        frames = np.concatenate(outputs)
+        stages.append({"simple": np.concatenate(simple),
+                       "output": frames.reshape(len(frames), -1)})
+    return stages
+
+
 def unit_responses(images: np.ndarray, layers, kind: str = "simple", chunk: int = 64) -> np.ndarray:
-    """Top-stage units' responses to grey images (n, H, W) (made network input as in
-    training): kind "simple": (n, L * k), unit index = location * k + map (locations
-    row-major over the top grid); kind "output": (n, rows * cols * k), index =
-    (row * cols + col) * k + map."""
+    """Top-stage units' responses to grey images (n, H, W) of ``kind`` ("simple" or
+    "output"), indexed as in :func:`stage_responses`."""
     if kind not in UNIT_KINDS:
         raise ValueError(f"kind must be one of {UNIT_KINDS}, got {kind!r}")
-    frames = network_input(images, layers[0][0].lcn_size, layers[0][1].dtype)
-    if kind == "output":
-        return network_forward(frames, layers, chunk=chunk).reshape(len(frames), -1)
-    geometry, V = layers[-1]
-    frames = network_forward(frames, layers[:-1], chunk=chunk)
-    W1 = encoder_weights(V)[0]
-    return np.concatenate([filter_and_pool(frames[start:start + chunk], W1, geometry)[0]
-                           .transpose(1, 0, 2).reshape(len(frames[start:start + chunk]), -1)
-                           for start in range(0, len(frames), chunk)])
+    return stage_responses(images, layers, chunk)[-1][kind]
+
+
+def random_network(geometries, seed: int, dtype=np.float32) -> list[tuple[LayerGeometry, np.ndarray]]:
+    """Untrained stages [(geometry, V)] of the given shapes: the weights that training
+    with ``seed`` starts each stage from (:func:`initial_weights`); the baseline
+    network of the same shape."""
+    return [(g, initial_weights(g, (0, g.grid[0]), seed, dtype)) for g in geometries]

@@ -5,8 +5,8 @@ import pytest
 from terafeat.local import (LayerGeometry, Tiling, encode_layer, encoder_weights, extract_patches,
                             initial_weights, l2_pool_maps, layer_objective, load_network,
                             local_contrast_normalize, network_forward, network_input, overlap_add,
-                            save_network, stack_geometries, sum_pool, sum_pool_adjoint, tile_region,
-                            unit_responses)
+                            random_network, save_network, stack_geometries, stage_responses,
+                            sum_pool, sum_pool_adjoint, tile_region, unit_responses)
 from terafeat.local_stimulus import contrast_backward, unit_functions, unit_gradient
 
 GEOMETRIES = [LayerGeometry((14, 11, 2), field=4, stride=2, maps=3, pool=2, pool_stride=1),
@@ -245,3 +245,19 @@ def test_simple_units_are_the_top_stages_filter_responses():
                                patch @ W1[location, unit_map], rtol=1e-5, atol=1e-6)
     with pytest.raises(ValueError, match="kind must be one of"):
         unit_responses(images, layers, "pooled")
+
+
+def test_every_stages_units_and_the_untrained_network_of_the_same_shape():
+    geometries = stack_geometries((20, 20, 1), (6, 3), (2, 1), (3, 2), pool=2)
+    untrained = random_network(geometries, seed=4)
+    for geometry, V in untrained:
+        np.testing.assert_array_equal(V, initial_weights(geometry, (0, geometry.grid[0]), 4))
+    assert [V.dtype for _, V in random_network(geometries, 4, np.float64)] == [np.float64] * 2
+    images = np.random.default_rng(3).random((5, 20, 20)).astype(np.float32)
+    stages = stage_responses(images, untrained, chunk=2)
+    assert [(s["simple"].shape, s["output"].shape) for s in stages] == \
+        [((5, 8 * 8 * 3), (5, 7 * 7 * 3)), ((5, 5 * 5 * 2), (5, 4 * 4 * 2))]
+    np.testing.assert_allclose(stages[0]["output"], network_forward(
+        network_input(images, 5), untrained[:1]).reshape(5, -1), rtol=1e-5, atol=1e-5)
+    for kind in ("simple", "output"):
+        np.testing.assert_array_equal(stages[-1][kind], unit_responses(images, untrained, kind, chunk=2))

@@ -34,12 +34,23 @@ def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
     # simple units of stage 2: 7x7 locations x 2 maps; outputs: 6x6 x 2
     assert units["kind"] == "simple" and units["n_units"] == 7 * 7 * 2
     assert np.load(run / "responses.npy").shape == (100, 98)
-    assert [(row["units"], row["count"]) for row in units["by_kind"]] == [("simple", 98),
-                                                                          ("output", 72)]
+    assert [(row["network"], row["units"], row["count"]) for row in units["by_kind"]] == [
+        ("trained", "simple", 98), ("trained", "output", 72), ("untrained", "simple", 98),
+        ("untrained", "output", 72)]
+    assert [(row["network"], row["stage"], row["simple units"], row["output units"])
+            for row in units["stages"]] == [("trained", 1, 300, 243), ("trained", 2, 98, 72),
+                                            ("untrained", 1, 300, 243), ("untrained", 2, 98, 72)]
+    assert units["margin"] == pytest.approx(units["best_unit_accuracy"] - units[
+        "random_unit_accuracy"] - 2 * units["random_unit_std"])
+    assert units["beats_random"] == (units["margin"] > 0)
+    assert results["headline"][0]["beats random unit"] == units["beats_random"]
+    assert 0.0 <= units["template_unit_accuracy"] <= 1.0 and "face-template unit" in \
+        json.dumps(results["headline"])
     assert 0 <= units["best_unit"] < 98 and 0.0 <= units["best_unit_accuracy"] <= 1.0
     assert set(units["curves"]) == {"translation", "scale", "rotation"}
     page = (run / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "random unit" in page
+    assert "Where the face information goes" in page
     stimulus = np.load(run / "optimal_stimulus.npy")
     assert stimulus.shape == (24, 24) and np.linalg.norm(stimulus) == pytest.approx(1.0)
     assert f"{training['n_connections']:,}" in page

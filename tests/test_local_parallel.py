@@ -102,3 +102,16 @@ def test_a_tile_reads_only_its_rows_of_the_chosen_frames(tmp_path):
     np.testing.assert_array_equal(read_frames(path, (6, 4, 2)), frames)
     with pytest.raises(ShardError, match="expected float rows of 40"):
         read_frames(path, (5, 4, 2))
+
+
+def test_training_turns_the_encoding_filters_not_only_the_decoder(shards):
+    """Both halves of V start at the scale 1/sqrt(D), so Adagrad's steps (about the
+    learning rate per weight) turn the normalised encoding filters as well."""
+    from terafeat.local import initial_weights
+    start = encoder_weights(initial_weights(GEOMETRY, (0, GEOMETRY.grid[0]), 3))[0]
+    assert initial_weights(GEOMETRY, (0, GEOMETRY.grid[0]), 3).std() == pytest.approx(
+        1 / 6, rel=0.05)
+    trained = train_layer(shards, GEOMETRY, steps=40, batch_size=8, seed=3, learning_rate=0.05)
+    turned = (encoder_weights(trained.V)[0] * start).sum(axis=-1)
+    assert np.median(turned) < 0.95
+    assert trained.objective[-5:].mean() < 0.8 * trained.objective[:5].mean()

@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 
 from terafeat.neuron import (best_thresholds, detection_accuracy, face_detection_set,
-                             invariance_curves, invariance_score, lfw_face_half, optimal_stimulus,
-                             transform_images)
+                             invariance_curves, invariance_score, lfw_face_half, linear_ceiling,
+                             optimal_stimulus, random_unit_margin, score_face_units,
+                             template_unit, transform_images)
 
 
 def test_face_detection_set_is_seeded_held_out_and_in_range():
@@ -131,3 +132,29 @@ def test_invariance_curves_peak_at_the_template():
     with pytest.raises(ValueError, match="unknown transformation"):
         invariance_curves(respond, template, {"shear": (1,)})
     np.testing.assert_allclose(transform_images(template), template, atol=1e-6)
+
+
+def test_a_planted_face_unit_beats_the_random_unit_baseline_and_noise_does_not():
+    rng = np.random.default_rng(0)
+    is_face = np.r_[np.ones(50, bool), np.zeros(100, bool)]
+    noise = rng.standard_normal((150, 200))
+    planted = noise.copy()
+    planted[:, 37] = 3.0 * is_face + rng.standard_normal(150)
+    scores = score_face_units(planted, is_face, random_state=0)
+    assert scores["best_unit"] == 37 and scores["n_evaluation"] == 75
+    assert random_unit_margin(scores) > 0.05
+    assert random_unit_margin(scores, n_std=0) == pytest.approx(
+        scores["best_unit_accuracy"] - scores["random_unit_accuracy"])
+    assert scores["linear_accuracy"] == linear_ceiling(planted, is_face, 0)
+    assert linear_ceiling(planted[:, 30:40], is_face, 0) > 0.85
+    chance = score_face_units(noise, is_face, random_state=0)
+    assert random_unit_margin(chance) < 0 and linear_ceiling(noise[:, 30:40], is_face, 0) < 0.75
+
+
+def test_template_unit_is_the_mean_templates_filter():
+    rng = np.random.default_rng(1)
+    templates, images = rng.random((4, 3, 5)), rng.random((6, 3, 5))
+    np.testing.assert_allclose(template_unit(images, templates),
+                               images.reshape(6, -1) @ templates.mean(axis=0).ravel())
+    with pytest.raises(ValueError, match="do not match templates"):
+        template_unit(images, templates[:, :2])

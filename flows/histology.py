@@ -56,7 +56,7 @@ class HistologyParams(PooledLayerParams, StageCache):
         "split", description="non-linearity of the unpooled simple units: |Wx|, or the "
                              "Coates-Ng split soft threshold [max(Wx - alpha, 0), "
                              "max(-Wx - alpha, 0)] (2 features per filter)")
-    alpha: float = Field(0.25, ge=0, description="soft threshold of the split simple units, "
+    alpha: float = Field(0.1, ge=0, description="soft threshold of the split simple units, "
                          "whitened units")
     stride: int = Field(2, ge=1, description="stride of the convolutional encoding, pixels")
     pooling: Literal["quadrants", "pyramid"] = Field(

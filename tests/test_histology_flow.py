@@ -114,7 +114,7 @@ def test_feature_shards_cover_every_readable_tile(small_run):
     train, rows = load_feature_shards(features, "learned pooled", "train")
     assert train.shape == (28, 8 * 14) and len(np.unique(rows)) == 28
     rotated, rotated_rows = load_feature_shards(features, "learned unpooled", "test-rot90")
-    assert rotated.shape == (12, 32 * 14)
+    assert rotated.shape == (12, 2 * 32 * 14)
     assert not np.allclose(rotated, load_feature_shards(features, "learned unpooled", "test")[0])
 
 

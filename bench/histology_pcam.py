@@ -18,10 +18,11 @@ next to the numbers measured elsewhere with logistic regression (pixels
 and above every peer), plus the wall time of each stage.
 
 Measured 2026-11-27 on the shared 2-core machine (load 3-9, one BLAS thread),
-flow defaults (he patches 8x8, no DC removal, ZCA eps 0.03, 512 RICA units in
+the then flow defaults (unpooled units |Wx|; now split units, see the end):
+he patches 8x8, no DC removal, ZCA eps 0.03, 512 RICA units in
 ISA groups of 4, 150 L-BFGS iterations on 50,000 patches of 2000 training
 tiles, stride 2, 1x1 + 2x2 + 3x3 sum pooling, square root, logistic
-regression with C in 1e-4..1e-1 by 3-fold CV), test ROC AUC / accuracy, each
+regression with C in 1e-4..1e-1 by 3-fold CV; test ROC AUC / accuracy, each
 row one run (the last row: the earlier defaults, hed patches, stride 4, C in
 1e-3..1e-1):
 

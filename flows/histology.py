@@ -53,7 +53,7 @@ class HistologyParams(PooledLayerParams, StageCache):
     eps: float = Field(1e-2, gt=0, description="smoothing of sqrt(eps + u^2), training and pooling")
     max_iter: int = Field(150, ge=1, description="L-BFGS iterations")
     simple_units: Literal["abs", "split"] = Field(
-        "split", description="non-linearity of the unpooled simple units: |Wx|, or the "
+        "abs", description="non-linearity of the unpooled simple units: |Wx|, or the "
                              "Coates-Ng split soft threshold [max(Wx - alpha, 0), "
                              "max(-Wx - alpha, 0)] (2 features per filter)")
     alpha: float = Field(0.1, ge=0, description="soft threshold of the split simple units, "

@@ -94,7 +94,7 @@ def test_report_files_and_numbers(small_run):
     # the synthetic classes differ in colour and blobs: every learned set separates them
     assert metrics["learned pooled"]["roc_auc"] >= 0.9
     assert metrics["learned pooled"]["n_features"] == metrics["PCA"]["n_features"] == 8 * 14
-    assert metrics["learned unpooled"]["n_features"] == 2 * 32 * 14  # split units
+    assert metrics["learned unpooled"]["n_features"] == 32 * 14
     assert set(saved["classification"]["invariance"]["learned pooled"]) == {
         "original", "rot90", "rot180", "rot270", "flip"}
     assert saved["features"]["n_tiles"] == {"train": 28, "test": 12}
@@ -114,7 +114,7 @@ def test_feature_shards_cover_every_readable_tile(small_run):
     train, rows = load_feature_shards(features, "learned pooled", "train")
     assert train.shape == (28, 8 * 14) and len(np.unique(rows)) == 28
     rotated, rotated_rows = load_feature_shards(features, "learned unpooled", "test-rot90")
-    assert rotated.shape == (12, 2 * 32 * 14)
+    assert rotated.shape == (12, 32 * 14)
     assert not np.allclose(rotated, load_feature_shards(features, "learned unpooled", "test")[0])
 
 

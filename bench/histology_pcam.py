@@ -18,10 +18,11 @@ next to the numbers measured elsewhere with logistic regression (pixels
 and above every peer), plus the wall time of each stage.
 
 Measured 2026-11-27 on the shared 2-core machine (load 3-9, one BLAS thread),
-flow defaults (he patches 8x8, no DC removal, ZCA eps 0.03, 512 RICA units in
+flow defaults (unpooled units |Wx|):
+he patches 8x8, no DC removal, ZCA eps 0.03, 512 RICA units in
 ISA groups of 4, 150 L-BFGS iterations on 50,000 patches of 2000 training
 tiles, stride 2, 1x1 + 2x2 + 3x3 sum pooling, square root, logistic
-regression with C in 1e-4..1e-1 by 3-fold CV), test ROC AUC / accuracy, each
+regression with C in 1e-4..1e-1 by 3-fold CV; test ROC AUC / accuracy, each
 row one run (the last row: the earlier defaults, hed patches, stride 4, C in
 1e-3..1e-1):
 
@@ -62,6 +63,45 @@ components 0.816):
     he, pooled units beside split-sign simple units (16,128)  0.814
     he, per-tile channel standardisation / mean removal       0.790 / 0.763
     he, second stacked ISA layer on 3x3 layer-1 units         0.803
+
+Tried after the ImageNet-family findings (issue #6), 2000 training / 1000
+test tiles (the first 500 of each class of a 2000-tile stratified test
+subset), one seed each, with the flow's core functions (``sample_patches``,
+``Whitener``, ``RICA``, ``encode_images``, ``linear_classifier``) in a
+scratch script, flow settings otherwise (he, 50,000 patches, 150 L-BFGS
+iterations, lam 10, stride 2, 1x1 + 2x2 + 3x3 sum pooling, square root);
+test AUC, "distinct" = ``rica.distinct_filters`` of the fitted W:
+
+    ZCA eps 0.03, 512 units, ISA 4 (the old defaults): distinct 512/512
+      learned pooled (ISA units)                              0.832
+      same, C grid up to 10 (C = 0.1 still chosen)            0.832
+      unpooled |Wx|                                           0.843
+      unpooled split, soft threshold alpha 0.5 / 0.25 / 0.1   0.812 / 0.844 / 0.858
+    PCA to 99% variance (105 dims), eps 0.01, split 0.25      0.843 (493/512 distinct)
+    contrast-normalised patches (Coates-Ng), ZCA eps 0.1,
+      512 units ISA 4, split 0.25                             0.834 (438/512 distinct)
+      1600 units, no ISA, lam 30, split 0.25                  0.851 (1595/1600; 804 s)
+    rgb patches, ZCA eps 0.03, split 0.25                     0.728
+    1024 units (ISA 4), split 0.25                            0.840 (1024/1024 distinct)
+
+At lam 10 the histology filters do not collapse (512 of 512 distinct on 128
+whitened dims: 4x overcomplete, far less than the CIFAR runs' 1600); PCA onto the
+leading axes and the Coates-Ng contrast normalisation did not help (stain
+intensity carries the signal, as the DC-removal rows above show).  At this
+scale only the non-linearity of the simple units helped: split units with a
+small soft threshold (alpha 0.1), +0.015 over |Wx|, inside the 0.02 a
+second seed moved a row above.  At full scale (10,000 / 3,000 tiles, the
+same scratch script, learned set only, 1207 s: encoding 520 s, classifier
+614 s on 14,336 dims) it did not hold up:
+
+    he, ZCA eps 0.03, 512 units ISA 4, split alpha 0.1       0.836 / 0.753 (AUC / accuracy)
+
+level with the |Wx| units of the table above (0.835 / 0.754), so the flow
+keeps ``simple_units="abs"`` by default; ``simple_units="split"`` with
+``alpha`` is an option.  The full flow run with split units was stopped: its
+feature stage took 40 s per 256-tile batch at load 7, over 50 minutes in
+all.  The target stays NOT met: the best learned set, 0.836, misses 0.90 by
+0.064 and trails the hand-crafted peer (0.853) by 0.017.
 """
 from __future__ import annotations
 
@@ -118,13 +158,15 @@ def main(argv=None) -> int:
         elsewhere = ELSEWHERE_AUC.get(name)
         print(f"{name:18s} {m['n_features']:6d} {m['accuracy']:9.4f} {m['balanced_accuracy']:9.4f} "
               f"{m['roc_auc']:7.4f} {'' if elsewhere is None else f'~{elsewhere:.2f}':>14s}")
-    learned = metrics["learned pooled"]["roc_auc"]
     best_peer = max((m["roc_auc"], name) for name, m in metrics.items()
                     if not name.startswith("learned"))
-    print(f"\nlearned pooled AUC {learned:.4f}: target {TARGET_AUC} "
-          f"{'met' if learned >= TARGET_AUC else f'missed by {TARGET_AUC - learned:.4f}'}; "
-          f"best peer {best_peer[1]} {best_peer[0]:.4f} "
-          f"({'beaten' if learned > best_peer[0] else f'ahead by {best_peer[0] - learned:.4f}'})")
+    print()
+    for name in ("learned pooled", "learned unpooled"):
+        learned = metrics[name]["roc_auc"]
+        print(f"{name} AUC {learned:.4f}: target {TARGET_AUC} "
+              f"{'met' if learned >= TARGET_AUC else f'missed by {TARGET_AUC - learned:.4f}'}; "
+              f"best peer {best_peer[1]} {best_peer[0]:.4f} "
+              f"({'beaten' if learned > best_peer[0] else f'ahead by {best_peer[0] - learned:.4f}'})")
     print("invariance (test accuracy):", json.dumps(
         {name: {t: round(v["accuracy"], 4) for t, v in by.items()}
          for name, by in results["classification"]["invariance"].items()}))

@@ -66,7 +66,7 @@ def _extract_tile_features(run: Path, p, results: dict, out: Path):
     return extract_tile_features.fn(str(run / "tiles.csv"), str(out), str(run / "whitener.npz"),
                                     str(run / "W.npy"), str(run / "patches.npy"), p.colour_mode,
                                     p.patch_size, p.stride, p.pooling, p.group_size, p.eps,
-                                    p.pixel_size, p.batch_size)
+                                    p.pixel_size, p.batch_size, p.simple_units, p.alpha)
 
 
 def _sample_blocks(run: Path, p, results: dict, out: Path):

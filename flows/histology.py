@@ -52,6 +52,12 @@ class HistologyParams(PooledLayerParams, StageCache):
     lam: float = Field(10.0, gt=0, description="weight of the reconstruction term")
     eps: float = Field(1e-2, gt=0, description="smoothing of sqrt(eps + u^2), training and pooling")
     max_iter: int = Field(150, ge=1, description="L-BFGS iterations")
+    simple_units: Literal["abs", "split"] = Field(
+        "abs", description="non-linearity of the unpooled simple units: |Wx|, or the "
+                             "Coates-Ng split soft threshold [max(Wx - alpha, 0), "
+                             "max(-Wx - alpha, 0)] (2 features per filter)")
+    alpha: float = Field(0.1, ge=0, description="soft threshold of the split simple units, "
+                         "whitened units")
     stride: int = Field(2, ge=1, description="stride of the convolutional encoding, pixels")
     pooling: Literal["quadrants", "pyramid"] = Field(
         "pyramid", description="spatial sum-pooling cells: 2x2, or 1x1 + 2x2 + 3x3")
@@ -99,7 +105,8 @@ def histology(params: HistologyParams = HistologyParams()) -> dict:
     features = timed("extract features", extract_tile_features, tiles["tiles"], run, whitener,
                      training["W"], patches["patches"], params.colour_mode, params.patch_size,
                      params.stride, params.pooling, params.group_size, params.eps,
-                     params.pixel_size, params.batch_size, cache_root=cache)
+                     params.pixel_size, params.batch_size, params.simple_units, params.alpha,
+                     cache_root=cache)
     classification = timed("classify", classify_tiles, features, tiles["tiles"], run,
                            list(params.Cs), params.inner_folds, params.seed, params.classifier)
     unreadable = sorted({tuple(problem) for problem in tiles["layout_problems"] +

@@ -45,8 +45,11 @@ def load_feature_shards(features_dir: str, name: str, split: str) -> tuple[np.nd
 def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_path: str,
                           patches_path: str, colour_mode: str, patch_size: int, stride: int,
                           pooling: str, group_size: int, eps: float, pixel_size: int,
-                          batch_size: int, cache_root: str | None = None) -> dict:
+                          batch_size: int, simple_units: str = "abs", alpha: float = 0.0,
+                          cache_root: str | None = None) -> dict:
     """Every feature set of every readable tile, ``batch_size`` tiles at a time.
+
+    simple_units, alpha: the unpooled units' non-linearity (``histology.learned_encoders``).
 
     PCA keeps k / group_size components of the training patches (whitened
     like the learned layer's input), so it has the pooled features' dimension.
@@ -60,7 +63,7 @@ def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_p
         pca = Whitener("pca", n_components=min(W.shape[0] // group_size, W.shape[1]),
                        eps=whitener.eps, remove_dc=whitener.remove_dc)
         pca.fit(load_array(patches_path))
-        encoders = learned_encoders(whitener, W, pca, group_size, eps)
+        encoders = learned_encoders(whitener, W, pca, group_size, eps, simple_units, alpha)
 
         def encode(name, tiles):
             return encode_tiles(tiles, encoders[name], colour_mode, patch_size, stride, pooling)
@@ -105,6 +108,7 @@ def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_p
     params = {"colour_mode": colour_mode, "patch_size": patch_size, "stride": stride,
               "pooling": pooling, "group_size": group_size, "eps": eps,
               "pixel_size": pixel_size, "batch_size": batch_size,
+              "simple_units": simple_units, "alpha": alpha,
               "data": tiles_fingerprint(tiles_path) if cache_root else None}
     inputs = {"tiles": tiles_path, "whitener": whitener_path, "W": W_path,
               "patches": patches_path}

@@ -13,16 +13,20 @@ POOLINGS = ("sum", "max", "l2")
 
 
 def layer_features(whitener, W: np.ndarray | None = None, pool: np.ndarray | None = None,
-                   eps: float = 1e-2, nonlinearity: str = "abs") -> Callable[[np.ndarray], np.ndarray]:
+                   eps: float = 1e-2, nonlinearity: str = "abs",
+                   alpha: float = 0.0) -> Callable[[np.ndarray], np.ndarray]:
     """Patch -> feature map of one learned layer: whiten, filter with W (k, d_w)
     (None: the whitener's outputs are the responses, e.g. PCA filters), then
 
     with ``pool`` (p, k): L2-pooled units ``sqrt(eps + V (W x)^2)``, (N, p);
     without: the simple units through ``nonlinearity``: "abs" |Wx|, "split"
-    [max(Wx, 0), max(-Wx, 0)] (2k), or "none".  Input (N, d), output float32.
+    [max(Wx - alpha, 0), max(-Wx - alpha, 0)] (2k; alpha > 0: the Coates–Ng
+    soft threshold, in whitened units), or "none".  Input (N, d), output float32.
     """
     if nonlinearity not in NONLINEARITIES:
         raise ValueError(f"nonlinearity must be one of {NONLINEARITIES}, got {nonlinearity!r}")
+    if not alpha >= 0:
+        raise ValueError(f"alpha must be >= 0, got {alpha}")
 
     def features(patches: np.ndarray) -> np.ndarray:
         responses = whitener.transform(patches)
@@ -33,7 +37,8 @@ def layer_features(whitener, W: np.ndarray | None = None, pool: np.ndarray | Non
         if nonlinearity == "abs":
             return np.abs(responses, out=responses)
         if nonlinearity == "split":
-            return np.concatenate([np.maximum(responses, 0), np.maximum(-responses, 0)], axis=1)
+            return np.concatenate([np.maximum(responses - alpha, 0),
+                                   np.maximum(-responses - alpha, 0)], axis=1)
         return responses
 
     return features

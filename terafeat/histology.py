@@ -12,7 +12,9 @@ used learned pooled features; the peers are the usual baselines):
   pooling ``sqrt(eps + V (W x)^2)`` over groups of simple units, applied
   convolutionally with a stride, sum-pooled over the cells of a spatial
   pyramid, square-rooted;
-* learned, unpooled: the same filters' simple units ``|W x|``, same pooling;
+* learned, unpooled: the same filters' simple units, ``|W x|`` or the
+  Coates–Ng split soft threshold ``[max(Wx - alpha, 0), max(-Wx - alpha, 0)]``,
+  same pooling;
 * PCA: the k / group_size leading PCA-whitening filters of the same patches,
   ``|response|``, same pooling (the same dimension as the pooled features);
 * pixels: the tile downsampled to ``pixel_size`` x ``pixel_size`` x 3;
@@ -56,6 +58,8 @@ TRANSFORMS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "rot270": lambda tiles: np.rot90(tiles, 3, axes=(1, 2)),
     "flip": lambda tiles: tiles[:, :, ::-1],
 }
+#: Non-linearities of the unpooled simple units (``encode.layer_features``).
+SIMPLE_UNITS = ("abs", "split")
 HSV_BINS = 16
 LBP_POINTS, LBP_RADIUS = 8, 1
 
@@ -188,18 +192,24 @@ def handcrafted_features(tiles: np.ndarray) -> np.ndarray:
     return np.asarray(rows, dtype=np.float32)
 
 
-def learned_encoders(whitener, W: np.ndarray, pca, group_size: int, eps: float
+def learned_encoders(whitener, W: np.ndarray, pca, group_size: int, eps: float,
+                     simple_units: str = "abs", alpha: float = 0.0
                      ) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """Patch -> feature functions (see ``encode.layer_features``) of the learned layer and PCA.
 
     whitener: the fitted ``Whitener`` of the training patches; W: (k, d) RICA
     filters in the whitened space; pca: a fitted PCA ``Whitener`` of the same
     patches (k / group_size components).  Keys: "learned pooled" (k /
-    group_size ISA units), "learned unpooled" (k units ``|Wx|``), "PCA".
+    group_size ISA units), "learned unpooled" (the simple units: k units
+    ``|Wx|`` for ``simple_units`` "abs", 2k split units soft-thresholded at
+    ``alpha`` for "split"), "PCA".
     """
+    if simple_units not in SIMPLE_UNITS:
+        raise ValueError(f"simple_units must be one of {SIMPLE_UNITS}, got {simple_units!r}")
     return {"learned pooled": layer_features(whitener, W, subspace_pooling(W.shape[0], group_size),
                                              eps=eps),
-            "learned unpooled": layer_features(whitener, W),
+            "learned unpooled": layer_features(whitener, W, nonlinearity=simple_units,
+                                               alpha=alpha),
             "PCA": layer_features(pca)}
 
 

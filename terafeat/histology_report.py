@@ -50,6 +50,13 @@ def save_confusion_plot(path, confusion, class_names: list[str], title: str) -> 
     return _save_figure(path, figure)
 
 
+def simple_units(parameters: dict) -> str:
+    """How the report names the unpooled units of a run's ``parameters``."""
+    if parameters.get("simple_units", "abs") == "abs":
+        return "|Wx|"
+    return f"max(Wx - {parameters['alpha']:g}, 0) and max(-Wx - {parameters['alpha']:g}, 0)"
+
+
 def save_invariance_plot(path, invariance: dict[str, dict[str, dict]]) -> Path:
     """Test accuracy per transformation (grouped bars), set -> transform -> {"accuracy"}."""
     plt = _pyplot()
@@ -153,7 +160,8 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
             *roc, figures["confusion"]]),
         ("Invariance: rotated and flipped test tiles", [
             "Test accuracy of the classifiers trained on unmodified tiles, for the ISA-pooled "
-            "units and the unpooled simple units |Wx| of the same filters.",
+            f"units and the unpooled simple units ({simple_units(parameters)}) of the same "
+            "filters.",
             invariance_rows, figures["invariance"]]),
         ("Examples (learned pooled features)", example_items or ["no test tiles"]),
         ("Unreadable tiles (skipped)", [unreadable] if unreadable else ["none"]),

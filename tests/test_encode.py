@@ -43,6 +43,11 @@ def test_layer_features_pooled_and_split():
                                l2_pool(responses, pool, 1e-2))
     split = layer_features(whitener, W, nonlinearity="split")(patches)
     np.testing.assert_allclose(split[:, :8] - split[:, 8:], responses)
+    thresholded = layer_features(whitener, W, nonlinearity="split", alpha=0.5)(patches)
+    np.testing.assert_allclose(thresholded, np.maximum(split - 0.5, 0), atol=1e-12)
+    assert 0 < (thresholded > 0).mean() < (split > 0).mean()
+    with pytest.raises(ValueError, match="alpha"):
+        layer_features(whitener, W, nonlinearity="split", alpha=-1)
     with pytest.raises(ValueError, match="nonlinearity"):
         layer_features(whitener, W, nonlinearity="tanh")
 

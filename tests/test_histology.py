@@ -73,12 +73,30 @@ def test_pool_pyramid_concatenates_grids():
 
 
 @pytest.fixture(scope="module")
-def encoders(tiles):
+def layer_parts(tiles):
     patches = sample_patches(list(tiles), 3000, 5, random_state=0)
     whitener = Whitener("zca", eps=0.01).fit(patches)
     layer = RICA(16, max_iter=5, random_state=0).fit(whitener.transform(patches))
     pca = Whitener("pca", n_components=4, eps=0.01).fit(patches)
-    return learned_encoders(whitener, layer.W_, pca, 4, 1e-2)
+    return patches, whitener, layer.W_, pca
+
+
+@pytest.fixture(scope="module")
+def encoders(layer_parts):
+    return learned_encoders(*layer_parts[1:], 4, 1e-2)
+
+
+def test_split_simple_units_are_soft_thresholded_abs_units(layer_parts, encoders):
+    patches, whitener, W, pca = layer_parts
+    split = learned_encoders(whitener, W, pca, 4, 1e-2, "split", 0.25)["learned unpooled"]
+    units = split(patches[:200])
+    assert units.shape == (200, 32) and units.min() >= 0
+    assert not (units[:, :16] * units[:, 16:]).any()  # one sign at a time
+    np.testing.assert_allclose(units[:, :16] + units[:, 16:],
+                               np.maximum(encoders["learned unpooled"](patches[:200]) - 0.25, 0),
+                               rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="simple_units"):
+        learned_encoders(whitener, W, pca, 4, 1e-2, "relu")
 
 
 def test_encoded_shapes_and_batch_independence(tiles, encoders):

@@ -21,13 +21,16 @@ NAMES = {"rica": "RICA (learned)", "kmeans": "k-means (same pipeline)", "pixels"
 
 
 def headline_rows(results: dict) -> list[dict]:
-    """One row per feature set of this run: features, dimensions, top-1, top-5."""
+    """One row per feature set of this run (RICA, then its peers): features, dimensions,
+    top-1, top-5."""
     classification = results["classification"]
+    order = sorted(results["encoding"]["dims"],
+                   key=lambda name: list(NAMES).index(name) if name in NAMES else len(NAMES))
     return [{"features": NAMES.get(name, name),
              "dimensions": results["encoding"]["dims"][name],
              "top-1": round(classification[name]["top1"], 4),
              "top-5": round(classification[name]["top5"], 4)}
-            for name in results["encoding"]["dims"]]
+            for name in order]
 
 
 def _gigabytes(n_bytes: float) -> float:

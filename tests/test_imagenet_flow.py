@@ -93,6 +93,8 @@ def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
     assert doubled["classification"]["kmeans"]["n"] == doubled["classification"]["rica"]["n"]
     assert doubled["kmeans"]["distinct_filters"] >= 1 and first["kmeans"] is None
     assert "k-means (same pipeline)" in open(f"{doubled['run_dir']}/index.html").read()
+    assert [row["features"] for row in doubled["headline"]] == [
+        "RICA (learned)", "k-means (same pipeline)", "raw pixels"]
     # each image is listed twice; both copies fall on the same side of the validation split
     images = np.concatenate([np.load(path)["images"]
                              for path in doubled["encoding"]["labels"]["rica"]["train"]])

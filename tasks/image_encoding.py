@@ -19,7 +19,6 @@ from terafeat.shard_encoding import (RAW_PIXELS, encode_listing, kept_path, peak
 from terafeat.storage import load_array, save_arrays
 
 
-
 def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int, int]]]:
     """Row ranges of the listing per split ("train" rows come first, then "test")."""
     splits = pd.read_csv(listing_path, usecols=["split"])["split"].to_numpy()

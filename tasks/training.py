@@ -12,21 +12,26 @@ from prefect import task
 from tasks.logs import cached, report_progress, stage_logger
 from terafeat import distributed
 from terafeat.isa import subspace_pooling
-from terafeat.rica import distinct_filters
+from terafeat.rica import distinct_filters, sampled_filters
 from terafeat.storage import load_array, save_array
 
 LOG_EVERY = 25
 #: Folder beside a flow's run folders holding Dask training checkpoints: a
 #: killed run's re-run (a new run folder) finds and resumes its checkpoint.
 CHECKPOINTS = ".checkpoints"
+#: Starting filters: seeded Gaussian rows, or seeded patches drawn from the data.
+INITS = ("random", "samples")
 
 
 @task(name="train-rica")
 def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: float, eps: float,
                      max_iter: int, dtype: str, seed: int, group_size: int = 1,
                      prefix: str = "", backend: str = "local", dask_address: str | None = None,
-                     solver: str = "lbfgs", cache_root: str | None = None) -> dict:
-    """RICA on whitened patches (m, d); group_size > 1 trains with ISA pooling.
+                     solver: str = "lbfgs", cache_root: str | None = None,
+                     init: str = "random") -> dict:
+    """RICA on whitened patches (m, d); group_size > 1 trains with ISA pooling;
+    ``init`` "random" (Gaussian filters) or "samples" (``rica.sampled_filters``:
+    seeded patches drawn from the data).
 
     backend "local" trains in this process (through the stage cache when
     ``cache_root`` is given); "dask" on a Dask cluster (``dask_address``,
@@ -36,12 +41,15 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
     Writes ``<prefix>W.npy`` (k, d) and ``<prefix>objective.npy``; returns
     their paths and the fit's summary numbers.
     """
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
     logger = stage_logger()
     run = Path(run_dir)
 
     def compute(out: Path) -> dict:
         X = load_array(whitened_path)
         pool = subspace_pooling(n_features, group_size) if group_size > 1 else None
+        start = sampled_filters(X, n_features, seed) if init == "samples" else init
         started = time.perf_counter()
 
         def report(iteration: int, value: float):
@@ -53,7 +61,7 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
         options = {}
         if backend == "dask":
             key = checkpoint_key(X, n_features=n_features, lam=lam, eps=eps, dtype=dtype,
-                                 seed=seed, group_size=group_size, solver=solver)
+                                 seed=seed, group_size=group_size, solver=solver, init=init)
             checkpoint = run.parent / CHECKPOINTS / f"{prefix}{key}.npz"
             logger.info("checkpoint: %s%s", checkpoint,
                         " (resuming)" if checkpoint.exists() else "")
@@ -61,7 +69,7 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
                        "checkpoint_path": checkpoint, "shard_folder": out / f"{prefix}shards"}
         layer = distributed.train_rica_layer(
             X, {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
-                "dtype": dtype, "random_state": seed, "pool": pool},
+                "dtype": dtype, "random_state": seed, "pool": pool, "init": start},
             backend=backend, callback=report, **options)
         seconds = time.perf_counter() - started
         distinct = distinct_filters(layer.W_)
@@ -79,7 +87,8 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
     if backend == "dask":  # checkpoints, not the cache: shard folders stay in the run
         return compute(run)
     params = {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
-              "dtype": dtype, "seed": seed, "group_size": group_size, "prefix": prefix}
+              "dtype": dtype, "seed": seed, "group_size": group_size, "prefix": prefix,
+              "init": init}
     return cached(cache_root, "train-rica", params, {"whitened": whitened_path}, run, compute)
 
 

@@ -492,9 +492,11 @@ class DistributedRICA(RICA):
     def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 300, dtype=np.float32, random_state=None,
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
-                 checkpoint_path=None, checkpoint_every: int = 10, max_recoveries: int = 3):
+                 checkpoint_path=None, checkpoint_every: int = 10, max_recoveries: int = 3,
+                 init="random"):
         super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
-                         dtype=dtype, random_state=random_state, pool=pool, callback=callback)
+                         dtype=dtype, random_state=random_state, pool=pool, callback=callback,
+                         init=init)
         self.client = client
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
@@ -713,9 +715,10 @@ class DownpourRICA(RICA):
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
                  learning_rate: float = 0.1, batch_size: int = 256, n_fetch: int = 1,
                  n_push: int = 1, warm_start_steps: int = 100, snapshot_every: int = 20,
-                 checkpoint_path=None, checkpoint_every: int = 100):
+                 checkpoint_path=None, checkpoint_every: int = 100, init="random"):
         super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
-                         dtype=dtype, random_state=random_state, pool=pool, callback=callback)
+                         dtype=dtype, random_state=random_state, pool=pool, callback=callback,
+                         init=init)
         self.client = client
         self.learning_rate = learning_rate
         self.batch_size = batch_size

@@ -249,6 +249,20 @@ def normalize_rows(V: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return V / norms, norms
 
 
+def sampled_filters(X: np.ndarray, n_features: int, random_state=None) -> np.ndarray:
+    """``n_features`` distinct rows of X (m, d) drawn at random (seeded), scaled to unit
+    norm: (n_features, d) float64, a data-driven start for RICA (as k-means starts
+    from samples).  Rows of (near) zero norm are never drawn."""
+    X = np.asarray(X)
+    norms = np.sqrt(np.einsum("ij,ij->i", X, X, dtype=np.float64))
+    usable = np.flatnonzero(norms > 1e-6 * max(float(norms.max(initial=0)), 1e-300))
+    if len(usable) < n_features:
+        raise ValueError(f"cannot draw {n_features} starting filters from {len(usable)} "
+                         f"non-zero rows of {len(X)}")
+    rows = np.sort(check_random_state(random_state).choice(usable, n_features, replace=False))
+    return X[rows].astype(np.float64) / norms[rows, None]
+
+
 def unit_norm_gradient(grad_W: np.ndarray, W: np.ndarray, norms: np.ndarray) -> np.ndarray:
     """Gradient w.r.t. V of J(V / ||V||_row), from dJ/dW (k, d), W (k, d), norms (k, 1)."""
     radial = np.einsum("ij,ij->i", grad_W, W)[:, None]
@@ -367,6 +381,8 @@ class RICA:
     max_iter : L-BFGS iterations.
     dtype : float32 (default) or float64 for the data and all products.
     random_state : seed (or Generator) of the initial W.
+    init : "random" (Gaussian rows) or a (k, d) array of starting filters, e.g.
+        :func:`sampled_filters` of the data (rows are scaled to unit norm).
     pool : optional (p, k) pooling matrix V (``isa.subspace_pooling`` for
         ISA, a topographic one for TICA): the sparsity penalty is then on the
         pooled units ``sqrt(eps + V (W x)^2)``.
@@ -382,7 +398,7 @@ class RICA:
 
     def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 300, dtype=np.float32, random_state=None,
-                 pool: np.ndarray | None = None, callback=None):
+                 pool: np.ndarray | None = None, callback=None, init="random"):
         self.n_features = n_features
         self.lam = lam
         self.eps = eps
@@ -391,6 +407,7 @@ class RICA:
         self.random_state = random_state
         self.pool = pool
         self.callback = callback
+        self.init = init
 
     def _check_params(self):
         if int(self.n_features) < 1:
@@ -402,15 +419,24 @@ class RICA:
         return check_dtype(self.dtype)
 
     def initial_weights(self, d: int, basis: np.ndarray | None = None) -> np.ndarray:
-        """Seeded random start, float64: (k, d) with unit-norm rows, or, given
-        the data's span ``basis`` (d, r), its projection V0 (k, r) onto it.
+        """The start, float64: ``init`` (seeded Gaussian rows, or the given filters)
+        as (k, d) with unit-norm rows, or, given the data's span ``basis`` (d, r),
+        its projection V0 (k, r) onto it.
 
         Projecting one W0 (rather than drawing in the basis' coordinates)
         keeps the run independent of which orthonormal basis of the span
         ``data_basis`` returns, so shard-wise sums give the same W.
         """
-        rng = check_random_state(self.random_state)
-        W0 = normalize_rows(rng.standard_normal((int(self.n_features), d)))[0]
+        k = int(self.n_features)
+        if isinstance(self.init, str):
+            if self.init != "random":
+                raise ValueError(f"init must be 'random' or a ({k}, {d}) array, got {self.init!r}")
+            W0 = check_random_state(self.random_state).standard_normal((k, d))
+        else:
+            W0 = np.array(self.init, dtype=np.float64)
+            if W0.shape != (k, d):
+                raise ValueError(f"init filters have shape {W0.shape}, expected ({k}, {d})")
+        W0 = normalize_rows(W0)[0]
         return W0 if basis is None else W0 @ basis
 
     def fit(self, X, y=None) -> "RICA":

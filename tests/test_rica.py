@@ -3,8 +3,8 @@ import pytest
 
 from terafeat.isa import subspace_pooling
 from terafeat.rica import (RICA, RicaLoss, data_basis, distinct_filters, normalize_rows,
-                           rica_loss_grad, rica_loss_grad_reference, sparsity_terms,
-                           unit_norm_gradient)
+                           rica_loss_grad, rica_loss_grad_reference, sampled_filters,
+                           sparsity_terms, unit_norm_gradient)
 
 
 def _numerical_gradient(f, x, h=1e-6):
@@ -150,6 +150,37 @@ def test_same_seed_same_weights_bit_for_bit():
     other = RICA(24, max_iter=30, random_state=8).fit(X).W_
     assert np.array_equal(first, second)
     assert not np.array_equal(first, other)
+
+
+def test_sampled_filters_are_distinct_seeded_unit_rows_of_the_data():
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((200, 5)).astype(np.float32)
+    X[:150] = 0  # flat rows are never drawn
+    W = sampled_filters(X, 40, random_state=3)
+    assert W.shape == (40, 5) and W.dtype == np.float64
+    np.testing.assert_allclose(np.linalg.norm(W, axis=1), 1.0)
+    drawn = {int(np.flatnonzero(np.all(np.isclose(X / np.maximum(np.linalg.norm(
+        X, axis=1, keepdims=True), 1e-30), row, atol=1e-6), axis=1))[0]) for row in W}
+    assert len(drawn) == 40 and min(drawn) >= 150
+    np.testing.assert_array_equal(W, sampled_filters(X, 40, random_state=3))
+    assert not np.array_equal(W, sampled_filters(X, 40, random_state=4))
+    with pytest.raises(ValueError, match="cannot draw 51 starting filters from 50"):
+        sampled_filters(X, 51)
+
+
+def test_given_starting_filters_are_where_the_fit_starts():
+    rng = np.random.default_rng(12)
+    X = rng.laplace(size=(2000, 6))
+    start = sampled_filters(X, 18, random_state=0)
+    layer = RICA(18, lam=30, max_iter=1, dtype=np.float64, init=start * 3)
+    np.testing.assert_allclose(layer.initial_weights(6), start)
+    loss = RicaLoss(X, 18, 30, 1e-2)
+    assert layer.fit(X).objective_[0] == pytest.approx(loss(start)[0])
+    assert not np.allclose(layer.W_, start)  # one iteration moved it
+    with pytest.raises(ValueError, match=r"shape \(18, 5\), expected \(18, 6\)"):
+        RICA(18, init=start[:, :5]).fit(X)
+    with pytest.raises(ValueError, match="init must be 'random'"):
+        RICA(18, init="patches").fit(X)
 
 
 def test_overcomplete_rows_are_unit_norm_and_in_the_data_span():

@@ -67,7 +67,9 @@ class ImagenetParams(TrainingBackend, StageCache):
                           "random start, and longer fits gather them onto fewer directions)")
     rica_init: Literal["samples", "random"] = Field(
         "samples", description="RICA's starting filters: whitened training patches drawn at "
-                               "random (seeded), or Gaussian random directions")
+                               "random (seeded), or Gaussian random directions (full CIFAR-10, "
+                               "L2-SVM: 0.751 from patches, 60 iterations; 0.726 from Gaussian "
+                               "filters, 20 iterations)")
     kmeans_peer: bool = Field(False, description="also learn k-means centroids (Coates et al.) "
                               "from the same whitened patches and encode and classify with them "
                               "exactly as with RICA's filters: the learners compared alone "

@@ -23,7 +23,7 @@ from terafeat.distributed import (DASK_ADDRESS_ENV, DistributedRICA, Distributed
                                   DownpourRICA, ShardedData, ShardError, get_client, load_shard,
                                   train_rica_layer, worker_transfer_bytes, write_shards)
 from terafeat.isa import subspace_pooling
-from terafeat.rica import RICA, RicaLoss
+from terafeat.rica import RICA, RicaLoss, sampled_filters
 
 PARAMS = {"n_features": 32, "lam": 0.5, "eps": 1e-2, "random_state": 0}
 
@@ -227,8 +227,11 @@ def test_training_survives_a_killed_worker(client, shards, reference, caplog):
 
 
 def test_train_rica_layer_on_an_array(client, patches, tmp_path):
-    params = {**PARAMS, "max_iter": 15, "dtype": np.float64}
+    start = sampled_filters(patches, PARAMS["n_features"], random_state=0)
+    params = {**PARAMS, "max_iter": 15, "dtype": np.float64, "init": start}
     local = train_rica_layer(patches, params)
+    loss = RicaLoss(patches.astype(np.float64), len(start), PARAMS["lam"], PARAMS["eps"])
+    assert local.objective_[0] == pytest.approx(loss(start)[0])  # it started from ``start``
     distributed = train_rica_layer(patches, params, backend="dask",
                                    dask_address=client.scheduler.address,
                                    shard_folder=tmp_path)

@@ -22,8 +22,8 @@ a long fit lets the sparsity term gather the filters onto fewer directions, and
 accuracy follows the count of distinct filters.  With a strong term (lam 30), filters
 started from Gaussian noise barely move in a short fit and stay noise-like; started
 from whitened patches drawn from the data (``rica.sampled_filters``, the flow's
-default), RICA keeps them spread over the data and turns them into edges and colour
-contrasts.  Most of the gain is the start: at the subset scale, RICA's 60
+default), the filters stay spread over the data, as edges and colour contrasts (see
+the report's filter figure).  Most of the gain is the start: at the subset scale, RICA's 60
 iterations add 0.006 to the untrained patches it starts from (within noise).
 
 Not yet run end to end with these defaults.  Measured 2026-11-27 with a scratch script

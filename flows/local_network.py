@@ -31,8 +31,9 @@ class LocalNetworkParams(BaseModel):
     frames_per_video: int = Field(20, ge=1, description="frames taken per video (about 1 per second)")
     frame_size: int = Field(64, ge=16, le=200, description="side of the square grey frames, pixels")
     n_frames: int = Field(2000, ge=8, description="unlabelled training frames")
-    face_fraction: float = Field(0.3, ge=0, le=1, description="fraction of the frames that are "
-                                 "lfw faces (training half), as faces appear in unlabelled video")
+    face_fraction: float = Field(0.5, ge=0, le=1, description="fraction of the frames that are "
+                                 "lfw faces (training half), as faces appear in unlabelled video "
+                                 "(0.5: at 0.3 no top unit beat the untrained network's best)")
     layers: int = Field(3, ge=1, le=3, description="stages of (filter, pool, LCN)")
     fields: tuple[int, ...] = Field((8, 4, 3), min_length=1,
                                     description="receptive field side of each stage (input units)")
@@ -62,7 +63,7 @@ class LocalNetworkParams(BaseModel):
                                        "held-out part (its test-half faces); accuracy is "
                                        "balanced, so more crops only make it less noisy")
     units: Literal["simple", "output"] = Field(
-        "simple", description="top-layer units whose best is inspected: the top stage's filter "
+        "output", description="top-layer units whose best is inspected: the top stage's filter "
                               "responses (simple units) or its pooled, normalised outputs "
                               "(both kinds are scored)")
     n_top: int = Field(16, ge=1, description="strongest stimuli of the best unit shown")

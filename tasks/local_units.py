@@ -11,7 +11,7 @@ from tasks.logs import stage_logger
 from terafeat.local import (UNIT_KINDS, load_network, network_input, random_network,
                             stage_responses, unit_responses)
 from terafeat.local_stimulus import unit_functions
-from terafeat.neuron import (face_detection_set, invariance_curves, lfw_face_half,
+from terafeat.neuron import (face_detection_splits, invariance_curves, lfw_face_half,
                              linear_ceiling, optimal_stimulus, random_unit_margin,
                              score_face_units, template_unit)
 from terafeat.storage import save_array
@@ -25,14 +25,19 @@ MARGIN_STD = 2.0
 def score_local_units(network_path: str, run_dir: str, frame_size: int,
                       n_nonfaces_per_face: float, seed: int, n_top: int,
                       stimulus_iterations: int, kind: str = "simple") -> dict:
-    """Held-out faces vs non-faces through the network and through an untrained one of
-    the same shape (the weights training started from, ``random_network``); scores
-    every top-layer unit of both kinds (simple units and pooled, normalised outputs;
-    ``score_face_units``: unit chosen on one half, accuracy on the other, beside the
-    random-unit baseline and a linear ceiling), and the linear ceiling of every
+    """Faces vs non-faces (``face_detection_splits``: lfw's training-half faces and
+    crops to choose units on, its test-half faces and other crops held out) through
+    the network and through an untrained one of the same shape (the weights training
+    started from, ``random_network``); scores every top-layer unit of both kinds
+    (simple units and pooled, normalised outputs; ``score_face_units`` with balanced
+    accuracy, the mean of the rates on faces and on non-faces: unit and threshold
+    chosen on the selection part, accuracy and ROC area on the held-out part, beside
+    the random-unit baseline and a linear ceiling), and the linear ceiling of every
     stage's units (where the face information goes).  The trained network's best
-    ``kind`` unit beats the baseline when its held-out accuracy exceeds the random
-    unit's mean by ``MARGIN_STD`` standard deviations.  For reference, the same
+    ``kind`` unit is a face detector when its held-out accuracy exceeds the random
+    unit's mean by ``MARGIN_STD`` standard deviations and the untrained network's best
+    unit of that kind, scored the same way (a control: the best of thousands of random
+    filters is itself far above the random-unit mean).  For reference, the same
     score of one linear unit built from labels (``template_unit``: the mean
     training-half face on the network's input).  Writes ``responses.npy``
     (n, units) of ``kind``, ``top_stimuli.npy`` and ``optimal_stimulus.npy`` (the
@@ -42,7 +47,8 @@ def score_local_units(network_path: str, run_dir: str, frame_size: int,
     logger = stage_logger()
     layers = load_network(network_path)
     untrained = random_network([g for g, _ in layers], seed, layers[0][1].dtype)
-    images, is_face = face_detection_set(frame_size, n_nonfaces_per_face, seed)
+    images, is_face, held_out = face_detection_splits(frame_size, n_nonfaces_per_face, seed)
+    split = {"held_out": held_out, "balanced": True}
     summary, stages, by_kind = [], [], {}
     for network, weights in (("trained", layers), ("untrained", untrained)):
         found = stage_responses(images, weights)
@@ -52,12 +58,11 @@ def score_local_units(network_path: str, run_dir: str, frame_size: int,
             row = {"network": network, "stage": i + 1}
             for each in UNIT_KINDS:
                 row[f"{each} units"] = stage[each].shape[1]
-                row[f"linear, {each}"] = linear_ceiling(stage[each], is_face, seed)
+                row[f"linear, {each}"] = linear_ceiling(stage[each], is_face, seed, **split)
             stages.append(row)
         for each in UNIT_KINDS:
-            scores = score_face_units(found[-1][each], is_face, seed)
-            if network == "trained":
-                by_kind[each] = scores
+            scores = score_face_units(found[-1][each], is_face, seed, **split)
+            by_kind[network, each] = scores
             summary.append({"network": network, "units": each, "count": found[-1][each].shape[1],
                             "best unit": scores["best_unit"],
                             "best unit (held out)": scores["best_unit_accuracy"],
@@ -65,20 +70,25 @@ def score_local_units(network_path: str, run_dir: str, frame_size: int,
                             "random unit std": scores["random_unit_std"],
                             f"margin over random + {MARGIN_STD:g} std":
                                 random_unit_margin(scores, MARGIN_STD),
+                            "best unit ROC area": scores["best_unit_auc"],
+                            "random unit ROC area": scores["random_unit_auc"],
+                            "random unit ROC area std": scores["random_unit_auc_std"],
                             "linear, all units (labels)": scores["linear_accuracy"],
-                            "majority": scores["majority_accuracy"]})
-            logger.info("%s network, %s units: best of %d: %d, held-out accuracy %.3f (random "
-                        "unit %.3f +- %.3f, linear %.3f, majority %.3f)", network, each,
-                        scores["held_out_accuracy"].size, scores["best_unit"],
-                        scores["best_unit_accuracy"], scores["random_unit_accuracy"],
-                        scores["random_unit_std"], scores["linear_accuracy"],
-                        scores["majority_accuracy"])
+                            "chance": scores["majority_accuracy"]})
+            logger.info("%s network, %s units: best of %d: %d, held-out balanced accuracy %.3f "
+                        "(random unit %.3f +- %.3f, linear %.3f); ROC area %.3f (random unit "
+                        "%.3f +- %.3f)", network, each, scores["held_out_accuracy"].size,
+                        scores["best_unit"], scores["best_unit_accuracy"],
+                        scores["random_unit_accuracy"], scores["random_unit_std"],
+                        scores["linear_accuracy"], scores["best_unit_auc"],
+                        scores["random_unit_auc"], scores["random_unit_auc_std"])
     lcn_size = layers[0][0].lcn_size
     template = score_face_units(template_unit(network_input(images, lcn_size), network_input(
-        lfw_face_half("train", frame_size), lcn_size)), is_face, seed)["best_unit_accuracy"]
+        lfw_face_half("train", frame_size), lcn_size)), is_face, seed,
+        **split)["best_unit_accuracy"]
     logger.info("reference: one linear unit, the mean training-half face on the network's "
                 "input: held-out accuracy %.3f", template)
-    scores = by_kind[kind]
+    scores = by_kind["trained", kind]
     unit = scores["best_unit"]
     order = np.argsort(-responses[:, unit], kind="stable")[:n_top]
     top = images[order]
@@ -93,14 +103,17 @@ def score_local_units(network_path: str, run_dir: str, frame_size: int,
     numbers = {key: value.tolist() if hasattr(value, "tolist") else value
                for key, value in scores.items()}
     margin = random_unit_margin(scores, MARGIN_STD)
-    untrained_best = next(row["best unit (held out)"] for row in summary
-                          if row["network"] == "untrained" and row["units"] == kind)
+    untrained_best = by_kind["untrained", kind]["best_unit_accuracy"]
+    beats_untrained = scores["best_unit_accuracy"] > untrained_best
     return dict(numbers, kind=kind, by_kind=summary, stages=stages, margin=margin,
                 margin_std=MARGIN_STD, beats_random=bool(margin > 0),
+                beats_untrained=bool(beats_untrained),
+                face_detector=bool(margin > 0 and beats_untrained),
                 untrained_best_unit_accuracy=untrained_best, template_unit_accuracy=template,
                 n_units=int(responses.shape[1]),
-                n_images=int(len(is_face)),
-                n_faces=int(is_face.sum()), top_faces=int(is_face[order].sum()),
+                n_images=int(len(is_face)), n_held_out=int(held_out.sum()),
+                n_faces=int(is_face.sum()), n_held_out_faces=int(is_face[held_out].sum()),
+                top_faces=int(is_face[order].sum()),
                 responses=str(save_array(run / "responses.npy", responses)),
                 top_stimuli=str(save_array(run / "top_stimuli.npy", top)),
                 optimal_stimulus=str(save_array(run / "optimal_stimulus.npy", stimulus)),

@@ -66,22 +66,26 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
             layer_rows, curve]),
         ("Layer-1 filters at the centre of the grid", [filter_image]),
         ("The best top-layer unit as a face detector", [
-            f"{units['n_images']} held-out images ({units['n_faces']} faces); the unit and "
-            f"its threshold are chosen on half of them and scored on the other "
-            f"{units['n_evaluation']}; 'random unit' is the same held-out accuracy averaged "
-            "over all units (std: its spread over the units). The best unit beats the "
-            f"baseline when it lies more than {units['margin_std']:g} std above it: "
-            f"{'it does' if units['beats_random'] else 'it does not'} (margin "
-            f"{units['margin']:+.3f}). 'untrained': the same scores of the network of the "
-            "same shape before training (the weights training started from). Simple units: "
+            f"{units['n_images']} images ({units['n_faces']} faces): the unit and its "
+            "threshold are chosen on lfw's training-half faces and non-face crops, and scored "
+            f"on the {units['n_held_out']} held out ({units['n_held_out_faces']} test-half "
+            "faces, other crops). Accuracy is balanced (the mean of the rates on faces and on "
+            "non-faces; chance 0.5); 'random unit' is the same held-out accuracy averaged over "
+            "all units (std: its spread over the units); the ROC area is threshold-free. "
+            "'untrained': the same scores of the network of the same shape before training "
+            "(the weights training started from). The best unit is a face detector when it "
+            f"lies more than {units['margin_std']:g} std above the random unit (margin "
+            f"{units['margin']:+.3f}) and above the untrained network's best unit "
+            f"({units['untrained_best_unit_accuracy']:.3f}): "
+            f"{'it is' if units['face_detector'] else 'it is not'}. Simple units: "
             "the top stage's local filter responses W1^T x; output units: after its L2 "
             "pooling and LCN.", units["by_kind"],
             "For reference, one linear unit made from labels, not learnt (its filter the "
             "mean training-half face on the network's input), scored the same way: "
             f"{units['template_unit_accuracy']:.3f} held out.",
-            "Where the face information goes: held-out accuracy of a label-trained linear "
-            "classifier on all the units of each stage, trained "
-            "and untrained network:", units["stages"],
+            "Where the face information goes: held-out balanced accuracy of a label-trained "
+            "linear classifier on all the units of each stage, trained and untrained network:",
+            units["stages"],
             f"The best {units['kind']} unit, {units['best_unit']}:",
             f"Its {len(top_stimuli)} strongest stimuli ({units['top_faces']} faces):", top,
             f"Its optimal stimulus (the input of unit norm that maximises it; response "

@@ -32,8 +32,8 @@ def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
     assert all(row["frames_per_second"] > 0 for row in training["layers"])
     units = saved["units"]
     # simple units of stage 2: 7x7 locations x 2 maps; outputs: 6x6 x 2
-    assert units["kind"] == "simple" and units["n_units"] == 7 * 7 * 2
-    assert np.load(run / "responses.npy").shape == (100, 98)
+    assert units["kind"] == "output" and units["n_units"] == 6 * 6 * 2
+    assert np.load(run / "responses.npy").shape == (200, 72)
     assert [(row["network"], row["units"], row["count"]) for row in units["by_kind"]] == [
         ("trained", "simple", 98), ("trained", "output", 72), ("untrained", "simple", 98),
         ("untrained", "output", 72)]
@@ -43,10 +43,14 @@ def test_flow_trains_tiles_scores_units_and_reports(prefect_server, tmp_path):
     assert units["margin"] == pytest.approx(units["best_unit_accuracy"] - units[
         "random_unit_accuracy"] - 2 * units["random_unit_std"])
     assert units["beats_random"] == (units["margin"] > 0)
+    assert units["beats_untrained"] == (units["best_unit_accuracy"]
+                                        > units["untrained_best_unit_accuracy"])
+    assert units["face_detector"] == (units["beats_random"] and units["beats_untrained"])
+    assert units["n_held_out"] == 100 and units["n_held_out_faces"] == 50
     assert results["headline"][0]["beats random unit"] == units["beats_random"]
     assert 0.0 <= units["template_unit_accuracy"] <= 1.0 and "face-template unit" in \
         json.dumps(results["headline"])
-    assert 0 <= units["best_unit"] < 98 and 0.0 <= units["best_unit_accuracy"] <= 1.0
+    assert 0 <= units["best_unit"] < 72 and 0.0 <= units["best_unit_accuracy"] <= 1.0
     assert set(units["curves"]) == {"translation", "scale", "rotation"}
     page = (run / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and "random unit" in page

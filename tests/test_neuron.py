@@ -3,9 +3,10 @@ import numpy as np
 import pytest
 
 from terafeat.neuron import (best_thresholds, detection_accuracy, face_detection_set,
-                             invariance_curves, invariance_score, lfw_face_half, linear_ceiling,
-                             optimal_stimulus, random_unit_margin, score_face_units,
-                             template_unit, transform_images)
+                             face_detection_splits, invariance_curves, invariance_score,
+                             lfw_face_half, linear_ceiling, optimal_stimulus, random_unit_margin,
+                             score_face_units, template_unit, thresholded_accuracy,
+                             transform_images, unit_auc)
 
 
 def test_face_detection_set_is_seeded_held_out_and_in_range():
@@ -29,9 +30,59 @@ def test_face_detection_set_is_seeded_held_out_and_in_range():
         face_detection_set(16, n_nonfaces_per_face=0)
 
 
-def brute_force_accuracy(response, is_face):
+def test_face_detection_splits_choose_on_the_training_half_and_hold_out_the_test_half():
+    images, is_face, held_out = face_detection_splits(16, n_nonfaces_per_face=3.0, seed=5)
+    assert images.shape == (2 * (50 + 150), 16, 16) and images.dtype == np.float32
+    assert (is_face.sum(), held_out.sum(), (is_face & held_out).sum()) == (100, 200, 50)
+    selection = images[~held_out]
+    np.testing.assert_array_equal(selection[is_face[~held_out]], np.clip(
+        lfw_face_half("train", 16), 0, 1))
+    np.testing.assert_array_equal(images[is_face & held_out], np.clip(
+        lfw_face_half("test", 16), 0, 1))
+    crops_a, crops_b = images[~is_face & ~held_out], images[~is_face & held_out]
+    distances = ((crops_a[:, None] - crops_b[None]) ** 2).sum(axis=(2, 3))
+    assert distances.min() > 0  # no crop in both parts
+    again = face_detection_splits(16, n_nonfaces_per_face=3.0, seed=5)
+    np.testing.assert_array_equal(again[0], images)
+    assert not np.array_equal(face_detection_splits(16, 3.0, seed=6)[0], images)
+    with pytest.raises(ValueError, match="n_nonfaces_per_face"):
+        face_detection_splits(16, n_nonfaces_per_face=-1)
+
+
+def brute_force_accuracy(response, is_face, balanced=False):
     cuts = np.r_[-np.inf, np.unique(response)]
+    if balanced:
+        return max(((response[is_face] > cut).mean() + (response[~is_face] <= cut).mean()) / 2
+                   for cut in cuts)
     return max(np.mean((response > cut) == is_face) for cut in cuts)
+
+
+def test_balanced_thresholds_match_brute_force_and_chance_is_one_half():
+    rng = np.random.default_rng(2)
+    is_face = rng.random(80) < 0.2
+    responses = np.round(rng.standard_normal((80, 6)) + is_face[:, None] * np.arange(6), 1)
+    accuracy, threshold = best_thresholds(responses, is_face, balanced=True)
+    for unit in range(6):
+        assert accuracy[unit] == pytest.approx(
+            brute_force_accuracy(responses[:, unit], is_face, balanced=True))
+    np.testing.assert_allclose(thresholded_accuracy(responses, threshold, is_face, True), accuracy)
+    # a constant unit: the majority rate plain, one half balanced
+    constant = np.zeros((80, 1))
+    assert detection_accuracy(constant, is_face)[0] == pytest.approx(1 - is_face.mean())
+    assert detection_accuracy(constant, is_face, balanced=True)[0] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="only one class"):
+        best_thresholds(responses, np.ones(80, bool), balanced=True)
+
+
+def test_unit_auc_matches_scikit_learn_with_ties():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(3)
+    is_face = rng.random(70) < 0.3
+    responses = np.round(rng.standard_normal((70, 5)) + is_face[:, None] * np.arange(5), 1)
+    np.testing.assert_allclose(unit_auc(responses, is_face),
+                               [roc_auc_score(is_face, column) for column in responses.T])
+    with pytest.raises(ValueError, match="only one class"):
+        unit_auc(responses, np.zeros(70, bool))
 
 
 def test_best_thresholds_match_brute_force_with_ties():
@@ -158,3 +209,25 @@ def test_template_unit_is_the_mean_templates_filter():
                                images.reshape(6, -1) @ templates.mean(axis=0).ravel())
     with pytest.raises(ValueError, match="do not match templates"):
         template_unit(images, templates[:, :2])
+
+
+def test_a_unit_that_only_fits_the_selection_part_fails_on_the_held_out_part():
+    rng = np.random.default_rng(4)
+    is_face = np.tile(np.r_[np.ones(20, bool), np.zeros(80, bool)], 2)
+    held_out = np.r_[np.zeros(100, bool), np.ones(100, bool)]
+    responses = rng.standard_normal((200, 50))
+    responses[:100, 7] += 4.0 * is_face[:100]  # a face unit on the selection part only
+    scores = score_face_units(responses, is_face, 0, held_out=held_out, balanced=True)
+    assert (scores["n_selection"], scores["n_evaluation"]) == (100, 100)
+    assert scores["best_unit"] == 7 and scores["best_unit_selection_accuracy"] > 0.95
+    assert scores["best_unit_accuracy"] < 0.7 and random_unit_margin(scores) < 0
+    assert scores["majority_accuracy"] == 0.5 and abs(scores["random_unit_auc"] - 0.5) < 0.05
+    responses[100:, 7] += 4.0 * is_face[100:]  # now a face unit on both parts
+    scores = score_face_units(responses, is_face, 0, held_out=held_out, balanced=True)
+    assert scores["best_unit_accuracy"] > 0.9 and random_unit_margin(scores) > 0.2
+    assert scores["best_unit_auc"] > 0.95
+    assert scores["linear_accuracy"] == linear_ceiling(responses, is_face, 0, held_out, True)
+    with pytest.raises(ValueError, match="held-out part needs faces and non-faces"):
+        score_face_units(responses, is_face, 0, held_out=held_out & ~is_face)
+    with pytest.raises(ValueError, match="held_out of shape"):
+        score_face_units(responses, is_face, 0, held_out=held_out[:10])

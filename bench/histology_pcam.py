@@ -32,8 +32,9 @@ row one run (the last row: the earlier defaults, hed patches, stride 4, C in
     defaults, stride 4      0.807 / 0.746   0.815 / 0.742 0.816 / 0.750 0.745 / 0.696 0.853 / 0.777
     hed, stride 4           0.785 / 0.712   0.791 / 0.717 0.834 / 0.755 0.745 / 0.696 0.853 / 0.777
 
-* Rerun with this command (only --data-root, at the extracted subset) at commit a391e58, after RICA's float64
-reconstruction fix (issue #6): the same ranking within 0.004 AUC.  Rotated / flipped test
+* Rerun with this command (only --data-root, at the extracted subset) at commit
+a391e58, after RICA's float64 reconstruction fix (issue #6): the same ranking, within
+0.004 AUC.  Rotated / flipped test
 tiles (accuracy, original / rot90 / rot180 / rot270 / flip): pooled 0.738 / 0.732 /
 0.724 / 0.741 / 0.734, unpooled 0.757 / 0.747 / 0.735 / 0.757 / 0.750.  Its wall time,
 4932 s, was at nice 5 beside three other jobs (13.5 CPU-minutes in the process itself).

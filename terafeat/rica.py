@@ -436,6 +436,8 @@ class RICA:
             W0 = np.array(self.init, dtype=np.float64)
             if W0.shape != (k, d):
                 raise ValueError(f"init filters have shape {W0.shape}, expected ({k}, {d})")
+            if not (np.isfinite(W0).all() and np.abs(W0).max(axis=1).min() > 0):
+                raise ValueError("init filters must be finite, with no all-zero row")
         W0 = normalize_rows(W0)[0]
         return W0 if basis is None else W0 @ basis
 

@@ -179,6 +179,8 @@ def test_given_starting_filters_are_where_the_fit_starts():
     assert not np.allclose(layer.W_, start)  # one iteration moved it
     with pytest.raises(ValueError, match=r"shape \(18, 5\), expected \(18, 6\)"):
         RICA(18, init=start[:, :5]).fit(X)
+    with pytest.raises(ValueError, match="no all-zero row"):
+        RICA(18, init=np.vstack([start[:-1], np.zeros(6)])).fit(X)
     with pytest.raises(ValueError, match="init must be 'random'"):
         RICA(18, init="patches").fit(X)
 

@@ -16,7 +16,7 @@ def prefect_server(tmp_path_factory):
     os.environ["PREFECT_HOME"] = str(home)
     from prefect.testing.utilities import prefect_test_harness
     try:
-        with prefect_test_harness(server_startup_timeout=120):
+        with prefect_test_harness(server_startup_timeout=300):
             yield
     finally:
         if previous is None:

@@ -27,7 +27,8 @@ def _stored(paths: list[str], key: str) -> list[np.ndarray]:
 
 @task(name="classify-images")
 def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str,
-                    lam_grid: list[float], val_fraction: float, svm_iter: int, seed: int) -> dict:
+                    lam_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
+                    svm_path: int = 4, svm_path_iter: int = 30) -> dict:
     """Per feature set: fit on the training shards, score the test shards.
 
     Returns {set: {"top1", "top5", "n", "seconds", "fit": summary, "confusion_matrix" (<= 20
@@ -42,7 +43,8 @@ def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str
             shards["train"], _stored(labels["train"], "labels"), n_classes, classifier,
             lam_grid, val_fraction, seed, svm_iter,
             log=lambda line, n=name: logger.info("%s: %s", n, line),
-            groups=_stored(labels["train"], "images"))
+            groups=_stored(labels["train"], "images"), svm_path=svm_path,
+            svm_path_iter=svm_path_iter)
         truth, predicted, metrics = evaluate_streamed(
             shards["test"], _stored(labels["test"], "labels"), weights)
         metrics.update(seconds=time.perf_counter() - started, fit=fit,

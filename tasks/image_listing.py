@@ -12,15 +12,18 @@ from terafeat.storage import atomic_write
 
 @task(name="list-images")
 def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class: int | None,
-                max_test_per_class: int | None, train_repeat: int, seed: int) -> dict:
+                max_test_per_class: int | None, train_repeat: int, seed: int,
+                mirror_train: bool = False) -> dict:
     """Writes ``listing.csv`` (every row) and ``train_images.csv`` (the distinct training
-    images, which patches are sampled from: unchanged by ``train_repeat``).
+    images, which patches are sampled from: unchanged by ``train_repeat`` and
+    ``mirror_train``).
 
     Returns {"listing": path, "train_images": path, "n_train", "n_test", "classes",
     "class_names", "reader" (CIFAR batch files) or None, "layout_problems": [[path, problem]]}."""
     frame = prepare_listing(list_image_set(dataset, data_root), max_train_per_class,
-                            max_test_per_class, train_repeat, seed)
-    train = frame[frame["split"] == "train"].drop_duplicates(["path", "record"])
+                            max_test_per_class, train_repeat, seed, mirror_train)
+    train = frame[(frame["split"] == "train") & ~frame["mirror"]].drop_duplicates(
+        ["path", "record"]).drop(columns="mirror")
     paths = {}
     for name, table in (("listing", frame), ("train_images", train.sort_values(["path", "record"]))):
         paths[name] = Path(run_dir) / f"{name}.csv"
@@ -32,8 +35,8 @@ def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class:
                "class_names": list(frame.attrs["class_names"]),
                "reader": frame.attrs.get("reader"),
                "layout_problems": [list(p) for p in frame.attrs.get("problems", [])]}
-    stage_logger().info("%s under %s: %d training images (listed %d time(s)), %d test images, "
+    stage_logger().info("%s under %s: %d training rows (listed %d time(s)%s), %d test images, "
                         "%d classes, %d layout problems", dataset, data_root, n_train,
-                        train_repeat, summary["n_test"], len(summary["classes"]),
-                        len(summary["layout_problems"]))
+                        train_repeat, ", each also mirrored" if mirror_train else "",
+                        summary["n_test"], len(summary["classes"]), len(summary["layout_problems"]))
     return summary

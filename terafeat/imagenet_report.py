@@ -66,6 +66,10 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
         f"lam/n={g:g}": round(a, 4) for g, a in zip(result["fit"]["lam_grid"],
                                                     result["fit"]["validation_accuracy"])}}
         for name, result in results["classification"].items()]
+    svm_path = [{"features": NAMES.get(name, name), **{
+        f"lam/n={point['lam/n']:g}": round(point["validation_accuracy"], 4)
+        for point in result["fit"]["svm_path"]}}
+        for name, result in results["classification"].items() if "svm_path" in result["fit"]]
     memory = results["peak_memory"]
     save_json(run / "results.json", results)
     title = f"terafeat imagenet: RICA features on {parameters['dataset']}"
@@ -85,6 +89,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
         ("Data", [[{"data set": parameters["dataset"], "root": parameters["data_root"],
                     "training images": listing["n_train"], "test images": listing["n_test"],
                     "classes": len(names), "train listed x": parameters["train_repeat"],
+                    "train mirrored": parameters["mirror_train"],
                     "unreadable (skipped)": len(results["unreadable_images"])}]]),
         ("Learned filters", [
             f"The {W.shape[0]} RICA filters in pixel space (each unit's weights mapped back "
@@ -101,7 +106,10 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                            "L-BFGS iteration", "J(W)", "Training objective")]),
         ("Confusions", confusion),
         ("Classifier validation", ["Held-out accuracy of ridge per regulariser "
-                                   "(lam = value x training images):", validation]),
+                                   "(lam = value x training images):", validation,
+                                   *(["The L2-SVM's own path (fitted on the other training "
+                                      "images, each point started from the last; the best "
+                                      "is refitted on all):", svm_path] if svm_path else [])]),
         ("Peak memory and throughput", [
             [{"process": "flow (every stage but feature extraction; the streamed classifier "
                          "is its peak)", "peak memory (GB)": _gigabytes(memory["flow"])},

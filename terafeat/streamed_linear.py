@@ -7,7 +7,13 @@ fly (mean and scale from one streaming pass).  Two one-vs-rest classifiers:
 - ridge (regularised least squares on ±1 targets), solved exactly from the streamed
   Gram matrix; its regulariser is chosen on a held-out part of the training rows;
 - L2-SVM (squared hinge, as Coates et al.), trained by scipy's L-BFGS with one
-  streaming pass per evaluation, started from the ridge solution.
+  streaming pass per evaluation, started from the ridge solution; its own regulariser
+  is chosen on the held-out rows along a warm-started path from ridge's choice down
+  (the squared hinge ignores the rows it already separates, and wants a weaker one).
+
+Only the first pass (``feature_moments``) reads and checks whole shards; the L-BFGS
+passes map the files (``np.load(mmap_mode="r")``), so the page cache serves them
+without a copy.
 
 Both minimise ``sum_i sum_c loss(y_ic, s_ic) + lam * ||W||^2`` (bias not penalised), so
 one ``lam`` means the same strength for both.
@@ -20,19 +26,33 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
-from terafeat.distributed import load_shard
+from terafeat.distributed import ShardError, load_shard
 
 METHODS = ("ridge", "l2svm")
 #: Regularisers tried, as multiples of the number of training rows.
 LAM_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 
 
+def mapped_shard(path) -> np.ndarray:
+    """The (n_s, f) array of a shard file, memory-mapped read-only (not checked for
+    NaN: ``feature_moments`` checks every shard once); a ShardError names a file that
+    is missing, unreadable or not 2-D."""
+    try:
+        X = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as error:
+        raise ShardError(f"shard file {path} is missing, unreadable or corrupt: {error}") from None
+    if X.ndim != 2:
+        raise ShardError(f"shard file {path} must hold a 2-D array, got shape {X.shape}")
+    return X
+
+
 def iter_shards(paths: Sequence, labels: Sequence[np.ndarray],
                 masks: Sequence[np.ndarray] | None = None
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(features (n_s, f) float32, labels (n_s,)) of each shard, rows where ``masks`` is True."""
+    """(features (n_s, f), labels (n_s,)) of each shard (memory-mapped, see
+    :func:`mapped_shard`), rows where ``masks`` is True."""
     for index, path in enumerate(paths):
-        X, y = load_shard(path), np.asarray(labels[index])
+        X, y = mapped_shard(path), np.asarray(labels[index])
         if len(X) != len(y):
             raise ValueError(f"{path}: {len(X)} feature rows but {len(y)} labels")
         if masks is not None:
@@ -41,7 +61,8 @@ def iter_shards(paths: Sequence, labels: Sequence[np.ndarray],
 
 
 def feature_moments(paths: Sequence) -> tuple[np.ndarray, np.ndarray, int]:
-    """(mean (f,), std (f,), n) of the rows of all shards, float64, in one pass."""
+    """(mean (f,), std (f,), n) of the rows of all shards, float64, in one pass that
+    checks every shard (``load_shard``: a ShardError names a bad or non-finite one)."""
     total, squares, n = 0.0, 0.0, 0
     for path in paths:
         X = load_shard(path)
@@ -162,6 +183,23 @@ def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
                                              "message": str(result.message)}
 
 
+def held_out_accuracy(shards, standardizer: Standardizer, weights: np.ndarray,
+                      n_classes: int) -> list[float]:
+    """Accuracy of each of L candidate classifiers, weights (f+1, c * L) on standardised
+    features side by side, over the rows of ``shards`` (an iterable of (X, y)): one pass."""
+    weights = np.asarray(weights, np.float32)
+    n_candidates = weights.shape[1] // n_classes
+    correct, n = np.zeros(n_candidates), 0
+    for X, y in shards:
+        predicted = (standardizer.augment(X) @ weights).reshape(
+            len(X), n_candidates, n_classes).argmax(axis=2)
+        correct += (predicted == y[:, None]).sum(axis=0)
+        n += len(X)
+    if n == 0:
+        raise ValueError("no held-out rows to score")
+    return (correct / n).tolist()
+
+
 def validation_masks(groups: Sequence[np.ndarray], fraction: float, seed: int) -> list[np.ndarray]:
     """Per shard, a boolean mask of the rows held out for validation (seeded).
 
@@ -185,20 +223,26 @@ def row_groups(labels: Sequence[np.ndarray]) -> list[np.ndarray]:
 def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_classes: int,
                             method: str = "l2svm", lam_grid: Sequence[float] = LAM_GRID,
                             val_fraction: float = 0.1, seed: int = 0, svm_iter: int = 100,
-                            log=None, groups: Sequence[np.ndarray] | None = None
+                            log=None, groups: Sequence[np.ndarray] | None = None,
+                            svm_path: int = 4, svm_path_iter: int = 30
                             ) -> tuple[np.ndarray, dict]:
     """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
 
-    paths: feature shard files; labels: per shard, its rows' labels.  method: "ridge"
-    or "l2svm" (started from the ridge solution).  The regulariser is
-    ``lam = g * n_fit`` for the g in ``lam_grid`` with the best accuracy of ridge on a
-    held-out ``val_fraction`` of the images (``groups``: per shard, each row's image
-    id, for listings with repeated images; default: every row a distinct image); the
-    final fit uses all rows.
+    paths: feature shard files; labels: per shard, its rows' labels.  A held-out
+    ``val_fraction`` of the images (``groups``: per shard, each row's image id, for
+    listings with repeated or mirrored images; default: every row a distinct image)
+    chooses the regulariser ``lam = g * n_fit``: ridge's g is the best in ``lam_grid``.
+    method "ridge": refit on all rows with it.  method "l2svm": from the ridge solution,
+    L2-SVMs on the fitting rows at ridge's g and the ``svm_path - 1`` smaller grid values
+    in turn, each started from the last (``svm_path_iter`` L-BFGS iterations), choose the
+    SVM's own g; the final SVM fits all rows, started from that path point
+    (``svm_iter`` iterations).
     Returns (weights (f + 1, c) on raw features, last row the bias; summary dict).
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if svm_path < 1:
+        raise ValueError(f"svm_path must be >= 1, got {svm_path}")
     log = log or (lambda *args: None)
     mean, std, n = feature_moments(paths)
     standardizer = Standardizer(mean, std)
@@ -206,36 +250,43 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                                 val_fraction, seed)
     fitting = [~mask for mask in held_out]
     G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, n_classes)
-    lams = [g * n_fit for g in lam_grid]
-    candidates = np.hstack([ridge_solve(G, B, lam) for lam in lams])  # (f+1, c * L)
-    candidates = candidates.astype(np.float32)
-    correct, n_val = np.zeros(len(lams)), 0
-    for X, y in iter_shards(paths, labels, held_out):
-        predicted = (standardizer.augment(X) @ candidates).reshape(
-            len(X), len(lams), n_classes).argmax(axis=2)
-        correct += (predicted == y[:, None]).sum(axis=0)
-        n_val += len(X)
-    validation = (correct / max(n_val, 1)).tolist()
+    ridges = [ridge_solve(G, B, g * n_fit) for g in lam_grid]
+    validation = held_out_accuracy(iter_shards(paths, labels, held_out), standardizer,
+                                   np.hstack(ridges), n_classes)
     best = int(np.argmax(validation))
     log(f"ridge validation accuracy over lam/n {list(lam_grid)}: "
         + ", ".join(f"{value:.4f}" for value in validation) + f" -> lam/n {lam_grid[best]}")
-    G_val, B_val, _ = gram_statistics(iter_shards(paths, labels, held_out), standardizer,
-                                      n_classes)
-    G += G_val
-    B += B_val
-    del G_val
-    lam = lam_grid[best] * n
-    weights = ridge_solve(G, B, lam)
-    del G
-    summary = {"method": method, "n_train": n, "n_validation": n_val,
+    summary = {"method": method, "n_train": n, "n_validation": int(sum(m.sum() for m in held_out)),
                "lam_grid": list(lam_grid), "validation_accuracy": validation,
-               "lam": lam, "feature_dim": int(len(mean))}
-    if method == "l2svm":
-        weights, svm = fit_l2svm(lambda: iter_shards(paths, labels), standardizer, n_classes,
-                                 lam, weights, svm_iter)
-        log(f"L2-SVM: {svm['n_iter']} L-BFGS iterations, objective {svm['objective']:.6g} "
-            f"({svm['message']})")
-        summary["svm"] = svm
+               "feature_dim": int(len(mean))}
+    if method == "ridge":
+        G_val, B_val, _ = gram_statistics(iter_shards(paths, labels, held_out), standardizer,
+                                          n_classes)
+        G += G_val
+        B += B_val
+        del G_val
+        summary["lam"] = lam_grid[best] * n
+        return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
+    del G
+    path, weights = [], ridges[best]
+    for g in sorted((g for g in lam_grid if g <= lam_grid[best]), reverse=True)[:svm_path]:
+        weights, svm = fit_l2svm(lambda: iter_shards(paths, labels, fitting), standardizer,
+                                 n_classes, g * n_fit, weights, svm_path_iter)
+        accuracy = held_out_accuracy(iter_shards(paths, labels, held_out), standardizer,
+                                     weights, n_classes)[0]
+        path.append({"lam/n": g, "validation_accuracy": accuracy, "n_iter": svm["n_iter"],
+                     "weights": weights})
+        log(f"L2-SVM path: lam/n {g}: validation accuracy {accuracy:.4f} "
+            f"({svm['n_iter']} L-BFGS iterations)")
+    chosen = max(path, key=lambda point: point["validation_accuracy"])
+    summary["lam"] = chosen["lam/n"] * n
+    weights, svm = fit_l2svm(lambda: iter_shards(paths, labels), standardizer, n_classes,
+                             summary["lam"], chosen["weights"], svm_iter)
+    log(f"L2-SVM at lam/n {chosen['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
+        f"objective {svm['objective']:.6g} ({svm['message']})")
+    summary["svm"] = svm
+    summary["svm_path"] = [{key: value for key, value in point.items() if key != "weights"}
+                           for point in path]
     return standardizer.fold(weights), summary
 
 

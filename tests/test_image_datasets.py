@@ -497,6 +497,28 @@ def test_cifar_listing_reads_records_exactly(tmp_path, cifar10_batches, write):
     assert resized.shape == (2, 16, 16, 3)
 
 
+def test_prepared_listing_mirrors_training_copies(tmp_path):
+    from terafeat.datasets.image_sets import list_image_set, prepare_listing, read_listed_images
+    write_images(tmp_path, "train/cat/a.png", "train/dog/b.png", "test/cat/c.png",
+                 size=(8, 8))
+    listing = list_image_set("folders", tmp_path)
+    plain = prepare_listing(listing, seed=3)
+    mirrored = prepare_listing(listing, seed=3, mirror_train=True)
+    assert not plain["mirror"].any()
+    train = mirrored[mirrored["split"] == "train"].reset_index(drop=True)
+    assert len(train) == 4 and train["mirror"].sum() == 2
+    assert sorted(train["path"][train["mirror"]]) == sorted(train["path"][~train["mirror"]])
+    assert not mirrored[mirrored["split"] == "test"]["mirror"].any()
+    images, kept, _ = read_listed_images(train, 8)
+    assert kept.tolist() == [0, 1, 2, 3]
+    for path in set(train["path"]):
+        rows = train["path"] == path
+        flipped = images[(rows & train["mirror"]).to_numpy()][0]
+        original = images[(rows & ~train["mirror"]).to_numpy()][0]
+        np.testing.assert_array_equal(flipped, original[:, ::-1])
+        assert not np.array_equal(flipped, original)
+
+
 def test_folder_listing_skips_a_corrupt_image_and_names_it(tmp_path):
     from terafeat.datasets.image_sets import COLUMNS, list_image_set, read_listed_images
     write_images(tmp_path, "train/cat/a.png", "train/dog/b.jpg", "test/cat/c.png",

@@ -83,6 +83,47 @@ def test_streamed_classifier_learns_and_agrees_with_sklearn(tmp_path, method):
         assert summary["svm"]["n_iter"] >= 1
 
 
+def test_svm_path_chooses_its_own_regulariser_at_or_below_ridges(tmp_path):
+    X, y = blobs(900, seed=3)
+    paths, labels = write(tmp_path, X, y, rows=200)
+    grid = (1e-3, 1e-2, 0.1, 1.0, 10.0)
+    lines = []
+    weights, summary = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, seed=1,
+                                               svm_iter=30, svm_path=3, svm_path_iter=10,
+                                               log=lines.append)
+    ridge_best = grid[int(np.argmax(summary["validation_accuracy"]))]
+    expected = sorted((g for g in grid if g <= ridge_best), reverse=True)[:3]
+    path = summary["svm_path"]
+    assert [point["lam/n"] for point in path] == expected
+    assert all(1 <= point["n_iter"] <= 10 and 0 < point["validation_accuracy"] <= 1
+               for point in path)
+    chosen = max(path, key=lambda point: point["validation_accuracy"])
+    assert summary["lam"] == pytest.approx(chosen["lam/n"] * 900)
+    assert sum("L2-SVM path" in line for line in lines) == len(path)
+    # one path point: the SVM keeps ridge's regulariser
+    _, single = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, seed=1, svm_iter=5,
+                                        svm_path=1, svm_path_iter=5)
+    assert single["lam"] == pytest.approx(ridge_best * 900)
+    with pytest.raises(ValueError, match="svm_path"):
+        fit_streamed_classifier(paths, labels, 3, svm_path=0)
+
+
+def test_bad_shards_are_named(tmp_path):
+    from terafeat.distributed import ShardError
+    from terafeat.streamed_linear import mapped_shard
+    X, y = blobs(100)
+    X[60, 3] = np.nan
+    paths, labels = write(tmp_path, X, y, rows=50)
+    with pytest.raises(ShardError, match="f-1.npy.*NaN"):
+        fit_streamed_classifier(paths, labels, 3)
+    (tmp_path / "garbage.npy").write_bytes(b"not a numpy file")
+    with pytest.raises(ShardError, match="garbage.npy"):
+        mapped_shard(tmp_path / "garbage.npy")
+    save_array(tmp_path / "flat.npy", np.zeros(5, np.float32))
+    with pytest.raises(ShardError, match="flat.npy.*2-D"):
+        mapped_shard(tmp_path / "flat.npy")
+
+
 def test_validation_split_keeps_each_image_on_one_side():
     rng = np.random.default_rng(0)
     images = rng.permutation(np.repeat(np.arange(2000), 2))  # every image listed twice

@@ -2,7 +2,8 @@
 
 A listing is a DataFrame with columns path, record, label, class_name, split: one row
 per image, ``record`` = -1 for an image file, else the image's row inside a batch file
-(the publisher's CIFAR files).  Listings are what workers get: each reads its own rows.
+(the publisher's CIFAR files); a prepared listing may add ``mirror`` (bool: read the
+image flipped left to right, a training-set augmentation).  Listings are what workers get: each reads its own rows.
 """
 from __future__ import annotations
 
@@ -61,7 +62,8 @@ def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
     Returns (images (n_kept, size, size, 3) float32 in [0, 1], kept (n_kept,)
     positions in ``rows``, problems [(path, problem)] of the files skipped
     (missing, corrupt, not an image).  reader: the listing's ``attrs["reader"]``,
-    needed for rows inside batch files.
+    needed for rows inside batch files.  Rows whose ``mirror`` column is True are
+    flipped left to right.
     """
     records = rows["record"].to_numpy()
     in_files = np.flatnonzero(records < 0)
@@ -83,6 +85,9 @@ def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
                                   for image in batch])
             out[positions] = batch / np.float32(255)
             good[positions] = True
+    if "mirror" in rows:
+        mirrored = rows["mirror"].to_numpy(bool)
+        out[mirrored] = out[mirrored, :, ::-1]
     kept = np.flatnonzero(good)
     return out[kept], kept, problems
 
@@ -98,11 +103,13 @@ def evaluation_split(frame: pd.DataFrame) -> str:
 
 def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
                     max_test_per_class: int | None = None, train_repeat: int = 1,
-                    seed: int = 0) -> pd.DataFrame:
-    """Training rows (seeded subset per class, listed ``train_repeat`` times, shuffled so
-    every shard mixes the classes), then the evaluation split's rows in listing order.
+                    seed: int = 0, mirror_train: bool = False) -> pd.DataFrame:
+    """Training rows (seeded subset per class, listed ``train_repeat`` times, each time
+    also mirrored when ``mirror_train``; shuffled so every shard mixes the classes), then the
+    evaluation split's rows in listing order.
 
-    Column ``split`` becomes "train" / "test".  attrs are kept.
+    Column ``split`` becomes "train" / "test"; column ``mirror`` (bool) is True on the
+    mirrored copies.  attrs are kept.
     """
     if train_repeat < 1:
         raise ValueError(f"train_repeat must be >= 1, got {train_repeat}")
@@ -119,9 +126,11 @@ def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
     train = limited(frame[frame["split"] == "train"], max_train_per_class)
     if train.empty:
         raise ValueError("the listing has no training images")
-    train = pd.concat([train] * train_repeat)
+    mirrors = [False, True] if mirror_train else [False]
+    train = pd.concat([train.assign(mirror=mirror) for mirror in mirrors] * train_repeat)
     train = train.iloc[rng.permutation(len(train))].assign(split="train")
-    test = limited(frame[frame["split"] == test_split], max_test_per_class).assign(split="test")
+    test = limited(frame[frame["split"] == test_split], max_test_per_class).assign(
+        split="test", mirror=False)
     prepared = pd.concat([train, test], ignore_index=True)
     prepared.attrs.update(frame.attrs)
     return prepared

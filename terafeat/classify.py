@@ -21,23 +21,27 @@ LINEAR_MODELS = ("logistic", "linear_svm")
 
 
 def linear_classifier(inner_folds: int = 3, Cs=DEFAULT_CS, random_state=None,
-                      model: str = "logistic"):
+                      model: str = "logistic", balanced: bool = False):
     """Standardise, then a linear model with C chosen by inner cross-validation.
 
     model: "logistic" (L2 logistic regression) or "linear_svm" (scikit-learn's
     LinearSVC, squared hinge; scores from its decision function).  Cs: the grid
     of inverse regularisation strengths.  random_state: None keeps the inner
-    folds in data order, else they are shuffled with this seed.  The chosen C:
+    folds in data order, else they are shuffled with this seed.  balanced: classes
+    weighted inversely to their size, and C chosen by balanced accuracy (for a rare
+    class, which plain accuracy would let the model ignore).  The chosen C:
     :func:`chosen_C`.
     """
     if model not in LINEAR_MODELS:
         raise ValueError(f"model must be one of {LINEAR_MODELS}, got {model!r}")
-    estimator = (LogisticRegression(max_iter=2000) if model == "logistic"
-                 else LinearSVC(max_iter=5000, random_state=random_state))
+    weights = "balanced" if balanced else None
+    estimator = (LogisticRegression(max_iter=2000, class_weight=weights) if model == "logistic"
+                 else LinearSVC(max_iter=5000, random_state=random_state, class_weight=weights))
     pipeline = make_pipeline(StandardScaler(), estimator)
     folds = (inner_folds if random_state is None
              else StratifiedKFold(inner_folds, shuffle=True, random_state=random_state))
-    return GridSearchCV(pipeline, {f"{pipeline.steps[-1][0]}__C": list(Cs)}, cv=folds)
+    return GridSearchCV(pipeline, {f"{pipeline.steps[-1][0]}__C": list(Cs)}, cv=folds,
+                        scoring="balanced_accuracy" if balanced else None)
 
 
 def chosen_C(search: GridSearchCV) -> float:

@@ -380,7 +380,8 @@ def _split(is_face: np.ndarray, random_state, held_out=None) -> tuple[np.ndarray
 def linear_ceiling(responses, is_face, random_state=0, held_out=None,
                    balanced: bool = False) -> float:
     """Held-out accuracy (balanced: the mean of the rates on faces and on non-faces) of a
-    label-trained linear classifier on all units (n, units): fit on the selection part of
+    label-trained linear classifier on all units (n, units; balanced: classes weighted
+    inversely to their size, C chosen by balanced accuracy): fit on the selection part of
     :func:`score_face_units`, scored on its evaluation part: how much face information the
     units hold together.  With few labelled images and many uninformative units it can
     fall below the best single unit."""
@@ -390,8 +391,8 @@ def linear_ceiling(responses, is_face, random_state=0, held_out=None,
 
     responses, is_face = _check_scores(responses, is_face)
     selection, evaluation = _split(is_face, random_state, held_out)
-    model = linear_classifier(random_state=random_state).fit(responses[selection],
-                                                              is_face[selection])
+    model = linear_classifier(random_state=random_state, balanced=balanced).fit(
+        responses[selection], is_face[selection])
     if balanced:
         return float(balanced_accuracy_score(is_face[evaluation],
                                              model.predict(responses[evaluation])))

@@ -211,6 +211,18 @@ def test_template_unit_is_the_mean_templates_filter():
         template_unit(images, templates[:, :2])
 
 
+def test_balanced_linear_ceiling_finds_a_rare_class():
+    # 1 face per 20 non-faces, three weakly informative units: a classifier fitted and
+    # tuned for plain accuracy calls everything a non-face (balanced accuracy 0.5)
+    rng = np.random.default_rng(0)
+    is_face = np.r_[np.ones(50, bool), np.zeros(1000, bool)]
+    responses = rng.standard_normal((len(is_face), 20))
+    responses[is_face, :3] += 1.2
+    held_out = rng.random(len(is_face)) < 0.5
+    assert linear_ceiling(responses, is_face, 0, held_out, balanced=True) > 0.75
+    assert linear_ceiling(responses, is_face, 0, held_out) > 0.9  # plain accuracy: 20 / 21
+
+
 def test_a_unit_that_only_fits_the_selection_part_fails_on_the_held_out_part():
     rng = np.random.default_rng(4)
     is_face = np.tile(np.r_[np.ones(20, bool), np.zeros(80, bool)], 2)

@@ -66,10 +66,11 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
         f"lam/n={g:g}": round(a, 4) for g, a in zip(result["fit"]["lam_grid"],
                                                     result["fit"]["validation_accuracy"])}}
         for name, result in results["classification"].items()]
-    svm_path = [{"features": NAMES.get(name, name), **{
-        f"lam/n={point['lam/n']:g}": round(point["validation_accuracy"], 4)
-        for point in result["fit"]["svm_path"]}}
-        for name, result in results["classification"].items() if "svm_path" in result["fit"]]
+    svm_path = [{"features": NAMES.get(name, name), "lam/n": point["lam/n"],
+                 "held-out accuracy": round(point["validation_accuracy"], 4),
+                 "chosen": point["lam/n"] == result["fit"]["lam/n"]}
+                for name, result in results["classification"].items()
+                for point in result["fit"].get("svm_path", [])]
     memory = results["peak_memory"]
     save_json(run / "results.json", results)
     title = f"terafeat imagenet: RICA features on {parameters['dataset']}"

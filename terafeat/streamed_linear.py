@@ -196,7 +196,8 @@ def held_out_accuracy(shards, standardizer: Standardizer, weights: np.ndarray,
         correct += (predicted == y[:, None]).sum(axis=0)
         n += len(X)
     if n == 0:
-        raise ValueError("no held-out rows to score")
+        raise ValueError("no held-out rows to score: too few images for the validation "
+                         "fraction (raise val_fraction or add images)")
     return (correct / n).tolist()
 
 
@@ -265,6 +266,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
         G += G_val
         B += B_val
         del G_val
+        summary["lam/n"] = lam_grid[best]
         summary["lam"] = lam_grid[best] * n
         return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
     del G
@@ -279,6 +281,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
         log(f"L2-SVM path: lam/n {g}: validation accuracy {accuracy:.4f} "
             f"({svm['n_iter']} L-BFGS iterations)")
     chosen = max(path, key=lambda point: point["validation_accuracy"])
+    summary["lam/n"] = chosen["lam/n"]
     summary["lam"] = chosen["lam/n"] * n
     weights, svm = fit_l2svm(lambda: iter_shards(paths, labels), standardizer, n_classes,
                              summary["lam"], chosen["weights"], svm_iter)

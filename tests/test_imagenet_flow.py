@@ -78,6 +78,13 @@ def test_report_numbers_and_skipped_image(two_runs):
     assert all(value > 0 for value in saved["peak_memory"].values())
     page = open(f"{run}/index.html").read()
     assert "broken.png" in page and f"{rica['top1']:.4g}" in page
+    # the L2-SVM's regulariser: chosen on its own path, at or below ridge's, and reported
+    fit = rica["fit"]
+    ridge_choice = fit["lam_grid"][int(np.argmax(fit["validation_accuracy"]))]
+    assert [point["lam/n"] for point in fit["svm_path"]] == sorted(
+        (g for g in fit["lam_grid"] if g <= ridge_choice), reverse=True)
+    assert fit["lam/n"] in [point["lam/n"] for point in fit["svm_path"]]
+    assert "own path" in page
 
 
 def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):

@@ -99,6 +99,7 @@ def test_svm_path_chooses_its_own_regulariser_at_or_below_ridges(tmp_path):
                for point in path)
     chosen = max(path, key=lambda point: point["validation_accuracy"])
     assert summary["lam"] == pytest.approx(chosen["lam/n"] * 900)
+    assert summary["lam/n"] == chosen["lam/n"]
     assert sum("L2-SVM path" in line for line in lines) == len(path)
     # one path point: the SVM keeps ridge's regulariser
     _, single = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, seed=1, svm_iter=5,

@@ -41,9 +41,13 @@ class ImagenetParams(TrainingBackend, StageCache):
                                            "test images per class (None: all)")
     train_repeat: int = Field(1, ge=1, le=8, description="list the training set this many "
                               "times (a memory check: peak memory must not grow)")
-    mirror_train: bool = Field(False, description="also list every training image mirrored "
+    mirror_train: bool = Field(True, description="also list every training image mirrored "
                                "left to right (twice the training rows: more encoding and "
-                               "classifier time; patches still come from the originals)")
+                               "classifier time; patches still come from the originals). Full "
+                               "CIFAR-10: RICA 0.769 with it, 0.751 without")
+    mirror_test: bool = Field(True, description="score every test image and its mirror "
+                              "image, averaging the classifier's scores (test-time "
+                              "augmentation: twice the test encoding)")
     patch_size: int = Field(6, ge=3, le=16, description="side of the square colour patches")
     n_patches: int = Field(100_000, ge=100, description="training patches")
     patch_images: int = Field(10_000, ge=1, description="training images the patches come from")
@@ -135,7 +139,7 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
     run, cache = str(run_dir), params.cache_root or None
     listing = timed("list images", list_images, params.dataset, params.data_root, run,
                     params.max_train_per_class, params.max_test_per_class, params.train_repeat,
-                    params.seed, params.mirror_train)
+                    params.seed, params.mirror_train, params.mirror_test)
     patches = timed("sample patches", sample_image_patches, listing, run, params.n_patches,
                     params.patch_size, params.image_size, params.patch_images, params.seed,
                     cache_root=cache)

@@ -29,7 +29,8 @@ def _stored(paths: list[str], key: str) -> list[np.ndarray]:
 def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str,
                     lam_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
                     svm_path: int = 4, svm_path_iter: int = 30) -> dict:
-    """Per feature set: fit on the training shards, score the test shards.
+    """Per feature set: fit on the training shards, score the test shards (per image:
+    the rows of one image, e.g. it and its mirror image, by their mean scores).
 
     Returns {set: {"top1", "top5", "n", "seconds", "fit": summary, "confusion_matrix" (<= 20
     classes) or "top_confusions", "predictions": path of (n, 2) true / predicted}}.
@@ -46,7 +47,8 @@ def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str
             groups=_stored(labels["train"], "images"), svm_path=svm_path,
             svm_path_iter=svm_path_iter)
         truth, predicted, metrics = evaluate_streamed(
-            shards["test"], _stored(labels["test"], "labels"), weights)
+            shards["test"], _stored(labels["test"], "labels"), weights,
+            groups=_stored(labels["test"], "images"))
         metrics.update(seconds=time.perf_counter() - started, fit=fit,
                        predictions=str(save_array(Path(run_dir) / f"predictions-{name}.npy",
                                                   np.stack([truth, predicted], axis=1))))

@@ -13,15 +13,17 @@ from terafeat.storage import atomic_write
 @task(name="list-images")
 def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class: int | None,
                 max_test_per_class: int | None, train_repeat: int, seed: int,
-                mirror_train: bool = False) -> dict:
+                mirror_train: bool = False, mirror_test: bool = False) -> dict:
     """Writes ``listing.csv`` (every row) and ``train_images.csv`` (the distinct training
     images, which patches are sampled from: unchanged by ``train_repeat`` and
     ``mirror_train``).
 
-    Returns {"listing": path, "train_images": path, "n_train", "n_test", "classes",
-    "class_names", "reader" (CIFAR batch files) or None, "layout_problems": [[path, problem]]}."""
+    Returns {"listing": path, "train_images": path, "n_train" (rows), "n_test" (images),
+    "classes", "class_names", "reader" (CIFAR batch files) or None, "layout_problems":
+    [[path, problem]]}."""
     frame = prepare_listing(list_image_set(dataset, data_root), max_train_per_class,
-                            max_test_per_class, train_repeat, seed, mirror_train)
+                            max_test_per_class, train_repeat, seed, mirror_train,
+                            mirror_test)
     train = frame[(frame["split"] == "train") & ~frame["mirror"]].drop_duplicates(
         ["path", "record"]).drop(columns="mirror")
     paths = {}
@@ -29,14 +31,16 @@ def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class:
         paths[name] = Path(run_dir) / f"{name}.csv"
         atomic_write(paths[name], lambda file, t=table: file.write(t.to_csv(index=False).encode()))
     n_train = int((frame["split"] == "train").sum())
+    n_test = int((frame["split"] == "test").sum()) // (2 if mirror_test else 1)
     summary = {"listing": str(paths["listing"]), "train_images": str(paths["train_images"]),
-               "n_train": n_train, "n_test": len(frame) - n_train,
+               "n_train": n_train, "n_test": n_test,
                "classes": list(frame.attrs["classes"]),
                "class_names": list(frame.attrs["class_names"]),
                "reader": frame.attrs.get("reader"),
                "layout_problems": [list(p) for p in frame.attrs.get("problems", [])]}
-    stage_logger().info("%s under %s: %d training rows (listed %d time(s)%s), %d test images, "
-                        "%d classes, %d layout problems", dataset, data_root, n_train,
-                        train_repeat, ", each also mirrored" if mirror_train else "",
-                        summary["n_test"], len(summary["classes"]), len(summary["layout_problems"]))
+    stage_logger().info("%s under %s: %d training rows (listed %d time(s)%s), %d test "
+                        "images%s, %d classes, %d layout problems", dataset, data_root, n_train,
+                        train_repeat, ", each also mirrored" if mirror_train else "", n_test,
+                        " (each also mirrored)" if mirror_test else "", len(summary["classes"]),
+                        len(summary["layout_problems"]))
     return summary

@@ -91,6 +91,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                     "training images": listing["n_train"], "test images": listing["n_test"],
                     "classes": len(names), "train listed x": parameters["train_repeat"],
                     "train mirrored": parameters["mirror_train"],
+                    "test mirrored (scores averaged)": parameters["mirror_test"],
                     "unreadable (skipped)": len(results["unreadable_images"])}]]),
         ("Learned filters", [
             f"The {W.shape[0]} RICA filters in pixel space (each unit's weights mapped back "

@@ -304,15 +304,26 @@ def top_confusions(labels: np.ndarray, predicted: np.ndarray, n: int = 20) -> li
 
 
 def evaluate_streamed(paths: Sequence, labels: Sequence[np.ndarray], weights_raw: np.ndarray,
-                      top_k: int = 5) -> tuple[np.ndarray, np.ndarray, dict]:
+                      top_k: int = 5, groups: Sequence[np.ndarray] | None = None
+                      ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Score feature shards with folded weights (f+1, c): (labels (n,), predicted (n,),
-    {"top1", "top<k>", "n"})."""
-    truth, predicted, hits = [], [], 0
+    {"top1", "top<k>", "n"}) per image.  groups: per shard, each row's image id; rows of
+    one image (e.g. it and its mirror image) are scored by their mean scores (default:
+    every row its own image).  Memory: the (n, c) scores."""
+    truth, score, image = [], [], []
     for X, y in iter_shards(paths, labels):
-        score = scores(X, weights_raw)
         truth.append(y)
-        predicted.append(score.argmax(axis=1))
-        hits += top_k_accuracy(score, y, top_k) * len(y)
-    truth, predicted = np.concatenate(truth), np.concatenate(predicted)
+        score.append(scores(X, weights_raw))
+    truth, score = np.concatenate(truth), np.concatenate(score)
+    if groups is not None:
+        images, first, index = np.unique(np.concatenate(groups), return_index=True,
+                                         return_inverse=True)
+        if len(index) != len(truth):
+            raise ValueError(f"{len(index)} image ids for {len(truth)} scored rows")
+        summed = np.zeros((len(images), score.shape[1]), np.float64)
+        np.add.at(summed, index, score)
+        truth, score = truth[first], summed
+    predicted = score.argmax(axis=1)
     return truth, predicted, {"top1": float((truth == predicted).mean()),
-                              f"top{top_k}": float(hits / len(truth)), "n": int(len(truth))}
+                              f"top{top_k}": top_k_accuracy(score, truth, top_k),
+                              "n": int(len(truth))}

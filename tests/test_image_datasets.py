@@ -509,6 +509,9 @@ def test_prepared_listing_mirrors_training_copies(tmp_path):
     assert len(train) == 4 and train["mirror"].sum() == 2
     assert sorted(train["path"][train["mirror"]]) == sorted(train["path"][~train["mirror"]])
     assert not mirrored[mirrored["split"] == "test"]["mirror"].any()
+    both = prepare_listing(listing, seed=3, mirror_test=True)
+    test = both[both["split"] == "test"].reset_index(drop=True)
+    assert test["mirror"].tolist() == [False, True] and test["path"].nunique() == 1
     images, kept, _ = read_listed_images(train, 8)
     assert kept.tolist() == [0, 1, 2, 3]
     for path in set(train["path"]):

@@ -12,7 +12,8 @@ SIDE = 16
 SMALL = dict(dataset="folders", image_size=SIDE, patch_size=5, n_patches=3000, patch_images=40,
              n_features=24, max_iter=15, batch_size=7, shard_size=10, svm_iter=20,
              lam_grid=(0.01, 0.1), val_fraction=0.2, encode_on="local",
-             whitening="zca", n_components=None, whitening_eps=0.1, lam=10.0)
+             whitening="zca", n_components=None, whitening_eps=0.1, lam=10.0,
+             mirror_train=False, mirror_test=False)
 
 
 def synthetic_image(label: int, rng: np.random.Generator) -> np.ndarray:
@@ -47,15 +48,15 @@ def image_folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_runs(prefect_server, image_folders, tmp_path_factory):
-    """A run, then the same with the training set listed twice, each time also mirrored
-    (same cache), and the k-means peer."""
+    """A run, then the same with the training set listed twice, each time also mirrored,
+    the test images scored with their mirror images (same cache), and the k-means peer."""
     root = tmp_path_factory.mktemp("reports")
     cache = tmp_path_factory.mktemp("cache")
     common = dict(data_root=str(image_folders), output_root=str(root), cache_root=str(cache),
                   **SMALL)
     first = imagenet(ImagenetParams(**common))
-    doubled = imagenet(ImagenetParams(train_repeat=2, mirror_train=True, kmeans_peer=True,
-                                      **common))
+    doubled = imagenet(ImagenetParams(**{**common, "train_repeat": 2, "mirror_train": True,
+                                         "mirror_test": True, "kmeans_peer": True}))
     return first, doubled, image_folders
 
 
@@ -99,6 +100,11 @@ def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
     # the k-means peer: its own filters through the same encoder and classifier
     assert doubled["encoding"]["dims"]["kmeans"] == doubled["encoding"]["dims"]["rica"]
     assert doubled["classification"]["kmeans"]["n"] == doubled["classification"]["rica"]["n"]
+    # test images and their mirror images are scored together: still 18 test images
+    assert doubled["listing"]["n_test"] == 18
+    assert all(result["n"] == 18 and np.sum(result["confusion_matrix"]) == 18
+               for result in doubled["classification"].values())
+    assert sum(len(np.load(path)) for path in doubled["encoding"]["shards"]["rica"]["test"]) == 36
     assert doubled["kmeans"]["distinct_filters"] >= 1 and first["kmeans"] is None
     assert "k-means (same pipeline)" in open(f"{doubled['run_dir']}/index.html").read()
     assert [row["features"] for row in doubled["headline"]] == [

@@ -165,3 +165,21 @@ def test_top_confusions_and_streamed_evaluation(tmp_path):
     got_truth, predicted, metrics = evaluate_streamed(paths, labels, weights, top_k=2)
     assert predicted.tolist() == guess.tolist() and got_truth.tolist() == truth.tolist()
     assert metrics["top1"] == pytest.approx(3 / 9) and metrics["n"] == 9
+
+
+def test_streamed_evaluation_averages_the_rows_of_one_image(tmp_path):
+    from terafeat.streamed_linear import evaluate_streamed
+    # image 7: two rows (it and its mirror image), each leaning to a different wrong
+    # class, both giving the right one 0.5: their mean picks it; image 3: one row
+    X = np.array([[0.0, 0.6, 0.5], [0.9, 0.0, 0.5], [0.2, 0.1, 0.0]], np.float32)
+    truth = np.array([2, 2, 0])
+    paths, labels = write(tmp_path, X, truth, rows=2)
+    weights = np.vstack([np.eye(3), np.zeros((1, 3))])
+    got_truth, predicted, metrics = evaluate_streamed(paths, labels, weights, top_k=1,
+                                                      groups=[np.array([7, 7]), np.array([3])])
+    assert got_truth.tolist() == [0, 2] and predicted.tolist() == [0, 2]
+    assert metrics == {"top1": 1.0, "n": 2}
+    _, per_row, plain = evaluate_streamed(paths, labels, weights, top_k=1)
+    assert per_row.tolist() == [1, 0, 0] and plain["top1"] == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="2 image ids for 3 scored rows"):
+        evaluate_streamed(paths, labels, weights, groups=[np.array([7, 7]), np.array([])])

@@ -103,10 +103,12 @@ def evaluation_split(frame: pd.DataFrame) -> str:
 
 def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
                     max_test_per_class: int | None = None, train_repeat: int = 1,
-                    seed: int = 0, mirror_train: bool = False) -> pd.DataFrame:
+                    seed: int = 0, mirror_train: bool = False,
+                    mirror_test: bool = False) -> pd.DataFrame:
     """Training rows (seeded subset per class, listed ``train_repeat`` times, each time
     also mirrored when ``mirror_train``; shuffled so every shard mixes the classes), then the
-    evaluation split's rows in listing order.
+    evaluation split's rows in listing order (with ``mirror_test``, each followed by its
+    mirrored copy: test-time augmentation, scores averaged per image).
 
     Column ``split`` becomes "train" / "test"; column ``mirror`` (bool) is True on the
     mirrored copies.  attrs are kept.
@@ -129,8 +131,10 @@ def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
     mirrors = [False, True] if mirror_train else [False]
     train = pd.concat([train.assign(mirror=mirror) for mirror in mirrors] * train_repeat)
     train = train.iloc[rng.permutation(len(train))].assign(split="train")
-    test = limited(frame[frame["split"] == test_split], max_test_per_class).assign(
-        split="test", mirror=False)
+    test = limited(frame[frame["split"] == test_split], max_test_per_class).assign(split="test")
+    mirrors = [False, True] if mirror_test else [False]
+    test = pd.concat([test.assign(mirror=mirror) for mirror in mirrors]).sort_index(
+        kind="stable")
     prepared = pd.concat([train, test], ignore_index=True)
     prepared.attrs.update(frame.attrs)
     return prepared

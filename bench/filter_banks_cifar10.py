@@ -54,7 +54,9 @@ the old default (lam 0.1, 200 it) 0.668; lam 30, Gaussian start, 8 it 0.715 and 
 default now) 0.751, in 35 min 24 s for the whole flow (machine loaded).  With every
 training image also mirrored and the SVM's own regulariser (lam/n 0.0001, where ridge
 chose 0.003): 0.769; scoring each test image with its mirror image too (the flow's
-defaults since 2026-11-27): 0.7746, whole flow 25 min 7 s on an idle machine.
+defaults since 2026-11-27): 0.7746 with 100 final SVM iterations (whole flow 25 min
+7 s on an idle machine), 0.7797 with 200 (the default now; a run reusing the cached
+features, so its own time is not a fresh run's: classify 1714 s beside other jobs).
 Coates et al.: 0.779.
 """
 from __future__ import annotations

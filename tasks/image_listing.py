@@ -31,7 +31,7 @@ def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class:
         paths[name] = Path(run_dir) / f"{name}.csv"
         atomic_write(paths[name], lambda file, t=table: file.write(t.to_csv(index=False).encode()))
     n_train = int((frame["split"] == "train").sum())
-    n_test = int((frame["split"] == "test").sum()) // (2 if mirror_test else 1)
+    n_test = int(((frame["split"] == "test") & ~frame["mirror"]).sum())
     summary = {"listing": str(paths["listing"]), "train_images": str(paths["train_images"]),
                "n_train": n_train, "n_test": n_test,
                "classes": list(frame.attrs["classes"]),

@@ -96,18 +96,25 @@ def write_shards(X, folder, rows_per_shard: int, prefix: str = "shard") -> list[
     return paths
 
 
-def load_shard(path, dtype=np.float32) -> np.ndarray:
+def load_shard(path, dtype=np.float32, mapped: bool = False) -> np.ndarray:
     """The (m_s, d) array of one shard file, as C-contiguous ``dtype``; runs on workers.
+    mapped: memory-mapped read-only as stored instead (no copy, no dtype conversion, no
+    NaN check: for repeated passes over shards already checked once).
 
     Raises ShardError naming the file when it is missing, unreadable, not a
     2-D numeric array, or holds NaN / infinite values.
     """
     try:
-        X = np.load(path, allow_pickle=False)
+        X = np.load(path, mmap_mode="r" if mapped else None, allow_pickle=False)
     except FileNotFoundError:
         raise ShardError(f"shard file {path} does not exist") from None
     except (OSError, ValueError, EOFError) as error:
         raise ShardError(f"shard file {path} is unreadable or corrupt: {error}") from None
+    if mapped:
+        if X.ndim != 2:
+            raise ShardError(f"shard file {path} must be 2-D (n_samples, n_features), got "
+                             f"shape {X.shape}")
+        return X
     try:
         return check_array(X, dtype=dtype, name=f"shard file {path}")
     except ValueError as error:

@@ -26,33 +26,21 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import minimize
 
-from terafeat.distributed import ShardError, load_shard
+from terafeat.distributed import load_shard
 
 METHODS = ("ridge", "l2svm")
 #: Regularisers tried, as multiples of the number of training rows.
 LAM_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 
 
-def mapped_shard(path) -> np.ndarray:
-    """The (n_s, f) array of a shard file, memory-mapped read-only (not checked for
-    NaN: ``feature_moments`` checks every shard once); a ShardError names a file that
-    is missing, unreadable or not 2-D."""
-    try:
-        X = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError, EOFError) as error:
-        raise ShardError(f"shard file {path} is missing, unreadable or corrupt: {error}") from None
-    if X.ndim != 2:
-        raise ShardError(f"shard file {path} must hold a 2-D array, got shape {X.shape}")
-    return X
-
-
 def iter_shards(paths: Sequence, labels: Sequence[np.ndarray],
                 masks: Sequence[np.ndarray] | None = None
                 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(features (n_s, f), labels (n_s,)) of each shard (memory-mapped, see
-    :func:`mapped_shard`), rows where ``masks`` is True."""
+    """(features (n_s, f), labels (n_s,)) of each shard, memory-mapped (``load_shard``
+    with ``mapped``: ``feature_moments`` checks every shard once), rows where ``masks``
+    is True."""
     for index, path in enumerate(paths):
-        X, y = mapped_shard(path), np.asarray(labels[index])
+        X, y = load_shard(path, mapped=True), np.asarray(labels[index])
         if len(X) != len(y):
             raise ValueError(f"{path}: {len(X)} feature rows but {len(y)} labels")
         if masks is not None:
@@ -308,9 +296,9 @@ def evaluate_streamed(paths: Sequence, labels: Sequence[np.ndarray], weights_raw
                       ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Score feature shards with folded weights (f+1, c): (labels (n,), predicted (n,),
     {"top1", "top<k>", "n"}) per image.  groups: per shard, each row's image id; rows of
-    one image (e.g. it and its mirror image) are scored by their mean scores (default:
-    every row its own image).  Memory: the (n, c) scores."""
-    truth, score, image = [], [], []
+    one image (e.g. it and its mirror image) are scored by their summed scores (the
+    mean's ranking; default: every row its own image).  Memory: the (n, c) scores."""
+    truth, score = [], []
     for X, y in iter_shards(paths, labels):
         truth.append(y)
         score.append(scores(X, weights_raw))

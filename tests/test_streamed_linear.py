@@ -110,8 +110,7 @@ def test_svm_path_chooses_its_own_regulariser_at_or_below_ridges(tmp_path):
 
 
 def test_bad_shards_are_named(tmp_path):
-    from terafeat.distributed import ShardError
-    from terafeat.streamed_linear import mapped_shard
+    from terafeat.distributed import ShardError, load_shard
     X, y = blobs(100)
     X[60, 3] = np.nan
     paths, labels = write(tmp_path, X, y, rows=50)
@@ -119,10 +118,10 @@ def test_bad_shards_are_named(tmp_path):
         fit_streamed_classifier(paths, labels, 3)
     (tmp_path / "garbage.npy").write_bytes(b"not a numpy file")
     with pytest.raises(ShardError, match="garbage.npy"):
-        mapped_shard(tmp_path / "garbage.npy")
+        load_shard(tmp_path / "garbage.npy", mapped=True)
     save_array(tmp_path / "flat.npy", np.zeros(5, np.float32))
     with pytest.raises(ShardError, match="flat.npy.*2-D"):
-        mapped_shard(tmp_path / "flat.npy")
+        load_shard(tmp_path / "flat.npy", mapped=True)
 
 
 def test_validation_split_keeps_each_image_on_one_side():

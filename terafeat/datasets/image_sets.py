@@ -2,8 +2,8 @@
 
 A listing is a DataFrame with columns path, record, label, class_name, split: one row
 per image, ``record`` = -1 for an image file, else the image's row inside a batch file
-(the publisher's CIFAR files); a prepared listing may add ``mirror`` (bool: read the
-image flipped left to right, a training-set augmentation).  Listings are what workers get: each reads its own rows.
+(the publisher's CIFAR files); a prepared listing adds ``mirror`` (bool: read the
+image flipped left to right).  Listings are what workers get: each reads its own rows.
 """
 from __future__ import annotations
 
@@ -128,13 +128,14 @@ def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
     train = limited(frame[frame["split"] == "train"], max_train_per_class)
     if train.empty:
         raise ValueError("the listing has no training images")
-    mirrors = [False, True] if mirror_train else [False]
-    train = pd.concat([train.assign(mirror=mirror) for mirror in mirrors] * train_repeat)
+    def mirrored(rows: pd.DataFrame, also: bool) -> pd.DataFrame:
+        """The rows, then (with ``also``) their mirrored copies, one index per image."""
+        return pd.concat([rows.assign(mirror=mirror) for mirror in [False, True][:1 + also]])
+
+    train = pd.concat([mirrored(train, mirror_train)] * train_repeat)
     train = train.iloc[rng.permutation(len(train))].assign(split="train")
     test = limited(frame[frame["split"] == test_split], max_test_per_class).assign(split="test")
-    mirrors = [False, True] if mirror_test else [False]
-    test = pd.concat([test.assign(mirror=mirror) for mirror in mirrors]).sort_index(
-        kind="stable")
+    test = mirrored(test, mirror_test).sort_index(kind="stable")
     prepared = pd.concat([train, test], ignore_index=True)
     prepared.attrs.update(frame.attrs)
     return prepared

@@ -33,19 +33,26 @@ METHODS = ("ridge", "l2svm")
 LAM_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 
 
-def iter_shards(paths: Sequence, labels: Sequence[np.ndarray],
-                masks: Sequence[np.ndarray] | None = None
-                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-    """(features (n_s, f), labels (n_s,)) of each shard, memory-mapped (``load_shard``
-    with ``mapped``: ``feature_moments`` checks every shard once), rows where ``masks``
-    is True."""
+def iter_masked_shards(paths: Sequence, labels: Sequence[np.ndarray],
+                       masks: Sequence[np.ndarray] | None = None
+                       ) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+    """(features (n_s, f), labels (n_s,), rows (n_s,) bool or None: the rows that count)
+    of each shard, memory-mapped (``load_shard`` with ``mapped``: ``feature_moments``
+    checks every shard once) and whole: no copy of the rows that count."""
     for index, path in enumerate(paths):
         X, y = load_shard(path, mapped=True), np.asarray(labels[index])
         if len(X) != len(y):
             raise ValueError(f"{path}: {len(X)} feature rows but {len(y)} labels")
-        if masks is not None:
-            X, y = X[masks[index]], y[masks[index]]
-        yield X, y
+        yield X, y, None if masks is None else np.asarray(masks[index], bool)
+
+
+def iter_shards(paths: Sequence, labels: Sequence[np.ndarray],
+                masks: Sequence[np.ndarray] | None = None
+                ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(features (n_s, f), labels (n_s,)) of each shard's rows where ``masks`` is True
+    (``iter_masked_shards``, the rows copied out)."""
+    for X, y, rows in iter_masked_shards(paths, labels, masks):
+        yield (X, y) if rows is None else (X[rows], y[rows])
 
 
 def feature_moments(paths: Sequence) -> tuple[np.ndarray, np.ndarray, int]:
@@ -133,14 +140,21 @@ def top_k_accuracy(score: np.ndarray, labels: np.ndarray, k: int) -> float:
 
 
 def _squared_hinge(shards, standardizer: Standardizer, n_classes: int, lam: float):
-    """Loss-and-gradient of the one-vs-rest L2-SVM over streamed shards, flat weights."""
+    """Loss-and-gradient of the one-vs-rest L2-SVM over streamed shards, flat weights.
+
+    shards: a callable returning a fresh iterator of (X, y, rows), as
+    ``iter_masked_shards``: rows outside ``rows`` get zero slack, so a subset costs a
+    pass over whole shards but no copy of them (copying was slower than the products).
+    """
     def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
         W = flat.reshape(-1, n_classes)
         raw = standardizer.fold(W)
         value, grad_raw = 0.0, np.zeros_like(raw)
-        for X, y in shards():
+        for X, y, rows in shards():
             Y = targets(y, n_classes)
             slack = np.maximum(1 - Y * scores(X, raw), 0)
+            if rows is not None:
+                slack[~rows] = 0
             value += float(np.square(slack, dtype=np.float64).sum())
             G = -2 * Y * slack  # d loss / d score, (n_s, c)
             grad_raw[:-1] += X.T @ G
@@ -160,8 +174,8 @@ def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
               initial: np.ndarray, max_iter: int = 100, callback=None
               ) -> tuple[np.ndarray, dict]:
     """One-vs-rest L2-SVM by L-BFGS over ``shards()`` (a callable returning a fresh
-    iterator of (X, y) each pass).  initial: (f+1, c) standardised weights (e.g. the
-    ridge solution).  Returns (weights (f+1, c) standardised, summary dict)."""
+    iterator of (X, y, rows) each pass, as ``iter_masked_shards``).  initial: (f+1, c)
+    standardised weights (e.g. the ridge solution).  Returns (weights (f+1, c) standardised, summary dict)."""
     loss = _squared_hinge(shards, standardizer, n_classes, lam)
     result = minimize(loss, initial.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
                       options={"maxiter": max_iter, "maxcor": 20},
@@ -260,7 +274,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     del G
     path, weights = [], ridges[best]
     for g in sorted((g for g in lam_grid if g <= lam_grid[best]), reverse=True)[:svm_path]:
-        weights, svm = fit_l2svm(lambda: iter_shards(paths, labels, fitting), standardizer,
+        weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting), standardizer,
                                  n_classes, g * n_fit, weights, svm_path_iter)
         accuracy = held_out_accuracy(iter_shards(paths, labels, held_out), standardizer,
                                      weights, n_classes)[0]
@@ -271,7 +285,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     chosen = max(path, key=lambda point: point["validation_accuracy"])
     summary["lam/n"] = chosen["lam/n"]
     summary["lam"] = chosen["lam/n"] * n
-    weights, svm = fit_l2svm(lambda: iter_shards(paths, labels), standardizer, n_classes,
+    weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels), standardizer, n_classes,
                              summary["lam"], chosen["weights"], svm_iter)
     log(f"L2-SVM at lam/n {chosen['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
         f"objective {svm['objective']:.6g} ({svm['message']})")

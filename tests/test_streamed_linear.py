@@ -5,8 +5,9 @@ from sklearn.svm import LinearSVC
 
 from terafeat.storage import save_array
 from terafeat.streamed_linear import (LAM_GRID, Standardizer, _squared_hinge, feature_moments,
-                                      fit_streamed_classifier, gram_statistics, iter_shards,
-                                      ridge_solve, row_groups, top_k_accuracy, validation_masks)
+                                      fit_streamed_classifier, gram_statistics,
+                                      iter_masked_shards, iter_shards, ridge_solve, row_groups,
+                                      top_k_accuracy, validation_masks)
 
 
 def blobs(n, f=20, classes=3, seed=0):
@@ -52,10 +53,21 @@ def test_squared_hinge_gradient_matches_finite_differences(tmp_path):
     X = X.astype(np.float64)
     paths, labels = write(tmp_path, X.astype(np.float32), y, rows=50)
     mean, std, _ = feature_moments(paths)
-    loss = _squared_hinge(lambda: iter_shards(paths, labels), Standardizer(mean, std), 3, 0.7)
     rng = np.random.default_rng(1)
+    masks = [rng.random(len(y_s)) < 0.7 for y_s in labels]
+    loss = _squared_hinge(lambda: iter_masked_shards(paths, labels, masks),
+                          Standardizer(mean, std), 3, 0.7)
     w = rng.normal(0, 0.3, (7 * 3,))
     value, grad = loss(w)
+    # masked rows count for nothing: the same as the loss over the rows copied out
+    subset = _squared_hinge(lambda: ((X_s, y_s, None) for X_s, y_s in
+                                     iter_shards(paths, labels, masks)),
+                            Standardizer(mean, std), 3, 0.7)(w)
+    np.testing.assert_allclose(value, subset[0], rtol=1e-6)
+    np.testing.assert_allclose(grad, subset[1], rtol=1e-5, atol=1e-8)
+    every_row = _squared_hinge(lambda: iter_masked_shards(paths, labels),
+                               Standardizer(mean, std), 3, 0.7)(w)
+    assert every_row[0] > value
     numeric = np.zeros_like(w)
     for i in range(len(w)):
         step = np.zeros_like(w)

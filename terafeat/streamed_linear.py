@@ -175,7 +175,8 @@ def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
               ) -> tuple[np.ndarray, dict]:
     """One-vs-rest L2-SVM by L-BFGS over ``shards()`` (a callable returning a fresh
     iterator of (X, y, rows) each pass, as ``iter_masked_shards``).  initial: (f+1, c)
-    standardised weights (e.g. the ridge solution).  Returns (weights (f+1, c) standardised, summary dict)."""
+    standardised weights (e.g. the ridge solution).  Returns (weights (f+1, c)
+    standardised, summary dict)."""
     loss = _squared_hinge(shards, standardizer, n_classes, lam)
     result = minimize(loss, initial.ravel().astype(np.float64), jac=True, method="L-BFGS-B",
                       options={"maxiter": max_iter, "maxcor": 20},

@@ -88,7 +88,8 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                     if results.get("kmeans") else []),
             "Beside published single-layer results (CIFAR-10 only):", comparison]),
         ("Data", [[{"data set": parameters["dataset"], "root": parameters["data_root"],
-                    "training images": listing["n_train"], "test images": listing["n_test"],
+                    "training rows (with copies)": listing["n_train"],
+                    "test images": listing["n_test"],
                     "classes": len(names), "train listed x": parameters["train_repeat"],
                     "train mirrored": parameters["mirror_train"],
                     "test mirrored (scores averaged)": parameters["mirror_test"],
@@ -108,7 +109,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                            "L-BFGS iteration", "J(W)", "Training objective")]),
         ("Confusions", confusion),
         ("Classifier validation", ["Held-out accuracy of ridge per regulariser "
-                                   "(lam = value x training images):", validation,
+                                   "(lam = value x training rows):", validation,
                                    *(["The L2-SVM's own path (fitted on the other training "
                                       "images, each point started from the last; the best "
                                       "is refitted on all):", svm_path] if svm_path else [])]),

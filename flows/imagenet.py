@@ -48,6 +48,13 @@ class ImagenetParams(TrainingBackend, StageCache):
     mirror_test: bool = Field(True, description="score every test image and its mirror "
                               "image, averaging the classifier's scores (test-time "
                               "augmentation: twice the test encoding)")
+    shift_train: int = Field(0, ge=0, le=4, description="also list every training image this "
+                             "many more times, each copy shifted by a seeded random offset of "
+                             "up to max_shift pixels along each axis (edges replicated) and, "
+                             "with mirror_train, mirrored at random: more encoding and "
+                             "classifier time, in proportion to the training rows")
+    max_shift: int = Field(2, ge=1, le=8, description="largest offset of a shifted copy, "
+                           "pixels (of the resized image)")
     patch_size: int = Field(6, ge=3, le=16, description="side of the square colour patches")
     n_patches: int = Field(100_000, ge=100, description="training patches")
     patch_images: int = Field(10_000, ge=1, description="training images the patches come from")
@@ -142,7 +149,8 @@ def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
     run, cache = str(run_dir), params.cache_root or None
     listing = timed("list images", list_images, params.dataset, params.data_root, run,
                     params.max_train_per_class, params.max_test_per_class, params.train_repeat,
-                    params.seed, params.mirror_train, params.mirror_test)
+                    params.seed, params.mirror_train, params.mirror_test, params.shift_train,
+                    params.max_shift)
     patches = timed("sample patches", sample_image_patches, listing, run, params.n_patches,
                     params.patch_size, params.image_size, params.patch_images, params.seed,
                     cache_root=cache)

@@ -13,19 +13,21 @@ from terafeat.storage import atomic_write
 @task(name="list-images")
 def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class: int | None,
                 max_test_per_class: int | None, train_repeat: int, seed: int,
-                mirror_train: bool = False, mirror_test: bool = False) -> dict:
+                mirror_train: bool = False, mirror_test: bool = False, shift_train: int = 0,
+                max_shift: int = 2) -> dict:
     """Writes ``listing.csv`` (every row) and ``train_images.csv`` (the distinct training
-    images, which patches are sampled from: unchanged by ``train_repeat`` and
-    ``mirror_train``).
+    images, which patches are sampled from: unchanged by ``train_repeat``, ``mirror_train``
+    and ``shift_train``).
 
     Returns {"listing": path, "train_images": path, "n_train" (rows), "n_test" (images),
     "classes", "class_names", "reader" (CIFAR batch files) or None, "layout_problems":
     [[path, problem]]}."""
     frame = prepare_listing(list_image_set(dataset, data_root), max_train_per_class,
                             max_test_per_class, train_repeat, seed, mirror_train,
-                            mirror_test)
-    train = frame[(frame["split"] == "train") & ~frame["mirror"]].drop_duplicates(
-        ["path", "record"]).drop(columns="mirror")
+                            mirror_test, shift_train, max_shift)
+    copies = frame["mirror"] | (frame["shift_y"] != 0) | (frame["shift_x"] != 0)
+    train = frame[(frame["split"] == "train") & ~copies].drop_duplicates(
+        ["path", "record"]).drop(columns=["mirror", "shift_y", "shift_x"])
     paths = {}
     for name, table in (("listing", frame), ("train_images", train.sort_values(["path", "record"]))):
         paths[name] = Path(run_dir) / f"{name}.csv"
@@ -38,9 +40,10 @@ def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class:
                "class_names": list(frame.attrs["class_names"]),
                "reader": frame.attrs.get("reader"),
                "layout_problems": [list(p) for p in frame.attrs.get("problems", [])]}
-    stage_logger().info("%s under %s: %d training rows (listed %d time(s)%s), %d test "
+    stage_logger().info("%s under %s: %d training rows (listed %d time(s)%s%s), %d test "
                         "images%s, %d classes, %d layout problems", dataset, data_root, n_train,
-                        train_repeat, ", each also mirrored" if mirror_train else "", n_test,
+                        train_repeat, ", each also mirrored" if mirror_train else "",
+                        f", {shift_train} shifted copies each" if shift_train else "", n_test,
                         " (each also mirrored)" if mirror_test else "", len(summary["classes"]),
                         len(summary["layout_problems"]))
     return summary

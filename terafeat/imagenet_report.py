@@ -92,6 +92,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                     "test images": listing["n_test"],
                     "classes": len(names), "train listed x": parameters["train_repeat"],
                     "train mirrored": parameters["mirror_train"],
+                    "train shifted copies": parameters["shift_train"],
                     "test mirrored (scores averaged)": parameters["mirror_test"],
                     "unreadable (skipped)": len(results["unreadable_images"])}]]),
         ("Learned filters", [

@@ -3,7 +3,8 @@
 A listing is a DataFrame with columns path, record, label, class_name, split: one row
 per image, ``record`` = -1 for an image file, else the image's row inside a batch file
 (the publisher's CIFAR files); a prepared listing adds ``mirror`` (bool: read the
-image flipped left to right).  Listings are what workers get: each reads its own rows.
+image flipped left to right) and ``shift_y``, ``shift_x`` (int pixels: read it translated
+down / right, edges replicated).  Listings are what workers get: each reads its own rows.
 """
 from __future__ import annotations
 
@@ -63,7 +64,7 @@ def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
     positions in ``rows``, problems [(path, problem)] of the files skipped
     (missing, corrupt, not an image).  reader: the listing's ``attrs["reader"]``,
     needed for rows inside batch files.  Rows whose ``mirror`` column is True are
-    flipped left to right.
+    flipped left to right, then rows with ``shift_y`` / ``shift_x`` are translated.
     """
     records = rows["record"].to_numpy()
     in_files = np.flatnonzero(records < 0)
@@ -88,8 +89,25 @@ def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
     if "mirror" in rows:
         mirrored = rows["mirror"].to_numpy(bool)
         out[mirrored] = out[mirrored, :, ::-1]
+    if "shift_y" in rows:
+        out = shift_images(out, rows["shift_y"].to_numpy(int), rows["shift_x"].to_numpy(int))
     kept = np.flatnonzero(good)
     return out[kept], kept, problems
+
+
+def shift_images(images: np.ndarray, shift_y: np.ndarray, shift_x: np.ndarray) -> np.ndarray:
+    """images (n, h, w, c) translated by (shift_y[i], shift_x[i]) pixels (positive: down /
+    right), the uncovered border replicating the nearest edge pixel; same shape."""
+    margin = int(max(np.abs(shift_y).max(initial=0), np.abs(shift_x).max(initial=0)))
+    if margin == 0:
+        return images
+    h, w = images.shape[1:3]
+    padded = np.pad(images, ((0, 0), (margin, margin), (margin, margin), (0, 0)), mode="edge")
+    out = images.copy()
+    for dy, dx in set(zip(shift_y.tolist(), shift_x.tolist())) - {(0, 0)}:
+        rows = (shift_y == dy) & (shift_x == dx)
+        out[rows] = padded[rows, margin - dy:margin - dy + h, margin - dx:margin - dx + w]
+    return out
 
 
 def evaluation_split(frame: pd.DataFrame) -> str:
@@ -104,17 +122,23 @@ def evaluation_split(frame: pd.DataFrame) -> str:
 def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
                     max_test_per_class: int | None = None, train_repeat: int = 1,
                     seed: int = 0, mirror_train: bool = False,
-                    mirror_test: bool = False) -> pd.DataFrame:
+                    mirror_test: bool = False, shift_train: int = 0,
+                    max_shift: int = 2) -> pd.DataFrame:
     """Training rows (seeded subset per class, listed ``train_repeat`` times, each time
-    also mirrored when ``mirror_train``; shuffled so every shard mixes the classes), then the
-    evaluation split's rows in listing order (with ``mirror_test``, each followed by its
-    mirrored copy: test-time augmentation, scores averaged per image).
+    also mirrored when ``mirror_train`` and listed ``shift_train`` more times shifted; shuffled
+    so every shard mixes the classes), then the evaluation split's rows in listing order
+    (with ``mirror_test``, each followed by its mirrored copy: test-time augmentation, scores
+    averaged per image).
 
+    A shifted copy is translated by a seeded random offset of -max_shift..max_shift pixels
+    along each axis (never both 0) and, with ``mirror_train``, mirrored with probability 1/2.
     Column ``split`` becomes "train" / "test"; column ``mirror`` (bool) is True on the
-    mirrored copies.  attrs are kept.
+    mirrored copies, ``shift_y``, ``shift_x`` (int) are the offsets.  attrs are kept.
     """
     if train_repeat < 1:
         raise ValueError(f"train_repeat must be >= 1, got {train_repeat}")
+    if shift_train and max_shift < 1:
+        raise ValueError(f"shifted copies need max_shift >= 1, got {max_shift}")
     rng = np.random.default_rng(seed)
     test_split = evaluation_split(frame)
 
@@ -130,9 +154,19 @@ def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
         raise ValueError("the listing has no training images")
     def mirrored(rows: pd.DataFrame, also: bool) -> pd.DataFrame:
         """The rows, then (with ``also``) their mirrored copies, one index per image."""
-        return pd.concat([rows.assign(mirror=mirror) for mirror in [False, True][:1 + also]])
+        return pd.concat([rows.assign(mirror=mirror, shift_y=0, shift_x=0)
+                          for mirror in [False, True][:1 + also]])
 
-    train = pd.concat([mirrored(train, mirror_train)] * train_repeat)
+    def shifted(rows: pd.DataFrame) -> pd.DataFrame:
+        """A copy of the rows, each shifted by a random nonzero offset."""
+        side = 2 * max_shift + 1
+        offsets = rng.choice(side * side - 1, len(rows))  # all offsets but (0, 0)
+        offsets += offsets >= side * side // 2
+        return rows.assign(mirror=mirror_train & (rng.random(len(rows)) < 0.5),
+                           shift_y=offsets // side - max_shift, shift_x=offsets % side - max_shift)
+
+    train = pd.concat([mirrored(train, mirror_train)] * train_repeat
+                      + [shifted(train) for _ in range(shift_train * train_repeat)])
     train = train.iloc[rng.permutation(len(train))].assign(split="train")
     test = limited(frame[frame["split"] == test_split], max_test_per_class).assign(split="test")
     test = mirrored(test, mirror_test).sort_index(kind="stable")

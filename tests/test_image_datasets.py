@@ -522,6 +522,38 @@ def test_prepared_listing_mirrors_training_copies(tmp_path):
         assert not np.array_equal(flipped, original)
 
 
+def test_prepared_listing_shifts_training_copies(tmp_path):
+    from terafeat.datasets.image_sets import list_image_set, prepare_listing, read_listed_images
+    write_images(tmp_path, "train/cat/a.png", "train/dog/b.png", "test/cat/c.png",
+                 size=(8, 8))
+    listing = list_image_set("folders", tmp_path)
+    shifted = prepare_listing(listing, seed=5, train_repeat=2, shift_train=3, max_shift=2)
+    assert shifted.equals(prepare_listing(listing, seed=5, train_repeat=2, shift_train=3,
+                                          max_shift=2))
+    train = shifted[shifted["split"] == "train"].reset_index(drop=True)
+    assert len(train) == 2 * 2 * (1 + 3)
+    offsets = train[["shift_y", "shift_x"]].to_numpy()
+    moved = np.any(offsets != 0, axis=1)
+    assert moved.sum() == 2 * 2 * 3 and np.abs(offsets).max() <= 2
+    assert not train["mirror"].any()  # only mirror_train mirrors shifted copies
+    assert not shifted[shifted["split"] == "test"][["shift_y", "shift_x"]].to_numpy().any()
+    images, kept, _ = read_listed_images(train, 8)
+    assert kept.tolist() == list(range(len(train)))
+    for row in np.flatnonzero(moved):
+        dy, dx = offsets[row]
+        original = images[np.flatnonzero((train["path"] == train["path"][row]) & ~moved)[0]]
+        # every pixel comes from the original, moved by (dy, dx), clipped at the edges
+        ys = np.clip(np.arange(8) - dy, 0, 7)
+        xs = np.clip(np.arange(8) - dx, 0, 7)
+        np.testing.assert_array_equal(images[row], original[ys][:, xs])
+        assert not np.array_equal(images[row], original)
+    mirrored = prepare_listing(listing, seed=5, mirror_train=True, shift_train=4)
+    copies = mirrored[(mirrored["shift_y"] != 0) | (mirrored["shift_x"] != 0)]
+    assert len(copies) == 2 * 4 and 0 < copies["mirror"].sum() < len(copies)
+    with pytest.raises(ValueError, match="max_shift >= 1"):
+        prepare_listing(listing, shift_train=1, max_shift=0)
+
+
 def test_folder_listing_skips_a_corrupt_image_and_names_it(tmp_path):
     from terafeat.datasets.image_sets import COLUMNS, list_image_set, read_listed_images
     write_images(tmp_path, "train/cat/a.png", "train/dog/b.jpg", "test/cat/c.png",

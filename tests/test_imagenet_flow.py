@@ -48,15 +48,17 @@ def image_folders(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def two_runs(prefect_server, image_folders, tmp_path_factory):
-    """A run, then the same with the training set listed twice, each time also mirrored,
-    the test images scored with their mirror images (same cache), and the k-means peer."""
+    """A run, then the same with the training set listed twice, each time also mirrored and
+    once more shifted, the test images scored with their mirror images (same cache), and the
+    k-means peer."""
     root = tmp_path_factory.mktemp("reports")
     cache = tmp_path_factory.mktemp("cache")
     common = dict(data_root=str(image_folders), output_root=str(root), cache_root=str(cache),
                   **SMALL)
     first = imagenet(ImagenetParams(**common))
     doubled = imagenet(ImagenetParams(**{**common, "train_repeat": 2, "mirror_train": True,
-                                         "mirror_test": True, "kmeans_peer": True}))
+                                         "shift_train": 1, "mirror_test": True,
+                                         "kmeans_peer": True}))
     return first, doubled, image_folders
 
 
@@ -90,13 +92,14 @@ def test_report_numbers_and_skipped_image(two_runs):
 
 def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
     first, doubled, _ = two_runs
-    assert doubled["listing"]["n_train"] == 4 * first["listing"]["n_train"]
-    # patches come from the distinct (unmirrored) training images, so patches, whitening and RICA are
-    # cache hits: the same filters; features and classifiers are recomputed
+    assert doubled["listing"]["n_train"] == 6 * first["listing"]["n_train"]
+    # patches come from the distinct (unmirrored, unshifted) training images, so patches,
+    # whitening and RICA are cache hits: the same filters; features and classifiers are
+    # recomputed
     assert np.array_equal(np.load(first["training"]["W"]), np.load(doubled["training"]["W"]))
     fitted = first["classification"]["rica"]["fit"]["n_train"]
     assert fitted == 48  # the broken image is listed, then skipped
-    assert doubled["classification"]["rica"]["fit"]["n_train"] == 4 * fitted
+    assert doubled["classification"]["rica"]["fit"]["n_train"] == 6 * fitted
     # the k-means peer: its own filters through the same encoder and classifier
     assert doubled["encoding"]["dims"]["kmeans"] == doubled["encoding"]["dims"]["rica"]
     assert doubled["classification"]["kmeans"]["n"] == doubled["classification"]["rica"]["n"]
@@ -109,11 +112,11 @@ def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
     assert "k-means (same pipeline)" in open(f"{doubled['run_dir']}/index.html").read()
     assert [row["features"] for row in doubled["headline"]] == [
         "RICA (learned)", "k-means (same pipeline)", "raw pixels"]
-    # each image is listed four times (twice, and mirrored); all copies fall on the same
-    # side of the validation split
+    # each image is listed six times (twice, mirrored and shifted); all copies fall on the
+    # same side of the validation split
     images = np.concatenate([np.load(path)["images"]
                              for path in doubled["encoding"]["labels"]["rica"]["train"]])
-    assert np.array_equal(np.bincount(images)[np.unique(images)], np.full(fitted, 4))
+    assert np.array_equal(np.bincount(images)[np.unique(images)], np.full(fitted, 6))
 
 
 def test_registered_and_validated():

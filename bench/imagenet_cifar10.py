@@ -14,10 +14,15 @@ the flow with its defaults (1600 RICA features, L2-SVM); run 2 lists the trainin
 twice (``train_repeat=2``) with the same stage cache, so patches, whitening and RICA
 are reused and feature extraction and the classifier see twice the images: its peak
 memory per process, printed beside run 1's, shows whether memory grows with the data.
+Each run is a fresh process (and a fresh local Dask cluster), so neither inherits the
+other's high-water mark.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -34,11 +39,23 @@ TARGET = 0.78
 BUDGET_MINUTES = 45
 
 
+#: Runs the flow in a fresh interpreter (peak memory is a process's lifetime high-water
+#: mark: two runs in one process would share it) and writes its run folder to argv[2].
+CHILD = ("import json, pathlib, sys; from flows.imagenet import ImagenetParams, imagenet; "
+         "results = imagenet(ImagenetParams(**json.loads(sys.argv[1]))); "
+         "pathlib.Path(sys.argv[2]).write_text(results['run_dir'])")
+
+
 def run_flow(params: dict) -> tuple[dict, float]:
-    from flows.imagenet import ImagenetParams, imagenet
-    started = time.perf_counter()
-    results = imagenet(ImagenetParams(**params))
-    return results, time.perf_counter() - started
+    """The flow's results.json and wall seconds, the flow run in its own process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        where = Path(scratch) / "run_dir"
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-c", CHILD, json.dumps(params), str(where)],
+                       cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+        seconds = time.perf_counter() - started
+        run_dir = Path(where.read_text())
+    return json.loads((run_dir / "results.json").read_text()), seconds
 
 
 def main(argv=None) -> int:

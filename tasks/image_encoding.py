@@ -14,8 +14,7 @@ from tasks.logs import cached, report_progress, stage_logger
 from tasks.whitening import load_whitener
 from terafeat.conv_features import ConvolutionalEncoder
 from terafeat.distributed import get_client
-from terafeat.shard_encoding import (RAW_PIXELS, encode_listing, kept_path, peak_rss_bytes,
-                                     shard_ranges)
+from terafeat.shard_encoding import RAW_PIXELS, encode_listing, kept_path, shard_ranges
 from terafeat.storage import load_array, save_arrays
 
 
@@ -42,7 +41,8 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, filter_banks:
     encode_on: "dask" maps shards over the cluster at ``dask_address`` (else
     $TERAFEAT_DASK_ADDRESS, else a local cluster, one worker per core); "local" encodes
     here.  Returns {"shards": {set: {split: [paths]}}, "labels": {set: {split: [paths]}},
-    "dims", "problems", "seconds", "peak_rss" (max over processes, bytes),
+    "dims", "problems", "seconds", "peak_rss" (max over the processes that encoded: the
+    workers, or this one; bytes, the high-water mark of each process's life),
     "images_per_second"}.
     """
     logger = stage_logger()
@@ -99,7 +99,6 @@ def encode_images(listing: dict, run_dir: str, whitener_path: str, filter_banks:
                 result["images_per_second"][name] = n_images / seconds
                 logger.info("%s features: %d dims, %.0f images/s, %.1f s", name,
                             result["dims"][name], n_images / seconds, seconds)
-        result["peak_rss"] = max(result["peak_rss"], peak_rss_bytes())
         logger.info("peak memory of any encoding process: %.2f GB; %d unreadable images",
                     result["peak_rss"] / 1e9, len(result["problems"]))
         return result

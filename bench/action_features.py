@@ -50,7 +50,7 @@ from flows.action_recognition import ActionRecognitionParams, action_recognition
 from tasks.features import load_model  # noqa: E402
 from terafeat.datasets.download import extract  # noqa: E402
 from terafeat.datasets.kth import read_kth  # noqa: E402
-from terafeat.video import read_clip, scan_videos  # noqa: E402
+from terafeat.media.video import read_clip, scan_videos  # noqa: E402
 
 PAPER_SECONDS_PER_FRAME = {1: 0.14, 2: 0.44}
 FULL = dict(n_blocks=20_000, max_iter=150, vocabulary_size=300)

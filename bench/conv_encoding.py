@@ -9,7 +9,7 @@ Run from the repository root::
 Three ways to compute the same Coates-style features (contrast-normalised windows,
 ZCA whitening, k filters, split soft threshold, sum over the four quadrants):
 
-* ours: ``terafeat.conv_features.ConvolutionalEncoder`` (normalisation, whitening and
+* ours: ``terafeat.encoding.convolutional.ConvolutionalEncoder`` (normalisation, whitening and
   filters folded into one matrix; per pooling cell, chunks of windows small enough for
   the cache; pooled sums of max(z, a) / min(z, -a));
 * plain: the same algebra over the whole im2col matrix of a batch of images, one new
@@ -30,8 +30,8 @@ import time
 import cv2
 import numpy as np
 
-from terafeat.conv_features import ConvolutionalEncoder, contrast_normalize, image_windows
-from terafeat.encode import pool_grid
+from terafeat.encoding.convolutional import ConvolutionalEncoder, contrast_normalize, image_windows
+from terafeat.encoding.pooled_layer import pool_grid
 
 
 def plain_encode(encoder: ConvolutionalEncoder, images: np.ndarray) -> np.ndarray:

@@ -52,13 +52,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+from distributed import get_task_stream
 from threadpoolctl import threadpool_limits
 
-from distributed import get_task_stream
-
-from terafeat.distributed import (DistributedRICA, DistributedRicaLoss, DownpourRICA,
-                                  ShardedData, get_client, worker_transfer_bytes, write_shards)
-from terafeat.rica import RicaLoss, normalize_rows
+from terafeat.distributed.cluster import get_client, worker_transfer_bytes
+from terafeat.distributed.downpour import DownpourRICA
+from terafeat.distributed.lbfgs import DistributedRICA
+from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
+from terafeat.distributed.shards import write_shards
+from terafeat.learning.rica import RicaLoss, normalize_rows
 
 LAM, EPS = 10.0, 1e-2
 SEED = 0

@@ -102,7 +102,8 @@ def subset(root: Path, per_class: int, per_class_test: int, seed: int):
 def test_accuracy(filters, whitener, data) -> tuple[float, float]:
     """(test accuracy, chosen regulariser / n) of the bank's features under LOO ridge."""
     from sklearn.linear_model import RidgeClassifierCV
-    from terafeat.conv_features import ConvolutionalEncoder
+
+    from terafeat.encoding.convolutional import ConvolutionalEncoder
     train, y_train, test, y_test = data
     encoder = ConvolutionalEncoder(filters, whitener.whitening_, whitener.mean_, 6)
     F_train, F_test = encoder.transform(train), encoder.transform(test)
@@ -113,11 +114,11 @@ def test_accuracy(filters, whitener, data) -> tuple[float, float]:
 
 
 def main(argv=None) -> int:
-    from terafeat.conv_features import contrast_normalize
-    from terafeat.kmeans_filters import kmeans_filters
-    from terafeat.patches import sample_patches
-    from terafeat.rica import RICA, distinct_filters, normalize_rows, sampled_filters
-    from terafeat.whitening import Whitener
+    from terafeat.encoding.convolutional import contrast_normalize
+    from terafeat.learning.kmeans import kmeans_filters
+    from terafeat.learning.rica import RICA, distinct_filters, normalize_rows, sampled_filters
+    from terafeat.learning.whitening import Whitener
+    from terafeat.media.patches import sample_patches
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-root", type=Path, help="folder holding cifar10/ (default: the "
                         "shared archive extracted into a temporary folder)")

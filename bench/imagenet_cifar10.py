@@ -33,7 +33,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.common import extracted  # noqa: E402
 from flows.cli import _parse_assignment  # noqa: E402
-from terafeat.imagenet_report import COATES_CIFAR10  # noqa: E402
+from reporting.pages.imagenet import COATES_CIFAR10  # noqa: E402
 
 TARGET = 0.78
 BUDGET_MINUTES = 45

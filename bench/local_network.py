@@ -8,7 +8,7 @@ Run from the repository root::
     OPENBLAS_NUM_THREADS=1 python bench/local_network.py --quick   # smoke run
 
 Data: ``--frames`` unlabelled grey frames (bundled natural images with 10% lfw
-faces, ``terafeat.neuron.training_frames``), ``--size`` pixels square, made
+faces, ``terafeat.analysis.face_data.training_frames``), ``--size`` pixels square, made
 network input by local contrast normalisation, written as 4 shards.  Layer:
 ``--field`` x ``--field`` receptive fields every ``--stride`` pixels,
 ``--maps`` maps per location, L2 pooling 3 x 3, float32, Adagrad, batches of
@@ -36,12 +36,14 @@ import tempfile
 
 from threadpoolctl import threadpool_limits
 
+from reporting.pages.local_network import PAPER
+from terafeat.analysis.face_data import training_frames
 from terafeat.datasets.bundled import grey_images
-from terafeat.distributed import get_client, write_shards
-from terafeat.local import LayerGeometry, network_input
-from terafeat.local_parallel import train_layer
-from terafeat.local_report import PAPER
-from terafeat.neuron import training_frames
+from terafeat.distributed.cluster import get_client
+from terafeat.distributed.shards import write_shards
+from terafeat.locally_connected.geometry import LayerGeometry
+from terafeat.locally_connected.network import network_input
+from terafeat.locally_connected.parallel import train_layer
 
 
 def main() -> None:

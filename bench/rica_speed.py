@@ -7,7 +7,7 @@ Run from the repository root::
     python bench/rica_speed.py --sizes quick --skip-fit --json /tmp/rica.json
 
 Part 1, one objective + gradient evaluation ``RicaLoss(X, k, lam, eps)(W)``
-(``terafeat.rica``), float32 and float64, on random data (standard normal X,
+(``terafeat.learning.rica``), float32 and float64, on random data (standard normal X,
 W with unit-norm rows, fixed seed) at two sizes:
 
 * ``large``: m=100,000, d=256, k=1024
@@ -65,7 +65,7 @@ import warnings
 
 import numpy as np
 
-from terafeat.rica import RICA, RicaLoss, normalize_rows, rica_loss_grad_reference
+from terafeat.learning.rica import RICA, RicaLoss, normalize_rows, rica_loss_grad_reference
 
 SIZES = {  # name: (m, d, k)
     "large": (100_000, 256, 1024),
@@ -92,8 +92,8 @@ def _fmt_s(t: float) -> str:
 
 def environment() -> dict:
     import scipy
-    import sklearn
     import skimage
+    import sklearn
     from threadpoolctl import threadpool_info
 
     pools = [{key: info.get(key) for key in
@@ -253,7 +253,7 @@ def print_objective(rows: list[dict], repeats: int, peer_repeats: dict, single_r
           f"{repeats}; rate = 4mkd / (sum of the two medians).")
     print("        ours, ours 1thr and the GEMMs are interleaved call by call, so they share "
           "the machine's load")
-    print("  peer: terafeat.rica.rica_loss_grad_reference on the same X, W; median of "
+    print("  peer: terafeat.learning.rica.rica_loss_grad_reference on the same X, W; median of "
           + ", ".join(f"{n} call(s) at {name}" for name, n in peer_repeats.items())
           + ", no warm-up (few repeats: a large float64 call takes 10-20 s)")
     print()
@@ -303,7 +303,7 @@ def load_patches(n_patches: int) -> np.ndarray:
     from skimage import data
     from skimage.color import rgb2gray
 
-    from terafeat.patches import sample_patches
+    from terafeat.media.patches import sample_patches
 
     images = []
     for name in FIT_IMAGES:
@@ -315,7 +315,7 @@ def load_patches(n_patches: int) -> np.ndarray:
 def run_fit(n_patches: int, zca_eps: float, mbdl_epochs: int) -> dict:
     from sklearn.decomposition import FastICA, MiniBatchDictionaryLearning
 
-    from terafeat.whitening import Whitener
+    from terafeat.learning.whitening import Whitener
 
     t0 = time.perf_counter()
     patches = load_patches(n_patches)
@@ -336,7 +336,7 @@ def run_fit(n_patches: int, zca_eps: float, mbdl_epochs: int) -> dict:
     print(f"  ... patches {_fmt_s(t_patches)}, ZCA {_fmt_s(t_whiten)}; fitting RICA", flush=True)
 
     # count and time the objective evaluations inside the fit (the rest is L-BFGS-B + wrapper)
-    import terafeat.rica as rica_module
+    import terafeat.learning.rica as rica_module
     evals = {"n": 0, "s": 0.0}
     original_call = rica_module.RicaLoss.__call__
 

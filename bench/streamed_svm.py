@@ -25,9 +25,15 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from terafeat.storage import save_array  # noqa: E402
-from terafeat.streamed_linear import (Standardizer, _squared_hinge, feature_moments,  # noqa: E402
-                                      iter_masked_shards, iter_shards, validation_masks)
+from terafeat.atomic_files import save_array  # noqa: E402
+from terafeat.classification.streamed import (  # noqa: E402
+    Standardizer,
+    _squared_hinge,
+    feature_moments,
+    iter_masked_shards,
+    iter_shards,
+    validation_masks,
+)
 
 N_CLASSES = 10
 

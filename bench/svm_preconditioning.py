@@ -38,11 +38,21 @@ from scipy.optimize import minimize
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from terafeat.storage import save_array  # noqa: E402
-from terafeat.streamed_linear import (Standardizer, _squared_hinge, feature_moments,  # noqa: E402
-                                      gram_statistics, held_out_accuracy, iter_masked_shards,
-                                      iter_shards, preconditioned, preconditioner, ridge_solve,
-                                      row_groups, validation_masks)
+from terafeat.atomic_files import save_array  # noqa: E402
+from terafeat.classification.streamed import (  # noqa: E402
+    Standardizer,
+    _squared_hinge,
+    feature_moments,
+    gram_statistics,
+    held_out_accuracy,
+    iter_masked_shards,
+    iter_shards,
+    preconditioned,
+    preconditioner,
+    ridge_solve,
+    row_groups,
+    validation_masks,
+)
 
 CHECKPOINTS = (5, 10, 25, 50, 100)
 

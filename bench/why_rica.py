@@ -9,10 +9,10 @@ Run from the repository root::
 On the same ZCA-whitened 8x8 patches of the bundled natural images and the
 same budget of 64 simple units (complete), it trains: sparse coding
 (scikit-learn's MiniBatchDictionaryLearning, also at 256 atoms), a sparse
-autoencoder (``terafeat.autoencoder``, L-BFGS), TICA and ISA with the
-orthonormality constraint (``terafeat.tica``, projected gradient with
+autoencoder (``terafeat.learning.autoencoder``, L-BFGS), TICA and ISA with the
+orthonormality constraint (``terafeat.learning.tica``, projected gradient with
 symmetric orthogonalisation), and RICA with ISA pooling in its sparsity term
-at 1x, 2x and 4x (``terafeat.rica``).  For each it prints: training wall
+at 1x, 2x and 4x (``terafeat.learning.rica``).  For each it prints: training wall
 time, iterations, its own final objective (not comparable across families),
 5-fold linear-classifier accuracy of its quadrant-pooled features on
 lfw_subset faces vs non-faces, test accuracy on a class-balanced CIFAR-10
@@ -37,9 +37,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from terafeat.comparison import check_table, measured_table, why_rica  # noqa: E402
-from terafeat.report import markdown_table  # noqa: E402
-from terafeat.storage import save_json  # noqa: E402
+from reporting.toolkit import markdown_table  # noqa: E402
+from terafeat.analysis.why_rica import check_table, measured_table, why_rica  # noqa: E402
+from terafeat.atomic_files import save_json  # noqa: E402
 
 DEFAULT_CIFAR = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "cifar10.tar"
 

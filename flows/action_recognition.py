@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger
 from pydantic import Field, model_validator
 
 from flows.options import StageCache, TrainingBackend
-from flows.stages import Stopwatch, open_run_dir, publish_report
+from flows.legacy_stages import Stopwatch, open_run_dir, publish_report
+from reporting.toolkit import environment
 from tasks.action_report import write_action_report
 from tasks.blocks import sample_training_blocks
 from tasks.classification import classify_clips
@@ -18,9 +19,8 @@ from tasks.training import train_rica_layer
 from tasks.video import clip_shapes, scan_action_videos
 from tasks.vocabulary import build_vocabulary, clip_histograms
 from tasks.whitening import whiten_patches
-from terafeat.blocks import SUBBLOCKS, fit_to_clips, layer2_shape
-from terafeat.report import environment
-from terafeat.storage import load_json
+from terafeat.atomic_files import load_json
+from terafeat.media.blocks import SUBBLOCKS, fit_to_clips, layer2_shape
 
 #: A vocabulary gets at most one word per this many descriptors (small data sets).
 DESCRIPTORS_PER_WORD = 40

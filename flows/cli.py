@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from flows.registry import FLOWS
+from flows.registry import FLOWS, load_flow
 
 
 def _parse_assignment(text: str) -> tuple[str, object]:
@@ -55,14 +55,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--dask-address", metavar="tcp://HOST:PORT",
                      help="train on this Dask scheduler (sets backend=dask; "
                           "--set backend=dask alone starts a local cluster)")
-    show = commands.add_parser("params", help="print a flow's parameters with defaults, as JSON")
+    show = commands.add_parser("params", help="print a flow's parameters: type, default, "
+                                              "bounds and description")
     show.add_argument("flow", choices=sorted(FLOWS))
+    show.add_argument("--json", action="store_true", help="as JSON rows")
     debug = commands.add_parser("task", allow_abbrev=False,
                                 help="run one stage alone on a past run's inputs, "
                                      "without a Prefect server, into a new folder")
-    debug.add_argument("stage", help="whiten | train-rica | evaluate-faces | sample-tile-patches "
-                       "| extract-tile-features | sample-blocks | extract-descriptors (the run's "
-                       "flow picks its variant); parameters as --set KEY=VALUE or --KEY VALUE")
+    debug.add_argument("stage", help="a stage of the run's flow (its task's name, e.g. whiten, "
+                       "train-rica; a bad name lists them); parameters as --set KEY=VALUE or "
+                       "--KEY VALUE")
     debug.add_argument("--run", type=Path, required=True, help="a past run folder")
     debug.add_argument("--set", dest="overrides", action="append", type=_parse_assignment,
                        default=[], metavar="KEY=VALUE", help="override one of the run's parameters")
@@ -106,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     # let Prefect show those records in the run's log
     os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "terafeat")
     if args.command == "runs":
-        from flows.runs import format_runs, list_runs
+        from runs.history import format_runs, list_runs
         print(format_runs(list_runs(args.output_root, args.flow)))
         return 0
     if args.command == "task":
@@ -124,9 +126,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"terafeat: {error}", file=sys.stderr)
             return 2
         return 0
-    flow_function, model = FLOWS[args.flow].load()
+    flow_function, plan = load_flow(args.flow)
     if args.command == "params":
-        print(json.dumps(model().model_dump(mode="json"), indent=2))
+        print(_format_parameters(plan.model, args.json))
         return 0
     overrides = dict(args.overrides)
     if args.output_root:
@@ -135,15 +137,15 @@ def main(argv: list[str] | None = None) -> int:
         overrides.update(backend="dask", dask_address=args.dask_address)
     from pydantic import ValidationError
     try:
-        params = model.model_validate(overrides)
+        params = plan.model.model_validate(overrides)
     except ValidationError as error:
-        print(f"terafeat: invalid parameters for {args.flow}: {validation_message(error, model)}",
-              file=sys.stderr)
+        print(f"terafeat: invalid parameters for {args.flow}: "
+              f"{validation_message(error, plan.model)}", file=sys.stderr)
         return 2
     from flows.progress import terminal_progress
     try:
         with terminal_progress():
-            results = flow_function(params)
+            results = flow_function(**dict(params))
     except KeyboardInterrupt:
         print(f"terafeat: {args.flow} interrupted; its finished stages are cached: run it again "
               "to resume", file=sys.stderr)
@@ -153,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _compare(run_a: Path, run_b: Path, output_root: Path) -> int:
-    from terafeat.compare import compare_report, load_run
-    from terafeat.storage import new_run_dir
+    from reporting.run_diff import compare_report, load_run
+    from runs.folders import new_run_dir
     try:
         for run in (run_a, run_b):
             load_run(run)
@@ -187,29 +189,55 @@ def _run_task(args) -> int:
 
     from pydantic import ValidationError
 
-    from flows.debug import run_stage, stage_inputs
-    from terafeat.storage import load_json
+    from flows.stages import replay_stage
+    from terafeat.atomic_files import load_json
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    results_path = args.run / "results.json"
+    if not results_path.is_file():
+        print(f"terafeat: {args.run}: no results.json here: not a finished run folder",
+              file=sys.stderr)
+        return 2
+    flow = load_json(results_path).get("flow")
+    if flow not in FLOWS:
+        print(f"terafeat: {results_path}: flow {flow!r} is not one of {', '.join(sorted(FLOWS))}",
+              file=sys.stderr)
+        return 2
+    plan = load_flow(flow)[1]
     from flows.progress import terminal_progress
     try:
         with terminal_progress():
-            out, result = run_stage(args.stage, args.run, dict(args.overrides), args.output_root)
+            replay = replay_stage(plan, args.stage, args.run, dict(args.overrides),
+                                  args.output_root)
     except ValidationError as error:
-        model = FLOWS[load_json(args.run / "results.json")["flow"]].load()[1]
         print(f"terafeat: invalid parameters for {args.stage}: "
-              f"{validation_message(error, model)}", file=sys.stderr)
+              f"{validation_message(error, plan.model)}", file=sys.stderr)
         return 2
     except ValueError as error:
         print(f"terafeat: {error}", file=sys.stderr)
         return 2
-    print("read:")
-    for name in stage_inputs(args.stage, args.run):
-        print(f"  {args.run / name}")
-    print(f"wrote ({out}):")
-    for path in sorted(p for p in out.rglob("*") if p.is_file()):
-        print(f"  {path.relative_to(out)}  ({path.stat().st_size} bytes)")
-    print(json.dumps(result, indent=2, default=str))
+    for path in replay.inputs:
+        print(f"read: {path}")
+    print(f"wrote ({replay.folder}):")
+    for path in sorted(p for p in replay.folder.rglob("*") if p.is_file()):
+        print(f"  {path.relative_to(replay.folder)}  ({path.stat().st_size} bytes)")
+    print(json.dumps(replay.result, indent=2, default=str))
     return 0
+
+
+def _format_parameters(model, as_json: bool) -> str:
+    """``terafeat params``: a table (or JSON rows) of name, type, default, bounds, description."""
+    from flows.parameters import describe
+    rows = describe(model)
+    if as_json:
+        return json.dumps(rows, indent=2, default=str)
+    lines = []
+    for row in rows:
+        bounds = ", ".join(f"{key} {value}" for key, value in row["bounds"].items())
+        lines.append(f"{row['name']}: {row['type']} = {json.dumps(row['default'], default=str)}"
+                     + (f"  [{bounds}]" if bounds else ""))
+        if row["description"]:
+            lines.append(f"    {row['description']}")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.stages import Stopwatch, open_run_dir, publish_report
+from flows.legacy_stages import Stopwatch, open_run_dir, publish_report
 from tasks.comparison import compare_methods
 from tasks.face_frames import sample_face_frames
 from tasks.face_network import train_face_network
@@ -72,7 +72,7 @@ class FaceNeuronParams(BaseModel):
         return self
 
     def layers(self) -> list[dict]:
-        """Layer settings of ``terafeat.pooled_network.fit_pooled_network``."""
+        """Layer settings of ``terafeat.learning.pooled_network.fit_pooled_network``."""
         shared = {"lam": self.lam, "eps": self.eps, "whitening_eps": self.whitening_eps,
                   "max_iter": self.max_iter}
         layers = [dict(shared, n_components=self.n_components, n_features=self.n_features,

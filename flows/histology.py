@@ -9,7 +9,8 @@ from prefect import flow, get_run_logger
 from pydantic import ConfigDict, Field, model_validator
 
 from flows.options import PooledLayerParams, StageCache
-from flows.stages import Stopwatch, open_run_dir, publish_report
+from flows.legacy_stages import Stopwatch, open_run_dir, publish_report
+from reporting.toolkit import environment
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
 from tasks.tile_download import download_tile_set
@@ -17,8 +18,7 @@ from tasks.tile_features import extract_tile_features
 from tasks.tiles import list_tiles, sample_tile_patches
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
-from terafeat.report import environment
-from terafeat.histology import DOWNLOADS
+from terafeat.datasets.tile_tables import DOWNLOADS
 
 REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
 

@@ -8,7 +8,8 @@ from prefect import flow, get_run_logger
 from pydantic import ConfigDict, Field, model_validator
 
 from flows.options import StageCache, TrainingBackend
-from flows.stages import Stopwatch, open_run_dir, publish_report
+from flows.legacy_stages import Stopwatch, open_run_dir, publish_report
+from reporting.pages.imagenet import headline_rows
 from tasks.image_classification import classify_images
 from tasks.image_encoding import encode_images
 from tasks.image_listing import list_images
@@ -17,9 +18,9 @@ from tasks.imagenet_report import write_imagenet_report
 from tasks.kmeans_filters import train_kmeans_filters
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
-from terafeat.imagenet_report import headline_rows
-from terafeat.shard_encoding import peak_rss_bytes
-from terafeat.streamed_linear import LAM_GRID
+from terafeat.classification.streamed import LAM_GRID
+from terafeat.encoding.sharded import peak_rss_bytes
+
 
 class ImagenetParams(TrainingBackend, StageCache):
     """Parameters of the imagenet flow (the Prefect UI shows them as a form)."""

@@ -41,13 +41,14 @@ from typing import Literal
 from prefect import flow, get_run_logger
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from flows.stages import Stopwatch, open_run_dir, publish_report
+from flows.legacy_stages import Stopwatch, open_run_dir, publish_report
 from tasks.face_frames import sample_face_frames
 from tasks.local_network import train_local_network
 from tasks.local_report import write_local_network_report
 from tasks.local_units import score_local_units
 from terafeat.datasets.bundled import NATURAL_IMAGES
-from terafeat.local import EPS, LAMBDA, Tiling, stack_geometries
+from terafeat.locally_connected.geometry import Tiling, stack_geometries
+from terafeat.locally_connected.tile_objective import EPS, LAMBDA
 
 
 class LocalNetworkParams(BaseModel):
@@ -120,13 +121,13 @@ class LocalNetworkParams(BaseModel):
         return self
 
     def architecture(self) -> dict:
-        """Keyword arguments of ``terafeat.local.stack_geometries``."""
+        """Keyword arguments of ``terafeat.locally_connected.geometry.stack_geometries``."""
         return {"fields": self.fields[:self.layers], "strides": self.strides[:self.layers],
                 "maps": self.maps[:self.layers], "pool": self.pool,
                 "pool_stride": self.pool_stride, "lcn_size": self.lcn_size}
 
     def training(self) -> dict:
-        """Keyword arguments of ``terafeat.local_parallel.train_layer``."""
+        """Keyword arguments of ``terafeat.locally_connected.parallel.train_layer``."""
         return {"partitions": self.partitions, "replicas": self.replicas, "steps": self.steps,
                 "batch_size": self.batch_size, "learning_rate": self.learning_rate,
                 "lam": self.lam, "eps": self.eps, "seed": self.seed, "dtype": self.dtype}

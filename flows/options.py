@@ -37,7 +37,7 @@ class PooledLayerParams(TrainingBackend):
 
 
 class StageCache(BaseModel):
-    """Where a flow's expensive stages cache their outputs (``terafeat.cache``)."""
+    """Where a flow's expensive stages cache their outputs (``runs.stage_cache``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 

@@ -2,71 +2,90 @@
 scikit-learn, then a check that the features are useful (faces vs non-faces)."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from prefect import flow, get_run_logger
+from prefect import flow
 from pydantic import Field
 
-from flows.options import PooledLayerParams, StageCache
-from flows.stages import Stopwatch, open_run_dir, publish_report
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
+                              documented, parameter_model)
+from flows.stages import FlowPlan, Stage, run_flow
 from tasks.evaluation import evaluate_face_features
 from tasks.patches import sample_bundled_patches
 from tasks.report import write_quickstart_report
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
 from terafeat.datasets.bundled import NATURAL_IMAGES
-from terafeat.report import environment
-
-
-class QuickstartParams(PooledLayerParams, StageCache):
-    """Parameters of the quickstart flow (the Prefect UI shows them as a form)."""
-
-    images: tuple[str, ...] = Field(NATURAL_IMAGES, description="bundled images to sample patches from")
-    patch_size: int = Field(8, ge=4, le=16, description="side of the square grey patches, pixels")
-    n_patches: int = Field(50_000, ge=500, description="training patches")
-    whitening_eps: float = Field(1e-4, ge=0, description="ZCA regulariser added to each eigenvalue")
-    n_features: int = Field(256, ge=2, description="RICA features (256 = 4x overcomplete for 8x8)")
-    lam: float = Field(10.0, gt=0, description="weight of the reconstruction term")
-    eps: float = Field(1e-2, gt=0, description="smoothing of the L1 penalty sqrt(eps + u^2)")
-    max_iter: int = Field(400, ge=1, description="L-BFGS iterations")
-    group_size: int = Field(4, ge=1, description="ISA group size of the pooled features")
-    n_folds: int = Field(5, ge=2, le=20, description="cross-validation folds of the face check")
-    dtype: Literal["float32", "float64"] = "float32"
-    seed: int = Field(0, description="seed of every random choice")
-    output_root: str = Field("reports", description="reports go to <output_root>/quickstart/<run>/")
-
 
 
 @flow(name="quickstart", log_prints=True)
-def quickstart(params: QuickstartParams = QuickstartParams()) -> dict:
+@documented
+def quickstart(
+    *,
+    images: Annotated[tuple[str, ...], Field(min_length=1, description="bundled images to "
+                                             "sample patches from")] = NATURAL_IMAGES,
+    patch_size: Annotated[int, Field(ge=4, le=16, description="side of the square grey "
+                                     "patches, pixels")] = 8,
+    n_patches: Annotated[int, Field(ge=500, le=2_000_000, description="training "
+                                    "patches")] = 50_000,
+    whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="ZCA "
+                                          "regulariser added to each eigenvalue")] = 1e-4,
+    n_features: Annotated[int, Field(ge=2, le=16_384, description="RICA features (k; 4x "
+                                     "overcomplete for 8x8 patches at 256)")] = 256,
+    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
+                                "reconstruction term")] = 10.0,
+    eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of the L1 "
+                                "penalty sqrt(eps + u^2)")] = 1e-2,
+    max_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations")] = 400,
+    group_size: Annotated[int, Field(ge=1, description="ISA group size of the pooled "
+                                     "features")] = 4,
+    n_folds: Annotated[int, Field(ge=2, le=20, description="cross-validation folds of the "
+                                  "face check")] = 5,
+    seed: Seed = 0,
+    dtype: Dtype = "float32",
+    output_root: OutputRoot = "reports",
+    cache_root: CacheRoot = "data/cache",
+    backend: Backend = "local",
+    dask_address: DaskAddress = None,
+    solver: Solver = "lbfgs",
+) -> dict:
     """Patches -> ZCA -> RICA -> face/non-face check -> report. Returns results.json's content."""
-    logger = get_run_logger()
-    run_dir = open_run_dir("quickstart", params.output_root)
-    timed = Stopwatch()
-    run = str(run_dir)
-    cache = params.cache_root or None
-    patches = timed("sample patches", sample_bundled_patches, run, list(params.images),
-                    params.n_patches, params.patch_size, params.seed, cache_root=cache)
-    whitener, whitened = timed("whiten", whiten_patches, patches, run, "zca", params.whitening_eps,
-                               cache_root=cache)
-    training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
-                     params.eps, params.max_iter, params.dtype, params.seed,
-                     **params.backend_options(), cache_root=cache)
-    evaluation = timed("evaluate features", evaluate_face_features, whitener, training["W"], patches,
-                       params.patch_size, params.group_size, params.eps, params.n_folds, params.seed,
-                       cache_root=cache, run_dir=run)
-    results = {"flow": "quickstart", "run_dir": str(run_dir.resolve()),
-               "parameters": params.model_dump(mode="json"), "training": training,
-               "evaluation": evaluation, "timings": timed.timings, "cache": timed.sources,
-               "environment": environment()}
-    headline = [{"features": name, "dimensions": scores["n_features"],
-                 "accuracy": round(scores["mean"], 4), "std": round(scores["std"], 4)}
-                for name, scores in evaluation["accuracy"].items()]
-    results["headline"] = headline
-    page = timed("write report", write_quickstart_report, run, results, training["W"],
-                 training["objective"], params.patch_size)
-    for row in headline:
-        logger.info("%-12s accuracy %.3f", row["features"], row["accuracy"])
-    # the report written above carries every timing but its own
-    results["report"] = publish_report("quickstart", page, headline)
-    return results
+    return run_flow(PLAN, locals())
+
+
+def _groups_divide_features(params) -> None:
+    if params.n_features % params.group_size:
+        raise ValueError(f"group_size {params.group_size} must divide n_features "
+                         f"{params.n_features}")
+
+
+def _headline(results: dict) -> list[dict]:
+    return [{"features": name, "dimensions": scores["n_features"],
+             "accuracy": round(scores["mean"], 4), "std": round(scores["std"], 4)}
+            for name, scores in results["evaluation"]["accuracy"].items()]
+
+
+PLAN = FlowPlan(
+    name="quickstart",
+    model=parameter_model(quickstart, checks=(_groups_divide_features,)),
+    stages=(
+        Stage(sample_bundled_patches, "patches", lambda p, o: dict(
+            image_names=list(p.images), n_patches=p.n_patches, patch_size=p.patch_size,
+            seed=p.seed)),
+        Stage(whiten_patches, "whitening", lambda p, o: dict(
+            patches_path=o["patches"], method="zca", eps=p.whitening_eps)),
+        Stage(train_rica_layer, "training", lambda p, o: dict(
+            whitened_path=o["whitening"][1], n_features=p.n_features, lam=p.lam, eps=p.eps,
+            max_iter=p.max_iter, dtype=p.dtype, seed=p.seed, backend=p.backend,
+            dask_address=p.dask_address, solver=p.solver)),
+        Stage(evaluate_face_features, "evaluation", lambda p, o: dict(
+            whitener_path=o["whitening"][0], W_path=o["training"]["W"],
+            patches_path=o["patches"], patch_size=p.patch_size, group_size=p.group_size,
+            eps=p.eps, n_folds=p.n_folds, seed=p.seed)),
+    ),
+    summarise=lambda p, o: {},
+    headline=_headline,
+    report=Stage(write_quickstart_report, "report", lambda p, results: dict(
+        results=results, W_path=results["training"]["W"],
+        objective_path=results["training"]["objective"], patch_size=p.patch_size)),
+)

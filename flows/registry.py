@@ -1,29 +1,16 @@
-"""The flows that the CLI runs and serves, by name, with their parameter models."""
+"""The flows that the CLI runs and serves, by name: each module holds the flow function
+and its declaration, ``PLAN`` (parameter model and stages)."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+
+#: Flow name -> module holding the flow function of that name and its ``PLAN``.
+FLOWS = {name: f"flows.{name}" for name in
+         ("quickstart", "histology", "imagenet", "action_recognition", "face_neuron",
+          "local_network")}
 
 
-@dataclass(frozen=True)
-class FlowEntry:
-    name: str
-    module: str
-    function: str
-    params: str
-
-    def load(self):
-        """(flow function, parameter model class), imported on demand."""
-        import importlib
-        module = importlib.import_module(self.module)
-        return getattr(module, self.function), getattr(module, self.params)
-
-
-FLOWS = {entry.name: entry for entry in [
-    FlowEntry("quickstart", "flows.quickstart", "quickstart", "QuickstartParams"),
-    FlowEntry("histology", "flows.histology", "histology", "HistologyParams"),
-    FlowEntry("imagenet", "flows.imagenet", "imagenet", "ImagenetParams"),
-    FlowEntry("action_recognition", "flows.action_recognition", "action_recognition",
-              "ActionRecognitionParams"),
-    FlowEntry("face_neuron", "flows.face_neuron", "face_neuron", "FaceNeuronParams"),
-    FlowEntry("local_network", "flows.local_network", "local_network", "LocalNetworkParams"),
-]}
+def load_flow(name: str):
+    """(flow function, its ``FlowPlan``), imported on demand."""
+    module = importlib.import_module(FLOWS[name])
+    return getattr(module, name), module.PLAN

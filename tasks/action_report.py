@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from prefect import task
 
-from tasks.logs import stage_logger
+from reporting.pages.action_recognition import action_report
 from tasks.features import load_model
-from terafeat.action_report import action_report
+from tasks.logs import stage_logger
 
 
 @task(name="write-action-report")

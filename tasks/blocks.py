@@ -8,8 +8,8 @@ from prefect import task
 
 from tasks.logs import cached, stage_logger
 from tasks.video import clips_fingerprint, load_clips, read_action_clip
-from terafeat.blocks import block_counts, sample_blocks
-from terafeat.storage import save_array
+from terafeat.atomic_files import save_array
+from terafeat.media.blocks import block_counts, sample_blocks
 from terafeat.validation import check_random_state
 
 
@@ -21,7 +21,7 @@ def sample_training_blocks(clips_path: str, run_dir: str, shapes: dict[str, list
     """``n_blocks`` blocks of each named (frames, height, width) shape, uniform over all clips.
 
     Each clip is decoded once and gives its share of every shape (see
-    :func:`terafeat.blocks.block_counts`). Writes ``blocks-<name>.npy``
+    :func:`terafeat.media.blocks.block_counts`). Writes ``blocks-<name>.npy``
     (n_blocks, frames * height * width) per shape; returns name -> path.
     Through the stage cache with ``cache_root``.
     """

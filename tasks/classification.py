@@ -6,9 +6,9 @@ from prefect import task
 
 from tasks.logs import stage_logger
 from tasks.video import load_clips
-from terafeat.classify import evaluate_protocol, make_classifier
+from terafeat.atomic_files import load_array
+from terafeat.classification.protocols import evaluate_protocol, make_classifier
 from terafeat.datasets.hollywood2 import label_matrix
-from terafeat.storage import load_array
 
 #: Folds of the "folders" layout, which has no groups: every clip is its own.
 FOLDER_FOLDS = 5

@@ -4,8 +4,8 @@ from __future__ import annotations
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.comparison import why_rica
-from terafeat.storage import load_json
+from terafeat.analysis.why_rica import why_rica
+from terafeat.atomic_files import load_json
 
 
 @task(name="why-rica")

@@ -8,12 +8,12 @@ from prefect import task
 
 from tasks.logs import cached, stage_logger
 from tasks.whitening import load_whitener
-from terafeat.classify import compare_feature_sets
+from terafeat.atomic_files import load_array
+from terafeat.classification.protocols import compare_feature_sets
 from terafeat.datasets.bundled import lfw_faces
-from terafeat.encode import encode_images, layer_features
-from terafeat.isa import subspace_pooling
-from terafeat.storage import load_array
-from terafeat.whitening import Whitener
+from terafeat.encoding.pooled_layer import encode_images, layer_features
+from terafeat.learning.pooling import subspace_pooling
+from terafeat.learning.whitening import Whitener
 
 
 @task(name="evaluate-faces")

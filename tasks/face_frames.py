@@ -6,11 +6,11 @@ from pathlib import Path
 from prefect import task
 
 from tasks.logs import stage_logger
+from terafeat.analysis.face_data import training_frames
+from terafeat.atomic_files import save_array
 from terafeat.datasets.bundled import grey_images
 from terafeat.datasets.folders import list_videos
-from terafeat.neuron import training_frames
-from terafeat.storage import save_array
-from terafeat.video import VideoReadError, iter_frames
+from terafeat.media.video import VideoReadError, iter_frames
 
 #: Sampling rate of frames taken from each video, frames per second.
 VIDEO_FPS = 1.0

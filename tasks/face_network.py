@@ -8,8 +8,8 @@ import numpy as np
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.pooled_network import PooledNetwork, fit_pooled_network
-from terafeat.storage import load_array, save_array, save_arrays
+from terafeat.atomic_files import load_array, save_array, save_arrays
+from terafeat.learning.pooled_network import PooledNetwork, fit_pooled_network
 
 LOG_EVERY = 50
 

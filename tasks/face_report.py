@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 from prefect import task
 
+from reporting.pages.face_neuron import face_neuron_report
 from tasks.face_network import load_network
 from tasks.logs import stage_logger
-from terafeat.face_report import face_neuron_report
-from terafeat.pooled_network import PooledStage, WhitenStage
-from terafeat.storage import load_array
+from terafeat.atomic_files import load_array
+from terafeat.learning.pooled_network import PooledStage, WhitenStage
 
 
 def first_layer_filters(network_path: str) -> np.ndarray:

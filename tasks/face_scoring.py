@@ -7,8 +7,9 @@ from prefect import task
 
 from tasks.face_network import load_network
 from tasks.logs import stage_logger
-from terafeat.neuron import face_detection_set, score_face_units
-from terafeat.storage import save_array
+from terafeat.analysis.face_data import face_detection_set
+from terafeat.analysis.unit_scoring import score_face_units
+from terafeat.atomic_files import save_array
 
 
 @task(name="score-face-units")

@@ -8,8 +8,9 @@ from prefect import task
 
 from tasks.face_network import load_network
 from tasks.logs import stage_logger
-from terafeat.neuron import invariance_curves, optimal_stimulus
-from terafeat.storage import load_array, save_array
+from terafeat.analysis.invariance import invariance_curves
+from terafeat.analysis.optimal_stimulus import optimal_stimulus
+from terafeat.atomic_files import load_array, save_array
 
 
 @task(name="inspect-face-unit")

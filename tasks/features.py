@@ -11,9 +11,9 @@ from prefect import task
 from tasks.logs import cached, report_progress, stage_logger
 from tasks.video import clips_fingerprint, load_clips, read_action_clip
 from tasks.whitening import load_whitener
-from terafeat.encode import motion_energy_image
-from terafeat.stacked_isa import ISALayer, StackedISA
-from terafeat.storage import load_array, save_array
+from terafeat.atomic_files import load_array, save_array
+from terafeat.encoding.pooled_layer import motion_energy_image
+from terafeat.learning.stacked_isa import ISALayer, StackedISA
 
 
 def load_model(model: dict) -> StackedISA:

@@ -4,12 +4,12 @@ from __future__ import annotations
 import numpy as np
 from prefect import task
 
+from reporting.pages.histology import histology_report
 from tasks.logs import stage_logger
 from tasks.tiles import load_tile_table
-from terafeat.colour import filters_for_display
-from terafeat.histology import iter_tile_batches
-from terafeat.histology_report import histology_report
-from terafeat.storage import load_array
+from terafeat.atomic_files import load_array
+from terafeat.datasets.tile_tables import iter_tile_batches
+from terafeat.media.colour import filters_for_display
 
 #: Example tiles shown per group.
 N_EXAMPLES = 8

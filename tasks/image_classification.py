@@ -8,8 +8,12 @@ import numpy as np
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.storage import save_array
-from terafeat.streamed_linear import evaluate_streamed, fit_streamed_classifier, top_confusions
+from terafeat.atomic_files import save_array
+from terafeat.classification.streamed import (
+    evaluate_streamed,
+    fit_streamed_classifier,
+    top_confusions,
+)
 
 #: Up to this many classes the report shows the full confusion matrix.
 MAX_CONFUSION_CLASSES = 20

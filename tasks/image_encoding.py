@@ -12,10 +12,10 @@ from prefect import task
 
 from tasks.logs import cached, report_progress, stage_logger
 from tasks.whitening import load_whitener
-from terafeat.conv_features import ConvolutionalEncoder
-from terafeat.distributed import get_client
-from terafeat.shard_encoding import RAW_PIXELS, encode_listing, kept_path, shard_ranges
-from terafeat.storage import load_array, save_arrays
+from terafeat.atomic_files import load_array, save_arrays
+from terafeat.distributed.cluster import get_client
+from terafeat.encoding.convolutional import ConvolutionalEncoder
+from terafeat.encoding.sharded import RAW_PIXELS, encode_listing, kept_path, shard_ranges
 
 
 def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int, int]]]:

@@ -6,8 +6,8 @@ from pathlib import Path
 from prefect import task
 
 from tasks.logs import stage_logger
+from terafeat.atomic_files import atomic_write
 from terafeat.datasets.image_sets import list_image_set, prepare_listing
-from terafeat.storage import atomic_write
 
 
 @task(name="list-images")

@@ -8,10 +8,10 @@ import pandas as pd
 from prefect import task
 
 from tasks.logs import cached, stage_logger
-from terafeat.conv_features import contrast_normalize
+from terafeat.atomic_files import save_array
 from terafeat.datasets.image_sets import read_listed_images
-from terafeat.patches import sample_patches
-from terafeat.storage import save_array
+from terafeat.encoding.convolutional import contrast_normalize
+from terafeat.media.patches import sample_patches
 
 
 @task(name="sample-image-patches")

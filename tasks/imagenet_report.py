@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from prefect import task
 
+from reporting.pages.imagenet import imagenet_report
 from tasks.logs import stage_logger
 from tasks.whitening import load_whitener
-from terafeat.imagenet_report import imagenet_report
-from terafeat.storage import load_array
+from terafeat.atomic_files import load_array
 
 
 @task(name="write-imagenet-report")

@@ -7,9 +7,9 @@ from pathlib import Path
 from prefect import task
 
 from tasks.logs import cached, stage_logger
-from terafeat.kmeans_filters import kmeans_filters
-from terafeat.rica import distinct_filters
-from terafeat.storage import load_array, save_array
+from terafeat.atomic_files import load_array, save_array
+from terafeat.learning.kmeans import kmeans_filters
+from terafeat.learning.rica import distinct_filters
 
 
 @task(name="train-kmeans")

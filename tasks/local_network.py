@@ -9,10 +9,12 @@ from pathlib import Path
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.distributed import get_client, write_shards
-from terafeat.local import network_input, save_network, stack_geometries
-from terafeat.local_parallel import train_network
-from terafeat.storage import load_array, save_array
+from terafeat.atomic_files import load_array, save_array
+from terafeat.distributed.cluster import get_client
+from terafeat.distributed.shards import write_shards
+from terafeat.locally_connected.geometry import stack_geometries
+from terafeat.locally_connected.network import network_input, save_network
+from terafeat.locally_connected.parallel import train_network
 
 LOG_EVERY = 25
 

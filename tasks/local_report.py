@@ -4,10 +4,11 @@ from __future__ import annotations
 import numpy as np
 from prefect import task
 
+from reporting.pages.local_network import local_network_report
 from tasks.logs import stage_logger
-from terafeat.local import encoder_weights, load_network
-from terafeat.local_report import local_network_report
-from terafeat.storage import load_array
+from terafeat.atomic_files import load_array
+from terafeat.locally_connected.network import load_network
+from terafeat.locally_connected.tile_objective import encoder_weights
 
 
 @task(name="write-local-network-report")

@@ -8,13 +8,25 @@ import numpy as np
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.local import (UNIT_KINDS, load_network, network_input, random_network,
-                            stage_responses, unit_responses)
-from terafeat.local_stimulus import unit_functions
-from terafeat.neuron import (face_detection_splits, invariance_curves, lfw_face_half,
-                             linear_ceiling, optimal_stimulus, random_unit_margin,
-                             score_face_units, template_unit)
-from terafeat.storage import save_array
+from terafeat.analysis.face_data import face_detection_splits, lfw_face_half
+from terafeat.analysis.invariance import invariance_curves
+from terafeat.analysis.optimal_stimulus import optimal_stimulus
+from terafeat.analysis.unit_scoring import (
+    linear_ceiling,
+    random_unit_margin,
+    score_face_units,
+    template_unit,
+)
+from terafeat.atomic_files import save_array
+from terafeat.locally_connected.network import (
+    UNIT_KINDS,
+    load_network,
+    network_input,
+    random_network,
+    stage_responses,
+    unit_responses,
+)
+from terafeat.locally_connected.stimulus import unit_functions
 
 #: Standard deviations of the units' held-out accuracies by which the best unit must
 #: beat the random-unit baseline to count as a face detector.

@@ -15,7 +15,7 @@ from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
 
-from terafeat.cache import run_cached
+from runs.stage_cache import run_cached
 
 #: Percent between two updates of a stage's progress artifact (few API calls).
 PROGRESS_STEP = 5.0
@@ -39,7 +39,7 @@ def cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run_dir
            resumable: bool = False):
     """``compute(folder)`` through the stage cache under ``cache_root`` (None: no cache,
     compute straight into ``run_dir``); logs whether it was a hit.  resumable: see
-    :func:`terafeat.cache.run_cached`."""
+    :func:`runs.stage_cache.run_cached`."""
     if cache_root is None:
         return compute(Path(run_dir))
     result, hit = run_cached(cache_root, stage, params, inputs, run_dir, compute, resumable)

@@ -6,9 +6,9 @@ from pathlib import Path
 from prefect import task
 
 from tasks.logs import cached, stage_logger
+from terafeat.atomic_files import save_array
 from terafeat.datasets.bundled import grey_images
-from terafeat.patches import sample_patches
-from terafeat.storage import save_array
+from terafeat.media.patches import sample_patches
 
 
 @task(name="sample-patches")

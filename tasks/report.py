@@ -3,9 +3,9 @@ from __future__ import annotations
 
 from prefect import task
 
+from reporting.pages.quickstart import quickstart_report
 from tasks.logs import stage_logger
-from terafeat.report import quickstart_report
-from terafeat.storage import load_array
+from terafeat.atomic_files import load_array
 
 
 @task(name="write-report")

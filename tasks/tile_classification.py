@@ -10,10 +10,14 @@ from prefect import task
 from tasks.logs import stage_logger
 from tasks.tile_features import FEATURE_SETS, INVARIANCE_SETS, load_feature_shards
 from tasks.tiles import load_tile_table
-from terafeat.classify import (chosen_C, classification_metrics, linear_classifier,
-                               predict_scores)
-from terafeat.histology import TRANSFORMS
-from terafeat.storage import save_array
+from terafeat.atomic_files import save_array
+from terafeat.classification.protocols import (
+    chosen_C,
+    classification_metrics,
+    linear_classifier,
+    predict_scores,
+)
+from terafeat.encoding.tile_features import TRANSFORMS
 
 
 @task(name="classify-tiles")

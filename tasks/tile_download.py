@@ -4,7 +4,7 @@ from __future__ import annotations
 from prefect import task
 
 from tasks.logs import stage_logger
-from terafeat.histology import download_tiles
+from terafeat.datasets.tile_tables import download_tiles
 
 
 @task(name="download-tiles", retries=2, retry_delay_seconds=10)

@@ -17,10 +17,16 @@ from prefect import task
 from tasks.logs import cached, report_progress, stage_logger
 from tasks.tiles import load_tile_table, tiles_fingerprint
 from tasks.whitening import load_whitener
-from terafeat.histology import (SPLITS, TRANSFORMS, encode_tiles, handcrafted_features,
-                                iter_tile_batches, learned_encoders, pixel_features)
-from terafeat.storage import load_array, save_array
-from terafeat.whitening import Whitener
+from terafeat.atomic_files import load_array, save_array
+from terafeat.datasets.tile_tables import SPLITS, iter_tile_batches
+from terafeat.encoding.tile_features import (
+    TRANSFORMS,
+    encode_tiles,
+    handcrafted_features,
+    learned_encoders,
+    pixel_features,
+)
+from terafeat.learning.whitening import Whitener
 
 #: Feature set -> shard folder name.
 FEATURE_SETS = {"learned pooled": "learned_pooled", "learned unpooled": "learned_unpooled",

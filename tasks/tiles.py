@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
+from runs.stage_cache import files_fingerprint
 from tasks.logs import cached, stage_logger
-from terafeat.cache import files_fingerprint
-from terafeat.colour import convert_tiles
-from terafeat.histology import iter_tile_batches, limit_tiles, read_tile_table
-from terafeat.patches import sample_patches
-from terafeat.storage import save_array, save_json
+from terafeat.atomic_files import save_array, save_json
+from terafeat.datasets.tile_tables import iter_tile_batches, limit_tiles, read_tile_table
+from terafeat.media.colour import convert_tiles
+from terafeat.media.patches import sample_patches
 
 TABLE_COLUMNS = ["path", "index", "label", "split"]
 

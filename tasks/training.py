@@ -10,10 +10,10 @@ import numpy as np
 from prefect import task
 
 from tasks.logs import cached, report_progress, stage_logger
-from terafeat import distributed
-from terafeat.isa import subspace_pooling
-from terafeat.rica import distinct_filters, sampled_filters
-from terafeat.storage import load_array, save_array
+from terafeat.atomic_files import load_array, save_array
+from terafeat.distributed.training import fit_rica_layer
+from terafeat.learning.pooling import subspace_pooling
+from terafeat.learning.rica import distinct_filters, sampled_filters
 
 LOG_EVERY = 25
 #: Folder beside a flow's run folders holding Dask training checkpoints: a
@@ -67,7 +67,7 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
                         " (resuming)" if checkpoint.exists() else "")
             options = {"dask_address": dask_address, "solver": solver,
                        "checkpoint_path": checkpoint, "shard_folder": out / f"{prefix}shards"}
-        layer = distributed.train_rica_layer(
+        layer = fit_rica_layer(
             X, {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
                 "dtype": dtype, "random_state": seed, "pool": pool, "init": start},
             backend=backend, callback=report, **options)

@@ -5,14 +5,14 @@ from pathlib import Path
 
 from prefect import task
 
+from runs.stage_cache import files_fingerprint, folder_fingerprint
 from tasks.logs import cached, stage_logger
-from terafeat.cache import files_fingerprint, folder_fingerprint
+from terafeat.atomic_files import load_json, save_json
 from terafeat.datasets.folders import read_class_folders
 from terafeat.datasets.hollywood2 import read_hollywood2
 from terafeat.datasets.kth import read_kth
 from terafeat.datasets.ucf import read_ucf_folders
-from terafeat.storage import load_json, save_json
-from terafeat.video import read_clip, scan_videos
+from terafeat.media.video import read_clip, scan_videos
 
 READERS = {"ucf": read_ucf_folders, "kth": read_kth, "folders": read_class_folders,
            "hollywood2": read_hollywood2}

@@ -8,8 +8,8 @@ from prefect import task
 from sklearn.cluster import MiniBatchKMeans
 
 from tasks.logs import cached, stage_logger
-from terafeat.encode import bag_of_words
-from terafeat.storage import load_array, save_array
+from terafeat.atomic_files import load_array, save_array
+from terafeat.encoding.pooled_layer import bag_of_words
 
 
 @task(name="build-vocabulary")

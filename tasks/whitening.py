@@ -7,8 +7,8 @@ import numpy as np
 from prefect import task
 
 from tasks.logs import cached, stage_logger
-from terafeat.storage import load_array, save_array, save_arrays
-from terafeat.whitening import Whitener
+from terafeat.atomic_files import load_array, save_array, save_arrays
+from terafeat.learning.whitening import Whitener
 
 
 @task(name="whiten")

@@ -10,10 +10,10 @@ import json
 import cv2
 import numpy as np
 import pytest
+from video_fixtures import FOURCC_BY_SUFFIX, SQUARE, truncated_copy, write_video
 
 from flows.action_recognition import ActionRecognitionParams, action_recognition
 from flows.cli import main
-from video_fixtures import FOURCC_BY_SUFFIX, SQUARE, truncated_copy, write_video
 
 N_GROUPS, N_FRAMES, SIDE = 4, 20, 32
 TINY = dict(layout="ucf", block_size=8, block_frames=6, stride=2, n_blocks=1000,

@@ -3,8 +3,8 @@ import os
 import numpy as np
 import pytest
 
-from terafeat.cache import files_fingerprint, folder_fingerprint, run_cached
-from terafeat.storage import save_array
+from runs.stage_cache import files_fingerprint, folder_fingerprint, run_cached
+from terafeat.atomic_files import save_array
 
 
 def _stage(calls):

@@ -3,9 +3,9 @@ the valid choices, exit status 2."""
 import pytest
 
 from flows.cli import main
-from flows.quickstart import QuickstartParams
+from flows.quickstart import PLAN
 from flows.registry import FLOWS
-from terafeat.storage import save_json
+from terafeat.atomic_files import save_json
 
 
 def _one_line_error(capsys, argv) -> str:
@@ -40,11 +40,13 @@ def test_bad_input_is_one_line_listing_the_choices(capsys, argv, expected):
 
 def test_task_parameters_are_checked_the_same_way(capsys, tmp_path):
     save_json(tmp_path / "results.json", {"flow": "quickstart",
-                                          "parameters": QuickstartParams().model_dump(mode="json")})
+                                          "parameters": PLAN.model().model_dump(mode="json"),
+                                          "run_dir": str(tmp_path)})
     (tmp_path / "patches.npy").write_bytes(b"")
     err = _one_line_error(capsys, ["task", "whiten", "--run", str(tmp_path),
                                    "--whitening-eps", "-1"])
     assert "invalid parameters for whiten: whitening_eps=-1: Input should be greater than or " \
            "equal to 0" in err
     err = _one_line_error(capsys, ["task", "whitten", "--run", str(tmp_path)])
-    assert "unknown stage 'whitten'; stages: encode-images, evaluate-faces, " in err
+    assert "has no stage 'whitten'; stages: sample-patches, whiten, train-rica, evaluate-faces" \
+        in err

@@ -4,8 +4,8 @@ import re
 import numpy as np
 
 from flows.cli import main
-from terafeat.report import environment, save_image
-from terafeat.storage import save_json
+from reporting.toolkit import environment, save_image
+from terafeat.atomic_files import save_json
 
 
 def _run(folder, accuracy: float, max_iter: int, cached: str):

@@ -1,14 +1,18 @@
-"""Coates-style convolutional encoding (terafeat.conv_features) and its shard runner
-(terafeat.shard_encoding), locally and on a real Dask LocalCluster."""
+"""Coates-style convolutional encoding (terafeat.encoding.convolutional) and its shard runner
+(terafeat.encoding.sharded), locally and on a real Dask LocalCluster."""
 import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
 
-from terafeat.conv_features import ConvolutionalEncoder, cell_chunks, contrast_normalize, \
-    image_windows
-from terafeat.encode import pool_grid
-from terafeat.patches import sample_patches
+from terafeat.encoding.convolutional import (
+    ConvolutionalEncoder,
+    cell_chunks,
+    contrast_normalize,
+    image_windows,
+)
+from terafeat.encoding.pooled_layer import pool_grid
+from terafeat.media.patches import sample_patches
 
 
 def random_encoder(nonlinearity, k=12, patch=5, channels=3, seed=0, **options):
@@ -105,7 +109,7 @@ def listing(tmp_path):
 
 
 def test_shards_skip_a_corrupt_image_and_resume(tmp_path, listing):
-    from terafeat.shard_encoding import encode_listing, kept_path, load_encoder, shard_ranges
+    from terafeat.encoding.sharded import encode_listing, kept_path, load_encoder, shard_ranges
     listing_path, encoder_path = listing
     ranges = shard_ranges(9, 4)
     assert ranges == [(0, 4), (4, 8), (8, 9)]
@@ -129,8 +133,8 @@ def test_shards_skip_a_corrupt_image_and_resume(tmp_path, listing):
 
 @pytest.mark.slow
 def test_dask_workers_encode_the_same_features(tmp_path, listing):
-    from terafeat.distributed import get_client
-    from terafeat.shard_encoding import encode_listing, shard_ranges
+    from terafeat.distributed.cluster import get_client
+    from terafeat.encoding.sharded import encode_listing, shard_ranges
     listing_path, encoder_path = listing
     ranges = shard_ranges(9, 2)
     local, _ = encode_listing(listing_path, ranges, encoder_path, tmp_path / "local", 12, 2)

@@ -4,10 +4,10 @@ import io
 import zipfile
 
 import pytest
+from test_download import RangeHandler, server  # noqa: F401  (the server fixture)
 
 from flows.cli import main
 from terafeat.datasets.download import DATASETS, RemoteFile
-from test_download import RangeHandler, server  # noqa: F401  (the server fixture)
 
 
 class HeadRangeHandler(RangeHandler):

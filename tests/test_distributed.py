@@ -19,11 +19,14 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from terafeat.distributed import (DASK_ADDRESS_ENV, DistributedRICA, DistributedRicaLoss,
-                                  DownpourRICA, ShardedData, ShardError, get_client, load_shard,
-                                  train_rica_layer, worker_transfer_bytes, write_shards)
-from terafeat.isa import subspace_pooling
-from terafeat.rica import RICA, RicaLoss, sampled_filters
+from terafeat.distributed.cluster import DASK_ADDRESS_ENV, get_client, worker_transfer_bytes
+from terafeat.distributed.downpour import DownpourRICA
+from terafeat.distributed.lbfgs import DistributedRICA
+from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
+from terafeat.distributed.shards import ShardError, load_shard, write_shards
+from terafeat.distributed.training import fit_rica_layer
+from terafeat.learning.pooling import subspace_pooling
+from terafeat.learning.rica import RICA, RicaLoss, sampled_filters
 
 PARAMS = {"n_features": 32, "lam": 0.5, "eps": 1e-2, "random_state": 0}
 
@@ -229,17 +232,17 @@ def test_training_survives_a_killed_worker(client, shards, reference, caplog):
 def test_train_rica_layer_on_an_array(client, patches, tmp_path):
     start = sampled_filters(patches, PARAMS["n_features"], random_state=0)
     params = {**PARAMS, "max_iter": 15, "dtype": np.float64, "init": start}
-    local = train_rica_layer(patches, params)
+    local = fit_rica_layer(patches, params)
     loss = RicaLoss(patches.astype(np.float64), len(start), PARAMS["lam"], PARAMS["eps"])
     assert local.objective_[0] == pytest.approx(loss(start)[0])  # it started from ``start``
-    distributed = train_rica_layer(patches, params, backend="dask",
+    distributed = fit_rica_layer(patches, params, backend="dask",
                                    dask_address=client.scheduler.address,
                                    shard_folder=tmp_path)
     assert type(local) is RICA and type(distributed) is DistributedRICA
     assert distributed.client is None and len(list(tmp_path.glob("*.npy"))) == 2
     assert relative_difference(distributed.W_, local.W_) < 1e-4
     with pytest.raises(ValueError, match="checkpoint_path needs backend='dask'"):
-        train_rica_layer(patches, params, checkpoint_path=tmp_path / "x.npz")
+        fit_rica_layer(patches, params, checkpoint_path=tmp_path / "x.npz")
 
 
 def test_external_scheduler_and_worker_processes(patches, shards, monkeypatch):
@@ -265,8 +268,8 @@ def test_external_scheduler_and_worker_processes(patches, shards, monkeypatch):
             assert value == pytest.approx(expected_value, rel=1e-12)
             np.testing.assert_allclose(grad, expected_grad, rtol=1e-10, atol=1e-12)
         params = {**PARAMS, "max_iter": 15, "dtype": np.float64}
-        model = train_rica_layer(shards, params, backend="dask")
-        assert relative_difference(model.W_, train_rica_layer(shards, params).W_) < 1e-4
+        model = fit_rica_layer(shards, params, backend="dask")
+        assert relative_difference(model.W_, fit_rica_layer(shards, params).W_) < 1e-4
     finally:
         for process in processes:
             process.terminate()

@@ -12,8 +12,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import numpy as np
 import pytest
 
-from terafeat.datasets.download import (DATASETS, ArchiveError, ChecksumError, DownloadError,
-                                        RemoteFile, download, extract, fetch, sha256sum)
+from terafeat.datasets.download import (
+    DATASETS,
+    ArchiveError,
+    ChecksumError,
+    DownloadError,
+    RemoteFile,
+    download,
+    extract,
+    fetch,
+    sha256sum,
+)
 
 CHUNK = 16 * 1024
 

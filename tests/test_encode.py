@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from terafeat.classify import compare_feature_sets, cross_validated_accuracy
-from terafeat.encode import encode_images, layer_features, pool_grid
-from terafeat.isa import l2_pool, subspace_pooling
-from terafeat.whitening import Whitener
+from terafeat.classification.protocols import compare_feature_sets, cross_validated_accuracy
+from terafeat.encoding.pooled_layer import encode_images, layer_features, pool_grid
+from terafeat.learning.pooling import l2_pool, subspace_pooling
+from terafeat.learning.whitening import Whitener
 
 
 def test_pool_grid_sums_each_quadrant():

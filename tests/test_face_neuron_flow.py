@@ -5,12 +5,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from video_fixtures import write_video
 
 from flows.face_neuron import FaceNeuronParams, face_neuron
 from flows.registry import FLOWS
-from terafeat.comparison import check_table, measured_checks, why_rica
-from terafeat.storage import save_json
-from video_fixtures import write_video
+from terafeat.analysis.why_rica import check_table, measured_checks, why_rica
+from terafeat.atomic_files import save_json
 
 TINY = dict(n_frames=600, frame_size=12, face_fraction=0.1, n_components=30, n_features=24,
             group_size=2, second_layer=True, layer2_features=12, layer2_group_size=2, max_iter=10,

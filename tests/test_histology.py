@@ -12,18 +12,34 @@ import pytest
 from PIL import Image
 from skimage.color import rgb_from_hed
 
-from terafeat.classify import (chosen_C, classification_metrics, linear_classifier,
-                               predict_scores)
-from terafeat.colour import HED_MAX, convert_tiles, filters_for_display, n_channels
+from terafeat.classification.protocols import (
+    chosen_C,
+    classification_metrics,
+    linear_classifier,
+    predict_scores,
+)
 from terafeat.datasets.download import DATASETS as DOWNLOAD_REGISTRY
 from terafeat.datasets.download import ChecksumError, RemoteFile
-from terafeat.encode import pool_grid, pool_pyramid
-from terafeat.histology import (POOLINGS, TRANSFORMS, download_tiles, encode_tiles, handcrafted_features,
-                                iter_tile_batches, learned_encoders, limit_tiles, pixel_features,
-                                read_tile_table, stratified_split)
-from terafeat.patches import sample_patches
-from terafeat.rica import RICA
-from terafeat.whitening import Whitener
+from terafeat.datasets.tile_tables import (
+    download_tiles,
+    iter_tile_batches,
+    limit_tiles,
+    read_tile_table,
+    stratified_split,
+)
+from terafeat.encoding.pooled_layer import pool_grid, pool_pyramid
+from terafeat.encoding.tile_features import (
+    POOLINGS,
+    TRANSFORMS,
+    encode_tiles,
+    handcrafted_features,
+    learned_encoders,
+    pixel_features,
+)
+from terafeat.learning.rica import RICA
+from terafeat.learning.whitening import Whitener
+from terafeat.media.colour import HED_MAX, convert_tiles, filters_for_display, n_channels
+from terafeat.media.patches import sample_patches
 
 
 @pytest.fixture(scope="module")

@@ -9,17 +9,31 @@ import tarfile
 import numpy as np
 import pytest
 from PIL import Image
+from video_fixtures import extracted_shared, shared_data_dir
 
-from terafeat.datasets.cifar import load_cifar10, load_cifar100, read_cifar_binary, \
-    read_cifar_pickle
-from terafeat.datasets.download import DATASETS, ArchiveError, ChecksumError, RemoteFile, \
-    extract, fetch
+from terafeat.datasets.cifar import (
+    load_cifar10,
+    load_cifar100,
+    read_cifar_binary,
+    read_cifar_pickle,
+)
+from terafeat.datasets.download import (
+    DATASETS,
+    ArchiveError,
+    ChecksumError,
+    RemoteFile,
+    extract,
+    fetch,
+)
 from terafeat.datasets.folders import IMAGE_COLUMNS, LayoutError, read_image_folders
 from terafeat.datasets.imagenet import read_ilsvrc, read_imagenette, read_tiny_imagenet
-from terafeat.datasets.tiles import iter_pcam_batches, read_kather2016, read_pcam_folders, \
-    read_pcam_h5
-from terafeat.images import iter_image_batches, read_images
-from video_fixtures import extracted_shared, shared_data_dir
+from terafeat.datasets.tiles import (
+    iter_pcam_batches,
+    read_kather2016,
+    read_pcam_folders,
+    read_pcam_h5,
+)
+from terafeat.media.images import iter_image_batches, read_images
 
 h5py = pytest.importorskip("h5py")
 

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2gray
 
-from terafeat.images import ImageReadError, iter_image_batches, read_image, read_images
+from terafeat.media.images import ImageReadError, iter_image_batches, read_image, read_images
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from flows.quickstart import QuickstartParams, quickstart
+from flows.quickstart import quickstart
 
 # training long enough (3000 iterations, tens of seconds) to be interrupted in the middle
 SLOW = dict(n_patches=10000, n_features=128, max_iter=3000, group_size=4, n_folds=2,
@@ -69,8 +69,8 @@ def test_ctrl_c_during_training_leaves_whole_files_and_the_rerun_resumes(prefect
     assert len(finished["sample-patches"]) == 1
 
     # the next run (shorter training, to finish quickly) takes the finished stages from the cache
-    again = quickstart(QuickstartParams(**dict(SLOW, max_iter=5), cache_root=str(cache),
-                                        output_root=str(reports)))
-    assert again["cache"] == {"sample patches": "cache", "whiten": "cache",
-                              "train RICA": "computed", "evaluate features": "computed"}
+    again = quickstart(**dict(SLOW, max_iter=5), cache_root=str(cache),
+                       output_root=str(reports))
+    assert again["cache"] == {"sample-patches": "cache", "whiten": "cache",
+                              "train-rica": "computed", "evaluate-faces": "computed"}
     assert Path(again["report"]).is_file()

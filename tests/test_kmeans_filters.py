@@ -1,8 +1,8 @@
-"""k-means filters (terafeat.kmeans_filters)."""
+"""k-means filters (terafeat.learning.kmeans)."""
 import numpy as np
 import pytest
 
-from terafeat.kmeans_filters import kmeans_filters
+from terafeat.learning.kmeans import kmeans_filters
 
 
 def test_centroids_are_unit_rows_pointing_at_the_clusters():

@@ -1,13 +1,33 @@
-"""Locally connected layers (terafeat.local): forward/backward of each layer, the tiling."""
+"""Locally connected layers (terafeat.locally_connected): forward/backward of each layer, the tiling."""
 import numpy as np
 import pytest
 
-from terafeat.local import (LayerGeometry, Tiling, encode_layer, encoder_weights, extract_patches,
-                            initial_weights, l2_pool_maps, layer_objective, load_network,
-                            local_contrast_normalize, network_forward, network_input, overlap_add,
-                            random_network, save_network, stack_geometries, stage_responses,
-                            sum_pool, sum_pool_adjoint, tile_region, unit_responses)
-from terafeat.local_stimulus import contrast_backward, unit_functions, unit_gradient
+from terafeat.locally_connected.geometry import LayerGeometry, Tiling, stack_geometries
+from terafeat.locally_connected.maps import (
+    extract_patches,
+    l2_pool_maps,
+    local_contrast_normalize,
+    overlap_add,
+    sum_pool,
+    sum_pool_adjoint,
+)
+from terafeat.locally_connected.network import (
+    encode_layer,
+    load_network,
+    network_forward,
+    network_input,
+    random_network,
+    save_network,
+    stage_responses,
+    unit_responses,
+)
+from terafeat.locally_connected.stimulus import contrast_backward, unit_functions, unit_gradient
+from terafeat.locally_connected.tile_objective import (
+    encoder_weights,
+    initial_weights,
+    layer_objective,
+    tile_region,
+)
 
 GEOMETRIES = [LayerGeometry((14, 11, 2), field=4, stride=2, maps=3, pool=2, pool_stride=1),
               LayerGeometry((17, 13, 1), field=5, stride=1, maps=2, pool=3, pool_stride=2),

@@ -8,7 +8,7 @@ from pydantic import ValidationError
 
 from flows.local_network import LocalNetworkParams, local_network
 from flows.registry import FLOWS
-from terafeat.local import load_network
+from terafeat.locally_connected.network import load_network
 
 TINY = dict(images=("grass", "brick", "coffee"), frame_size=24, n_frames=48, layers=2,
             fields=(6, 3), strides=(2, 1), maps=(3, 2), pool=2, steps=6, batch_size=4,

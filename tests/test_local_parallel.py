@@ -1,12 +1,14 @@
 """Model-parallel (tiles on Dask workers) and Downpour data-parallel training of the
-locally connected network (terafeat.local_parallel)."""
+locally connected network (terafeat.locally_connected.parallel)."""
 import numpy as np
 import pytest
 
-from terafeat.distributed import ShardError, get_client, write_shards
-from terafeat.local import LayerGeometry, Tiling, encoder_weights
-from terafeat.local import network_forward
-from terafeat.local_parallel import read_frames, train_layer, train_network
+from terafeat.distributed.cluster import get_client
+from terafeat.distributed.shards import ShardError, write_shards
+from terafeat.locally_connected.geometry import LayerGeometry, Tiling
+from terafeat.locally_connected.network import network_forward
+from terafeat.locally_connected.parallel import read_frames, train_layer, train_network
+from terafeat.locally_connected.tile_objective import encoder_weights
 
 GEOMETRY = LayerGeometry((20, 16, 1), field=6, stride=2, maps=4, pool=3, pool_stride=1)
 SYNC = dict(steps=6, batch_size=4, dtype="float64", seed=3, learning_rate=0.05)
@@ -107,7 +109,7 @@ def test_a_tile_reads_only_its_rows_of_the_chosen_frames(tmp_path):
 def test_training_turns_the_encoding_filters_not_only_the_decoder(shards):
     """Both halves of V start at the scale 1/sqrt(D), so Adagrad's steps (about the
     learning rate per weight) turn the normalised encoding filters as well."""
-    from terafeat.local import initial_weights
+    from terafeat.locally_connected.tile_objective import initial_weights
     start = encoder_weights(initial_weights(GEOMETRY, (0, GEOMETRY.grid[0]), 3))[0]
     assert initial_weights(GEOMETRY, (0, GEOMETRY.grid[0]), 3).std() == pytest.approx(
         1 / 6, rel=0.05)

@@ -1,12 +1,20 @@
-"""Unit scoring, optimal stimulus, invariance curves and score (terafeat.neuron)."""
+"""Unit scoring, optimal stimulus, invariance curves and score (terafeat.analysis)."""
 import numpy as np
 import pytest
 
-from terafeat.neuron import (best_thresholds, detection_accuracy, face_detection_set,
-                             face_detection_splits, invariance_curves, invariance_score,
-                             lfw_face_half, linear_ceiling, optimal_stimulus, random_unit_margin,
-                             score_face_units, template_unit, thresholded_accuracy,
-                             transform_images, unit_auc)
+from terafeat.analysis.face_data import face_detection_set, face_detection_splits, lfw_face_half
+from terafeat.analysis.invariance import invariance_curves, invariance_score, transform_images
+from terafeat.analysis.optimal_stimulus import optimal_stimulus
+from terafeat.analysis.unit_scoring import (
+    best_thresholds,
+    detection_accuracy,
+    linear_ceiling,
+    random_unit_margin,
+    score_face_units,
+    template_unit,
+    thresholded_accuracy,
+    unit_auc,
+)
 
 
 def test_face_detection_set_is_seeded_held_out_and_in_range():

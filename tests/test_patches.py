@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from terafeat.patches import dense_patches, sample_patches
+from terafeat.media.patches import dense_patches, sample_patches
 
 
 def _images():

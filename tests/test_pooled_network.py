@@ -3,10 +3,15 @@ import numpy as np
 import pytest
 from scipy.optimize import check_grad
 
-from terafeat.neuron import optimal_stimulus
-from terafeat.pooled_network import (ContrastNorm, PooledNetwork, PooledStage, WhitenStage,
-                                     fit_pooled_network)
-from terafeat.whitening import Whitener
+from terafeat.analysis.optimal_stimulus import optimal_stimulus
+from terafeat.learning.pooled_network import (
+    ContrastNorm,
+    PooledNetwork,
+    PooledStage,
+    WhitenStage,
+    fit_pooled_network,
+)
+from terafeat.learning.whitening import Whitener
 
 TINY = [dict(n_components=20, n_features=16, group_size=2, lam=10.0, eps=1e-2,
              whitening_eps=1e-2, max_iter=15),
@@ -66,7 +71,7 @@ def test_fit_gives_seeded_two_layer_network_whose_unit_gradient_is_right(network
     sample = frames(200, seed=5).reshape(200, -1)
     sample /= np.linalg.norm(sample, axis=1, keepdims=True)
     assert response(stimulus.ravel()) >= max(response(s) for s in sample)
-    from terafeat.storage import save_arrays
+    from terafeat.atomic_files import save_arrays
     path = save_arrays(tmp_path / "network.npz", network.to_arrays())
     with np.load(path) as arrays:
         loaded = PooledNetwork.from_arrays(arrays)

@@ -8,7 +8,7 @@ import numpy as np
 from flows.progress import ProgressLine, terminal_progress
 from tasks.logs import progress_listener, report_progress
 from tasks.training import train_rica_layer
-from terafeat.storage import save_array
+from terafeat.atomic_files import save_array
 
 
 def test_training_reports_every_iteration(tmp_path):

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from flows.cli import main
-from flows.quickstart import QuickstartParams, quickstart
+from flows.quickstart import PLAN, quickstart
+from stage_replay import assert_stages_replay
 
 SMALL = dict(n_patches=3000, n_features=64, max_iter=15, group_size=4, n_folds=3,
              images=("camera", "grass", "brick"))
@@ -17,16 +18,16 @@ SMALL = dict(n_patches=3000, n_features=64, max_iter=15, group_size=4, n_folds=3
 @pytest.fixture(scope="module")
 def small_run(prefect_server, tmp_path_factory):
     root = tmp_path_factory.mktemp("reports")
-    return quickstart(QuickstartParams(output_root=str(root), cache_root=None, **SMALL)), root
+    return quickstart(output_root=str(root), cache_root=None, **SMALL), root
 
 
 def test_rerun_hits_the_cache_and_a_downstream_change_recomputes_only_downstream(
         prefect_server, tmp_path):
     params = dict(SMALL, output_root=str(tmp_path / "reports"), cache_root=str(tmp_path / "cache"))
-    first = quickstart(QuickstartParams(**params))
-    second = quickstart(QuickstartParams(**params))
+    first = quickstart(**params)
+    second = quickstart(**params)
     assert second["run_dir"] != first["run_dir"]
-    stages = ("sample patches", "whiten", "train RICA", "evaluate features")
+    stages = ("sample-patches", "whiten", "train-rica", "evaluate-faces")
     assert first["cache"] == dict.fromkeys(stages, "computed")
     assert second["cache"] == dict.fromkeys(stages, "cache")
     page = Path(second["report"]).read_text()
@@ -36,15 +37,15 @@ def test_rerun_hits_the_cache_and_a_downstream_change_recomputes_only_downstream
     assert second["evaluation"] == first["evaluation"]
     assert second["training"]["W"].startswith(second["run_dir"])
     np.testing.assert_array_equal(np.load(second["training"]["W"]), np.load(first["training"]["W"]))
-    assert second["timings"]["train RICA"] < first["timings"]["train RICA"]
+    assert second["timings"]["train-rica"] < first["timings"]["train-rica"]
     # n_folds only changes the evaluation: training is a hit, evaluation recomputed
-    third = quickstart(QuickstartParams(**dict(params, n_folds=2)))
-    assert third["cache"] == {**dict.fromkeys(stages[:3], "cache"), "evaluate features": "computed"}
+    third = quickstart(**dict(params, n_folds=2))
+    assert third["cache"] == {**dict.fromkeys(stages[:3], "cache"), "evaluate-faces": "computed"}
     assert third["training"]["seconds"] == first["training"]["seconds"]
     assert third["evaluation"]["seconds"] != first["evaluation"]["seconds"]
     assert len(third["evaluation"]["accuracy"]["RICA pooled"]["folds"]) == 2
     # an upstream change (the seed of the patches) misses everywhere downstream
-    fourth = quickstart(QuickstartParams(**dict(params, seed=1)))
+    fourth = quickstart(**dict(params, seed=1))
     assert fourth["training"]["seconds"] != first["training"]["seconds"]
     entries = {stage.name: len(list(stage.iterdir())) for stage in (tmp_path / "cache").iterdir()}
     assert entries == {"sample-patches": 2, "whiten": 2, "train-rica": 2, "evaluate-faces": 3}
@@ -70,10 +71,10 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
     np.testing.assert_allclose(np.linalg.norm(W, axis=1), 1.0, rtol=1e-4)
     objective = np.load(run / "objective.npy")
     assert len(objective) == saved["training"]["n_iter"] + 1 and objective[-1] < objective[0]
-    assert set(saved["timings"]) >= {"sample patches", "whiten", "train RICA", "evaluate features"}
+    assert set(saved["timings"]) >= {"sample-patches", "whiten", "train-rica", "evaluate-faces"}
     page = (run / "index.html").read_text()
     assert page.count("data:image/png;base64,") == 3
-    assert "<td>train RICA</td>" in page and "<td>n_features</td>" in page  # tables, not dicts
+    assert "<td>train-rica</td>" in page and "<td>n_features</td>" in page  # tables, not dicts
     import numpy  # the environment table: versions and cores
     assert f"<td>numpy</td><td>{numpy.__version__}</td>" in page and "<td>cores</td>" in page
     assert saved["environment"]["numpy"] == numpy.__version__
@@ -83,8 +84,8 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
 
 def test_dask_backend_trains_the_same_layer(small_run, tmp_path):
     local, _ = small_run
-    results = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask",
-                                          cache_root=None, **SMALL))
+    results = quickstart(output_root=str(tmp_path), backend="dask",
+                                          cache_root=None, **SMALL)
     run = Path(results["run_dir"])
     assert list((run.parent / ".checkpoints").glob("*.npz")) and list((run / "shards").glob("*.npy"))
     assert results["training"]["n_iter"] == local["training"]["n_iter"]
@@ -94,8 +95,8 @@ def test_dask_backend_trains_the_same_layer(small_run, tmp_path):
     assert results["training"]["resumed_from"] == 0
     # a re-run (a new run folder) finds the checkpoint of the first and trains further from it
     longer = dict(SMALL, max_iter=SMALL["max_iter"] + 5)
-    again = quickstart(QuickstartParams(output_root=str(tmp_path), backend="dask",
-                                        cache_root=None, **longer))
+    again = quickstart(output_root=str(tmp_path), backend="dask",
+                                        cache_root=None, **longer)
     assert again["run_dir"] != results["run_dir"]
     assert again["training"]["resumed_from"] == SMALL["max_iter"]
     assert again["training"]["n_iter"] == SMALL["max_iter"] + 5
@@ -104,28 +105,32 @@ def test_dask_backend_trains_the_same_layer(small_run, tmp_path):
 
 def test_parameters_are_validated():
     with pytest.raises(ValueError, match="group_size"):
-        QuickstartParams(n_features=10, group_size=4)
+        PLAN.model(n_features=10, group_size=4)
     with pytest.raises(ValueError):
-        QuickstartParams(patch_size=2)
+        PLAN.model(patch_size=2)
     with pytest.raises(ValueError):
-        QuickstartParams(unknown=1)
+        PLAN.model(unknown=1)
     with pytest.raises(ValueError):
-        QuickstartParams(backend="spark")
+        PLAN.model(backend="spark")
 
 
 def test_cli_rejects_bad_parameters_and_prints_defaults(capsys):
     assert main(["run", "quickstart", "--set", "max_iter=0"]) == 2
     assert "max_iter" in capsys.readouterr().err
+    assert main(["params", "quickstart", "--json"]) == 0
+    rows = {row["name"]: row for row in json.loads(capsys.readouterr().out)}
+    assert rows["n_features"]["default"] == 256 and rows["patch_size"]["default"] == 8
+    assert rows["patch_size"]["bounds"] == {"minimum": 4, "maximum": 16}
+    assert rows["lam"]["description"] == "weight of RICA's reconstruction term"
     assert main(["params", "quickstart"]) == 0
-    defaults = json.loads(capsys.readouterr().out)
-    assert defaults["n_features"] == 256 and defaults["patch_size"] == 8
+    assert "max_iter: int = 400  [minimum 1]\n    L-BFGS iterations" in capsys.readouterr().out
 
 
 def test_console_script_is_installed():
-    done = subprocess.run([sys.executable, "-m", "flows.cli", "params", "quickstart"],
+    done = subprocess.run([sys.executable, "-m", "flows.cli", "params", "quickstart", "--json"],
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["lam"] == 10.0
+    assert {row["name"]: row["default"] for row in json.loads(done.stdout)}["lam"] == 10.0
 
 
 def test_results_and_progress_are_published_as_artifacts(small_run):
@@ -161,3 +166,9 @@ def test_runs_lists_finished_and_unfinished_runs_with_headlines(small_run, capsy
     pooled = next(row for row in results["headline"] if row["features"] == "RICA pooled")
     assert f"accuracy={pooled['accuracy']:.4g}" in out
     assert out.index(finished) < out.index("20000101-000000-killed")  # newest first
+
+
+def test_every_stage_replays_to_the_same_outputs(small_run, tmp_path):
+    results, _ = small_run
+    replayed = assert_stages_replay(PLAN, Path(results["run_dir"]), tmp_path)
+    assert replayed == ["sample-patches", "whiten", "train-rica", "evaluate-faces"]

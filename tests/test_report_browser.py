@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from terafeat.report import quickstart_report, save_image, write_html_report
+from reporting.pages.quickstart import quickstart_report
+from reporting.toolkit import save_image, write_html_report
 
 BROWSER = next((path for name in ("chromium", "chromium-browser", "google-chrome")
                 if (path := shutil.which(name))), None)

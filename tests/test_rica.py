@@ -1,10 +1,19 @@
 import numpy as np
 import pytest
 
-from terafeat.isa import subspace_pooling
-from terafeat.rica import (RICA, RicaLoss, data_basis, distinct_filters, normalize_rows,
-                           rica_loss_grad, rica_loss_grad_reference, sampled_filters,
-                           sparsity_terms, unit_norm_gradient)
+from terafeat.learning.pooling import subspace_pooling
+from terafeat.learning.rica import (
+    RICA,
+    RicaLoss,
+    data_basis,
+    distinct_filters,
+    normalize_rows,
+    rica_loss_grad,
+    rica_loss_grad_reference,
+    sampled_filters,
+    sparsity_terms,
+    unit_norm_gradient,
+)
 
 
 def _numerical_gradient(f, x, h=1e-6):

@@ -2,11 +2,19 @@
 import numpy as np
 import pytest
 
-from terafeat.blocks import (block_counts, dense_blocks, fit_to_clips, grid_shape, layer2_shape,
-                             overlap_stride, sample_blocks, subblock_offsets)
-from terafeat.classify import Chi2SVM, evaluate_protocol, make_classifier
-from terafeat.encode import bag_of_words, motion_energy_image
-from terafeat.stacked_isa import ISALayer, StackedISA, convolve_layer
+from terafeat.classification.protocols import Chi2SVM, evaluate_protocol, make_classifier
+from terafeat.encoding.pooled_layer import bag_of_words, motion_energy_image
+from terafeat.learning.stacked_isa import ISALayer, StackedISA, convolve_layer
+from terafeat.media.blocks import (
+    block_counts,
+    dense_blocks,
+    fit_to_clips,
+    grid_shape,
+    layer2_shape,
+    overlap_stride,
+    sample_blocks,
+    subblock_offsets,
+)
 
 BLOCK, STRIDE = (4, 5, 5), (2, 2, 2)  # small stand-ins for (10, 16, 16) and 4
 

@@ -3,8 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from terafeat.report import markdown_table, save_image, tile_filters, write_html_report
-from terafeat.storage import atomic_write, load_array, new_run_dir, save_array, save_json
+from reporting.toolkit import markdown_table, save_image, tile_filters, write_html_report
+from runs.folders import new_run_dir
+from terafeat.atomic_files import atomic_write, load_array, save_array, save_json
 
 
 def test_atomic_write_leaves_the_old_file_when_the_writer_fails(tmp_path):

@@ -1,14 +1,26 @@
-"""Linear classifiers over streamed feature shards (terafeat.streamed_linear)."""
+"""Linear classifiers over streamed feature shards (terafeat.classification.streamed)."""
 import numpy as np
 import pytest
 from sklearn.svm import LinearSVC
 
-from terafeat.storage import save_array
-from terafeat.streamed_linear import (LAM_GRID, Standardizer, _squared_hinge, feature_moments,
-                                      fit_l2svm, fit_streamed_classifier, gram_statistics,
-                                      iter_masked_shards, iter_shards, preconditioned,
-                                      preconditioner, ridge_solve, row_groups, top_k_accuracy,
-                                      validation_masks)
+from terafeat.atomic_files import save_array
+from terafeat.classification.streamed import (
+    LAM_GRID,
+    Standardizer,
+    _squared_hinge,
+    feature_moments,
+    fit_l2svm,
+    fit_streamed_classifier,
+    gram_statistics,
+    iter_masked_shards,
+    iter_shards,
+    preconditioned,
+    preconditioner,
+    ridge_solve,
+    row_groups,
+    top_k_accuracy,
+    validation_masks,
+)
 
 
 def blobs(n, f=20, classes=3, seed=0):
@@ -183,7 +195,7 @@ def test_svm_path_chooses_its_own_regulariser_at_or_below_ridges(tmp_path):
 
 
 def test_bad_shards_are_named(tmp_path):
-    from terafeat.distributed import ShardError, load_shard
+    from terafeat.distributed.shards import ShardError, load_shard
     X, y = blobs(100)
     X[60, 3] = np.nan
     paths, labels = write(tmp_path, X, y, rows=50)
@@ -226,7 +238,7 @@ def test_top_k_accuracy():
 
 
 def test_top_confusions_and_streamed_evaluation(tmp_path):
-    from terafeat.streamed_linear import evaluate_streamed, top_confusions
+    from terafeat.classification.streamed import evaluate_streamed, top_confusions
     truth = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
     guess = np.array([1, 1, 0, 0, 1, 1, 0, 1, 2])
     assert top_confusions(truth, guess, 2) == [{"true": 0, "predicted": 1, "count": 2},
@@ -240,7 +252,7 @@ def test_top_confusions_and_streamed_evaluation(tmp_path):
 
 
 def test_streamed_evaluation_averages_the_rows_of_one_image(tmp_path):
-    from terafeat.streamed_linear import evaluate_streamed
+    from terafeat.classification.streamed import evaluate_streamed
     # image 7: two rows (it and its mirror image), each leaning to a different wrong
     # class, both giving the right one 0.5: their mean picks it; image 3: one row
     X = np.array([[0.0, 0.6, 0.5], [0.9, 0.0, 0.5], [0.2, 0.1, 0.0]], np.float32)

@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from scipy.optimize import check_grad
 
-from terafeat.autoencoder import SparseAutoencoder, autoencoder_loss_grad
-from terafeat.isa import subspace_pooling
-from terafeat.tica import OrthonormalPooling, symmetric_orthogonalize, topographic_pooling
-from terafeat.whitening import Whitener
+from terafeat.learning.autoencoder import SparseAutoencoder, autoencoder_loss_grad
+from terafeat.learning.pooling import subspace_pooling
+from terafeat.learning.tica import OrthonormalPooling, symmetric_orthogonalize, topographic_pooling
+from terafeat.learning.whitening import Whitener
 
 
 def laplacian_mixture(m=3000, d=9, seed=0):

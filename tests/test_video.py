@@ -4,11 +4,24 @@ import warnings
 
 import numpy as np
 import pytest
+from video_fixtures import (
+    SQUARE,
+    SQUARE_TOP,
+    extracted_shared,
+    square_column,
+    truncated_copy,
+    write_video,
+)
 
-from terafeat.video import (TruncatedVideoWarning, VideoReadError, check_video, iter_frames,
-                            read_clip, scan_videos, video_info)
-from video_fixtures import SQUARE, SQUARE_TOP, extracted_shared, square_column, truncated_copy, \
-    write_video
+from terafeat.media.video import (
+    TruncatedVideoWarning,
+    VideoReadError,
+    check_video,
+    iter_frames,
+    read_clip,
+    scan_videos,
+    video_info,
+)
 
 N_FRAMES, HEIGHT, WIDTH, FPS = 20, 32, 32, 20.0
 

@@ -3,13 +3,13 @@ import shutil
 
 import numpy as np
 import pytest
+from video_fixtures import extracted_shared, write_video
 
 from terafeat.datasets.folders import LayoutError, group_folds, read_class_folders
 from terafeat.datasets.hollywood2 import label_matrix, read_hollywood2
 from terafeat.datasets.kth import KTH_PERSON_SPLIT, parse_kth_name, read_kth
 from terafeat.datasets.ucf import read_ucf_folders
-from terafeat.video import scan_videos
-from video_fixtures import extracted_shared, write_video
+from terafeat.media.video import scan_videos
 
 
 @pytest.fixture(scope="module")

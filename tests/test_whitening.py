@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from terafeat.whitening import Whitener, remove_dc
+from terafeat.learning.whitening import Whitener, remove_dc
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from terafeat.datasets.folders import check_folder
-from terafeat.images import check_choice
+from terafeat.media.images import check_choice
 
 SIDE = 32
 IMAGE_BYTES = SIDE * SIDE * 3

@@ -13,8 +13,8 @@ import http.client
 import os
 import shutil
 import tarfile
-import zlib
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath

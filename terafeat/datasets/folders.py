@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from terafeat.images import IMAGE_EXTENSIONS
+from terafeat.media.images import IMAGE_EXTENSIONS
 from terafeat.validation import check_random_state
 
 VIDEO_EXTENSIONS = frozenset({".avi", ".mp4", ".m4v", ".mkv", ".mov", ".webm",

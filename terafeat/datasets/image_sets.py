@@ -17,7 +17,7 @@ import pandas as pd
 from terafeat.datasets.cifar import cifar_listing, read_cifar_batch
 from terafeat.datasets.folders import read_image_folders
 from terafeat.datasets.imagenet import read_ilsvrc, read_imagenette, read_tiny_imagenet
-from terafeat.images import check_choice, read_images
+from terafeat.media.images import check_choice, read_images
 
 IMAGE_SETS = ("folders", "cifar10", "cifar100", "imagenette", "tiny-imagenet", "ilsvrc")
 COLUMNS = ["path", "record", "label", "class_name", "split"]

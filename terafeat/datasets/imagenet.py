@@ -17,9 +17,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from terafeat.datasets.folders import (check_folder, class_folders, image_folder_rows,
-                                       layout_frame, list_videos, read_image_folders)
-from terafeat.images import IMAGE_EXTENSIONS
+from terafeat.datasets.folders import (
+    check_folder,
+    class_folders,
+    image_folder_rows,
+    layout_frame,
+    list_videos,
+    read_image_folders,
+)
+from terafeat.media.images import IMAGE_EXTENSIONS
 
 COLUMNS = ["path", "label", "wnid", "class_name", "split"]
 SYNSET_FILE = "LOC_synset_mapping.txt"

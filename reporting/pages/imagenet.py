@@ -1,0 +1,138 @@
+"""Figures and the HTML page of an ImageNet-family run (issue #6)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from reporting.toolkit import (
+    from_cache,
+    run_sections,
+    save_confusion_plot,
+    save_image,
+    save_line_plot,
+    tile_filters,
+    write_html_report,
+)
+from terafeat.atomic_files import save_json
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
+#: Coates, Lee & Ng (AISTATS 2011), CIFAR-10 test accuracy, single layer + linear SVM.
+COATES_CIFAR10 = [("k-means (triangle), 1600 features", 0.779),
+                  ("k-means (triangle), 4000 features", 0.796),
+                  ("sparse autoencoder, 1600 features", 0.734),
+                  ("sparse RBM, 1600 features", 0.724)]
+NAMES = {"rica": "RICA (learned)", "kmeans": "k-means (same pipeline)", "pixels": "raw pixels"}
+
+
+def headline_rows(results: dict) -> list[dict]:
+    """One row per feature set of this run (RICA, then its peers): features, dimensions,
+    top-1, top-5."""
+    classification = results["classification"]
+    order = sorted(results["encoding"]["dims"],
+                   key=lambda name: list(NAMES).index(name) if name in NAMES else len(NAMES))
+    return [{"features": NAMES.get(name, name),
+             "dimensions": results["encoding"]["dims"][name],
+             "top-1": round(classification[name]["top1"], 4),
+             "top-5": round(classification[name]["top5"], 4)}
+            for name in order]
+
+
+def _gigabytes(n_bytes: float) -> float:
+    return round(n_bytes / 1e9, 3)
+
+
+def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray) -> Path:
+    """Figures, ``results.json`` and ``index.html`` of a run; returns the page's path.
+
+    results: "parameters", "listing", "patches", "training", "encoding",
+    "classification", "timings", "peak_memory"; W: (k, p*p*3) filters in pixel space;
+    objective: (iterations + 1,) RICA objective.
+    """
+    run = Path(run_dir)
+    parameters, listing = results["parameters"], results["listing"]
+    names = listing["class_names"]
+    p = parameters["patch_size"]
+    rows = headline_rows(results)
+    comparison = [{"source": "this run", "features": row["features"], "top-1": row["top-1"]}
+                  for row in rows]
+    if names == CIFAR10_CLASSES:
+        comparison += [{"source": "Coates et al. 2011", "features": what, "top-1": accuracy}
+                       for what, accuracy in COATES_CIFAR10]
+    learned = results["classification"]["rica"]
+    if "confusion_matrix" in learned:
+        confusion = [save_confusion_plot(run / "confusion.png", learned["confusion_matrix"],
+                                         names, "RICA features, test images")]
+    else:
+        confusion = ["Most frequent confusions of the RICA features (test images):",
+                     [{"true": names[c["true"]], "predicted": names[c["predicted"]],
+                       "count": c["count"]} for c in learned["top_confusions"]]]
+    validation = [{"features": NAMES.get(name, name), **{
+        f"lam/n={g:g}": round(a, 4) for g, a in zip(result["fit"]["lam_grid"],
+                                                    result["fit"]["validation_accuracy"])}}
+        for name, result in results["classification"].items()]
+    svm_path = [{"features": NAMES.get(name, name), "lam/n": point["lam/n"],
+                 "held-out accuracy": round(point["validation_accuracy"], 4),
+                 "chosen": point["lam/n"] == result["fit"]["lam/n"]}
+                for name, result in results["classification"].items()
+                for point in result["fit"].get("svm_path", [])]
+    memory = results["peak_memory"]
+    save_json(run / "results.json", results)
+    title = f"terafeat imagenet: RICA features on {parameters['dataset']}"
+    return write_html_report(run / "index.html", title, [
+        ("Test accuracy", [
+            f"Single layer of {parameters['n_features']} RICA features on {p}x{p}x3 patches, "
+            f"stride-1 convolution over {parameters['image_size']}px images, "
+            f"{parameters['nonlinearity']} non-linearity, {parameters['pooling']}-pooled over a "
+            f"{parameters['grid']}x{parameters['grid']} grid; {parameters['classifier']} "
+            "one-vs-rest linear classifier on standardised features, regulariser chosen on "
+            f"{parameters['val_fraction']:.0%} of the training images held out.",
+            rows, *([f"k-means: {parameters['n_features']} centroids of the same whitened "
+                     "patches (Coates et al.'s learner), unit-normalised, then the same encoder "
+                     "and classifier; only the filter learner differs."]
+                    if results.get("kmeans") else []),
+            "Beside published single-layer results (CIFAR-10 only):", comparison]),
+        ("Data", [[{"data set": parameters["dataset"], "root": parameters["data_root"],
+                    "training rows (with copies)": listing["n_train"],
+                    "test images": listing["n_test"],
+                    "classes": len(names), "train listed x": parameters["train_repeat"],
+                    "train mirrored": parameters["mirror_train"],
+                    "train shifted copies": parameters["shift_train"],
+                    "test mirrored (scores averaged)": parameters["mirror_test"],
+                    "unreadable (skipped)": len(results["unreadable_images"])}]]),
+        ("Learned filters", [
+            f"The {W.shape[0]} RICA filters in pixel space (each unit's weights mapped back "
+            "through the whitening: the colour pattern it responds to most), each scaled to its "
+            "own range"
+            f"{from_cache(results, 'train RICA')}.",
+            f"Distinct filters (no earlier filter with |cosine| > 0.95 in the whitened space): "
+            f"{results['training']['distinct_filters']} of {W.shape[0]}. With many more filters "
+            "than whitened dimensions, RICA's reconstruction term is met by copies too, and "
+            "long fits gather the filters onto a few hundred sparse directions; the learned "
+            "features are only as many as the distinct ones.",
+            save_image(run / "filters.png", tile_filters(W, (p, p, 3)), scale=3),
+            save_line_plot(run / "objective.png", {"RICA objective": objective},
+                           "L-BFGS iteration", "J(W)", "Training objective")]),
+        ("Confusions", confusion),
+        ("Classifier validation", ["Held-out accuracy of ridge per regulariser "
+                                   "(lam = value x training rows):", validation,
+                                   *(["The L2-SVM's own path (fitted on the other training "
+                                      "images, each point started from the last; the best "
+                                      "is refitted on all):", svm_path] if svm_path else [])]),
+        ("Peak memory and throughput", [
+            [{"process": "flow (every stage but feature extraction; the streamed classifier "
+                         "is its peak)", "peak memory (GB)": _gigabytes(memory["flow"])},
+             {"process": "any feature-extraction process",
+              "peak memory (GB)": _gigabytes(memory["encoding"])}],
+            "Feature extraction reads and encodes one batch of images at a time and the "
+            "classifier holds one shard plus (f+1)^2 statistics, so peak memory does not "
+            "grow with the number of images.",
+            "Feature extraction" + from_cache(results, "extract features") + ":",
+            [{"features": NAMES.get(name, name), "images/s": round(rate, 1)}
+             for name, rate in results["encoding"]["images_per_second"].items()]]),
+        ("Unreadable images (skipped)", [[{"image": path, "problem": problem}
+                                          for path, problem in results["unreadable_images"]]]
+         if results["unreadable_images"] else ["none"]),
+        *run_sections(results),
+    ])

@@ -1,0 +1,233 @@
+"""Figures and the HTML / Markdown report of a run."""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import os
+import platform
+import sys
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from terafeat.atomic_files import save_bytes, save_text
+
+
+def pyplot():
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def tile_filters(W: np.ndarray, patch_shape: tuple[int, ...], columns: int | None = None,
+                 border: int = 1) -> np.ndarray:
+    """Filters (k, d) as one image grid, each filter scaled to [0, 1] on its own.
+
+    patch_shape: (p, p) for grey or (p, p, 3) for colour filters.  Returns a
+    float (rows * (p + border) + border, columns * (p + border) + border[, 3])
+    image with a white border.
+    """
+    k = W.shape[0]
+    if int(np.prod(patch_shape)) != W.shape[1]:
+        raise ValueError(f"filters of {W.shape[1]} values do not fit patch shape {patch_shape}")
+    columns = columns or int(np.ceil(np.sqrt(k)))
+    rows = int(np.ceil(k / columns))
+    p, q = patch_shape[:2]
+    grid = np.ones((rows * (p + border) + border, columns * (q + border) + border) + tuple(patch_shape[2:]))
+    filters = W.reshape((k,) + tuple(patch_shape)).astype(np.float64)
+    axes = tuple(range(1, filters.ndim))
+    low = filters.min(axis=axes, keepdims=True)
+    span = filters.max(axis=axes, keepdims=True) - low
+    filters = (filters - low) / np.where(span > 0, span, 1.0)
+    for i, image in enumerate(filters):
+        r, c = divmod(i, columns)
+        top, left = border + r * (p + border), border + c * (q + border)
+        grid[top:top + p, left:left + q] = image
+    return grid
+
+
+def save_image(path, image: np.ndarray, scale: int = 4) -> Path:
+    """A float image in [0, 1] (h, w[, 3]) as PNG, each pixel a ``scale`` x ``scale`` block."""
+    from PIL import Image
+    pixels = np.clip(np.asarray(image) * 255 + 0.5, 0, 255).astype(np.uint8)
+    pixels = np.repeat(np.repeat(pixels, scale, axis=0), scale, axis=1)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return save_bytes(path, buffer.getvalue())
+
+
+def save_line_plot(path, series: dict[str, np.ndarray], xlabel: str, ylabel: str,
+                   title: str, logy: bool = False) -> Path:
+    """Curves (name -> y values, x = 0, 1, ...) as a PNG figure."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    for name, values in series.items():
+        axes.plot(np.arange(len(values)), values, label=name)
+    if logy:
+        axes.set_yscale("log")
+    axes.set(xlabel=xlabel, ylabel=ylabel, title=title)
+    axes.grid(alpha=0.3)
+    if len(series) > 1:
+        axes.legend()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return save_bytes(path, buffer.getvalue())
+
+
+def save_bar_plot(path, values: dict[str, float], errors: dict[str, float] | None,
+                  ylabel: str, title: str) -> Path:
+    """Named values (with optional error bars) as a PNG bar chart."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    names = list(values)
+    axes.bar(names, [values[n] for n in names],
+             yerr=[errors[n] for n in names] if errors else None, capsize=4, color="#4878a8")
+    for i, name in enumerate(names):
+        axes.text(i, values[name], f"{values[name]:.3f}", ha="center", va="bottom")
+    axes.set(ylabel=ylabel, title=title)
+    low = min(values.values())
+    axes.set_ylim(max(0.0, low - 0.1), 1.0 + 0.02)
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return save_bytes(path, buffer.getvalue())
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """Rows of equal keys as a Markdown table."""
+    if not rows:
+        return ""
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(_cell(row[key]) for key in keys) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def write_html_report(path, title: str, sections: list[tuple[str, list]]) -> Path:
+    """A self-contained HTML page: figures inlined as base64 PNG.
+
+    sections: (heading, items) where an item is a str (a paragraph), a list of
+    dicts (a table), a Path to a PNG (a figure, inlined) or a tuple of Paths
+    (figures side by side).
+    """
+    body = [f"<h1>{html.escape(title)}</h1>"]
+    for heading, items in sections:
+        body.append(f"<h2>{html.escape(heading)}</h2>")
+        for item in items:
+            body.append(_html_item(item))
+    page = ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+            f"<title>{html.escape(title)}</title><style>"
+            "body{font-family:sans-serif;max-width:960px;margin:2em auto;padding:0 1em}"
+            "table{border-collapse:collapse}td,th{border:1px solid #bbb;padding:4px 8px;text-align:right}"
+            "th{background:#eee}img{max-width:100%;image-rendering:pixelated}"
+            "</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+    return save_text(path, page)
+
+
+def _html_item(item) -> str:
+    if isinstance(item, dict):
+        raise TypeError("a table is a list of dicts inside a section's items: "
+                        f"[[{{...}}, ...]], not a bare dict ({sorted(item)})")
+    if isinstance(item, tuple):
+        return "<div style='display:flex;gap:1em'>" + "".join(map(_html_item, item)) + "</div>"
+    if isinstance(item, Path):
+        data = base64.b64encode(item.read_bytes()).decode("ascii")
+        return f"<figure><img alt='{html.escape(item.name)}' src='data:image/png;base64,{data}'>" \
+               f"<figcaption>{html.escape(item.name)}</figcaption></figure>"
+    if isinstance(item, list):
+        if not item:
+            return ""
+        keys = list(item[0])
+        head = "".join(f"<th>{html.escape(str(k))}</th>" for k in keys)
+        rows = "".join("<tr>" + "".join(f"<td>{html.escape(_cell(row[k]))}</td>" for k in keys)
+                       + "</tr>" for row in item)
+        return f"<table><tr>{head}</tr>{rows}</table>"
+    return f"<p>{html.escape(str(item))}</p>"
+
+
+#: Distributions whose versions the report's environment table lists.
+PACKAGES = ("terafeat", "numpy", "scipy", "scikit-learn", "scikit-image", "opencv-python-headless",
+            "opencv-python", "pandas", "matplotlib", "dask", "distributed", "prefect", "pydantic")
+CACHE_NOTE = ("Source \"cache\": the stage's outputs came from the stage cache, computed by an "
+              "earlier run with the same inputs, parameters and code; the seconds and other "
+              "numbers it reports (e.g. training time) are that run's, and its time here is the "
+              "lookup's.")
+
+
+def environment() -> dict:
+    """Where a run ran: Python, platform, cores, and the versions of those of the
+    packages that shape its numbers which are installed."""
+    versions = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"python": sys.version.split()[0], "platform": platform.platform(),
+            "machine": platform.machine(), "cores": os.cpu_count(), "usable cores": usable,
+            **versions}
+
+
+def timing_rows(results: dict) -> list[dict]:
+    """Rows {stage, seconds[, source]} of ``results["timings"]``; source ("cache" or
+    "computed", "-" for a stage without a cache) when ``results["cache"]`` names any."""
+    sources = results.get("cache") or {}
+    return [{"stage": stage, "seconds": seconds,
+             **({"source": sources.get(stage, "-")} if sources else {})}
+            for stage, seconds in results["timings"].items()]
+
+
+def run_sections(results: dict) -> list[tuple[str, list]]:
+    """The sections every report ends with: timings (marking cached stages), the
+    environment (``results["environment"]``, else this process's) and parameters."""
+    cached = "cache" in (results.get("cache") or {}).values()
+    return [
+        ("Timing per stage", [CACHE_NOTE, timing_rows(results)] if cached
+         else [timing_rows(results)]),
+        ("Environment", [[{"item": key, "value": str(value)} for key, value in
+                          (results.get("environment") or environment()).items()]]),
+        ("Parameters", [[{"parameter": key, "value": str(value)}
+                         for key, value in results["parameters"].items()]]),
+    ]
+
+
+def from_cache(results: dict, stage: str) -> str:
+    """" (from the stage cache: an earlier run's numbers)" when ``stage`` was a cache hit."""
+    return (" (from the stage cache: an earlier run's numbers)"
+            if (results.get("cache") or {}).get(stage) == "cache" else "")
+
+
+def save_figure(path, figure) -> Path:
+    """Save a matplotlib figure as PNG at ``path`` (atomically) and close it."""
+    plt = pyplot()
+    figure.tight_layout()
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return save_bytes(path, buffer.getvalue())
+
+
+def save_confusion_plot(path, confusion, class_names: list[str], title: str) -> Path:
+    """A confusion matrix (rows: true class, columns: predicted) with counts, as a PNG."""
+    plt = pyplot()
+    confusion = np.asarray(confusion)
+    figure, axes = plt.subplots(figsize=(4, 3.5), dpi=100)
+    axes.imshow(confusion, cmap="Blues")
+    for (i, j), count in np.ndenumerate(confusion):
+        axes.text(j, i, str(count), ha="center", va="center",
+                  color="white" if count > confusion.max() / 2 else "black")
+    axes.set(xticks=range(len(class_names)), yticks=range(len(class_names)),
+             xticklabels=class_names, yticklabels=class_names, xlabel="predicted",
+             ylabel="true", title=title)
+    return save_figure(path, figure)

@@ -1,0 +1,85 @@
+"""The Dask client: a local cluster sized to the machine, or an existing scheduler."""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Sequence
+
+from distributed import Client, LocalCluster
+
+logger = logging.getLogger(__name__)
+#: Environment variable naming an existing Dask scheduler (``tcp://host:port``).
+DASK_ADDRESS_ENV = "TERAFEAT_DASK_ADDRESS"
+#: Environment of every worker process of a local cluster: one BLAS thread each.
+BLAS_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+# ----------------------------------------------------------------------------- cluster
+
+def available_cores() -> int:
+    """CPU cores this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+@contextlib.contextmanager
+def get_client(dask_address: str | None = None, n_workers: int | None = None,
+               connect_timeout: float = 10.0, **cluster_kwargs) -> Iterator[Client]:
+    """A ``distributed.Client``, closed (with any cluster it started) on exit.
+
+    dask_address: scheduler to connect to (``tcp://host:port``); None reads
+    ``TERAFEAT_DASK_ADDRESS``, and if that is unset too starts a
+    ``LocalCluster`` of ``n_workers`` (default: the usable cores) processes
+    with one thread and one BLAS thread each (``cluster_kwargs`` go to
+    LocalCluster, e.g. ``dashboard_address=":0"``).  An unreachable scheduler
+    raises ConnectionError naming the address after ``connect_timeout``
+    seconds.  The dashboard link is logged.
+
+    An external cluster (what ``tests/test_distributed.py`` starts)::
+
+        dask scheduler --host 127.0.0.1 --port 8786 &
+        dask worker tcp://127.0.0.1:8786 --nthreads 1 &      # one per core/machine
+        export TERAFEAT_DASK_ADDRESS=tcp://127.0.0.1:8786     # or dask_address=...
+
+    Workers started by ``dask worker`` also get one BLAS thread each (Dask's
+    ``distributed.nanny.pre-spawn-environ``); shard files must be on storage
+    every worker can read.
+    """
+    address = dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
+    if address is None:
+        options = {"processes": True, "threads_per_worker": 1, "env": dict(BLAS_ONE_THREAD),
+                   **cluster_kwargs}
+        with LocalCluster(n_workers=n_workers or available_cores(), **options) as cluster, \
+                Client(cluster) as client:
+            logger.info("local Dask cluster of %d workers; dashboard: %s",
+                        len(cluster.workers), client.dashboard_link)
+            yield client
+        return
+    if n_workers is not None or cluster_kwargs:
+        raise ValueError("n_workers and cluster options apply to a local cluster, "
+                         f"not to the existing scheduler at {address}")
+    try:
+        client = Client(address, timeout=connect_timeout)
+    except (OSError, TimeoutError, ValueError) as error:
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address} within "
+                              f"{connect_timeout:g} s: {error}") from error
+    with client:
+        logger.info("connected to the Dask scheduler at %s (%d workers); dashboard: %s",
+                    address, len(client.scheduler_info()["workers"]), client.dashboard_link)
+        yield client
+
+
+def worker_transfer_bytes(client: Client) -> int:
+    """Bytes the workers have served so far, to each other or to the scheduler (results
+    gathered for the client); cumulative, all workers."""
+    sent = client.run(lambda dask_worker: dask_worker.transfer_outgoing_bytes_total)
+    return int(sum(sent.values()))
+
+
+class WorkerLostError(RuntimeError):
+    """Workers holding shards (``addresses``) left the cluster during a computation."""
+
+    def __init__(self, addresses: Sequence[str]):
+        super().__init__(f"lost worker(s) {', '.join(addresses)}")
+        self.addresses = list(addresses)
+
+

@@ -1,0 +1,246 @@
+"""Downpour SGD (Dean et al., NIPS 2012): a parameter-server actor holding V and its Adagrad
+accumulators, one asynchronous minibatch replica per worker on that worker's shards."""
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+from distributed import Client, default_client
+from threadpoolctl import threadpool_limits
+
+from terafeat.atomic_files import atomic_write
+from terafeat.distributed.cluster import WorkerLostError
+from terafeat.distributed.lbfgs import shard_paths
+from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
+from terafeat.distributed.shards import LoadedShard, objective_from_terms
+from terafeat.learning.rica import (
+    RICA,
+    data_basis,
+    reconstruction_terms,
+    span_gradient,
+    span_weights,
+    sparsity_terms,
+)
+from terafeat.validation import check_random_state
+
+logger = logging.getLogger(__name__)
+
+# ----------------------------------------------------------------------------- Downpour SGD
+
+class ParameterServer:
+    """Downpour parameter server, run as a Dask actor: V (k, r) float64 and Adagrad state.
+
+    W = normalize_rows(V) basis^T as in ``rica.minimize_rica`` (basis (d, r)
+    or None).  ``push(grad_sum, n_steps)`` applies one Adagrad step with the
+    gradient g (k, r) accumulated over ``n_steps`` minibatch steps:
+    ``G += g^2;  V -= learning_rate * g / sqrt(G + 1e-12)``; ``fetch()``
+    returns V.  Every ``snapshot_every`` pushes it keeps (seconds since start,
+    steps, V) for the objective-versus-time curve; every ``checkpoint_every``
+    pushes it writes V, G, the basis and the step count atomically to
+    ``checkpoint_path`` (actors are not resilient: a lost server is resumed
+    from that file).  An existing checkpoint is loaded at construction, its
+    basis included.
+    """
+
+    def __init__(self, V0: np.ndarray, basis: np.ndarray | None, learning_rate: float,
+                 snapshot_every: int = 10, checkpoint_path=None, checkpoint_every: int = 100):
+        self.V = np.array(V0, dtype=np.float64)
+        self.G = np.zeros_like(self.V)
+        self.basis = basis
+        self.learning_rate = float(learning_rate)
+        self.snapshot_every = int(snapshot_every)
+        self.checkpoint_path = None if checkpoint_path is None else Path(checkpoint_path)
+        self.checkpoint_every = int(checkpoint_every)
+        self.steps = self.pushes = 0
+        if self.checkpoint_path is not None and self.checkpoint_path.exists():
+            with np.load(self.checkpoint_path) as checkpoint:
+                if checkpoint["V"].shape[0] != self.V.shape[0]:
+                    raise ValueError(f"checkpoint {self.checkpoint_path} holds V of shape "
+                                     f"{checkpoint['V'].shape}, expected {self.V.shape[0]} rows")
+                self.V, self.G = checkpoint["V"], checkpoint["G"]
+                self.basis = checkpoint["basis"] if checkpoint["basis"].size else None
+                self.steps = int(checkpoint["steps"])
+        self.start = time.perf_counter()
+        self.history: list[tuple[float, int, np.ndarray]] = []
+        self.snapshot()
+
+    def fetch(self) -> np.ndarray:
+        return self.V
+
+    def get_basis(self) -> np.ndarray | None:
+        return self.basis
+
+    def total_steps(self) -> int:
+        return self.steps
+
+    def push(self, grad_sum: np.ndarray, n_steps: int) -> None:
+        self.G += grad_sum * grad_sum
+        self.V = self.V - self.learning_rate * grad_sum / np.sqrt(self.G + 1e-12)
+        self.steps += int(n_steps)
+        self.pushes += 1
+        if self.pushes % self.snapshot_every == 0:
+            self.snapshot()
+        if self.checkpoint_path is not None and self.pushes % self.checkpoint_every == 0:
+            self.checkpoint()
+
+    def snapshot(self) -> None:
+        self.history.append((time.perf_counter() - self.start, self.steps, self.V))
+
+    def snapshots(self) -> list[tuple[float, int, np.ndarray]]:
+        return self.history
+
+    def checkpoint(self) -> None:
+        atomic_write(self.checkpoint_path, lambda file: np.savez(
+            file, V=self.V, G=self.G, steps=self.steps,
+            basis=np.empty(0) if self.basis is None else self.basis))
+
+
+def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, eps: float, pool,
+                 batch_size: int, n_steps: int, n_fetch: int, n_push: int,
+                 rng: np.random.Generator, *shards: LoadedShard) -> int:
+    """One Downpour model replica on the shards of its worker; returns its step count.
+
+    Each step draws ``batch_size`` rows (from one shard, chosen in proportion
+    to its rows) and computes the gradient with respect to V of the minibatch
+    objective: the exact reconstruction term (from the global C (d, d)) plus
+    the minibatch sparsity term.  V is fetched every ``n_fetch`` steps; the
+    accumulated gradient is pushed every ``n_push`` steps without waiting
+    (at most one push in flight).
+    """
+    arrays = [shard.X for shard in shards]
+    sizes = np.array([len(X) for X in arrays])
+    pushing = None
+    accumulated, since_push = 0.0, 0
+    for step in range(n_steps):
+        if step % n_fetch == 0:
+            unit, norms, W = span_weights(server.fetch().result(), basis, C.dtype)
+        X = arrays[rng.choice(len(arrays), p=sizes / sizes.sum())]
+        batch = X[rng.integers(0, len(X), batch_size)]
+        penalty_sum, penalty_grad = sparsity_terms(W, batch, eps, pool)
+        _, grad = objective_from_terms(reconstruction_terms(W, C, lam), penalty_sum, penalty_grad, batch_size)
+        accumulated = accumulated + span_gradient(grad, unit, norms, basis)
+        since_push += 1
+        if since_push == n_push or step == n_steps - 1:
+            if pushing is not None:
+                pushing.result()
+            pushing = server.push(accumulated, since_push)
+            accumulated, since_push = 0.0, 0
+    if pushing is not None:
+        pushing.result()
+    return n_steps
+
+
+class DownpourRICA(RICA):
+    """RICA trained by Downpour SGD with Adagrad (Dean et al., NIPS 2012) on Dask.
+
+    A :class:`ParameterServer` actor holds V (the parametrisation of
+    ``rica.minimize_rica``, from the same seeded start as RICA) and the
+    Adagrad accumulators; one replica per worker runs ``max_iter`` minibatch
+    steps on the shards that worker holds, fetching V every ``n_fetch`` steps
+    and pushing its accumulated gradient every ``n_push`` steps,
+    asynchronously.  A single replica runs ``warm_start_steps`` first (not on
+    a server resumed from ``checkpoint_path``).  The objective reported is the
+    exact full one, evaluated after training on the server's snapshots.
+    Asynchrony makes runs non-deterministic even with a seed (which fixes the
+    initial W and the minibatches of each replica).  A replica whose worker
+    dies is dropped (the others go on); losing the server's worker is an
+    error: re-run to resume from the checkpoint.
+
+    Parameters beyond RICA's: client, learning_rate (Adagrad's gamma),
+    batch_size, n_fetch, n_push, warm_start_steps, snapshot_every (pushes),
+    checkpoint_path / checkpoint_every (pushes) for the server.
+
+    Fitted attributes: W_, objective_ (exact objective at each snapshot),
+    times_ (seconds since the server started, per snapshot), steps_ (total
+    minibatch steps at each snapshot), n_iter_ (total minibatch steps),
+    n_features_in_.
+    """
+
+    def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
+                 max_iter: int = 1000, dtype=np.float32, random_state=None,
+                 pool: np.ndarray | None = None, callback=None, client: Client | None = None,
+                 learning_rate: float = 0.1, batch_size: int = 256, n_fetch: int = 1,
+                 n_push: int = 1, warm_start_steps: int = 100, snapshot_every: int = 20,
+                 checkpoint_path=None, checkpoint_every: int = 100, init="random"):
+        super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
+                         dtype=dtype, random_state=random_state, pool=pool, callback=callback,
+                         init=init)
+        self.client = client
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.n_fetch = n_fetch
+        self.n_push = n_push
+        self.warm_start_steps = warm_start_steps
+        self.snapshot_every = snapshot_every
+        self.checkpoint_path = checkpoint_path
+        self.checkpoint_every = checkpoint_every
+
+    def fit(self, shards, y=None) -> "DownpourRICA":
+        """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
+        dtype = self._check_params()
+        client = self.client or default_client()
+        with ShardedData(client, shard_paths(shards), dtype) as data, \
+                threadpool_limits(1, "blas"):
+            d = data.n_features_in
+            loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
+            basis = data_basis(loss.C)
+            groups = data.by_worker()
+            server_worker = next(iter(groups))
+            server = client.submit(
+                ParameterServer, self.initial_weights(d, basis), basis, self.learning_rate,
+                int(self.snapshot_every), self.checkpoint_path, int(self.checkpoint_every),
+                actor=True, workers=[server_worker]).result()
+            basis = server.get_basis().result()  # a resumed server's own
+            rngs = check_random_state(self.random_state).spawn(len(groups) + 1)
+
+            def replicas(workers, n_steps, rngs):
+                return {where: client.submit(
+                    _run_replica, server, loss.C, basis, self.lam, self.eps, self.pool,
+                    int(self.batch_size), n_steps, int(self.n_fetch), int(self.n_push), rng,
+                    *groups[where], workers=[where], pure=False)
+                    for where, rng in zip(workers, rngs)}
+
+            if server.total_steps().result() == 0 and int(self.warm_start_steps) > 0:
+                self._wait(data, replicas([server_worker], int(self.warm_start_steps), rngs[-1:]),
+                           server_worker)
+            self._wait(data, replicas(list(groups), int(self.max_iter), rngs), server_worker)
+            server.snapshot().result()
+            history = server.snapshots().result()
+            if self.checkpoint_path is not None:
+                server.checkpoint().result()
+            self.times_ = np.array([seconds for seconds, _, _ in history])
+            self.steps_ = np.array([steps for _, steps, _ in history])
+            self.objective_ = np.array([loss(span_weights(V, basis, dtype)[2])[0]
+                                        for _, _, V in history])
+            self.W_ = span_weights(history[-1][2], basis, dtype)[2]
+        if self.callback is not None:
+            for steps, objective in zip(self.steps_, self.objective_):
+                self.callback(int(steps), float(objective))
+        self.n_iter_ = int(self.steps_[-1])
+        self.optimizer_message_ = f"Downpour SGD: {self.n_iter_} minibatch steps in all replicas"
+        self.n_features_in_ = d
+        return self
+
+    def _wait(self, data: ShardedData, replicas: dict, server_worker: str) -> None:
+        """Wait for the replicas ({worker: future}); drop those whose worker dies.
+
+        Losing the server's worker loses the actor: that is a RuntimeError
+        pointing at the checkpoint to resume from.
+        """
+        while replicas:
+            try:
+                data.wait_alive(list(replicas.values()), {server_worker, *replicas})
+                data.client.gather(list(replicas.values()))
+                return
+            except WorkerLostError as error:
+                if server_worker in error.addresses:
+                    raise RuntimeError(
+                        f"the parameter server was lost with worker {server_worker}; re-run to "
+                        f"resume from checkpoint {self.checkpoint_path}") from error
+                logger.warning("Downpour replica(s) lost with worker(s) %s; the others go on",
+                               ", ".join(error.addresses))
+                data.client.cancel([replicas.pop(where) for where in error.addresses])
+
+

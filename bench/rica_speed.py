@@ -163,14 +163,14 @@ def bench_objective(name: str, m: int, d: int, k: int, dtype, repeats: int,
     # The machine's GEMM on the two m-sized shapes our kernel runs, into preallocated
     # outputs.  Ours, the GEMMs and ours-on-one-BLAS-thread are interleaved call by call,
     # so that they see the same load from whatever else runs on the machine.
-    Z = np.empty((m, k), dtype)
-    G = np.empty((k, d), dtype)
+    codes = np.empty((m, k), dtype)
+    gradient = np.empty((k, d), dtype)
 
     def gemm_a():
-        np.matmul(X, W.T, out=Z)
+        np.matmul(X, W.T, out=codes)
 
     def gemm_b():
-        np.matmul(Z.T, X, out=G)
+        np.matmul(codes.T, X, out=gradient)
 
     loss(W), gemm_a(), gemm_b()  # warm-up
     with threadpool_limits(1):
@@ -183,7 +183,6 @@ def bench_objective(name: str, m: int, d: int, k: int, dtype, repeats: int,
         if i < single_repeats:
             with threadpool_limits(1):
                 single_times.append(_timed(lambda: loss(W)))
-    del Z, G
     t_ours = statistics.median(ours_times)
     t_gemm_a = statistics.median(gemm_a_times)
     t_gemm_b = statistics.median(gemm_b_times)

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from flows.parameters import validation_message
 from flows.registry import FLOWS, load_flow
 
 
@@ -26,22 +27,6 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str):
         self.exit(2, f"{self.prog}: {message} (see {self.prog} --help)\n")
-
-
-def validation_message(error, model) -> str:
-    """A pydantic ValidationError of a parameter model as one line: each problem with
-    the parameter, the value given, and the valid names or range."""
-    problems = []
-    for item in error.errors():
-        name = ".".join(map(str, item["loc"]))
-        if item["type"] == "extra_forbidden":
-            problems.append(f"unknown parameter {name!r}; parameters: "
-                            f"{', '.join(model.model_fields)}")
-        elif name:
-            problems.append(f"{name}={item.get('input')!r}: {item['msg']}")
-        else:  # a check across parameters
-            problems.append(item["msg"].removeprefix("Value error, "))
-    return "; ".join(problems)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -90,6 +75,8 @@ def _parser() -> argparse.ArgumentParser:
                                               "server of PREFECT_API_URL, with configured schedules")
     serve.add_argument("--config", type=Path, help="schedules file (default: ./terafeat.toml, "
                                                    "else [tool.terafeat] of ./pyproject.toml)")
+    serve.add_argument("--name", help="deployment name, FLOW/NAME (default: [serve] name of "
+                                      "the config, else this folder's name)")
     return parser
 
 
@@ -121,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from flows.deployments import serve
         try:
-            serve(args.config)
+            serve(args.config, args.name)
         except (OSError, ValueError) as error:
             print(f"terafeat: {error}", file=sys.stderr)
             return 2

@@ -96,3 +96,19 @@ def describe(model: type[BaseModel]) -> list[dict]:
 
 def _type_name(annotation) -> str:
     return (str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", ""))
+
+
+def validation_message(error, model) -> str:
+    """A pydantic ValidationError of a parameter model as one line: each problem with
+    the parameter, the value given, and the valid names or range."""
+    problems = []
+    for item in error.errors():
+        name = ".".join(map(str, item["loc"]))
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown parameter {name!r}; parameters: "
+                            f"{', '.join(model.model_fields)}")
+        elif name:
+            problems.append(f"{name}={item.get('input')!r}: {item['msg']}")
+        else:  # a check across parameters
+            problems.append(item["msg"].removeprefix("Value error, "))
+    return "; ".join(problems)

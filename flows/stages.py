@@ -119,7 +119,8 @@ def run_flow(plan: FlowPlan, arguments: Mapping) -> dict:
     timed, outputs = Stopwatch(), {}
     for stage in plan.stages:
         if stage.when(params):
-            outputs[stage.key] = timed(stage.name, lambda: stage.call(params, outputs, run_dir))
+            outputs[stage.key] = timed(stage.name,
+                                       lambda stage=stage: stage.call(params, outputs, run_dir))
         else:
             outputs[stage.key] = None
     results = {"flow": plan.name, "run_dir": str(run_dir.resolve()),

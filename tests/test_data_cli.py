@@ -39,11 +39,11 @@ def toy(server, monkeypatch):  # noqa: F811
 
 
 def test_list_fetch_verify(toy, tmp_path, capsys):
-    server, archive = toy
+    http, archive = toy
     root = tmp_path / "data"
     assert main(["data", "list", "toy", "--root", str(root)]) == 0
     line = capsys.readouterr().out.splitlines()[1]
-    assert line.split()[:3] == ["toy", "?", "no"] and f"{server.url}/toy.zip (+1 more files)" in line
+    assert line.split()[:3] == ["toy", "?", "no"] and f"{http.url}/toy.zip (+1 more files)" in line
     assert main(["data", "list", "toy", "--root", str(root), "--remote"]) == 0
     size = len(archive) + len(b"notes\n")
     assert f"{size / 1000:.1f} KB" in capsys.readouterr().out
@@ -65,12 +65,12 @@ def test_list_fetch_verify(toy, tmp_path, capsys):
 
 
 def test_bad_names_and_failed_downloads_are_one_line_errors(toy, tmp_path, capsys):
-    server, _ = toy
+    http, _ = toy
     assert main(["data", "fetch", "toyy", "--root", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown data set 'toyy'; known: cifar10" in err
     assert main(["data", "fetch", "hollywood2", "--root", str(tmp_path)]) == 2
     assert "fetched by hand from https://www.di.ens.fr" in capsys.readouterr().err
-    del server.files["/notes.txt"]
+    del http.files["/notes.txt"]
     assert main(["data", "fetch", "toy", "--root", str(tmp_path)]) == 1
     assert "notes.txt: HTTP 404" in capsys.readouterr().err

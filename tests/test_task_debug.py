@@ -7,7 +7,6 @@ import sys
 import numpy as np
 import pytest
 
-from flows.cli import main
 from flows.quickstart import PLAN
 from flows.stages import replay_stage
 from terafeat.atomic_files import save_array, save_json

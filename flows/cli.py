@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
                                                    "else [tool.terafeat] of ./pyproject.toml)")
     serve.add_argument("--name", help="deployment name, FLOW/NAME (default: [serve] name of "
                                       "the config, else this folder's name)")
+    _add_cache_parser(commands)
     return parser
 
 
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "task":
         return _run_task(args)
+    if args.command == "cache":
+        return _cache_command(args)
     if args.command == "report":
         return _compare(*args.compare, args.output_root)
     if args.command == "data":
@@ -208,6 +211,50 @@ def _run_task(args) -> int:
     for path in sorted(p for p in replay.folder.rglob("*") if p.is_file()):
         print(f"  {path.relative_to(replay.folder)}  ({path.stat().st_size} bytes)")
     print(json.dumps(replay.result, indent=2, default=str))
+    return 0
+
+
+def _size(text: str) -> int:
+    from runs.stage_cache import parse_size
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _add_cache_parser(commands) -> None:
+    """``terafeat cache list`` and ``terafeat cache prune``."""
+    cache = commands.add_parser("cache", help="the stage cache: list its entries, or prune them")
+    actions = cache.add_subparsers(dest="cache_action", required=True)
+    listing = actions.add_parser("list", help="each entry: stage, key prefix, size, age "
+                                              "(since stored), last used")
+    prune = actions.add_parser("prune", help="remove entries unused for DAYS, then the least "
+                                             "recently used until the rest fit in SIZE")
+    for action in (listing, prune):
+        action.add_argument("--cache-root", type=Path, default=Path("data/cache"),
+                            help="the cache folder (default: ./data/cache)")
+    prune.add_argument("--older-than", type=float, metavar="DAYS",
+                       help="remove entries not used for more than DAYS days")
+    prune.add_argument("--max-size", type=_size, metavar="SIZE",
+                       help="then remove the least recently used until the rest total at most "
+                            "SIZE (2GB = 2*10^9 bytes, 1.5GiB = 1.5*2^30, 500MB)")
+
+
+def _cache_command(args) -> int:
+    from runs.stage_cache import format_entries, format_size, list_entries, prune
+    if args.cache_action == "list":
+        print(format_entries(list_entries(args.cache_root)))
+        return 0
+    if args.older_than is None and args.max_size is None:
+        print("terafeat: cache prune: give --older-than DAYS and/or --max-size SIZE",
+              file=sys.stderr)
+        return 2
+    removed = prune(args.cache_root, args.older_than, args.max_size)
+    for entry in removed:
+        print(f"removed {entry.stage}/{entry.key} ({format_size(entry.size)})")
+    kept = list_entries(args.cache_root)
+    print(f"removed {len(removed)} entries ({format_size(sum(e.size for e in removed))}); "
+          f"kept {len(kept)} ({format_size(sum(e.size for e in kept))})")
     return 0
 
 

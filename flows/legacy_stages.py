@@ -35,7 +35,7 @@ class Stopwatch:
             value = call(*args, **kwargs)
         self.timings[stage] = round(time.perf_counter() - started, 3)
         if hits:
-            self.sources[stage] = "cache" if all(hits) else "computed"
+            self.sources[stage] = "cache" if all(outcome.hit for outcome in hits) else "computed"
         return value
 
 

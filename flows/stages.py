@@ -19,11 +19,12 @@ from pathlib import Path
 from prefect import get_run_logger
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.runtime import flow_run
+from prefect.states import State
 from pydantic import BaseModel
 
 from reporting.toolkit import environment, markdown_table
 from runs.folders import new_run_dir
-from tasks.logs import cache_outcomes
+from tasks.logs import cache_outcomes, marking_cache_hits
 from terafeat.atomic_files import load_json
 
 # The core reports through `logging` (the Dask dashboard link, worker recoveries);
@@ -55,13 +56,15 @@ class Stage:
 
     def call(self, params: BaseModel, outputs: Mapping, run_dir: Path, *,
              in_prefect: bool = True):
-        """Run the task (as a Prefect task run, or its plain function for a replay)."""
+        """Run the task (as a Prefect task run, its state "Cached" where the stage cache
+        served it; or its plain function for a replay)."""
         kwargs = dict(self.arguments(params, outputs), run_dir=str(run_dir))
-        function = self.task if in_prefect else self.task.fn
+        function = marking_cache_hits(self.task) if in_prefect else self.task.fn
         if "cache_root" in inspect.signature(self.task.fn).parameters:
             kwargs["cache_root"] = (getattr(params, "cache_root", None) or None) if in_prefect \
                 else None
-        return function(**kwargs)
+        value = function(**kwargs)
+        return value.result() if isinstance(value, State) else value
 
 
 @dataclass(frozen=True)
@@ -104,7 +107,7 @@ class Stopwatch:
             value = call()
         self.timings[label] = round(time.perf_counter() - started, 3)
         if hits:
-            self.sources[label] = "cache" if all(hits) else "computed"
+            self.sources[label] = "cache" if all(outcome.hit for outcome in hits) else "computed"
         return value
 
 

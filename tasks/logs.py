@@ -8,14 +8,17 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from functools import cache, wraps
 from pathlib import Path
+from typing import NamedTuple
 
-from prefect import get_run_logger
+from prefect import Task, get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.context import TaskRunContext
 from prefect.exceptions import MissingContextError
+from prefect.states import Completed
 
-from runs.stage_cache import run_cached
+from runs.stage_cache import cache_entry, run_entry
 
 #: Percent between two updates of a stage's progress artifact (few API calls).
 PROGRESS_STEP = 5.0
@@ -23,8 +26,19 @@ PROGRESS_STEP = 5.0
 _ARTIFACTS: dict[tuple[str, str], list] = {}
 #: Called as listener(stage, done, total) by ``report_progress`` (the CLI's progress bar).
 _PROGRESS: list[Callable[[str, int, int | None], None]] = []
-#: The cache outcomes (True: hit) of the stages run inside ``cache_outcomes()``.
-_OUTCOMES: ContextVar[list[bool] | None] = ContextVar("terafeat_cache_outcomes", default=None)
+
+
+class CacheOutcome(NamedTuple):
+    """One lookup of the stage cache: the stage, its entry's key, whether it hit."""
+
+    stage: str
+    key: str
+    hit: bool
+
+
+#: The cache outcomes of the stages run inside ``cache_outcomes()``.
+_OUTCOMES: ContextVar[list[CacheOutcome] | None] = ContextVar("terafeat_cache_outcomes",
+                                                              default=None)
 
 
 def stage_logger():
@@ -38,26 +52,55 @@ def stage_logger():
 def cached(cache_root, stage: str, params: dict, inputs: dict[str, str], run_dir, compute,
            resumable: bool = False):
     """``compute(folder)`` through the stage cache under ``cache_root`` (None: no cache,
-    compute straight into ``run_dir``); logs whether it was a hit.  resumable: see
-    :func:`runs.stage_cache.run_cached`."""
+    compute straight into ``run_dir``), keyed on the code of compute's module (the
+    task's) and what it imports; logs "cache hit: <stage> <key>" or that it computed.
+    resumable: see :func:`runs.stage_cache.run_entry`."""
     if cache_root is None:
         return compute(Path(run_dir))
-    result, hit = run_cached(cache_root, stage, params, inputs, run_dir, compute, resumable)
+    entry = cache_entry(cache_root, stage, params, inputs, compute.__module__)
+    result, hit = run_entry(entry, run_dir, compute, resumable)
     if (outcomes := _OUTCOMES.get()) is not None:
-        outcomes.append(hit)
-    stage_logger().info("%s: %s", stage, "cache hit, skipped" if hit else "computed, cached")
+        outcomes.append(CacheOutcome(stage, entry.name, hit))
+    stage_logger().info("%s: %s %s", "cache hit" if hit else "computed and cached", stage,
+                        entry.name)
     return result
 
 
 @contextmanager
-def cache_outcomes() -> Iterator[list[bool]]:
-    """Collects, in the list it yields, whether each cached stage run inside hit."""
-    outcomes: list[bool] = []
+def cache_outcomes() -> Iterator[list[CacheOutcome]]:
+    """Collects, in the list it yields, the cache lookups of the stages run inside (an
+    enclosing ``cache_outcomes`` block gets them too)."""
+    outer = _OUTCOMES.get()
+    outcomes: list[CacheOutcome] = []
     token = _OUTCOMES.set(outcomes)
     try:
         yield outcomes
     finally:
         _OUTCOMES.reset(token)
+        if outer is not None:
+            outer.extend(outcomes)
+
+
+@cache
+def marking_cache_hits(stage_task: Task) -> Task:
+    """A copy of ``stage_task`` whose run, where every stage-cache lookup inside hit, ends
+    in a Completed state named "Cached" (message "cache hit: <stage> <key>"): what the
+    Prefect UI shows.  Called, it returns that state (``.result()`` is the value) or,
+    where something was computed, the value."""
+    function = stage_task.fn
+
+    @wraps(function)
+    def run(*args, **kwargs):
+        with cache_outcomes() as outcomes:
+            value = function(*args, **kwargs)
+        if outcomes and all(outcome.hit for outcome in outcomes):
+            message = ", ".join(f"{outcome.stage} {outcome.key}" for outcome in outcomes)
+            return Completed(name="Cached", message=f"cache hit: {message}", data=value)
+        return value
+
+    marked = stage_task.with_options()
+    marked.fn = run
+    return marked
 
 
 def report_progress(stage: str, done: int, total: int | None) -> None:

@@ -91,9 +91,9 @@ def test_pool_pyramid_concatenates_grids():
 @pytest.fixture(scope="module")
 def layer_parts(tiles):
     patches = sample_patches(list(tiles), 3000, 5, random_state=0)
-    whitener = Whitener("zca", eps=0.01).fit(patches)
-    layer = RICA(16, max_iter=5, random_state=0).fit(whitener.transform(patches))
-    pca = Whitener("pca", n_components=4, eps=0.01).fit(patches)
+    whitener = Whitener(method="zca", eps=0.01).fit(patches)
+    layer = RICA(n_features=16, max_iter=5, random_state=0).fit(whitener.transform(patches))
+    pca = Whitener(method="pca", n_components=4, eps=0.01).fit(patches)
     return patches, whitener, layer.W_, pca
 
 

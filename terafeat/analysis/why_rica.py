@@ -99,21 +99,21 @@ def fit_method(family: str, whitened: np.ndarray, n_features: int, max_iter: int
                             float("nan"), codes, lambda X: np.abs(codes(X)))
     if family == "sparse autoencoder":
         model, seconds = _timed(lambda: SparseAutoencoder(
-            n_features, max_iter=max_iter, random_state=seed).fit(whitened))
+            n_hidden=n_features, max_iter=max_iter, random_state=seed).fit(whitened))
         return FittedMethod(name, family, n_features, seconds, model.n_iter_,
                             float(model.objective_[-1]), model.transform, model.transform)
     if family in ("TICA", "ISA"):
         pool = (topographic_pooling(n_features, 3) if family == "TICA"
                 else subspace_pooling(n_features, GROUP_SIZE))
         model, seconds = _timed(lambda: OrthonormalPooling(
-            n_features, pool=pool, max_iter=max_iter, random_state=seed).fit(whitened))
+            n_features=n_features, pool=pool, max_iter=max_iter, random_state=seed).fit(whitened))
         return FittedMethod(name, family, n_features, seconds, model.n_iter_,
                             float(model.objective_[-1]),
                             lambda X: model.transform(X, pooled=False), model.transform)
     if family == "RICA":
         pool = subspace_pooling(n_features, GROUP_SIZE)
-        model, seconds = _timed(lambda: RICA(n_features, max_iter=max_iter, random_state=seed,
-                                             pool=pool).fit(whitened))
+        model, seconds = _timed(lambda: RICA(n_features=n_features, max_iter=max_iter,
+                                             random_state=seed, pool=pool).fit(whitened))
         return FittedMethod(name, family, n_features, seconds, model.n_iter_,
                             float(model.objective_[-1]), model.transform,
                             lambda X: model.transform(X, pool=pool))
@@ -231,7 +231,7 @@ def why_rica(patch_size: int = 8, n_patches: int = 20000, n_features: int = 64,
     """
     images = grey_images()
     patches = sample_patches(images, n_patches, patch_size, seed)
-    whitener = Whitener("zca", eps=whitening_eps).fit(patches)
+    whitener = Whitener(method="zca", eps=whitening_eps).fit(patches)
     whitened = whitener.transform(patches)
     trajectories = patch_trajectories(images, n_trajectories, patch_size, (1, 2, 3),
                                       (10, 20, 30, 40), seed + 1)

@@ -39,7 +39,8 @@ def check_array(X, dtype=np.float32, name: str = "X", n_features: int | None = N
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}. "
+                         "Reshape your data: (-1, 1) for one feature, (1, -1) for one sample")
     if X.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
     if X.shape[1] == 0:

@@ -57,7 +57,7 @@ class ISALayer(TransformerMixin, BaseEstimator):
     whitener_ : the fitted :class:`terafeat.learning.whitening.Whitener` (PCA).
     W_ : (n_features, n_components) RICA filters in the whitened space.
     pool_ : (n_features // group_size, n_features) ISA pooling matrix.
-    n_features_in_ : input dimensions d.
+    n_iter_ : RICA's L-BFGS iterations (set by fit).  n_features_in_ : input dimensions d.
     """
 
     _parameter_constraints: ClassVar[dict] = {
@@ -82,6 +82,11 @@ class ISALayer(TransformerMixin, BaseEstimator):
         self.random_state = random_state
         self.dtype = dtype
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
+        return tags
+
     def fit(self, X, y=None) -> "ISALayer":
         """Fit the whitener and the features on blocks X (m, d); y is ignored."""
         self._validate_params()
@@ -92,6 +97,7 @@ class ISALayer(TransformerMixin, BaseEstimator):
         rica = RICA(n_features=int(self.n_features), lam=self.lam, eps=self.eps, max_iter=self.max_iter,
                     dtype=self.dtype, random_state=self.random_state, pool=pool)
         rica.fit(whitener.transform(X))
+        self.n_iter_ = rica.n_iter_
         return self._set_fitted(whitener, rica.W_)
 
     @classmethod

@@ -90,7 +90,8 @@ RICA_FITS = [("RICA lam 0.1, 200 it, Gaussian start", 0.1, 200, "random"),
 def subset(root: Path, per_class: int, per_class_test: int, seed: int):
     """(train images, train labels, test images, test labels), images (n, 32, 32, 3)."""
     from terafeat.datasets.image_sets import list_image_set, prepare_listing, read_listed_images
-    frame = prepare_listing(list_image_set("folders", root), per_class, per_class_test, seed=seed)
+    frame = prepare_listing(list_image_set("folders", root), per_class, per_class_test,
+                            random_state=seed)
     out = []
     for split in ("train", "test"):
         rows = frame[frame["split"] == split]

@@ -157,7 +157,7 @@ def test_tile_tables_split_limit_and_skip(tmp_path):
     assert (table["split"] == "test").sum() == 6 and len(table) == 21
     again, _, _ = read_tile_table("class_folders", tmp_path, 0.3, random_state=0)
     pd.testing.assert_frame_equal(table, again)
-    small = limit_tiles(table, 4, seed=0)
+    small = limit_tiles(table, 4, random_state=0)
     assert small.groupby("split").size().to_dict() == {"test": 4, "train": 4}
     assert set(small["label"]) == {0, 1}
     batches = list(iter_tile_batches(table, 8))

@@ -90,7 +90,8 @@ RICA_FITS = [("RICA lam 0.1, 200 it, Gaussian start", 0.1, 200, "random"),
 def subset(root: Path, per_class: int, per_class_test: int, seed: int):
     """(train images, train labels, test images, test labels), images (n, 32, 32, 3)."""
     from terafeat.datasets.image_sets import list_image_set, prepare_listing, read_listed_images
-    frame = prepare_listing(list_image_set("folders", root), per_class, per_class_test, seed=seed)
+    frame = prepare_listing(list_image_set("folders", root), per_class, per_class_test,
+                            random_state=seed)
     out = []
     for split in ("train", "test"):
         rows = frame[frame["split"] == split]
@@ -133,7 +134,7 @@ def main(argv=None) -> int:
         data = subset(root, args.per_class, args.per_class_test, args.seed)
     patches = contrast_normalize(sample_patches(list(data[0]), args.patches, 6,
                                                 random_state=args.seed))
-    whitener = Whitener("pca", n_components=0.99, eps=0.01, remove_dc=False).fit(patches)
+    whitener = Whitener(method="pca", n_components=0.99, eps=0.01, remove_dc=False).fit(patches)
     whitened = whitener.transform(patches)
     k, rng = args.features, np.random.default_rng(args.seed)
     print(f"CIFAR-10 subset: {len(data[0])} training / {len(data[2])} test images; {k} filters "
@@ -144,7 +145,7 @@ def main(argv=None) -> int:
               lambda: sampled_filters(whitened, k, args.seed)),
              ("k-means (peer)", lambda: kmeans_filters(whitened, k, args.seed))]
     banks += [(label, lambda lam=lam, iterations=iterations, start=start: RICA(
-        k, lam=lam, max_iter=iterations, random_state=args.seed,
+        n_features=k, lam=lam, max_iter=iterations, random_state=args.seed,
         init=sampled_filters(whitened, k, args.seed) if start == "samples" else start
     ).fit(whitened).W_) for label, lam, iterations, start in RICA_FITS]
     print(f"{'filter bank':<44}{'fit s':>8}{'distinct':>10}{'lam/n':>8}{'test acc':>10}")

@@ -44,7 +44,7 @@ Ours, ours on one thread and the GEMMs are interleaved call by call so that
 they share whatever load the machine has; the peer runs right after.
 
 Part 2, the wall time of a full quickstart-sized fit: 50,000 8x8 grey patches
-from eight scikit-image images, ZCA-whitened with ``Whitener("zca", eps)``,
+from eight scikit-image images, ZCA-whitened with ``Whitener(method="zca", eps)``,
 ``RICA(n_features=256, max_iter=200, float32)``, next to scikit-learn's
 ``MiniBatchDictionaryLearning(n_components=256)`` and ``FastICA`` fitted on the
 SAME whitened patches (settings printed with the results).
@@ -320,7 +320,7 @@ def run_fit(n_patches: int, zca_eps: float, mbdl_epochs: int) -> dict:
     patches = load_patches(n_patches)
     t_patches = time.perf_counter() - t0
     t0 = time.perf_counter()
-    whitener = Whitener("zca", eps=zca_eps).fit(patches)
+    whitener = Whitener(method="zca", eps=zca_eps).fit(patches)
     Xw = whitener.transform(patches)
     t_whiten = time.perf_counter() - t0
     eig = whitener.explained_variance_.astype(np.float64)

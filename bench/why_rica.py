@@ -61,8 +61,8 @@ def main(argv=None) -> int:
           f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     print(f"settings: {sizes}, CIFAR-10: {cifar or 'not used'}")
     started = time.perf_counter()
-    result = why_rica(cifar_tar=cifar, seed=args.seed, progress=lambda m: print(m, flush=True),
-                      **sizes)
+    result = why_rica(cifar_tar=cifar, random_state=args.seed,
+                      progress=lambda m: print(m, flush=True), **sizes)
     print(f"\nwhole comparison: {time.perf_counter() - started:.0f} s\n")
     print("Measured (accuracy: faces 5-fold CV; invariance: Goodfellow score, max 100):")
     print(markdown_table(measured_table(result)))

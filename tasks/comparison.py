@@ -20,5 +20,5 @@ def compare_methods(results_path: str | None, n_patches: int, max_iter: int,
             raise ValueError(f"{results_path}: not a why_rica result (no rows / settings)")
         return dict(result, source=f"Read from {results_path}.")
     result = why_rica(n_patches=n_patches, max_iter=max_iter, n_trajectories=n_trajectories,
-                      cifar_tar=cifar_tar, seed=seed, progress=logger.info)
+                      cifar_tar=cifar_tar, random_state=seed, progress=logger.info)
     return dict(result, source="Run inside this flow.")

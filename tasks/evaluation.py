@@ -37,7 +37,7 @@ def evaluate_face_features(whitener_path: str, W_path: str, patches_path: str, p
         W = load_array(W_path)
         faces, labels = lfw_faces()
         n_pooled = W.shape[0] // group_size
-        pca = Whitener("pca", n_components=min(n_pooled, W.shape[1]), eps=whitener.eps).fit(
+        pca = Whitener(method="pca", n_components=min(n_pooled, W.shape[1]), eps=whitener.eps).fit(
             load_array(patches_path))
         feature_sets = {
             "raw pixels": faces.reshape(len(faces), -1),

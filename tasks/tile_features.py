@@ -66,7 +66,7 @@ def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_p
         logger = stage_logger()
         table = load_tile_table(tiles_path)
         whitener, W = load_whitener(whitener_path), load_array(W_path)
-        pca = Whitener("pca", n_components=min(W.shape[0] // group_size, W.shape[1]),
+        pca = Whitener(method="pca", n_components=min(W.shape[0] // group_size, W.shape[1]),
                        eps=whitener.eps, remove_dc=whitener.remove_dc)
         pca.fit(load_array(patches_path))
         encoders = learned_encoders(whitener, W, pca, group_size, eps, simple_units, alpha)

@@ -23,7 +23,7 @@ def whiten_patches(patches_path: str, run_dir: str, method: str, eps: float,
     """
     def compute(out: Path) -> tuple[str, str]:
         patches = load_array(patches_path)
-        whitener = Whitener(method, n_components=n_components, eps=eps, remove_dc=remove_dc,
+        whitener = Whitener(method=method, n_components=n_components, eps=eps, remove_dc=remove_dc,
                             dtype=patches.dtype)
         whitened = whitener.fit_transform(patches)
         kept = whitener.explained_variance_

@@ -1,9 +1,17 @@
-"""Checks at the edge of the core: arrays, dtypes, seeds."""
+"""Checks at the edge of the core: arrays, dtypes, random states, fitted estimators."""
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
+from scipy import sparse
+from sklearn.utils._param_validation import Interval
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+#: ``_parameter_constraints`` entry of a ``random_state``: what :func:`check_random_state` takes.
+RANDOM_STATE = [Interval(Integral, 0, None, closed="left"), np.random.RandomState,
+                np.random.Generator, None]
 
 
 def check_dtype(dtype) -> np.dtype:
@@ -18,15 +26,25 @@ def check_array(X, dtype=np.float32, name: str = "X", n_features: int | None = N
     """X as a C-contiguous 2-D finite array of ``dtype``.
 
     Raises ValueError naming ``name`` and the problem (dimensions, non-numeric
-    dtype, NaN/inf, wrong number of columns, no rows).
+    or complex dtype, NaN/inf, wrong number of columns, no rows or columns);
+    TypeError for a sparse matrix or objects that are not numbers.
     """
+    if sparse.issparse(X):
+        raise TypeError(f"{name} is a sparse matrix: sparse input is not supported, pass a dense array")
     X = np.asarray(X)
+    if X.dtype.kind == "O":
+        X = X.astype(np.float64)
+    if X.dtype.kind == "c":
+        raise ValueError(f"{name}: Complex data not supported, got dtype {X.dtype}")
     if X.dtype.kind not in "biuf":
         raise ValueError(f"{name} must hold real numbers, got dtype {X.dtype}")
     if X.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}")
+        raise ValueError(f"{name} must be 2-D (n_samples, n_features), got shape {X.shape}. "
+                         "Reshape your data: (-1, 1) for one feature, (1, -1) for one sample")
     if X.shape[0] == 0:
         raise ValueError(f"{name} has no rows")
+    if X.shape[1] == 0:
+        raise ValueError(f"{name} has 0 feature(s) (shape={X.shape}) while a minimum of 1 is required.")
     if n_features is not None and X.shape[1] != n_features:
         raise ValueError(f"{name} has {X.shape[1]} features per row, expected {n_features}")
     X = np.ascontiguousarray(X, dtype=check_dtype(dtype))
@@ -35,8 +53,19 @@ def check_array(X, dtype=np.float32, name: str = "X", n_features: int | None = N
     return X
 
 
-def check_random_state(seed) -> np.random.Generator:
-    """A numpy Generator from an int seed, a Generator, or None (fresh entropy)."""
-    if isinstance(seed, np.random.Generator):
-        return seed
-    return np.random.default_rng(seed)
+def check_random_state(random_state) -> np.random.Generator | np.random.RandomState:
+    """The random numbers of a ``random_state``: an int seed (or None, fresh entropy) gives
+    ``np.random.default_rng(random_state)``; a Generator or RandomState is used as given."""
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    return np.random.default_rng(random_state)
+
+
+def check_fitted_input(estimator, X, dtype) -> np.ndarray:
+    """X (m, d) for a fitted estimator's transform: ``check_array`` of ``dtype``, with d the
+    ``n_features_in_`` that fit saw (ValueError for another d)."""
+    X = check_array(X, dtype=dtype, name="X")
+    if X.shape[1] != estimator.n_features_in_:
+        raise ValueError(f"X has {X.shape[1]} features, but {type(estimator).__name__} is "
+                         f"expecting {estimator.n_features_in_} features as input")
+    return X

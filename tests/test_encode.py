@@ -20,7 +20,7 @@ def test_encode_images_matches_a_direct_loop_and_is_batch_independent():
     rng = np.random.default_rng(0)
     images = rng.random((5, 9, 9)).astype(np.float32)
     patches = rng.random((2000, 16)).astype(np.float32)
-    whitener = Whitener("zca", eps=1e-2).fit(patches)
+    whitener = Whitener(method="zca", eps=1e-2).fit(patches)
     W = rng.standard_normal((6, 16)).astype(np.float32)
     features = layer_features(whitener, W)
     encoded = encode_images(images, 4, features, grid=2, batch_size=2)
@@ -35,7 +35,7 @@ def test_encode_images_matches_a_direct_loop_and_is_batch_independent():
 def test_layer_features_pooled_and_split():
     rng = np.random.default_rng(1)
     patches = rng.random((500, 9))
-    whitener = Whitener("pca", eps=1e-2, dtype=np.float64).fit(patches)
+    whitener = Whitener(method="pca", eps=1e-2, dtype=np.float64).fit(patches)
     W = rng.standard_normal((8, 9))
     pool = subspace_pooling(8, 2, np.float64)
     responses = whitener.transform(patches) @ W.T

@@ -91,9 +91,9 @@ def test_pool_pyramid_concatenates_grids():
 @pytest.fixture(scope="module")
 def layer_parts(tiles):
     patches = sample_patches(list(tiles), 3000, 5, random_state=0)
-    whitener = Whitener("zca", eps=0.01).fit(patches)
-    layer = RICA(16, max_iter=5, random_state=0).fit(whitener.transform(patches))
-    pca = Whitener("pca", n_components=4, eps=0.01).fit(patches)
+    whitener = Whitener(method="zca", eps=0.01).fit(patches)
+    layer = RICA(n_features=16, max_iter=5, random_state=0).fit(whitener.transform(patches))
+    pca = Whitener(method="pca", n_components=4, eps=0.01).fit(patches)
     return patches, whitener, layer.W_, pca
 
 
@@ -157,7 +157,7 @@ def test_tile_tables_split_limit_and_skip(tmp_path):
     assert (table["split"] == "test").sum() == 6 and len(table) == 21
     again, _, _ = read_tile_table("class_folders", tmp_path, 0.3, random_state=0)
     pd.testing.assert_frame_equal(table, again)
-    small = limit_tiles(table, 4, seed=0)
+    small = limit_tiles(table, 4, random_state=0)
     assert small.groupby("split").size().to_dict() == {"test": 4, "train": 4}
     assert set(small["label"]) == {0, 1}
     batches = list(iter_tile_batches(table, 8))

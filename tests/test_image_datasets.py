@@ -516,14 +516,14 @@ def test_prepared_listing_mirrors_training_copies(tmp_path):
     write_images(tmp_path, "train/cat/a.png", "train/dog/b.png", "test/cat/c.png",
                  size=(8, 8))
     listing = list_image_set("folders", tmp_path)
-    plain = prepare_listing(listing, seed=3)
-    mirrored = prepare_listing(listing, seed=3, mirror_train=True)
+    plain = prepare_listing(listing, random_state=3)
+    mirrored = prepare_listing(listing, random_state=3, mirror_train=True)
     assert not plain["mirror"].any()
     train = mirrored[mirrored["split"] == "train"].reset_index(drop=True)
     assert len(train) == 4 and train["mirror"].sum() == 2
     assert sorted(train["path"][train["mirror"]]) == sorted(train["path"][~train["mirror"]])
     assert not mirrored[mirrored["split"] == "test"]["mirror"].any()
-    both = prepare_listing(listing, seed=3, mirror_test=True)
+    both = prepare_listing(listing, random_state=3, mirror_test=True)
     test = both[both["split"] == "test"].reset_index(drop=True)
     assert test["mirror"].tolist() == [False, True] and test["path"].nunique() == 1
     images, kept, _ = read_listed_images(train, 8)
@@ -541,8 +541,8 @@ def test_prepared_listing_shifts_training_copies(tmp_path):
     write_images(tmp_path, "train/cat/a.png", "train/dog/b.png", "test/cat/c.png",
                  size=(8, 8))
     listing = list_image_set("folders", tmp_path)
-    shifted = prepare_listing(listing, seed=5, train_repeat=2, shift_train=3, max_shift=2)
-    assert shifted.equals(prepare_listing(listing, seed=5, train_repeat=2, shift_train=3,
+    shifted = prepare_listing(listing, random_state=5, train_repeat=2, shift_train=3, max_shift=2)
+    assert shifted.equals(prepare_listing(listing, random_state=5, train_repeat=2, shift_train=3,
                                           max_shift=2))
     train = shifted[shifted["split"] == "train"].reset_index(drop=True)
     assert len(train) == 2 * 2 * (1 + 3)
@@ -561,7 +561,7 @@ def test_prepared_listing_shifts_training_copies(tmp_path):
         xs = np.clip(np.arange(8) - dx, 0, 7)
         np.testing.assert_array_equal(images[row], original[ys][:, xs])
         assert not np.array_equal(images[row], original)
-    mirrored = prepare_listing(listing, seed=5, mirror_train=True, shift_train=4)
+    mirrored = prepare_listing(listing, random_state=5, mirror_train=True, shift_train=4)
     copies = mirrored[(mirrored["shift_y"] != 0) | (mirrored["shift_x"] != 0)]
     assert len(copies) == 2 * 4 and 0 < copies["mirror"].sum() < len(copies)
     with pytest.raises(ValueError, match="max_shift >= 1"):

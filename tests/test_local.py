@@ -269,7 +269,7 @@ def test_simple_units_are_the_top_stages_filter_responses():
 
 def test_every_stages_units_and_the_untrained_network_of_the_same_shape():
     geometries = stack_geometries((20, 20, 1), (6, 3), (2, 1), (3, 2), pool=2)
-    untrained = random_network(geometries, seed=4)
+    untrained = random_network(geometries, random_state=4)
     for geometry, V in untrained:
         np.testing.assert_array_equal(V, initial_weights(geometry, (0, geometry.grid[0]), 4))
     assert [V.dtype for _, V in random_network(geometries, 4, np.float64)] == [np.float64] * 2

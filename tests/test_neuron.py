@@ -18,13 +18,13 @@ from terafeat.analysis.unit_scoring import (
 
 
 def test_face_detection_set_is_seeded_held_out_and_in_range():
-    images, is_face = face_detection_set(16, n_nonfaces_per_face=2.0, seed=3)
+    images, is_face = face_detection_set(16, n_nonfaces_per_face=2.0, random_state=3)
     assert images.shape == (150, 16, 16) and images.dtype == np.float32
     assert is_face.dtype == bool and is_face[:50].all() and not is_face[50:].any()
     assert 0.0 <= images.min() and images.max() <= 1.0
-    again, _ = face_detection_set(16, n_nonfaces_per_face=2.0, seed=3)
+    again, _ = face_detection_set(16, n_nonfaces_per_face=2.0, random_state=3)
     np.testing.assert_array_equal(images, again)
-    other, _ = face_detection_set(16, n_nonfaces_per_face=2.0, seed=4)
+    other, _ = face_detection_set(16, n_nonfaces_per_face=2.0, random_state=4)
     np.testing.assert_array_equal(other[:50], images[:50])  # the same held-out faces
     assert not np.array_equal(other[50:], images[50:])
     train = lfw_face_half("train", 16)
@@ -39,7 +39,7 @@ def test_face_detection_set_is_seeded_held_out_and_in_range():
 
 
 def test_face_detection_splits_choose_on_the_training_half_and_hold_out_the_test_half():
-    images, is_face, held_out = face_detection_splits(16, n_nonfaces_per_face=3.0, seed=5)
+    images, is_face, held_out = face_detection_splits(16, n_nonfaces_per_face=3.0, random_state=5)
     assert images.shape == (2 * (50 + 150), 16, 16) and images.dtype == np.float32
     assert (is_face.sum(), held_out.sum(), (is_face & held_out).sum()) == (100, 200, 50)
     selection = images[~held_out]
@@ -50,9 +50,9 @@ def test_face_detection_splits_choose_on_the_training_half_and_hold_out_the_test
     crops_a, crops_b = images[~is_face & ~held_out], images[~is_face & held_out]
     distances = ((crops_a[:, None] - crops_b[None]) ** 2).sum(axis=(2, 3))
     assert distances.min() > 0  # no crop in both parts
-    again = face_detection_splits(16, n_nonfaces_per_face=3.0, seed=5)
+    again = face_detection_splits(16, n_nonfaces_per_face=3.0, random_state=5)
     np.testing.assert_array_equal(again[0], images)
-    assert not np.array_equal(face_detection_splits(16, 3.0, seed=6)[0], images)
+    assert not np.array_equal(face_detection_splits(16, 3.0, random_state=6)[0], images)
     with pytest.raises(ValueError, match="n_nonfaces_per_face"):
         face_detection_splits(16, n_nonfaces_per_face=-1)
 

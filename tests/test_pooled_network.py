@@ -27,7 +27,7 @@ def frames(n=400, size=8, seed=0):
 
 @pytest.mark.parametrize("stage", [
     ContrastNorm(0.1),
-    WhitenStage(Whitener("pca", n_components=10, eps=1e-2, dtype=np.float64).fit(
+    WhitenStage(Whitener(method="pca", n_components=10, eps=1e-2, dtype=np.float64).fit(
         frames(200).reshape(200, -1))),
     PooledStage(np.random.default_rng(1).standard_normal((6, 64)),
                 np.kron(np.eye(3), np.ones((1, 2))), 1e-2),

@@ -133,8 +133,8 @@ def test_overcomplete_rica_on_a_complete_ica_model_ends_with_copies_of_the_sourc
     mixed -= mixed.mean(axis=0)
     eigenvalues, eigenvectors = np.linalg.eigh(np.cov(mixed.T))
     whitened = mixed @ eigenvectors @ np.diag(eigenvalues ** -0.5) @ eigenvectors.T
-    early = RICA(64, lam=10.0, max_iter=20, random_state=0).fit(whitened).W_
-    late = RICA(64, lam=10.0, max_iter=300, random_state=0).fit(whitened).W_
+    early = RICA(n_features=64, lam=10.0, max_iter=20, random_state=0).fit(whitened).W_
+    late = RICA(n_features=64, lam=10.0, max_iter=300, random_state=0).fit(whitened).W_
     assert distinct_filters(early) > 40
     assert distinct_filters(late) <= 10
 
@@ -144,7 +144,7 @@ def test_float32_fit_of_a_large_near_constant_objective_runs_its_iterations():
     float32 rounding of it used to stop L-BFGS after 5 iterations ("relative reduction")."""
     rng = np.random.default_rng(5)
     X = rng.laplace(size=(5000, 8)) / np.sqrt(2)
-    fits = {dtype: RICA(256, lam=30.0, max_iter=30, dtype=dtype, random_state=0).fit(X)
+    fits = {dtype: RICA(n_features=256, lam=30.0, max_iter=30, dtype=dtype, random_state=0).fit(X)
             for dtype in (np.float32, np.float64)}
     assert fits[np.float32].n_iter_ == 30
     gained = {dtype: fit.objective_[0] - fit.objective_[-1] for dtype, fit in fits.items()}
@@ -154,9 +154,9 @@ def test_float32_fit_of_a_large_near_constant_objective_runs_its_iterations():
 def test_same_seed_same_weights_bit_for_bit():
     rng = np.random.default_rng(6)
     X = rng.standard_normal((3000, 12)).astype(np.float32)
-    first = RICA(24, max_iter=30, random_state=7).fit(X).W_
-    second = RICA(24, max_iter=30, random_state=7).fit(X).W_
-    other = RICA(24, max_iter=30, random_state=8).fit(X).W_
+    first = RICA(n_features=24, max_iter=30, random_state=7).fit(X).W_
+    second = RICA(n_features=24, max_iter=30, random_state=7).fit(X).W_
+    other = RICA(n_features=24, max_iter=30, random_state=8).fit(X).W_
     assert np.array_equal(first, second)
     assert not np.array_equal(first, other)
 
@@ -181,24 +181,24 @@ def test_given_starting_filters_are_where_the_fit_starts():
     rng = np.random.default_rng(12)
     X = rng.laplace(size=(2000, 6))
     start = sampled_filters(X, 18, random_state=0)
-    layer = RICA(18, lam=30, max_iter=1, dtype=np.float64, init=start * 3)
+    layer = RICA(n_features=18, lam=30, max_iter=1, dtype=np.float64, init=start * 3)
     np.testing.assert_allclose(layer.initial_weights(6), start)
     loss = RicaLoss(X, 18, 30, 1e-2)
     assert layer.fit(X).objective_[0] == pytest.approx(loss(start)[0])
     assert not np.allclose(layer.W_, start)  # one iteration moved it
     with pytest.raises(ValueError, match=r"shape \(18, 5\), expected \(18, 6\)"):
-        RICA(18, init=start[:, :5]).fit(X)
+        RICA(n_features=18, init=start[:, :5]).fit(X)
     with pytest.raises(ValueError, match="no all-zero row"):
-        RICA(18, init=np.vstack([start[:-1], np.zeros(6)])).fit(X)
+        RICA(n_features=18, init=np.vstack([start[:-1], np.zeros(6)])).fit(X)
     with pytest.raises(ValueError, match="init must be 'random'"):
-        RICA(18, init="patches").fit(X)
+        RICA(n_features=18, init="patches").fit(X)
 
 
 def test_overcomplete_rows_are_unit_norm_and_in_the_data_span():
     rng = np.random.default_rng(7)
     X = rng.standard_normal((3000, 10))
     X -= X.mean(axis=1, keepdims=True)  # the DC direction carries no variance
-    layer = RICA(30, max_iter=40, dtype=np.float64, random_state=0).fit(X)
+    layer = RICA(n_features=30, max_iter=40, dtype=np.float64, random_state=0).fit(X)
     np.testing.assert_allclose(np.linalg.norm(layer.W_, axis=1), 1.0, rtol=1e-10)
     np.testing.assert_allclose(layer.W_.sum(axis=1), 0.0, atol=1e-10)
     assert data_basis(X.T @ X / len(X)).shape == (10, 9)
@@ -209,7 +209,7 @@ def test_transform_simple_and_pooled_units():
     rng = np.random.default_rng(8)
     X = rng.standard_normal((500, 6)).astype(np.float32)
     pool = subspace_pooling(12, 3)
-    layer = RICA(12, max_iter=5, random_state=0, pool=pool).fit(X)
+    layer = RICA(n_features=12, max_iter=5, random_state=0, pool=pool).fit(X)
     simple = layer.transform(X)
     pooled = layer.transform(X, pool=pool)
     assert simple.shape == (500, 12) and pooled.shape == (500, 4)
@@ -221,13 +221,13 @@ def test_bad_input_is_a_clear_error():
     X = np.ones((100, 4))
     X[3, 2] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        RICA(4).fit(X)
+        RICA(n_features=4).fit(X)
     with pytest.raises(ValueError, match="2-D"):
-        RICA(4).fit(np.ones(10))
+        RICA(n_features=4).fit(np.ones(10))
     with pytest.raises(ValueError, match="dtype"):
-        RICA(4, dtype=np.int32).fit(np.ones((10, 4)))
+        RICA(n_features=4, dtype=np.int32).fit(np.ones((10, 4)))
     with pytest.raises(ValueError, match="not fitted"):
-        RICA(4).transform(np.ones((3, 4)))
+        RICA(n_features=4).transform(np.ones((3, 4)))
 
 
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
@@ -235,4 +235,4 @@ def test_non_finite_objective_stops_training_with_a_clear_error():
     rng = np.random.default_rng(9)
     X = (rng.standard_normal((200, 4)) * 1e19).astype(np.float32)  # finite, but Z^2 overflows
     with pytest.raises(FloatingPointError, match="non-finite"):
-        RICA(8, max_iter=10, random_state=0).fit(X)
+        RICA(n_features=8, max_iter=10, random_state=0).fit(X)

@@ -70,8 +70,10 @@ def stacked():
     outer = layer2_shape(BLOCK, STRIDE)
     blocks1 = np.concatenate([sample_blocks(clip, 300, BLOCK, 1) for clip in clips])
     blocks2 = np.concatenate([sample_blocks(clip, 200, outer, 2) for clip in clips])
-    model = StackedISA(ISALayer(20, 16, 2, max_iter=10, random_state=0),
-                       ISALayer(12, 8, 2, max_iter=10, random_state=1), BLOCK, STRIDE)
+    model = StackedISA(ISALayer(n_components=20, n_features=16, group_size=2, max_iter=10,
+                                random_state=0),
+                       ISALayer(n_components=12, n_features=8, group_size=2, max_iter=10,
+                                random_state=1), BLOCK, STRIDE)
     return model.fit(blocks1, blocks2), clips, blocks2
 
 

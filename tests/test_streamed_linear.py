@@ -154,7 +154,7 @@ def test_streamed_classifier_learns_and_agrees_with_sklearn(tmp_path, method):
     X_all, y_all = blobs(1200, seed=2)
     X, y, X_test, y_test = X_all[:900], y_all[:900], X_all[900:], y_all[900:]
     paths, labels = write(tmp_path, X, y, rows=200)
-    weights, summary = fit_streamed_classifier(paths, labels, 3, method=method, seed=0,
+    weights, summary = fit_streamed_classifier(paths, labels, 3, method=method, random_state=0,
                                                svm_iter=200)
     score = X_test @ weights[:-1] + weights[-1]
     accuracy = (score.argmax(1) == y_test).mean()
@@ -173,7 +173,7 @@ def test_svm_path_chooses_its_own_regulariser_at_or_below_ridges(tmp_path):
     paths, labels = write(tmp_path, X, y, rows=200)
     grid = (1e-3, 1e-2, 0.1, 1.0, 10.0)
     lines = []
-    weights, summary = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, seed=1,
+    weights, summary = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, random_state=1,
                                                svm_iter=30, svm_path=3, svm_path_iter=10,
                                                log=lines.append)
     ridge_best = grid[int(np.argmax(summary["validation_accuracy"]))]
@@ -187,7 +187,7 @@ def test_svm_path_chooses_its_own_regulariser_at_or_below_ridges(tmp_path):
     assert summary["lam/n"] == chosen["lam/n"]
     assert sum("L2-SVM path" in line for line in lines) == len(path)
     # one path point: the SVM keeps ridge's regulariser
-    _, single = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, seed=1, svm_iter=5,
+    _, single = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, random_state=1, svm_iter=5,
                                         svm_path=1, svm_path_iter=5)
     assert single["lam"] == pytest.approx(ridge_best * 900)
     with pytest.raises(ValueError, match="svm_path"):
@@ -213,7 +213,7 @@ def test_validation_split_keeps_each_image_on_one_side():
     rng = np.random.default_rng(0)
     images = rng.permutation(np.repeat(np.arange(2000), 2))  # every image listed twice
     groups = np.split(images, [1500, 2600])  # three shards
-    masks = validation_masks(groups, 0.1, seed=4)
+    masks = validation_masks(groups, 0.1, random_state=4)
     held = np.concatenate(masks)
     assert 0.07 < held.mean() < 0.13
     for image in range(2000):

@@ -13,7 +13,8 @@ def laplacian_mixture(m=3000, d=9, seed=0):
     rng = np.random.default_rng(seed)
     sources = rng.laplace(size=(m, d))
     mixing = rng.standard_normal((d, d))
-    return Whitener("zca", eps=0, remove_dc=False, dtype=np.float64).fit_transform(sources @ mixing.T)
+    return Whitener(method="zca", eps=0, remove_dc=False,
+                    dtype=np.float64).fit_transform(sources @ mixing.T)
 
 
 def test_autoencoder_gradient_matches_finite_differences():
@@ -53,9 +54,11 @@ def test_orthonormal_ica_recovers_laplacian_sources_and_keeps_the_constraint():
     rng = np.random.default_rng(3)
     sources = rng.laplace(size=(4000, 6))
     mixing = rng.standard_normal((6, 6))
-    whitener = Whitener("zca", eps=0, remove_dc=False, dtype=np.float64).fit(sources @ mixing.T)
+    whitener = Whitener(method="zca", eps=0, remove_dc=False,
+                        dtype=np.float64).fit(sources @ mixing.T)
     X = whitener.transform(sources @ mixing.T)
-    model = OrthonormalPooling(6, eps=1e-3, max_iter=200, dtype=np.float64, random_state=0).fit(X)
+    model = OrthonormalPooling(n_features=6, eps=1e-3, max_iter=200, dtype=np.float64,
+                               random_state=0).fit(X)
     np.testing.assert_allclose(model.W_ @ model.W_.T, np.eye(6), atol=1e-8)
     assert np.all(np.diff(model.objective_) < 0)
     # each learned unit picks out one source: |correlation| close to 1 for its best match
@@ -66,10 +69,10 @@ def test_orthonormal_ica_recovers_laplacian_sources_and_keeps_the_constraint():
 def test_isa_and_tica_train_pooled_units():
     X = laplacian_mixture(2000, 16)
     for pool in (subspace_pooling(16, 4, np.float64), topographic_pooling(16, 3, np.float64)):
-        model = OrthonormalPooling(16, pool=pool, max_iter=40, dtype=np.float64,
+        model = OrthonormalPooling(n_features=16, pool=pool, max_iter=40, dtype=np.float64,
                                    random_state=0).fit(X)
         np.testing.assert_allclose(model.W_ @ model.W_.T, np.eye(16), atol=1e-8)
         assert model.objective_[-1] < model.objective_[0]
         assert model.transform(X).shape == (2000, len(pool))
     with pytest.raises(ValueError, match="n_features"):
-        OrthonormalPooling(17).fit(X)
+        OrthonormalPooling(n_features=17).fit(X)

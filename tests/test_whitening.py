@@ -12,7 +12,7 @@ def correlated():
 
 @pytest.mark.parametrize("method", ["pca", "zca"])
 def test_whitened_data_have_identity_covariance(correlated, method):
-    whitener = Whitener(method, eps=0.0, remove_dc=False, dtype=np.float64).fit(correlated)
+    whitener = Whitener(method=method, eps=0.0, remove_dc=False, dtype=np.float64).fit(correlated)
     white = whitener.transform(correlated)
     np.testing.assert_allclose(white.mean(axis=0), 0.0, atol=1e-10)
     np.testing.assert_allclose(np.cov(white.T, bias=True), np.eye(12), atol=1e-8)
@@ -20,8 +20,8 @@ def test_whitened_data_have_identity_covariance(correlated, method):
 
 
 def test_zca_stays_closest_to_the_input_and_is_symmetric(correlated):
-    zca = Whitener("zca", eps=0.0, remove_dc=False, dtype=np.float64).fit(correlated)
-    pca = Whitener("pca", eps=0.0, remove_dc=False, dtype=np.float64).fit(correlated)
+    zca = Whitener(method="zca", eps=0.0, remove_dc=False, dtype=np.float64).fit(correlated)
+    pca = Whitener(method="pca", eps=0.0, remove_dc=False, dtype=np.float64).fit(correlated)
     np.testing.assert_allclose(zca.whitening_, zca.whitening_.T, atol=1e-10)
     centred = correlated - correlated.mean(axis=0)
     assert (np.linalg.norm(zca.transform(correlated) - centred)
@@ -29,7 +29,7 @@ def test_zca_stays_closest_to_the_input_and_is_symmetric(correlated):
 
 
 def test_pca_dimension_reduction_keeps_the_largest_variances(correlated):
-    whitener = Whitener("pca", n_components=5, eps=0.0, remove_dc=False).fit(correlated)
+    whitener = Whitener(method="pca", n_components=5, eps=0.0, remove_dc=False).fit(correlated)
     white = whitener.transform(correlated)
     assert white.shape == (20000, 5) and white.dtype == np.float32
     np.testing.assert_allclose(np.cov(white.T, bias=True), np.eye(5), atol=1e-4)
@@ -38,7 +38,7 @@ def test_pca_dimension_reduction_keeps_the_largest_variances(correlated):
 
 
 def test_eps_damps_small_components(correlated):
-    whitener = Whitener("pca", eps=1.0, remove_dc=False, dtype=np.float64).fit(correlated)
+    whitener = Whitener(method="pca", eps=1.0, remove_dc=False, dtype=np.float64).fit(correlated)
     variances = np.var(whitener.transform(correlated), axis=0)
     expected = whitener.explained_variance_ / (whitener.explained_variance_ + 1.0)
     np.testing.assert_allclose(variances, expected, rtol=1e-6)
@@ -46,13 +46,13 @@ def test_eps_damps_small_components(correlated):
 
 def test_remove_dc_takes_out_each_rows_mean(correlated):
     np.testing.assert_allclose(remove_dc(correlated).mean(axis=1), 0.0, atol=1e-12)
-    whitener = Whitener("zca", eps=1e-3).fit(correlated)
+    whitener = Whitener(method="zca", eps=1e-3).fit(correlated)
     shifted = correlated + 100.0 * np.arange(len(correlated))[:, None]  # brightness per row
     np.testing.assert_allclose(whitener.transform(shifted), whitener.transform(correlated), atol=1e-3)
 
 
 def test_round_trip_through_arrays(correlated):
-    whitener = Whitener("pca", n_components=4, eps=1e-2).fit(correlated)
+    whitener = Whitener(method="pca", n_components=4, eps=1e-2).fit(correlated)
     restored = Whitener.from_arrays(whitener.to_arrays())
     np.testing.assert_array_equal(restored.transform(correlated), whitener.transform(correlated))
     assert restored.method == "pca" and restored.n_components == 4
@@ -60,7 +60,7 @@ def test_round_trip_through_arrays(correlated):
 
 def test_bad_input_and_parameters():
     with pytest.raises(ValueError, match="method"):
-        Whitener("ica").fit(np.ones((10, 3)))
+        Whitener(method="ica").fit(np.ones((10, 3)))
     with pytest.raises(ValueError, match="n_components"):
         Whitener(n_components=9).fit(np.random.default_rng(0).standard_normal((50, 3)))
     with pytest.raises(ValueError, match="NaN"):
@@ -77,8 +77,8 @@ def test_variance_fraction_picks_the_components_that_keep_it():
     X = rng.normal(size=(20000, 5)) * scales
     total = np.sum(scales ** 2)
     for fraction, expected in ((0.5, 1), (0.99, 2), (0.9999, 3), (0.99995, 4)):
-        whitener = Whitener("pca", n_components=fraction, remove_dc=False, eps=0).fit(X)
+        whitener = Whitener(method="pca", n_components=fraction, remove_dc=False, eps=0).fit(X)
         assert whitener.components_.shape[0] == expected, fraction
         assert np.sum(scales[:expected] ** 2) / total >= fraction - 1e-3
     with pytest.raises(ValueError, match="variance fraction"):
-        Whitener("pca", n_components=1.5).fit(X)
+        Whitener(method="pca", n_components=1.5).fit(X)

@@ -106,7 +106,7 @@ def training_frames(images: Sequence[np.ndarray], n: int, size: int, face_fracti
 
 
 def face_detection_set(size: int, n_nonfaces_per_face: float = 1.0,
-                       seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+                       random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Held-out faces vs non-faces for scoring units as face detectors.
 
     Faces: lfw_subset's test half (50), resized to size x size.  Non-faces:
@@ -118,14 +118,14 @@ def face_detection_set(size: int, n_nonfaces_per_face: float = 1.0,
         raise ValueError(f"n_nonfaces_per_face must be > 0, got {n_nonfaces_per_face}")
     faces = lfw_face_half("test", size)
     n_nonfaces = max(1, int(round(len(faces) * n_nonfaces_per_face)))
-    nonfaces = image_crops(grey_images(NONFACE_IMAGES), n_nonfaces, size, seed)
+    nonfaces = image_crops(grey_images(NONFACE_IMAGES), n_nonfaces, size, random_state)
     images = np.clip(np.concatenate([faces, nonfaces]), 0.0, 1.0)
     is_face = np.r_[np.ones(len(faces), bool), np.zeros(n_nonfaces, bool)]
     return images, is_face
 
 
 def face_detection_splits(size: int, n_nonfaces_per_face: float = 4.0,
-                          seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                          random_state: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Faces vs non-faces in two parts: one to choose units on, one held out.
 
     Selection part: lfw_subset's training half (50 faces; jittered crops of
@@ -141,7 +141,7 @@ def face_detection_splits(size: int, n_nonfaces_per_face: float = 4.0,
         raise ValueError(f"n_nonfaces_per_face must be > 0, got {n_nonfaces_per_face}")
     parts = [lfw_face_half("train", size), lfw_face_half("test", size)]
     n_nonfaces = max(1, int(round(len(parts[0]) * n_nonfaces_per_face)))
-    crops = image_crops(grey_images(NONFACE_IMAGES), 2 * n_nonfaces, size, seed)
+    crops = image_crops(grey_images(NONFACE_IMAGES), 2 * n_nonfaces, size, random_state)
     images = np.clip(np.concatenate([parts[0], crops[:n_nonfaces], parts[1], crops[n_nonfaces:]]),
                      0.0, 1.0)
     is_face = np.concatenate([np.r_[np.ones(len(faces), bool), np.zeros(n_nonfaces, bool)]

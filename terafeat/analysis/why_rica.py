@@ -76,7 +76,7 @@ def _timed(fit):
 
 
 def fit_method(family: str, whitened: np.ndarray, n_features: int, max_iter: int = 300,
-               seed: int = 0, alpha: float = 1.0) -> FittedMethod:
+               random_state: int = 0, alpha: float = 1.0) -> FittedMethod:
     """Train one method of the comparison on whitened patches (m, d).
 
     family: "sparse coding" (alpha: its L1 weight and the soft threshold of its
@@ -92,28 +92,29 @@ def fit_method(family: str, whitened: np.ndarray, n_features: int, max_iter: int
         model, seconds = _timed(lambda: MiniBatchDictionaryLearning(
             n_components=n_features, alpha=alpha, max_iter=max(1, max_iter // 30),
             batch_size=256, transform_algorithm="threshold", transform_alpha=alpha,
-            random_state=seed).fit(whitened))
+            random_state=random_state).fit(whitened))
         codes = model.transform
 
         return FittedMethod(name, family, n_features, seconds, int(model.n_steps_),
                             float("nan"), codes, lambda X: np.abs(codes(X)))
     if family == "sparse autoencoder":
         model, seconds = _timed(lambda: SparseAutoencoder(
-            n_features, max_iter=max_iter, random_state=seed).fit(whitened))
+            n_hidden=n_features, max_iter=max_iter, random_state=random_state).fit(whitened))
         return FittedMethod(name, family, n_features, seconds, model.n_iter_,
                             float(model.objective_[-1]), model.transform, model.transform)
     if family in ("TICA", "ISA"):
         pool = (topographic_pooling(n_features, 3) if family == "TICA"
                 else subspace_pooling(n_features, GROUP_SIZE))
         model, seconds = _timed(lambda: OrthonormalPooling(
-            n_features, pool=pool, max_iter=max_iter, random_state=seed).fit(whitened))
+            n_features=n_features, pool=pool, max_iter=max_iter,
+            random_state=random_state).fit(whitened))
         return FittedMethod(name, family, n_features, seconds, model.n_iter_,
                             float(model.objective_[-1]),
                             lambda X: model.transform(X, pooled=False), model.transform)
     if family == "RICA":
         pool = subspace_pooling(n_features, GROUP_SIZE)
-        model, seconds = _timed(lambda: RICA(n_features, max_iter=max_iter, random_state=seed,
-                                             pool=pool).fit(whitened))
+        model, seconds = _timed(lambda: RICA(n_features=n_features, max_iter=max_iter,
+                                             random_state=random_state, pool=pool).fit(whitened))
         return FittedMethod(name, family, n_features, seconds, model.n_iter_,
                             float(model.objective_[-1]), model.transform,
                             lambda X: model.transform(X, pool=pool))
@@ -131,7 +132,7 @@ def cifar_subset(tar_path, n_train: int, n_test: int, random_state=0):
 
     tar_path: ``cifar10.tar`` holding ``cifar10/<split>/<class>/<n>.jpg``.
     Returns (train images (n_train, 32, 32) grey float32, train labels,
-    test images, test labels); ``n_* // 10`` images per class, chosen by seed.
+    test images, test labels); ``n_* // 10`` images per class, chosen by random_state.
     """
     from terafeat.media.images import read_image
     rng = np.random.default_rng(random_state)
@@ -167,7 +168,7 @@ def feature_encoder(whitener: Whitener, output: Callable) -> Callable[[np.ndarra
 
 def evaluate_method(method: FittedMethod, whitener: Whitener, patch_size: int,
                     trajectories: tuple, faces: tuple, cifar: tuple | None,
-                    n_folds: int = 5, seed: int = 0, firing_rate: float = 0.01) -> dict:
+                    n_folds: int = 5, random_state: int = 0, firing_rate: float = 0.01) -> dict:
     """Accuracy and invariance of one trained method; returns a table row (dict)."""
     encode = feature_encoder(whitener, method.output)
     face_features = encode_images(faces[0], patch_size, encode)
@@ -176,12 +177,13 @@ def evaluate_method(method: FittedMethod, whitener: Whitener, patch_size: int,
            "train seconds": round(method.seconds, 2), "iterations": method.n_iter,
            "final objective": method.objective,
            "faces accuracy": cross_validated_accuracy(face_features, faces[1], n_folds,
-                                                      seed)["mean"]}
+                                                      random_state)["mean"]}
     if cifar is not None:
         train_images, train_labels, test_images, test_labels = cifar
         train = encode_images(train_images, patch_size, encode, stride=2)
         test = encode_images(test_images, patch_size, encode, stride=2)
-        model = linear_classifier(Cs=(1e-3, 1e-2, 1e-1), random_state=seed).fit(train, train_labels)
+        model = linear_classifier(Cs=(1e-3, 1e-2, 1e-1),
+                                  random_state=random_state).fit(train, train_labels)
         row["CIFAR-10 accuracy"] = float(model.score(test, test_labels))
     base, transformed = trajectories
     for units, respond in (("output", method.output), ("simple", method.simple)):
@@ -218,7 +220,7 @@ def measured_checks(rows: list[dict]) -> list[dict]:
 def why_rica(patch_size: int = 8, n_patches: int = 20000, n_features: int = 64,
              max_iter: int = 300, n_trajectories: int = 5000, whitening_eps: float = 1e-2,
              cifar_tar: str | None = None, n_cifar_train: int = 2000, n_cifar_test: int = 1000,
-             n_folds: int = 5, seed: int = 0, progress: Callable[[str], None] = print,
+             n_folds: int = 5, random_state: int = 0, progress: Callable[[str], None] = print,
              plan: tuple = PLAN) -> dict:
     """The whole comparison in one run; returns {"rows", "checks", "settings"}.
 
@@ -230,26 +232,26 @@ def why_rica(patch_size: int = 8, n_patches: int = 20000, n_features: int = 64,
     both ways).  plan: (family, overcompleteness factor) pairs to train, in order.
     """
     images = grey_images()
-    patches = sample_patches(images, n_patches, patch_size, seed)
-    whitener = Whitener("zca", eps=whitening_eps).fit(patches)
+    patches = sample_patches(images, n_patches, patch_size, random_state)
+    whitener = Whitener(method="zca", eps=whitening_eps).fit(patches)
     whitened = whitener.transform(patches)
     trajectories = patch_trajectories(images, n_trajectories, patch_size, (1, 2, 3),
-                                      (10, 20, 30, 40), seed + 1)
+                                      (10, 20, 30, 40), random_state + 1)
     faces = lfw_faces()
     cifar = None if cifar_tar is None else cifar_subset(cifar_tar, n_cifar_train, n_cifar_test,
-                                                        seed)
+                                                        random_state)
     rows = []
     for family, factor in plan:
         progress(f"training {family} with {factor * n_features} features")
-        method = fit_method(family, whitened, factor * n_features, max_iter, seed)
+        method = fit_method(family, whitened, factor * n_features, max_iter, random_state)
         rows.append(evaluate_method(method, whitener, patch_size, trajectories, faces, cifar,
-                                    n_folds, seed))
+                                    n_folds, random_state))
         progress(f"  {rows[-1]}")
     settings = {"patch_size": patch_size, "n_patches": n_patches, "n_features": n_features,
                 "max_iter": max_iter, "n_trajectories": n_trajectories,
                 "whitening_eps": whitening_eps, "cifar": cifar_tar is not None,
                 "n_cifar_train": n_cifar_train if cifar else 0,
-                "n_cifar_test": n_cifar_test if cifar else 0, "seed": seed}
+                "n_cifar_test": n_cifar_test if cifar else 0, "seed": random_state}
     return {"rows": rows, "checks": measured_checks(rows), "settings": settings}
 
 

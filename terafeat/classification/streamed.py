@@ -239,7 +239,8 @@ def held_out_accuracy(shards, standardizer: Standardizer, weights: np.ndarray,
     return (correct / n).tolist()
 
 
-def validation_masks(groups: Sequence[np.ndarray], fraction: float, seed: int) -> list[np.ndarray]:
+def validation_masks(groups: Sequence[np.ndarray], fraction: float,
+                     random_state: int) -> list[np.ndarray]:
     """Per shard, a boolean mask of the rows held out for validation (seeded).
 
     groups: per shard, each row's image id (ints >= 0): every row of one image falls
@@ -249,7 +250,7 @@ def validation_masks(groups: Sequence[np.ndarray], fraction: float, seed: int) -
         raise ValueError(f"validation fraction must be in (0, 1), got {fraction}")
     groups = [np.asarray(g, np.int64) for g in groups]
     n_groups = max((int(g.max()) + 1 for g in groups if len(g)), default=0)
-    held_out = np.random.default_rng(seed).random(n_groups) < fraction
+    held_out = np.random.default_rng(random_state).random(n_groups) < fraction
     return [held_out[g] for g in groups]
 
 
@@ -261,7 +262,7 @@ def row_groups(labels: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_classes: int,
                             method: str = "l2svm", lam_grid: Sequence[float] = LAM_GRID,
-                            val_fraction: float = 0.1, seed: int = 0, svm_iter: int = 100,
+                            val_fraction: float = 0.1, random_state: int = 0, svm_iter: int = 100,
                             log=None, groups: Sequence[np.ndarray] | None = None,
                             svm_path: int = 4, svm_path_iter: int = 30,
                             precondition: bool = True) -> tuple[np.ndarray, dict]:
@@ -289,7 +290,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     mean, std, n = feature_moments(paths)
     standardizer = Standardizer(mean, std)
     held_out = validation_masks(row_groups(labels) if groups is None else groups,
-                                val_fraction, seed)
+                                val_fraction, random_state)
     fitting = [~mask for mask in held_out]
     G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, n_classes)
     ridges = [ridge_solve(G, B, g * n_fit) for g in lam_grid]

@@ -121,7 +121,7 @@ def evaluation_split(frame: pd.DataFrame) -> str:
 
 def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
                     max_test_per_class: int | None = None, train_repeat: int = 1,
-                    seed: int = 0, mirror_train: bool = False,
+                    random_state: int = 0, mirror_train: bool = False,
                     mirror_test: bool = False, shift_train: int = 0,
                     max_shift: int = 2) -> pd.DataFrame:
     """Training rows (seeded subset per class, listed ``train_repeat`` times, each time
@@ -139,7 +139,7 @@ def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
         raise ValueError(f"train_repeat must be >= 1, got {train_repeat}")
     if shift_train and max_shift < 1:
         raise ValueError(f"shifted copies need max_shift >= 1, got {max_shift}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(random_state)
     test_split = evaluation_split(frame)
 
     def limited(rows: pd.DataFrame, limit: int | None) -> pd.DataFrame:

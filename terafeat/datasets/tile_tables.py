@@ -89,7 +89,8 @@ def stratified_split(labels: np.ndarray, test_fraction: float, random_state=None
     return split
 
 
-def limit_tiles(table: pd.DataFrame, max_per_split: int | None, seed: int = 0) -> pd.DataFrame:
+def limit_tiles(table: pd.DataFrame, max_per_split: int | None,
+                random_state: int = 0) -> pd.DataFrame:
     """At most ``max_per_split`` tiles of each split: a seeded random subset, stratified by
     label (scikit-learn's ``train_test_split``); row order kept."""
     if max_per_split is None:
@@ -100,7 +101,7 @@ def limit_tiles(table: pd.DataFrame, max_per_split: int | None, seed: int = 0) -
             kept.append(rows.index.to_numpy())
         else:
             kept.append(train_test_split(rows.index.to_numpy(), train_size=max_per_split,
-                                         stratify=rows["label"], random_state=seed)[0])
+                                         stratify=rows["label"], random_state=random_state)[0])
     return table.loc[np.sort(np.concatenate(kept))].reset_index(drop=True)
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import logging
 import time
+from numbers import Integral
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from distributed import Client, default_client
+from sklearn.utils._param_validation import Interval
 from threadpoolctl import threadpool_limits
 
 from terafeat.atomic_files import atomic_write
@@ -158,7 +161,12 @@ class DownpourRICA(RICA):
     n_features_in_.
     """
 
-    def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
+    #: the replicas' generators are spawned from random_state: a RandomState cannot spawn
+    _parameter_constraints: ClassVar[dict] = {**RICA._parameter_constraints,
+                              "random_state": [Interval(Integral, 0, None, closed="left"),
+                                               np.random.Generator, None]}
+
+    def __init__(self, *, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 1000, dtype=np.float32, random_state=None,
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
                  learning_rate: float = 0.1, batch_size: int = 256, n_fetch: int = 1,

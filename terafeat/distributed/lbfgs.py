@@ -56,7 +56,7 @@ class DistributedRICA(RICA):
     ``resumed_from_`` (iterations read from the checkpoint, 0 if none).
     """
 
-    def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
+    def __init__(self, *, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 300, dtype=np.float32, random_state=None,
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
                  checkpoint_path=None, checkpoint_every: int = 10, max_recoveries: int = 3,
@@ -134,6 +134,7 @@ class DistributedRICA(RICA):
         if int(self.max_iter) > done:
             result = minimize_rica(recording_loss, V, basis, int(self.max_iter) - done, dtype,
                                    on_iteration)
+            self._warn_if_stopped(done + result.n_iter)
             V, self.W_, self.optimizer_message_ = result.V, result.W, result.message
         else:
             self.W_ = span_weights(V, basis, dtype)[2]

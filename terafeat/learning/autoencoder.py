@@ -11,11 +11,19 @@ Parameters are flattened into one vector theta = [W1, W2, b1, b2].
 """
 from __future__ import annotations
 
+import warnings
+from numbers import Integral, Real
+from typing import ClassVar
+
 import numpy as np
 from scipy.optimize import minimize
 from scipy.special import expit
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 
-from terafeat.validation import check_array, check_random_state
+from terafeat.validation import RANDOM_STATE, check_array, check_fitted_input, check_random_state
 
 __all__ = ["unpack", "autoencoder_loss_grad", "SparseAutoencoder"]
 
@@ -48,15 +56,26 @@ def autoencoder_loss_grad(theta: np.ndarray, X: np.ndarray, n_hidden: int, decay
     return float(value), grad
 
 
-class SparseAutoencoder:
+class SparseAutoencoder(TransformerMixin, BaseEstimator):
     """Sparse autoencoder trained with L-BFGS (float64).
 
-    Parameters: n_hidden, decay (weight decay), beta (sparsity weight), rho
-    (target mean activation), max_iter, random_state.  Attributes: W1_ (h, d),
-    b1_ (h,), W2_ (d, h), b2_ (d,), objective_ (per iteration), n_iter_.
+    Parameters (keyword-only): n_hidden, decay (weight decay), beta (sparsity
+    weight), rho (target mean activation), max_iter (L-BFGS iterations; a fit
+    they end warns, ConvergenceWarning), random_state (as in RICA).  Attributes:
+    W1_ (h, d), b1_ (h,), W2_ (d, h), b2_ (d,), objective_ (per iteration),
+    n_iter_, n_features_in_ (d).
     """
 
-    def __init__(self, n_hidden: int = 64, decay: float = 1e-4, beta: float = 3.0,
+    _parameter_constraints: ClassVar[dict] = {
+        "n_hidden": [Interval(Integral, 1, None, closed="left")],
+        "decay": [Interval(Real, 0, None, closed="left")],
+        "beta": [Interval(Real, 0, None, closed="left")],
+        "rho": [Interval(Real, 0, 1, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": RANDOM_STATE,
+    }
+
+    def __init__(self, *, n_hidden: int = 64, decay: float = 1e-4, beta: float = 3.0,
                  rho: float = 0.05, max_iter: int = 400, random_state=None):
         self.n_hidden = n_hidden
         self.decay = decay
@@ -67,8 +86,7 @@ class SparseAutoencoder:
 
     def fit(self, X, y=None) -> "SparseAutoencoder":
         """Learn the weights from X (m, d); y is ignored."""
-        if not 0 < self.rho < 1:
-            raise ValueError(f"rho must be in (0, 1), got {self.rho}")
+        self._validate_params()
         X = check_array(X, dtype=np.float64, name="X")
         m, d = X.shape
         h = int(self.n_hidden)
@@ -84,6 +102,10 @@ class SparseAutoencoder:
         result = minimize(autoencoder_loss_grad, theta0, args=args, jac=True, method="L-BFGS-B",
                           callback=on_iteration,
                           options={"maxiter": int(self.max_iter), "ftol": 1e-12, "gtol": 1e-8})
+        if result.nit >= int(self.max_iter):
+            warnings.warn(f"SparseAutoencoder stopped at max_iter={self.max_iter} before L-BFGS "
+                          "converged; raise max_iter to fit further", ConvergenceWarning,
+                          stacklevel=2)
         self.W1_, self.W2_, self.b1_, self.b2_ = (a.copy() for a in unpack(result.x, d, h))
         self.objective_ = np.asarray([autoencoder_loss_grad(theta0, *args)[0]] + history)
         self.n_iter_ = int(result.nit)
@@ -92,7 +114,6 @@ class SparseAutoencoder:
 
     def transform(self, X) -> np.ndarray:
         """Hidden activations (m, h) in (0, 1)."""
-        if not hasattr(self, "W1_"):
-            raise ValueError("this SparseAutoencoder is not fitted yet: call fit(X) first")
-        X = check_array(X, dtype=np.float64, name="X", n_features=self.n_features_in_)
+        check_is_fitted(self)
+        X = check_fitted_input(self, X, np.float64)
         return expit(X @ self.W1_.T + self.b1_)

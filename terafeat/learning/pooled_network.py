@@ -186,12 +186,12 @@ def fit_pooled_network(frames: np.ndarray, layers: list[dict], normalize_frames:
             stages.append(ContrastNorm(contrast_c))
             X = stages[-1].forward(X)[0]
         components = layer.get("n_components")
-        whitener = Whitener("zca" if components is None else "pca", n_components=components,
+        whitener = Whitener(method="zca" if components is None else "pca", n_components=components,
                             eps=layer["whitening_eps"], remove_dc=index == 0, dtype=np.float64)
         whitened = whitener.fit_transform(X)
         report = None if callback is None else (lambda i, value, index=index: callback(index, i, value))
         pool = subspace_pooling(layer["n_features"], layer["group_size"], dtype=np.float64)
-        rica = RICA(layer["n_features"], lam=layer["lam"], eps=layer["eps"],
+        rica = RICA(n_features=layer["n_features"], lam=layer["lam"], eps=layer["eps"],
                     max_iter=layer["max_iter"], dtype=dtype, random_state=random_state + index,
                     pool=pool, callback=report).fit(whitened)
         stages += [WhitenStage(whitener), PooledStage(rica.W_.astype(np.float64), pool, layer["eps"])]

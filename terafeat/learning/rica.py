@@ -23,14 +23,27 @@ the cache, with the elementwise work in place in preallocated buffers.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
 from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
 from terafeat.learning.pooling import l2_pool
-from terafeat.validation import check_array, check_dtype, check_random_state
+from terafeat.validation import (
+    RANDOM_STATE,
+    check_array,
+    check_dtype,
+    check_fitted_input,
+    check_random_state,
+)
 
 __all__ = [
     "RICA",
@@ -370,17 +383,19 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
                        str(result.message))
 
 
-class RICA:
+class RICA(TransformerMixin, BaseEstimator):
     """Reconstruction ICA feature layer, trained with scipy's L-BFGS.
 
-    Parameters
+    Parameters (keyword-only)
     ----------
     n_features : number of features k (k > d is overcomplete).
     lam : weight of the reconstruction term (sparsity has weight 1).
     eps : smoothing of the L1 penalty ``sqrt(eps + u^2)``.
-    max_iter : L-BFGS iterations.
+    max_iter : L-BFGS iterations; a fit they end before convergence warns
+        (ConvergenceWarning).
     dtype : float32 (default) or float64 for the data and all products.
-    random_state : seed (or Generator) of the initial W.
+    random_state : int seed (``np.random.default_rng``), Generator, RandomState
+        or None, of the initial W.
     init : "random" (Gaussian rows) or a (k, d) array of starting filters, e.g.
         :func:`sampled_filters` of the data (rows are scaled to unit norm).
     pool : optional (p, k) pooling matrix V (``isa.subspace_pooling`` for
@@ -394,9 +409,20 @@ class RICA:
     objective_ : (n_iter_ + 1,) objective after each iteration (first entry at
         the initial point).
     n_iter_ : iterations run.  ``n_features_in_`` : d.
+    optimizer_message_ : scipy's stopping message.
     """
 
-    def __init__(self, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
+    _parameter_constraints: ClassVar[dict] = {
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+        "lam": [Interval(Real, 0, None, closed="neither")],
+        "eps": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "random_state": RANDOM_STATE,
+        "pool": ["array-like", None],
+        "callback": [callable, None],
+    }
+
+    def __init__(self, *, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 300, dtype=np.float32, random_state=None,
                  pool: np.ndarray | None = None, callback=None, init="random"):
         self.n_features = n_features
@@ -409,14 +435,22 @@ class RICA:
         self.callback = callback
         self.init = init
 
-    def _check_params(self):
-        if int(self.n_features) < 1:
-            raise ValueError(f"n_features must be >= 1, got {self.n_features}")
-        if not self.lam > 0 or not self.eps > 0:
-            raise ValueError(f"lam and eps must be > 0, got lam={self.lam}, eps={self.eps}")
-        if int(self.max_iter) < 1:
-            raise ValueError(f"max_iter must be >= 1, got {self.max_iter}")
+    def _check_params(self) -> np.dtype:
+        """Validate the hyper-parameters (one-line ValueError naming the parameter); the dtype."""
+        self._validate_params()
         return check_dtype(self.dtype)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
+        return tags
+
+    def _warn_if_stopped(self, n_iter: int) -> None:
+        """ConvergenceWarning when L-BFGS used all ``max_iter`` iterations."""
+        if n_iter >= int(self.max_iter):
+            warnings.warn(f"{type(self).__name__} stopped at max_iter={self.max_iter} before "
+                          "L-BFGS converged; raise max_iter to fit further", ConvergenceWarning,
+                          stacklevel=3)
 
     def initial_weights(self, d: int, basis: np.ndarray | None = None) -> np.ndarray:
         """The start, float64: ``init`` (seeded Gaussian rows, or the given filters)
@@ -450,6 +484,7 @@ class RICA:
         V0 = self.initial_weights(X.shape[1], basis)
         callback = None if self.callback is None else (lambda i, value, V: self.callback(i, value))
         result = minimize_rica(loss, V0, basis, self.max_iter, dtype, callback)
+        self._warn_if_stopped(result.n_iter)
         self.W_ = result.W
         self.objective_ = result.objective
         self.n_iter_ = result.n_iter
@@ -463,9 +498,8 @@ class RICA:
         pool: optional (p, k) pooling matrix V (e.g. ``isa.subspace_pooling``,
         or this layer's own ``self.pool``); the pooled output is (m, p).
         """
-        if not hasattr(self, "W_"):
-            raise ValueError("this RICA is not fitted yet: call fit(X) first")
-        X = check_array(X, dtype=self.W_.dtype, name="X", n_features=self.n_features_in_)
+        check_is_fitted(self)
+        X = check_fitted_input(self, X, self.W_.dtype)
         responses = X @ self.W_.T
         if pool is None:
             return responses

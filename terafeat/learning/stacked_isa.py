@@ -12,8 +12,13 @@ of layer 2's PCA, which sees exactly the concatenated layer-1 outputs).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from numbers import Integral, Real
+from typing import ClassVar
 
 import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
 
 from terafeat.learning.pooling import l2_pool, subspace_pooling
 from terafeat.learning.rica import RICA
@@ -28,17 +33,17 @@ from terafeat.media.blocks import (
     layer2_shape,
     overlap_stride,
 )
-from terafeat.validation import check_array
+from terafeat.validation import check_array, check_fitted_input
 
 #: Blocks per batch when a layer is applied, bounding memory to about
 #: BATCH_BLOCKS * 8 * 2560 * 4 bytes (80 MB) for the paper's sizes.
 BATCH_BLOCKS = 1024
 
 
-class ISALayer:
+class ISALayer(TransformerMixin, BaseEstimator):
     """One ISA layer: PCA whitening, then RICA with ISA (subspace) pooling.
 
-    Parameters
+    Parameters (keyword-only)
     ----------
     n_components : PCA dimensions kept (300 for layer 1 and 200 for layer 2 in the paper).
     n_features : simple units k; ``group_size`` of them pool into one output,
@@ -52,10 +57,19 @@ class ISALayer:
     whitener_ : the fitted :class:`terafeat.learning.whitening.Whitener` (PCA).
     W_ : (n_features, n_components) RICA filters in the whitened space.
     pool_ : (n_features // group_size, n_features) ISA pooling matrix.
-    n_features_in_ : input dimensions d.
+    n_iter_ : RICA's L-BFGS iterations (set by fit).  n_features_in_ : input dimensions d.
     """
 
-    def __init__(self, n_components: int = 300, n_features: int = 300, group_size: int = 2,
+    _parameter_constraints: ClassVar[dict] = {
+        "n_components": [Interval(Integral, 1, None, closed="left")],
+        "n_features": [Interval(Integral, 1, None, closed="left")],
+        "group_size": [Interval(Integral, 1, None, closed="left")],
+        "whitening_eps": [Interval(Real, 0, None, closed="left")],
+        **{key: RICA._parameter_constraints[key] for key in ("lam", "eps", "max_iter",
+                                                              "random_state")},
+    }
+
+    def __init__(self, *, n_components: int = 300, n_features: int = 300, group_size: int = 2,
                  lam: float = 10.0, eps: float = 1e-2, whitening_eps: float = 1e-4,
                  max_iter: int = 200, random_state=None, dtype=np.float32):
         self.n_components = n_components
@@ -68,15 +82,22 @@ class ISALayer:
         self.random_state = random_state
         self.dtype = dtype
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
+        return tags
+
     def fit(self, X, y=None) -> "ISALayer":
         """Fit the whitener and the features on blocks X (m, d); y is ignored."""
+        self._validate_params()
         X = check_array(X, dtype=self.dtype, name="blocks")
-        whitener = Whitener("pca", n_components=min(int(self.n_components), X.shape[1]),
+        whitener = Whitener(method="pca", n_components=min(int(self.n_components), X.shape[1]),
                             eps=self.whitening_eps, dtype=self.dtype).fit(X)
         pool = subspace_pooling(int(self.n_features), int(self.group_size), self.dtype)
-        rica = RICA(int(self.n_features), lam=self.lam, eps=self.eps, max_iter=self.max_iter,
+        rica = RICA(n_features=int(self.n_features), lam=self.lam, eps=self.eps, max_iter=self.max_iter,
                     dtype=self.dtype, random_state=self.random_state, pool=pool)
         rica.fit(whitener.transform(X))
+        self.n_iter_ = rica.n_iter_
         return self._set_fitted(whitener, rica.W_)
 
     @classmethod
@@ -104,9 +125,8 @@ class ISALayer:
 
     def transform(self, X) -> np.ndarray:
         """Pooled units ``sqrt(eps + V (W whiten(x))^2)``: (m, d) -> (m, n_outputs) float32."""
-        if not hasattr(self, "W_"):
-            raise ValueError("this ISALayer is not fitted yet: call fit(X) first")
-        X = check_array(X, dtype=np.float32, name="blocks", n_features=self.n_features_in_)
+        check_is_fitted(self)
+        X = check_fitted_input(self, X, np.float32)
         return self.pool_whitened(self.whitener_.transform(X))
 
     def pool_whitened(self, whitened: np.ndarray) -> np.ndarray:

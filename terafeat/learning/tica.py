@@ -16,10 +16,25 @@ needs an SVD.
 """
 from __future__ import annotations
 
-import numpy as np
+import warnings
+from numbers import Integral, Real
+from typing import ClassVar
 
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils._param_validation import Interval
+from sklearn.utils.validation import check_is_fitted
+
+from terafeat.learning.pooling import l2_pool
 from terafeat.learning.rica import SparsityKernel, normalize_rows
-from terafeat.validation import check_array, check_dtype, check_random_state
+from terafeat.validation import (
+    RANDOM_STATE,
+    check_array,
+    check_dtype,
+    check_fitted_input,
+    check_random_state,
+)
 
 __all__ = ["topographic_pooling", "symmetric_orthogonalize", "OrthonormalPooling"]
 
@@ -45,22 +60,33 @@ def symmetric_orthogonalize(W: np.ndarray) -> np.ndarray:
     return U @ Vt
 
 
-class OrthonormalPooling:
+class OrthonormalPooling(TransformerMixin, BaseEstimator):
     """ISA / TICA / ICA under ``W W^T = I``, by projected gradient (see module doc).
 
-    Parameters
+    Parameters (keyword-only)
     ----------
-    n_features : k <= d.  pool : (p, k) pooling matrix, or None (plain ICA).
-    eps : smoothing inside the square root.  max_iter : gradient steps.
+    n_features : k <= d (None: k = d).  pool : (p, k) pooling matrix, or None (plain ICA).
+    eps : smoothing inside the square root.  max_iter : gradient steps (using them
+        all before ``tol`` is met warns, ConvergenceWarning).
     tol : stop when a step lowers J by less than ``tol`` relative.
     step : initial step size.  dtype, random_state : as in RICA.
 
     Attributes
     ----------
-    W_ (k, d) orthonormal rows; objective_ (n_iter_ + 1,); n_iter_.
+    W_ (k, d) orthonormal rows; objective_ (n_iter_ + 1,); n_iter_; n_features_in_ (d).
     """
 
-    def __init__(self, n_features: int, pool: np.ndarray | None = None, eps: float = 1e-2,
+    _parameter_constraints: ClassVar[dict] = {
+        "n_features": [Interval(Integral, 1, None, closed="left"), None],
+        "pool": ["array-like", None],
+        "eps": [Interval(Real, 0, None, closed="neither")],
+        "max_iter": [Interval(Integral, 1, None, closed="left")],
+        "tol": [Interval(Real, 0, None, closed="left")],
+        "step": [Interval(Real, 0, None, closed="neither")],
+        "random_state": RANDOM_STATE,
+    }
+
+    def __init__(self, *, n_features: int | None = None, pool: np.ndarray | None = None, eps: float = 1e-2,
                  max_iter: int = 300, tol: float = 1e-7, step: float = 1.0, dtype=np.float32,
                  random_state=None):
         self.n_features = n_features
@@ -74,12 +100,14 @@ class OrthonormalPooling:
 
     def fit(self, X, y=None) -> "OrthonormalPooling":
         """Learn W_ from whitened X (m, d); y is ignored."""
+        self._validate_params()
         dtype = check_dtype(self.dtype)
         X = check_array(X, dtype=dtype, name="X")
         m, d = X.shape
-        k = int(self.n_features)
-        if not 1 <= k <= d:
-            raise ValueError(f"orthonormal features need 1 <= n_features <= d={d}, got {k}")
+        k = d if self.n_features is None else int(self.n_features)
+        if k > d:
+            raise ValueError(f"n_features={k} exceeds X's {d} feature(s): orthonormal rows "
+                             "need n_features <= d")
         kernel = SparsityKernel(X, k, self.pool)
 
         def objective(W):
@@ -104,19 +132,26 @@ class OrthonormalPooling:
             history.append(value)
             if improvement < self.tol:
                 break
+        else:
+            warnings.warn(f"OrthonormalPooling stopped at max_iter={self.max_iter} before the "
+                          f"relative improvement fell below tol={self.tol}", ConvergenceWarning,
+                          stacklevel=2)
         self.W_ = W.astype(dtype)
         self.objective_ = np.asarray(history)
         self.n_iter_ = len(history) - 1
         self.n_features_in_ = d
         return self
 
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
+        return tags
+
     def transform(self, X, pooled: bool = True) -> np.ndarray:
         """Pooled units ``sqrt(eps + V (W x)^2)`` (m, p), or simple units X W^T (m, k)."""
-        if not hasattr(self, "W_"):
-            raise ValueError("this OrthonormalPooling is not fitted yet: call fit(X) first")
-        X = check_array(X, dtype=self.W_.dtype, name="X", n_features=self.n_features_in_)
+        check_is_fitted(self)
+        X = check_fitted_input(self, X, self.W_.dtype)
         responses = X @ self.W_.T
         if not pooled or self.pool is None:
             return responses
-        from terafeat.learning.pooling import l2_pool
         return l2_pool(responses, self.pool, self.eps)

@@ -1,9 +1,15 @@
 """Per-patch DC removal and PCA / ZCA whitening (fit / transform / inverse)."""
 from __future__ import annotations
 
-import numpy as np
+from numbers import Real
+from typing import ClassVar
 
-from terafeat.validation import check_array, check_dtype
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from terafeat.validation import check_array, check_dtype, check_fitted_input
 
 METHODS = ("pca", "zca")
 #: Eigenvalues below this fraction of the largest count as zero variance.
@@ -15,10 +21,10 @@ def remove_dc(X: np.ndarray) -> np.ndarray:
     return X - X.mean(axis=1, keepdims=True)
 
 
-class Whitener:
+class Whitener(TransformerMixin, BaseEstimator):
     """PCA or ZCA whitening with optional dimension reduction.
 
-    Parameters
+    Parameters (keyword-only)
     ----------
     method : "zca" (output in input space, d dims) or "pca" (output in the
         eigenbasis, ``n_components`` dims).
@@ -36,9 +42,16 @@ class Whitener:
     explained_variance_ : (n_components,) their variances (eigenvalues).
     whitening_ : (d, n_out) matrix applied to centred rows; n_out is
         n_components for PCA and d for ZCA.  ``dewhitening_`` : (n_out, d).
+    n_features_in_ : d.
     """
 
-    def __init__(self, method: str = "zca", n_components: int | None = None,
+    _parameter_constraints: ClassVar[dict] = {
+        "method": [StrOptions(set(METHODS))],
+        "eps": [Interval(Real, 0, None, closed="left")],
+        "remove_dc": ["boolean"],
+    }
+
+    def __init__(self, *, method: str = "zca", n_components: int | None = None,
                  eps: float = 1e-4, remove_dc: bool = True, dtype=np.float32):
         self.method = method
         self.n_components = n_components
@@ -46,18 +59,18 @@ class Whitener:
         self.remove_dc = remove_dc
         self.dtype = dtype
 
-    def _prepare(self, X, n_features=None) -> np.ndarray:
-        X = check_array(X, dtype=np.float64, name="X", n_features=n_features)
-        return remove_dc(X) if self.remove_dc else X
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = [np.dtype(self.dtype).name]
+        return tags
 
     def fit(self, X, y=None) -> "Whitener":
         """Fit on X (m, d); y is ignored."""
-        if self.method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {self.method!r}")
-        if not self.eps >= 0:
-            raise ValueError(f"eps must be >= 0, got {self.eps}")
+        self._validate_params()
         dtype = check_dtype(self.dtype)
-        X = self._prepare(X)
+        X = check_array(X, dtype=np.float64, name="X")
+        if self.remove_dc:
+            X = remove_dc(X)
         m, d = X.shape
         mean = X.mean(axis=0)
         centred = X - mean
@@ -103,14 +116,11 @@ class Whitener:
                              f"(0, 1), got {wanted}")
         return n_components
 
-    def _check_fitted(self):
-        if not hasattr(self, "whitening_"):
-            raise ValueError("this Whitener is not fitted yet: call fit(X) first")
-
     def transform(self, X) -> np.ndarray:
         """Whiten X (m, d) -> (m, n_out) in the fitted dtype."""
-        self._check_fitted()
-        X = self._prepare(X, self.n_features_in_).astype(self.whitening_.dtype)
+        check_is_fitted(self)
+        X = check_fitted_input(self, X, np.float64)
+        X = (remove_dc(X) if self.remove_dc else X).astype(self.whitening_.dtype)
         X -= self.mean_
         return X @ self.whitening_
 
@@ -123,14 +133,14 @@ class Whitener:
         Exact for the DC-removed data when no component was dropped; the
         per-patch DC removed by ``remove_dc`` is not restored.
         """
-        self._check_fitted()
+        check_is_fitted(self)
         Y = check_array(Y, dtype=self.whitening_.dtype, name="Y",
                         n_features=self.whitening_.shape[1])
         return Y @ self.dewhitening_ + self.mean_
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Fitted state and parameters as arrays (for ``np.savez``)."""
-        self._check_fitted()
+        check_is_fitted(self)
         return {"method": np.array(self.method), "eps": np.array(self.eps),
                 "remove_dc": np.array(self.remove_dc), "mean": self.mean_,
                 "components": self.components_, "explained_variance": self.explained_variance_,

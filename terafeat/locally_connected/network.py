@@ -114,8 +114,9 @@ def unit_responses(images: np.ndarray, layers, kind: str = "simple", chunk: int 
     return stage_responses(images, layers, chunk)[-1][kind]
 
 
-def random_network(geometries, seed: int, dtype=np.float32) -> list[tuple[LayerGeometry, np.ndarray]]:
+def random_network(geometries, random_state: int,
+                   dtype=np.float32) -> list[tuple[LayerGeometry, np.ndarray]]:
     """Untrained stages [(geometry, V)] of the given shapes: the weights that training
-    with ``seed`` starts each stage from (:func:`initial_weights`); the baseline
+    with ``random_state`` starts each stage from (:func:`initial_weights`); the baseline
     network of the same shape."""
-    return [(g, initial_weights(g, (0, g.grid[0]), seed, dtype)) for g in geometries]
+    return [(g, initial_weights(g, (0, g.grid[0]), random_state, dtype)) for g in geometries]

@@ -49,7 +49,7 @@ EPS = 1e-2
 
 # ----------------------------------------------------------------------------- weights
 
-def initial_weights(geometry: LayerGeometry, rows: tuple[int, int], seed: int,
+def initial_weights(geometry: LayerGeometry, rows: tuple[int, int], random_state: int,
                     dtype=np.float32) -> np.ndarray:
     """V (2, L_t, k, D) for grid rows [a, b): each grid row's weights from its own seeded
     stream, so a tile draws exactly its part of the full layer's start.  Both halves
@@ -58,7 +58,7 @@ def initial_weights(geometry: LayerGeometry, rows: tuple[int, int], seed: int,
     normalised filters, and training would fit the decoder alone."""
     dtype = check_dtype(dtype)
     cols, k, D = geometry.grid[1], geometry.maps, geometry.patch_dim
-    blocks = [np.random.default_rng([int(seed), row]).standard_normal((2, cols, k, D))
+    blocks = [np.random.default_rng([int(random_state), row]).standard_normal((2, cols, k, D))
               for row in range(*rows)]
     V = np.concatenate(blocks, axis=1)
     V *= 1.0 / math.sqrt(D)

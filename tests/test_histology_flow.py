@@ -5,10 +5,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from stage_replay import assert_stages_replay
 
 from flows.histology import PLAN, histology
 from flows.registry import load_flow
-from stage_replay import assert_stages_replay
 
 TILE = 32
 SMALL = dict(patch_size=5, n_patches=2000, patch_tiles=20, n_features=32, group_size=4,
@@ -68,7 +68,7 @@ def test_rerun_hits_every_expensive_stage_and_a_downstream_change_recomputes_onl
     assert second["training"]["seconds"] == first["training"]["seconds"]
     assert second["features"]["features_dir"].startswith(second["run_dir"])
     assert second["headline"] == first["headline"]  # the same features, classified again
-    page = open(second["report"]).read()
+    page = Path(second["report"]).read_text()
     assert "<td>cache</td>" in page and "from the stage cache" in page
     # the encoding stride only changes feature extraction (and the classifiers after it)
     third = histology(**dict(again, stride=4))
@@ -119,7 +119,7 @@ def test_feature_shards_cover_every_readable_tile(small_run):
     from tasks.tile_features import load_feature_shards
     train, rows = load_feature_shards(features, "learned pooled", "train")
     assert train.shape == (28, 8 * 14) and len(np.unique(rows)) == 28
-    rotated, rotated_rows = load_feature_shards(features, "learned unpooled", "test-rot90")
+    rotated, _ = load_feature_shards(features, "learned unpooled", "test-rot90")
     assert rotated.shape == (12, 32 * 14)
     assert not np.allclose(rotated, load_feature_shards(features, "learned unpooled", "test")[0])
 

@@ -61,8 +61,8 @@ def action_recognition(
     whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="regulariser "
                                           "added to each PCA eigenvalue")] = 1e-4,
     max_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations per layer")] = 200,
-    n_layers: Annotated[int, Field(ge=1, le=2, description="ISA layers: 1, layer-1 "
-                                   "descriptors only; 2, stacked")] = 2,
+    n_layers: Annotated[int, Field(ge=1, le=2, description="number of ISA layers: 1 "
+                                   "(layer-1 descriptors) or 2 (stacked)")] = 2,
     overlap: Annotated[float, Field(ge=0, lt=1, description="overlap of the dense descriptor "
                                     "blocks, a fraction of their side")] = 0.5,
     vocabulary_size: Annotated[int, Field(ge=2, description="k-means words (the paper: 3000); "

@@ -12,7 +12,7 @@ c02 is c01 mirrored) and ``<data-root>/kth-sample.tar`` (6 KTH clips, AVI and
 MP4), extracted to a temporary folder that is removed afterwards.
 
 Part 1, Weizmann: the ``action_recognition`` flow (through Prefect, an
-ephemeral server) twice with the same seed, layers=2 and layers=1, at full
+ephemeral server) twice with the same seed, n_layers=2 and n_layers=1, at full
 size (64x64 frames are already cropped around the actor, so no halving),
 default block sizes (10x16x16, stride 4, 14x20x20), and the reduced training
 settings printed with the results. Reported: seconds per frame of descriptor
@@ -46,7 +46,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
-from flows.action_recognition import ActionRecognitionParams, action_recognition  # noqa: E402
+from flows.action_recognition import action_recognition  # noqa: E402
 from tasks.features import load_model  # noqa: E402
 from terafeat.datasets.download import extract  # noqa: E402
 from terafeat.datasets.kth import read_kth  # noqa: E402
@@ -59,14 +59,13 @@ KTH_SCALE = 0.5
 
 
 def weizmann_runs(root: Path, settings: dict, output_root: str, seed: int) -> dict:
-    """The flow with 2 layers, then 1: layers -> (results, wall seconds)."""
+    """The flow with 2 layers, then 1: n_layers -> (results, wall seconds)."""
     runs = {}
-    for layers in (2, 1):
-        params = ActionRecognitionParams(layout="ucf", data_root=str(root), layers=layers,
-                                         seed=seed, output_root=output_root, **settings)
+    for n_layers in (2, 1):
         started = time.perf_counter()
-        results = action_recognition(params)
-        runs[layers] = (results, time.perf_counter() - started)
+        results = action_recognition(layout="ucf", data_root=str(root), n_layers=n_layers,
+                                     seed=seed, output_root=output_root, **settings)
+        runs[n_layers] = (results, time.perf_counter() - started)
     return runs
 
 
@@ -123,13 +122,13 @@ def main(argv=None) -> int:
           f"({json.dumps({k: v for k, v in runs[2][0]['parameters'].items() if k not in settings})})")
     rows = []
     for layers, (results, wall) in sorted(runs.items(), reverse=True):
-        learned = results["evaluation"]["learned"]
+        learned = results["classification"]
         rows.append({"features": f"ISA {layers} layer(s)",
                      "s_per_frame": results["features"]["seconds_per_frame"],
                      "paper_s_per_frame": PAPER_SECONDS_PER_FRAME[layers],
                      "flow_wall_s": wall, "vocabulary": results["sizes"]["vocabulary"],
                      "LOGO_accuracy": learned["accuracy"], "wrong": len(learned["wrong"])})
-    peer = runs[2][0]["evaluation"]["motion energy"]
+    peer = runs[2][0]["motion_energy_classification"]
     rows.append({"features": "motion energy (peer)", "s_per_frame": float("nan"),
                  "paper_s_per_frame": float("nan"), "flow_wall_s": float("nan"), "vocabulary": "-",
                  "LOGO_accuracy": peer["accuracy"], "wrong": len(peer["wrong"])})
@@ -137,7 +136,7 @@ def main(argv=None) -> int:
     print_table(rows)
     for layers, (results, _) in sorted(runs.items(), reverse=True):
         print(f"{layers} layer(s) misclassified: "
-              f"{[Path(p).name for p in results['evaluation']['learned']['wrong']]}; "
+              f"{[Path(p).name for p in results['classification']['wrong']]}; "
               f"stage seconds {results['timings']}")
     print(f"\nKTH sample at scale {KTH_SCALE}, two-layer descriptors (model trained on Weizmann):")
     print_table(kth["clips"])

@@ -145,15 +145,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-    from flows.histology import HistologyParams, histology
+    from flows.histology import histology
 
     with tempfile.TemporaryDirectory(prefix="pcam-") as scratch:
         root = extracted("pcam-subset", args.data_root or Path(scratch), args.archive)
-        params = HistologyParams.model_validate({
-            **dict(args.overrides), "dataset": "pcam_folders", "data_root": str(root),
-            "max_tiles_per_split": args.max_tiles, "output_root": args.output_root})
         started = time.perf_counter()
-        results = histology(params)
+        results = histology(**{**dict(args.overrides), "dataset": "pcam_folders",
+                               "data_root": str(root), "max_tiles_per_split": args.max_tiles,
+                               "output_root": args.output_root})
         wall = time.perf_counter() - started
 
     metrics = results["classification"]["metrics"]

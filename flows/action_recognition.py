@@ -3,156 +3,205 @@ SVM (Le, Zou, Yeung & Ng, CVPR 2011), beside the classic motion-energy peer."""
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Annotated, Literal
 
-from prefect import flow, get_run_logger
-from pydantic import Field, model_validator
+from prefect import flow
+from pydantic import Field
 
-from flows.options import StageCache, TrainingBackend
-from flows.legacy_stages import Stopwatch, open_run_dir, publish_report
-from reporting.toolkit import environment
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
+                              documented, parameter_model)
+from flows.stages import FlowPlan, Stage, run_flow
 from tasks.action_report import write_action_report
-from tasks.blocks import sample_training_blocks
+from tasks.blocks import fit_blocks_to_clips, sample_training_blocks
 from tasks.classification import classify_clips
 from tasks.features import convolve_layer1, extract_descriptors, motion_energy_features
 from tasks.training import train_rica_layer
-from tasks.video import clip_shapes, scan_action_videos
+from tasks.video import scan_action_videos
 from tasks.vocabulary import build_vocabulary, clip_histograms
 from tasks.whitening import whiten_patches
 from terafeat.atomic_files import load_json
-from terafeat.media.blocks import SUBBLOCKS, fit_to_clips, layer2_shape
+from terafeat.media.blocks import SUBBLOCKS
 
 #: A vocabulary gets at most one word per this many descriptors (small data sets).
 DESCRIPTORS_PER_WORD = 40
+#: Side of the motion-energy image, pixels.
 MOTION_ENERGY_SIZE = 16
 
 
-class ActionRecognitionParams(TrainingBackend, StageCache):
-    """Parameters of the action_recognition flow; defaults follow Le et al. (CVPR 2011)."""
-
-    layout: Literal["ucf", "kth", "folders", "hollywood2"] = Field(
-        "ucf", description="on-disk layout: UCF101-style class folders (Weizmann), KTH names, "
-                           "<class>/<video> folders, or Hollywood2's AVIClips + ClipSets")
-    data_root: str = Field("data/weizmann4", description="folder the data set unpacks into")
-    scale: float = Field(1.0, gt=0, le=1, description="frame resize factor (the authors' code "
-                                                      "halves KTH/Hollywood2 frames: 0.5)")
-    max_frames: int | None = Field(None, ge=2, description="read at most this many frames per clip")
-    block_size: int = Field(16, ge=2, description="layer-1 block side, pixels")
-    block_frames: int = Field(10, ge=2, description="layer-1 block length, frames")
-    stride: int = Field(4, ge=1, description="stride of layer 1 inside a layer-2 block "
-                                             "(space and time; 2x2x2 sub-blocks)")
-    n_blocks: int = Field(30_000, ge=100, description="training blocks per layer "
-                                                      "(the paper: 200,000)")
-    n_components1: int = Field(300, ge=2, description="layer-1 PCA dimensions")
-    n_features1: int = Field(300, ge=2, description="layer-1 simple units")
-    n_components2: int = Field(200, ge=2, description="layer-2 PCA dimensions")
-    n_features2: int = Field(200, ge=2, description="layer-2 simple units")
-    group_size: int = Field(2, ge=1, description="ISA subspace size (the authors' code: 2)")
-    lam: float = Field(10.0, gt=0, description="weight of RICA's reconstruction term")
-    eps: float = Field(1e-2, gt=0, description="smoothing of the pooled penalty")
-    whitening_eps: float = Field(1e-4, ge=0, description="added to each PCA eigenvalue")
-    max_iter: int = Field(200, ge=1, description="L-BFGS iterations per layer")
-    overlap: float = Field(0.5, ge=0, lt=1, description="overlap of the dense descriptor blocks")
-    vocabulary_size: int = Field(3000, ge=2, description="k-means words (the paper: 3000); "
-                                 f"at most one per {DESCRIPTORS_PER_WORD} descriptors is used")
-    vocabulary_descriptors: int = Field(100_000, ge=100, description="descriptors k-means sees")
-    classifier: Literal["chi2", "linear"] = Field("chi2", description="chi2-kernel or linear SVM")
-    C: float = Field(100.0, gt=0, description="SVM regularisation (the paper: 100)")
-    layers: Literal[1, 2] = Field(2, description="1: layer-1 descriptors only; 2: stacked")
-    seed: int = Field(0, description="seed of every random choice")
-    output_root: str = Field("reports", description="reports go to "
-                                                    "<output_root>/action_recognition/<run>/")
-
-    @model_validator(mode="after")
-    def _groups_divide_features(self):
-        for name in ("n_features1", "n_features2"):
-            if getattr(self, name) % self.group_size:
-                raise ValueError(f"group_size {self.group_size} must divide {name} "
-                                 f"{getattr(self, name)}")
-        return self
-
-
 @flow(name="action_recognition", log_prints=True)
-def action_recognition(params: ActionRecognitionParams = ActionRecognitionParams()) -> dict:
+@documented
+def action_recognition(
+    *,
+    layout: Annotated[Literal["ucf", "kth", "folders", "hollywood2"], Field(
+        description="on-disk layout: UCF101-style class folders (Weizmann), KTH names, "
+                    "<class>/<video> folders, or Hollywood2's AVIClips + ClipSets")] = "ucf",
+    data_root: Annotated[str, Field(min_length=1, description="folder the data set unpacks "
+                                    "into")] = "data/weizmann4",
+    scale: Annotated[float, Field(gt=0, le=1, description="frame resize factor (the authors' "
+                                  "code halves KTH/Hollywood2 frames: 0.5)")] = 1.0,
+    max_frames: Annotated[int | None, Field(ge=2, description="read at most this many frames "
+                                            "per clip (null: all)")] = None,
+    block_size: Annotated[int, Field(ge=2, description="layer-1 block side, pixels")] = 16,
+    block_frames: Annotated[int, Field(ge=2, description="layer-1 block length, "
+                                       "frames")] = 10,
+    stride: Annotated[int, Field(ge=1, description="stride of layer 1 inside a layer-2 block, "
+                                 "pixels and frames (2x2x2 sub-blocks)")] = 4,
+    n_blocks: Annotated[int, Field(ge=100, description="training blocks per layer (the paper: "
+                                   "200,000)")] = 30_000,
+    n_components1: Annotated[int, Field(ge=2, description="layer-1 PCA dimensions")] = 300,
+    n_features1: Annotated[int, Field(ge=2, description="layer-1 simple units")] = 300,
+    n_components2: Annotated[int, Field(ge=2, description="layer-2 PCA dimensions")] = 200,
+    n_features2: Annotated[int, Field(ge=2, description="layer-2 simple units")] = 200,
+    group_size: Annotated[int, Field(ge=1, description="ISA subspace size: simple units per "
+                                     "pooled unit (the authors' code: 2)")] = 2,
+    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
+                                "reconstruction term")] = 10.0,
+    eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of the "
+                                "pooled penalty sqrt(eps + u^2)")] = 1e-2,
+    whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="regulariser "
+                                          "added to each PCA eigenvalue")] = 1e-4,
+    max_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations per layer")] = 200,
+    n_layers: Annotated[int, Field(ge=1, le=2, description="number of ISA layers: 1 "
+                                   "(layer-1 descriptors) or 2 (stacked)")] = 2,
+    overlap: Annotated[float, Field(ge=0, lt=1, description="overlap of the dense descriptor "
+                                    "blocks, a fraction of their side")] = 0.5,
+    vocabulary_size: Annotated[int, Field(ge=2, description="k-means words (the paper: 3000); "
+                                          "at most one per "
+                                          f"{DESCRIPTORS_PER_WORD} descriptors is used")] = 3000,
+    vocabulary_descriptors: Annotated[int, Field(ge=100, description="descriptors k-means "
+                                                 "sees")] = 100_000,
+    classifier: Annotated[Literal["chi2", "linear"], Field(description="SVM of the learned "
+                                                           "features: chi2 kernel or "
+                                                           "linear")] = "chi2",
+    C: Annotated[float, Field(gt=0, allow_inf_nan=False, description="the SVM's inverse "
+                              "regularisation strength (the paper: 100)")] = 100.0,
+    seed: Seed = 0,
+    dtype: Dtype = "float32",
+    output_root: OutputRoot = "reports",
+    cache_root: CacheRoot = "data/cache",
+    backend: Backend = "local",
+    dask_address: DaskAddress = None,
+    solver: Solver = "lbfgs",
+) -> dict:
     """Scan -> blocks -> PCA + ISA layer 1 -> (layer 2) -> descriptors -> vocabulary ->
     histograms -> SVM, and the motion-energy peer -> report. Returns results.json's content."""
-    logger = get_run_logger()
-    run_dir = open_run_dir("action_recognition", params.output_root)
-    run = str(run_dir)
-    timed = Stopwatch()
-    p = params
-    cache = p.cache_root or None
+    return run_flow(PLAN, locals())
 
-    clips_path = timed("scan videos", scan_action_videos, p.data_root, p.layout, run,
-                       cache_root=cache)
-    shapes = timed("clip shapes", clip_shapes, clips_path, p.scale, p.max_frames)
-    smallest = [min(shape[axis] for shape in shapes) for axis in range(3)]
-    block, stride, factor = fit_to_clips(smallest, (p.block_frames, p.block_size, p.block_size),
-                                         (p.stride,) * 3)
-    if factor < 1:
-        logger.warning("the smallest clip %s (frames, height, width) is smaller than a layer-2 "
-                       "block: layer-1 block scaled to %s, stride to %s", smallest, block, stride)
-    block_shapes = {"layer1": block, "layer2": layer2_shape(block, stride)}
-    if p.layers == 1:
-        block_shapes.pop("layer2")
-    blocks = timed("sample blocks", sample_training_blocks, clips_path, run, block_shapes, shapes,
-                   p.n_blocks, p.scale, p.max_frames, p.seed, cache_root=cache)
 
-    model = {"group_size": p.group_size, "eps": p.eps, "block_shape": block, "stride": stride,
-             "layer1": None, "layer2": None}
-    sizes = {"scale": p.scale, "smallest_clip": smallest, "block_scale_factor": factor,
-             "layer1_block": block, "stride": stride}
-    training = {}
-    layer_inputs = blocks["layer1"]
-    for layer, n_components, n_features in ((1, p.n_components1, p.n_features1),
-                                            (2, p.n_components2, p.n_features2))[:p.layers]:
-        name = f"layer{layer}"
-        if layer == 2:
-            layer_inputs = timed("convolve layer 1", convolve_layer1, blocks["layer2"], run, model,
-                                 cache_root=cache)
-            sizes["layer2_block"] = block_shapes["layer2"]
-        n_inputs = (math.prod(block) if layer == 1
-                    else math.prod(SUBBLOCKS) * p.n_features1 // p.group_size)
-        sizes[f"n_components{layer}"] = min(n_components, n_inputs)
-        if sizes[f"n_components{layer}"] < n_components:
-            logger.warning("%s: PCA to %d dims, not %d: its inputs have only %d", name,
-                           n_inputs, n_components, n_inputs)
-        whitener, whitened = timed(f"whiten {name}", whiten_patches, layer_inputs, run, "pca",
-                                   p.whitening_eps, sizes[f"n_components{layer}"],
-                                   prefix=f"{name}-", cache_root=cache)
-        training[name] = timed(f"train {name}", train_rica_layer, whitened, run, n_features, p.lam,
-                               p.eps, p.max_iter, "float32", p.seed + layer - 1, p.group_size,
-                               prefix=f"{name}-", **p.backend_options(), cache_root=cache)
-        model[name] = {"whitener": whitener, "W": training[name]["W"]}
+def _groups_divide_features(params) -> None:
+    for name in ("n_features1", "n_features2"):
+        if getattr(params, name) % params.group_size:
+            raise ValueError(f"group_size {params.group_size} must divide {name} "
+                             f"{getattr(params, name)}")
 
-    features = timed("extract descriptors", extract_descriptors, clips_path, run, model, p.overlap,
-                     p.scale, p.max_frames, cache_root=cache)
-    sizes["vocabulary"] = min(p.vocabulary_size,
-                              max(2, features["n_descriptors"] // DESCRIPTORS_PER_WORD))
-    if sizes["vocabulary"] < p.vocabulary_size:
-        logger.warning("vocabulary of %d words, not %d: only %d descriptors", sizes["vocabulary"],
-                       p.vocabulary_size, features["n_descriptors"])
-    vocabulary = timed("vocabulary", build_vocabulary, features["shards"], run, sizes["vocabulary"],
-                       p.vocabulary_descriptors, p.seed, cache_root=cache)
-    histograms = timed("histograms", clip_histograms, features["shards"], vocabulary, run)
-    evaluation = {"learned": timed("classify", classify_clips, histograms, clips_path, p.layout,
-                                   p.classifier, p.C, p.seed, f"{p.layers}-layer ISA")}
-    energy = timed("motion energy", motion_energy_features, clips_path, run, MOTION_ENERGY_SIZE,
-                   p.scale, p.max_frames, cache_root=cache)
-    evaluation["motion energy"] = timed("classify motion energy", classify_clips, energy,
-                                        clips_path, p.layout, "linear", 1.0, p.seed, "motion energy")
-    listing = load_json(clips_path)
-    results = {"flow": "action_recognition", "run_dir": str(run_dir.resolve()),
-               "parameters": p.model_dump(mode="json"), "n_clips": len(listing["clips"]),
-               "skipped": listing["skipped"], "sizes": sizes, "model": model, "training": training,
-               "features": features, "evaluation": evaluation, "timings": timed.timings,
-               "cache": timed.sources, "environment": environment()}
-    headline = [{"features": name, "protocol": scores["protocol"],
-                 "score": round(scores["mean_ap" if scores["protocol"] == "mean_ap"
-                                       else "accuracy"], 4)}
-                for name, scores in evaluation.items()]
-    results["headline"] = headline
-    page = timed("write report", write_action_report, run, results, model)
-    # the report written above carries every timing but its own
-    results["report"] = publish_report("action_recognition", page, headline)
-    return results
+
+def _two_layers(params) -> bool:
+    return params.n_layers == 2
+
+
+def _layer(outputs, layer: int) -> dict | None:
+    """{"whitener", "W"} of a trained layer (None before it trains, or when it does not)."""
+    if outputs.get(f"training_layer{layer}") is None:
+        return None
+    return {"whitener": outputs[f"whitening_layer{layer}"][0],
+            "W": outputs[f"training_layer{layer}"]["W"]}
+
+
+def _model(params, outputs) -> dict:
+    """The stacked model spec ``tasks.features.load_model`` reads."""
+    geometry = outputs["geometry"]
+    return {"group_size": params.group_size, "eps": params.eps,
+            "block_shape": geometry["layer1_block"], "stride": geometry["stride"],
+            "layer1": _layer(outputs, 1), "layer2": _layer(outputs, 2)}
+
+
+def _vocabulary_size(params, outputs) -> int:
+    return min(params.vocabulary_size,
+               max(2, outputs["features"]["n_descriptors"] // DESCRIPTORS_PER_WORD))
+
+
+def _whiten(layer: int):
+    def arguments(p, o):
+        inputs = o["blocks"]["layer1"] if layer == 1 else o["layer2_inputs"]
+        return dict(patches_path=inputs, method="pca", eps=p.whitening_eps,
+                    n_components=o["geometry"][f"n_components{layer}"], prefix=f"layer{layer}-")
+    return arguments
+
+
+def _train(layer: int):
+    def arguments(p, o):
+        return dict(whitened_path=o[f"whitening_layer{layer}"][1],
+                    n_features=getattr(p, f"n_features{layer}"), lam=p.lam, eps=p.eps,
+                    max_iter=p.max_iter, dtype=p.dtype, seed=p.seed + layer - 1,
+                    group_size=p.group_size, prefix=f"layer{layer}-", backend=p.backend,
+                    dask_address=p.dask_address, solver=p.solver)
+    return arguments
+
+
+def _summary(params, outputs) -> dict:
+    listing = load_json(outputs["clips"])
+    geometry = {key: value for key, value in outputs["geometry"].items() if key != "clip_shapes"}
+    return {"n_clips": len(listing["clips"]), "skipped": listing["skipped"],
+            "sizes": {"scale": params.scale, **geometry,
+                      "vocabulary": _vocabulary_size(params, outputs)},
+            "model": _model(params, outputs)}
+
+
+def _headline(results: dict) -> list[dict]:
+    return [{"features": name, "protocol": scores["protocol"],
+             "score": round(scores["mean_ap" if scores["protocol"] == "mean_ap"
+                                   else "accuracy"], 4)}
+            for name, scores in (("learned", results["classification"]),
+                                 ("motion energy", results["motion_energy_classification"]))]
+
+
+PLAN = FlowPlan(
+    name="action_recognition",
+    model=parameter_model(action_recognition, checks=(_groups_divide_features,)),
+    stages=(
+        Stage(scan_action_videos, "clips", lambda p, o: dict(
+            data_root=p.data_root, layout=p.layout)),
+        Stage(fit_blocks_to_clips, "geometry", lambda p, o: dict(
+            clips_path=o["clips"], scale=p.scale, max_frames=p.max_frames,
+            block_shape=[p.block_frames, p.block_size, p.block_size], stride=p.stride,
+            n_layers=p.n_layers, n_components=[p.n_components1, p.n_components2],
+            layer2_inputs=math.prod(SUBBLOCKS) * p.n_features1 // p.group_size)),
+        Stage(sample_training_blocks, "blocks", lambda p, o: dict(
+            clips_path=o["clips"], shapes={name: o["geometry"][f"{name}_block"]
+                                           for name in ("layer1", "layer2")[:p.n_layers]},
+            clip_shapes=o["geometry"]["clip_shapes"], n_blocks=p.n_blocks, scale=p.scale,
+            max_frames=p.max_frames, seed=p.seed)),
+        Stage(whiten_patches.with_options(name="whiten-layer1"), "whitening_layer1",
+              _whiten(1)),
+        Stage(train_rica_layer.with_options(name="train-rica-layer1"), "training_layer1",
+              _train(1)),
+        Stage(convolve_layer1, "layer2_inputs", lambda p, o: dict(
+            blocks_path=o["blocks"]["layer2"], model=_model(p, o)), when=_two_layers),
+        Stage(whiten_patches.with_options(name="whiten-layer2"), "whitening_layer2",
+              _whiten(2), when=_two_layers),
+        Stage(train_rica_layer.with_options(name="train-rica-layer2"), "training_layer2",
+              _train(2), when=_two_layers),
+        Stage(extract_descriptors, "features", lambda p, o: dict(
+            clips_path=o["clips"], model=_model(p, o), overlap=p.overlap, scale=p.scale,
+            max_frames=p.max_frames)),
+        Stage(build_vocabulary, "vocabulary", lambda p, o: dict(
+            shards=o["features"]["shards"], size=_vocabulary_size(p, o),
+            max_descriptors=p.vocabulary_descriptors, seed=p.seed)),
+        Stage(clip_histograms, "histograms", lambda p, o: dict(
+            shards=o["features"]["shards"], vocabulary_path=o["vocabulary"])),
+        Stage(classify_clips, "classification", lambda p, o: dict(
+            features_path=o["histograms"], clips_path=o["clips"], layout=p.layout,
+            classifier=p.classifier, C=p.C, seed=p.seed, name=f"{p.n_layers}-layer ISA")),
+        Stage(motion_energy_features, "motion_energy", lambda p, o: dict(
+            clips_path=o["clips"], size=MOTION_ENERGY_SIZE, scale=p.scale,
+            max_frames=p.max_frames)),
+        Stage(classify_clips.with_options(name="classify-motion-energy"),
+              "motion_energy_classification", lambda p, o: dict(
+                  features_path=o["motion_energy"], clips_path=o["clips"], layout=p.layout,
+                  classifier="linear", C=1.0, seed=p.seed, name="motion energy")),
+    ),
+    summarise=_summary,
+    headline=_headline,
+    report=Stage(write_action_report, "report", lambda p, results: dict(
+        results=results, model=results["model"])),
+)

@@ -9,8 +9,9 @@ from tasks.logs import stage_logger
 
 
 @task(name="write-action-report")
-def write_action_report(run_dir: str, results: dict, model: dict) -> str:
-    """``index.html``, ``results.json`` and ``filters.png`` under ``run_dir``; returns the page's path."""
+def write_action_report(*, run_dir: str, results: dict, model: dict) -> str:
+    """``index.html``, ``results.json`` and ``filters.png`` under ``run_dir``; returns the
+    page's path."""
     filters = load_model(model).layer1.input_filters()
     page = action_report(run_dir, results, filters)
     stage_logger().info("report: %s", page)

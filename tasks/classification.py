@@ -24,14 +24,15 @@ def protocol_of(layout: str, clips: list[dict]) -> str:
 
 
 @task(name="classify")
-def classify_clips(features_path: str, clips_path: str, layout: str, classifier: str, C: float,
-                   seed: int, name: str) -> dict:
+def classify_clips(*, features_path: str, clips_path: str, run_dir: str, layout: str,
+                   classifier: str, C: float, seed: int, name: str) -> dict:
     """Score ``classifier`` ("chi2" | "linear") on the features (n_clips, f) of the listed clips.
 
     Protocols (:func:`protocol_of`): "groups" is leave-one-group-out (the
     mirrored c02 of a Weizmann/UCF group stays beside its c01); "folders"
     clips are their own groups in 5 seeded folds. Returns the protocol's
-    scores plus "protocol", "classifier" and "wrong" (paths of misclassified clips).
+    scores plus "protocol", "classifier" and "wrong" (paths of misclassified clips);
+    writes nothing under ``run_dir``.
     """
     clips = load_clips(clips_path)
     features = load_array(features_path)
@@ -50,5 +51,6 @@ def classify_clips(features_path: str, clips_path: str, layout: str, classifier:
     result["wrong"] = [clips[i]["path"] for i, guess in zip(scores["tested"], scores["predicted"])
                        if guess != labels[i]]
     logger.info("%s: accuracy %.3f, %d of %d wrong (%s SVM, %s protocol)", name,
-                scores["accuracy"], len(result["wrong"]), len(scores["tested"]), classifier, protocol)
+                scores["accuracy"], len(result["wrong"]), len(scores["tested"]), classifier,
+                protocol)
     return result

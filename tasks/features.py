@@ -35,7 +35,7 @@ def model_cache_key(model: dict) -> tuple[dict, dict[str, str]]:
 
 
 @task(name="convolve-layer1")
-def convolve_layer1(blocks_path: str, run_dir: str, model: dict,
+def convolve_layer1(*, blocks_path: str, run_dir: str, model: dict,
                     cache_root: str | None = None) -> str:
     """Layer-1 outputs of the 2x2x2 sub-blocks of each layer-2 training block.
 
@@ -55,7 +55,7 @@ def convolve_layer1(blocks_path: str, run_dir: str, model: dict,
 
 
 @task(name="extract-descriptors")
-def extract_descriptors(clips_path: str, run_dir: str, model: dict, overlap: float, scale: float,
+def extract_descriptors(*, clips_path: str, run_dir: str, model: dict, overlap: float, scale: float,
                         max_frames: int | None, cache_root: str | None = None) -> dict:
     """Descriptors on a dense grid of blocks over every clip, one clip in memory at a time.
 
@@ -93,7 +93,7 @@ def extract_descriptors(clips_path: str, run_dir: str, model: dict, overlap: flo
 
 
 @task(name="motion-energy")
-def motion_energy_features(clips_path: str, run_dir: str, size: int, scale: float,
+def motion_energy_features(*, clips_path: str, run_dir: str, size: int, scale: float,
                            max_frames: int | None, cache_root: str | None = None) -> str:
     """Motion-energy image of every clip: writes ``motion-energy.npy`` (n_clips, size * size).
     Through the stage cache with ``cache_root``."""

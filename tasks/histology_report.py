@@ -40,7 +40,7 @@ def example_tiles(tiles_path: str, predictions_path: str, class_names: list[str]
 
 
 @task(name="write-histology-report")
-def write_histology_report(run_dir: str, results: dict, W_path: str, objective_path: str,
+def write_histology_report(*, run_dir: str, results: dict, W_path: str, objective_path: str,
                            tiles_path: str, class_names: list[str]) -> str:
     """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path."""
     parameters = results["parameters"]

@@ -21,10 +21,10 @@ from terafeat.encoding.tile_features import TRANSFORMS
 
 
 @task(name="classify-tiles")
-def classify_tiles(features: dict, tiles_path: str, run_dir: str, Cs: list[float],
+def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: list[float],
                    inner_folds: int, seed: int, classifier: str = "logistic") -> dict:
-    """Standardised linear ``classifier`` per feature set (``classify.linear_classifier``:
-    "logistic" or "linear_svm"), C by ``inner_folds``-fold CV on
+    """Standardised linear ``classifier`` per feature set (``protocols.linear_classifier``:
+    "logistic" or "linear_svm"), C from ``C_grid`` by ``inner_folds``-fold CV on
     the training split only; metrics on the test split (and on its transformed copies
     for the learned sets: the invariance check).
 
@@ -40,7 +40,7 @@ def classify_tiles(features: dict, tiles_path: str, run_dir: str, Cs: list[float
     for name, slug in FEATURE_SETS.items():
         started = time.perf_counter()
         train, train_rows = load_feature_shards(folder, name, "train")
-        model = linear_classifier(inner_folds, Cs, seed, classifier).fit(train, labels[train_rows])
+        model = linear_classifier(inner_folds, C_grid, seed, classifier).fit(train, labels[train_rows])
         test, test_rows = load_feature_shards(folder, name, "test")
         predicted, scores = predict_scores(model, test)
         metrics[name] = {**classification_metrics(labels[test_rows], predicted, scores),

@@ -8,9 +8,10 @@ from terafeat.datasets.tile_tables import download_tiles
 
 
 @task(name="download-tiles", retries=2, retry_delay_seconds=10)
-def download_tile_set(dataset: str, data_root: str) -> str:
+def download_tile_set(*, dataset: str, data_root: str, run_dir: str) -> str:
     """Fetch ``dataset`` into ``data_root/<name>`` (resumes a partial download: a retry
-    continues where the last attempt stopped); returns the folder holding it."""
+    continues where the last attempt stopped), outside ``run_dir``: a data set outlives
+    the run; returns the folder holding it."""
     logger = stage_logger()
     reported = set()
 

@@ -48,7 +48,7 @@ def load_feature_shards(features_dir: str, name: str, split: str) -> tuple[np.nd
 
 
 @task(name="extract-tile-features")
-def extract_tile_features(tiles_path: str, run_dir: str, whitener_path: str, W_path: str,
+def extract_tile_features(*, tiles_path: str, run_dir: str, whitener_path: str, W_path: str,
                           patches_path: str, colour_mode: str, patch_size: int, stride: int,
                           pooling: str, group_size: int, eps: float, pixel_size: int,
                           batch_size: int, simple_units: str = "abs", alpha: float = 0.0,

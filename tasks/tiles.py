@@ -24,7 +24,7 @@ def load_tile_table(path: str) -> pd.DataFrame:
 
 
 @task(name="list-tiles")
-def list_tiles(dataset: str, data_root: str, run_dir: str, max_tiles_per_split: int | None,
+def list_tiles(*, dataset: str, data_root: str, run_dir: str, max_tiles_per_split: int | None,
                seed: int) -> dict:
     """Index the train / test tiles -> ``tiles.csv``; layout problems -> ``layout_problems.json``.
 
@@ -52,7 +52,7 @@ def tiles_fingerprint(tiles_path: str) -> str:
 
 
 @task(name="sample-tile-patches")
-def sample_tile_patches(tiles_path: str, run_dir: str, n_patches: int, patch_size: int,
+def sample_tile_patches(*, tiles_path: str, run_dir: str, n_patches: int, patch_size: int,
                         colour_mode: str, patch_tiles: int, batch_size: int, seed: int,
                         cache_root: str | None = None) -> dict:
     """Patches (n_patches, patch_size**2 * c) from at most ``patch_tiles`` TRAINING tiles,

@@ -19,7 +19,7 @@ READERS = {"ucf": read_ucf_folders, "kth": read_kth, "folders": read_class_folde
 
 
 @task(name="scan-videos")
-def scan_action_videos(data_root: str, layout: str, run_dir: str,
+def scan_action_videos(*, data_root: str, layout: str, run_dir: str,
                        cache_root: str | None = None) -> str:
     """Read the ``layout`` of ``data_root``, decode every clip, keep the whole ones.
 
@@ -63,14 +63,3 @@ def load_clips(clips_path: str) -> list[dict]:
 def read_action_clip(clip: dict, scale: float, max_frames: int | None):
     """Grey (T, H, W) float32 frames of one listed clip, resized by ``scale``."""
     return read_clip(clip["path"], scale=scale, max_frames=max_frames)
-
-
-@task(name="clip-shapes")
-def clip_shapes(clips_path: str, scale: float, max_frames: int | None) -> list[list[int]]:
-    """(frames, height, width) of every listed clip as it will be read (one frame decoded each)."""
-    shapes = []
-    for clip in load_clips(clips_path):
-        first = read_action_clip(clip, scale, 1)
-        n_frames = clip["n_frames"] if max_frames is None else min(clip["n_frames"], max_frames)
-        shapes.append([n_frames, *first.shape[1:]])
-    return shapes

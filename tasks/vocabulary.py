@@ -13,7 +13,7 @@ from terafeat.encoding.pooled_layer import bag_of_words
 
 
 @task(name="build-vocabulary")
-def build_vocabulary(shards: list[str], run_dir: str, size: int, max_descriptors: int,
+def build_vocabulary(*, shards: list[str], run_dir: str, size: int, max_descriptors: int,
                      seed: int, cache_root: str | None = None) -> str:
     """MiniBatchKMeans centroids of descriptors drawn (seeded) from all clips.
 
@@ -41,7 +41,7 @@ def build_vocabulary(shards: list[str], run_dir: str, size: int, max_descriptors
 
 
 @task(name="histograms")
-def clip_histograms(shards: list[str], vocabulary_path: str, run_dir: str) -> str:
+def clip_histograms(*, shards: list[str], vocabulary_path: str, run_dir: str) -> str:
     """L1-normalised word histogram per clip: writes ``histograms.npy`` (n_clips, size)."""
     centroids = load_array(vocabulary_path)
     histograms = np.stack([bag_of_words(load_array(path), centroids) for path in shards])

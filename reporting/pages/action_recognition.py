@@ -52,8 +52,8 @@ def confusion_rows(confusion, classes) -> list[dict]:
 def action_report(run_dir, results: dict, layer1_filters: np.ndarray) -> Path:
     """``results.json``, ``filters.png`` and ``index.html`` of an action-recognition run.
 
-    results: the run's numbers ("evaluation" with "learned" and "motion energy"
-    entries from the classification stage, "features", "sizes", "timings",
+    results: the run's numbers ("classification" and "motion_energy_classification",
+    the scores of the learned features and of the peer, "features", "sizes", "timings",
     "skipped", "parameters"); layer1_filters: (k, frames * height * width) in pixel space.
     Returns the path of ``index.html``.
     """
@@ -61,7 +61,8 @@ def action_report(run_dir, results: dict, layer1_filters: np.ndarray) -> Path:
     sizes = results["sizes"]
     strips = save_image(run / "filters.png",
                         filter_strips(layer1_filters, sizes["layer1_block"]), scale=3)
-    evaluation = results["evaluation"]
+    evaluation = {"learned": results["classification"],
+                  "motion energy": results["motion_energy_classification"]}
     score_key = "mean_ap" if "mean_ap" in evaluation["learned"] else "accuracy"
     score_rows = [{"features": name, score_key: scores[score_key],
                    "classifier": f"{scores['classifier']} SVM (C={scores['C']:g})",
@@ -73,7 +74,7 @@ def action_report(run_dir, results: dict, layer1_filters: np.ndarray) -> Path:
     return write_html_report(run / "index.html", "terafeat: action recognition with stacked "
                              "convolutional ISA", [
         ("Learned features against the motion-energy peer", [
-            f"{results['parameters']['layers']}-layer ISA descriptors, bag of "
+            f"{results['parameters']['n_layers']}-layer ISA descriptors, bag of "
             f"{sizes['vocabulary']} words, against the motion-energy image of each clip "
             "(16x16, standardised, linear SVM) on the same clips and folds. The unsupervised "
             "stages (PCA, ISA layers, vocabulary) see every clip but no label; the SVMs are "
@@ -96,7 +97,7 @@ def action_report(run_dir, results: dict, layer1_filters: np.ndarray) -> Path:
             f"{features['n_descriptors']} descriptors from {features['frames']} frames in "
             f"{features['seconds']:.1f} s: {features['seconds_per_frame']:.4f} s per frame "
             "(Le et al. 2011, Table 6: ISA one layer 0.14 s, two layers 0.44 s per frame)"
-            f"{from_cache(results, 'extract descriptors')}."]),
+            f"{from_cache(results, 'extract-descriptors')}."]),
         ("Sizes used", [[{"size": key, "value": str(value)} for key, value in sizes.items()]]),
         ("Skipped files", [results["skipped"]] if results["skipped"] else ["none"]),
         *run_sections(results),

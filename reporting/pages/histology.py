@@ -130,13 +130,13 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
             f"{filters.shape[0]} RICA filters of {'x'.join(map(str, patch_shape))} "
             f"{parameters['colour_mode']} patches (whitened space), trained with ISA pooling in "
             f"groups of {parameters['group_size']} on patches of training tiles only; each "
-            f"scaled to its own range{from_cache(results, 'train RICA')}.",
+            f"scaled to its own range{from_cache(results, 'train-rica')}.",
             figures["filters"], figures["objective"]]),
         ("Test accuracy beside the peers", [
             f"One classifier for every feature set: standardised "
             f"{CLASSIFIER_NAMES[parameters.get('classifier', 'logistic')]}, C chosen by "
             "cross-validation on the training split only, scored once on the test split"
-            f"{from_cache(results, 'extract features')}.", rows,
+            f"{from_cache(results, 'extract-tile-features')}.", rows,
             "Published numbers are on other data: Le et al. (ISBI 2012) classify regions of "
             "TCGA glioblastoma (GBM) and kidney clear cell carcinoma (KIRC) sections; the "
             "group's follow-up (ISBI 2013) reports 84% accuracy (GBM, 3 classes) and 81% (KIRC) "

@@ -10,6 +10,7 @@ per name across the flows (the glossary, ``docs/parameters.md``, lists them all)
 """
 from __future__ import annotations
 
+import difflib
 import inspect
 from collections.abc import Callable
 from typing import Annotated, Literal, get_type_hints
@@ -105,7 +106,9 @@ def validation_message(error, model) -> str:
     for item in error.errors():
         name = ".".join(map(str, item["loc"]))
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown parameter {name!r}; parameters: "
+            close = difflib.get_close_matches(name, model.model_fields, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            problems.append(f"unknown parameter {name!r}{hint}; parameters: "
                             f"{', '.join(model.model_fields)}")
         elif name:
             problems.append(f"{name}={item.get('input')!r}: {item['msg']}")

@@ -22,7 +22,7 @@ def _one_line_error(capsys, argv) -> str:
     (["run", "quickstartt"], "invalid choice: 'quickstartt' (choose from " + ", ".join(
         f"'{name}'" for name in sorted(FLOWS)) + ")"),
     (["run", "quickstart", "--set", "maxiter=5"],
-     "unknown parameter 'maxiter'; parameters: cache_root, backend"),
+     "unknown parameter 'maxiter' (did you mean 'max_iter'?); parameters: images, patch_size"),
     (["run", "quickstart", "--set", "max_iter=many"], "max_iter='many': Input should be a valid "
                                                        "integer"),
     (["run", "quickstart", "--set", "max_iter=0"], "max_iter=0: Input should be greater than or "

@@ -41,8 +41,8 @@ BUDGET_MINUTES = 45
 
 #: Runs the flow in a fresh interpreter (peak memory is a process's lifetime high-water
 #: mark: two runs in one process would share it) and writes its run folder to argv[2].
-CHILD = ("import json, pathlib, sys; from flows.imagenet import ImagenetParams, imagenet; "
-         "results = imagenet(ImagenetParams(**json.loads(sys.argv[1]))); "
+CHILD = ("import json, pathlib, sys; from flows.imagenet import imagenet; "
+         "results = imagenet(**json.loads(sys.argv[1])); "
          "pathlib.Path(sys.argv[2]).write_text(results['run_dir'])")
 
 

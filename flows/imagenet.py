@@ -1,17 +1,18 @@
-"""Flow ``imagenet`` (issue #6): single-layer RICA features in the Coates–Ng pipeline, from
-CIFAR-10 on a laptop to ImageNet on a Dask cluster, with memory bounded by a batch."""
+"""Flow ``imagenet``: single-layer RICA features in the Coates–Ng pipeline, from CIFAR-10
+on a laptop to ImageNet on a Dask cluster, with memory bounded by a batch."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from prefect import flow, get_run_logger
-from pydantic import ConfigDict, Field, model_validator
+from prefect import flow
+from pydantic import Field
 
-from flows.options import StageCache, TrainingBackend
-from flows.legacy_stages import Stopwatch, open_run_dir, publish_report
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
+                              documented, parameter_model)
+from flows.stages import FlowPlan, Stage, run_flow
 from reporting.pages.imagenet import headline_rows
 from tasks.image_classification import classify_images
-from tasks.image_encoding import encode_images
+from tasks.image_encoding import encode_image_shards
 from tasks.image_listing import list_images
 from tasks.image_patches import sample_image_patches
 from tasks.imagenet_report import write_imagenet_report
@@ -22,172 +23,180 @@ from terafeat.classification.streamed import LAM_GRID
 from terafeat.encoding.sharded import peak_rss_bytes
 
 
-class ImagenetParams(TrainingBackend, StageCache):
-    """Parameters of the imagenet flow (the Prefect UI shows them as a form)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    dataset: Literal["cifar10", "cifar100", "folders", "imagenette", "tiny-imagenet",
-                     "ilsvrc"] = Field(
-        "cifar10", description="layout: the publisher's CIFAR files (`terafeat data fetch "
-        "cifar10`), class folders per split (root/{train,test}/<class>/), Imagenette, "
-        "Tiny ImageNet or ILSVRC-2012")
-    data_root: str = Field("data/cifar10", description="folder of the data set (relative: to "
-                           "the working folder)")
-    image_size: int = Field(32, ge=8, le=512, description="images are centre-cropped and "
-                            "resized to this side, pixels")
-    max_train_per_class: int | None = Field(None, ge=1, description="seeded subset of the "
-                                            "training images per class (None: all)")
-    max_test_per_class: int | None = Field(None, ge=1, description="seeded subset of the "
-                                           "test images per class (None: all)")
-    train_repeat: int = Field(1, ge=1, le=8, description="list the training set this many "
-                              "times (a memory check: peak memory must not grow)")
-    mirror_train: bool = Field(True, description="also list every training image mirrored "
-                               "left to right (twice the training rows: more encoding and "
-                               "classifier time; patches still come from the originals). Full "
-                               "CIFAR-10: RICA 0.769 with it, 0.751 without")
-    mirror_test: bool = Field(True, description="score every test image and its mirror "
-                              "image, averaging the classifier's scores (test-time "
-                              "augmentation: twice the test encoding)")
-    shift_train: int = Field(0, ge=0, le=4, description="also list every training image this "
-                             "many more times, each copy shifted by a seeded random offset of "
-                             "up to max_shift pixels along each axis (edges replicated) and, "
-                             "with mirror_train, mirrored at random: more encoding and "
-                             "classifier time, in proportion to the training rows. Full "
-                             "CIFAR-10 with mirroring: 1 copy (max_shift 2) scored RICA 0.7782 "
-                             "in 35 min, against 0.7780 in 22 min without")
-    max_shift: int = Field(2, ge=1, le=8, description="largest offset of a shifted copy, "
-                           "pixels (of the resized image)")
-    patch_size: int = Field(6, ge=3, le=16, description="side of the square colour patches")
-    n_patches: int = Field(100_000, ge=100, description="training patches")
-    patch_images: int = Field(10_000, ge=1, description="training images the patches come from")
-    whitening: Literal["pca", "zca"] = Field(
-        "pca", description="pca: whiten onto the leading components (RICA learns in that "
-                           "space); zca: all components, back in pixel space")
-    n_components: float | None = Field(
-        0.99, gt=0, description="components kept: a count, or a fraction (0, 1) of the patch "
-                                "variance (None: all); dropping the near-empty high frequencies "
-                                "keeps RICA from parking filters on them")
-    whitening_eps: float = Field(0.01, ge=0, description="whitening regulariser added to each "
-                                 "eigenvalue (contrast-normalised patches, variance about 1 per "
-                                 "pixel)")
-    n_features: int = Field(1600, ge=2, description="RICA features")
-    lam: float = Field(30.0, gt=0, description="weight of RICA's reconstruction term: with "
-                       "1600 filters on about 40 whitened dimensions, a weak term (0.1-3) lets "
-                       "the sparsity term gather the filters onto a few hundred directions "
-                       "(see 'distinct filters' in the report), and the features lose accuracy")
-    eps: float = Field(1e-2, gt=0, description="smoothing of the L1 penalty sqrt(eps + u^2)")
-    max_iter: int = Field(60, ge=1, description="L-BFGS iterations. Measured on a CIFAR-10 "
-                          "subset (10,000 / 3,000 images, ridge): started from sampled patches, "
-                          "60 iterations scored 0.680, level with k-means (0.682); from Gaussian "
-                          "filters, 20 iterations scored 0.638 (those filters barely leave their "
-                          "random start, and longer fits gather them onto fewer directions)")
-    rica_init: Literal["samples", "random"] = Field(
-        "samples", description="RICA's starting filters: whitened training patches drawn at "
-                               "random (seeded), or Gaussian random directions (full CIFAR-10, "
-                               "L2-SVM: 0.751 from patches, 60 iterations; 0.726 from Gaussian "
-                               "filters, 20 iterations)")
-    kmeans_peer: bool = Field(False, description="also learn k-means centroids (Coates et al.) "
-                              "from the same whitened patches and encode and classify with them "
-                              "exactly as with RICA's filters: the learners compared alone "
-                              "(adds a third of the extraction and classification time)")
-    nonlinearity: Literal["split", "abs", "smooth_l1"] = Field(
-        "split", description="split: soft threshold [max(z - alpha, 0), max(-z - alpha, 0)]; "
-                             "abs: |z|; smooth_l1: sqrt(eps + z^2), RICA's penalty")
-    alpha: float = Field(0.25, ge=0, description="soft threshold of the split non-linearity")
-    grid: int = Field(2, ge=1, le=4, description="pooling grid (2: quadrants)")
-    pooling: Literal["sum", "l2"] = Field("sum", description="over each grid cell: sum, or "
-                                          "l2 (square root of the sum of squares)")
-    classifier: Literal["l2svm", "ridge"] = Field(
-        "l2svm", description="one-vs-rest squared-hinge SVM (L-BFGS, started from ridge) or ridge")
-    lam_grid: tuple[float, ...] = Field(LAM_GRID, min_length=1, description="regularisers "
-                                        "tried, in multiples of the number of training images")
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="training images held out to "
-                                "choose the regulariser")
-    svm_iter: int = Field(100, ge=1, description="L-BFGS iterations of the final L2-SVM "
-                          "(preconditioned: it stops at its optimum, 35 iterations on full "
-                          "CIFAR-10)")
-    svm_path: int = Field(4, ge=1, description="L2-SVM regularisers tried on the held-out "
-                          "images: ridge's choice and the next smaller ones of lam_grid (1: "
-                          "keep ridge's). Full CIFAR-10 with mirroring: ridge chose lam/n "
-                          "0.003 and so did the SVM (held-out 0.7695, against 0.7674 at "
-                          "0.001 and 0.7499 at 0.0003)")
-    svm_path_iter: int = Field(30, ge=1, description="L-BFGS iterations at each point of the "
-                               "path, each started from the last")
-    batch_size: int = Field(256, ge=1, description="images read and encoded at a time")
-    shard_size: int = Field(2500, ge=1, description="images per feature shard (one Dask task)")
-    encode_on: Literal["dask", "local"] = Field(
-        "dask", description="feature extraction: mapped over the Dask cluster (dask_address, "
-                            "else a local cluster, one worker per core), or in this process")
-    dtype: Literal["float32", "float64"] = "float32"
-    seed: int = Field(0, description="seed of every random choice")
-    output_root: str = Field("reports", description="reports go to <output_root>/imagenet/<run>/")
-
-    def encoding(self) -> dict:
-        """The ``ConvolutionalEncoder`` options of the feature-extraction stage."""
-        return {"nonlinearity": self.nonlinearity, "alpha": self.alpha, "grid": self.grid,
-                "pooling": self.pooling, "smoothing": self.eps}
-
-    def whitening_components(self) -> int | float | None:
-        """``n_components`` as ``Whitener`` takes it: a count as an int, else the fraction."""
-        if self.n_components is not None and self.n_components >= 1:
-            return int(self.n_components)
-        return self.n_components
-
-    @model_validator(mode="after")
-    def _patch_fits(self):
-        if self.patch_size + self.grid - 1 > self.image_size:
-            raise ValueError(f"a {self.patch_size}px patch and a {self.grid}x{self.grid} grid "
-                             f"do not fit {self.image_size}px images")
-        return self
-
-
 @flow(name="imagenet", log_prints=True)
-def imagenet(params: ImagenetParams = ImagenetParams()) -> dict:
-    """List images -> colour patches -> ZCA -> RICA -> encode every image in shards
-    (Dask) -> streamed linear classifiers (RICA and raw pixels) -> report."""
-    logger = get_run_logger()
-    run_dir = open_run_dir("imagenet", params.output_root)
-    timed = Stopwatch()
-    run, cache = str(run_dir), params.cache_root or None
-    listing = timed("list images", list_images, params.dataset, params.data_root, run,
-                    params.max_train_per_class, params.max_test_per_class, params.train_repeat,
-                    params.seed, params.mirror_train, params.mirror_test, params.shift_train,
-                    params.max_shift)
-    patches = timed("sample patches", sample_image_patches, listing, run, params.n_patches,
-                    params.patch_size, params.image_size, params.patch_images, params.seed,
-                    cache_root=cache)
-    whitener, whitened = timed("whiten", whiten_patches, patches["patches"], run, params.whitening,
-                               params.whitening_eps, params.whitening_components(),
-                               remove_dc=False, cache_root=cache)
-    training = timed("train RICA", train_rica_layer, whitened, run, params.n_features, params.lam,
-                     params.eps, params.max_iter, params.dtype, params.seed,
-                     **params.backend_options(), cache_root=cache, init=params.rica_init)
-    banks, kmeans = {"rica": training["W"]}, None
-    if params.kmeans_peer:
-        kmeans = timed("train k-means", train_kmeans_filters, whitened, run, params.n_features,
-                       params.seed, cache_root=cache)
-        banks["kmeans"] = kmeans["W"]
-    encoding = timed("extract features", encode_images, listing, run, whitener, banks,
-                     params.patch_size, params.encoding(), params.image_size,
-                     params.batch_size, params.shard_size, params.encode_on,
-                     params.dask_address, cache_root=cache)
-    classification = timed("classify", classify_images, encoding, len(listing["classes"]), run,
-                           params.classifier, list(params.lam_grid), params.val_fraction,
-                           params.svm_iter, params.seed, params.svm_path,
-                           params.svm_path_iter)
-    results = {"flow": "imagenet", "run_dir": str(run_dir.resolve()),
-               "parameters": params.model_dump(mode="json"), "listing": listing,
-               "patches": patches, "training": training, "kmeans": kmeans, "encoding": encoding,
-               "classification": classification,
-               "unreadable_images": sorted({tuple(p) for p in listing["layout_problems"]
-                                            + patches["problems"] + encoding["problems"]}),
-               "timings": timed.timings, "cache": timed.sources,
-               "peak_memory": {"flow": peak_rss_bytes(), "encoding": encoding["peak_rss"]}}
-    results["headline"] = headline_rows(results)
-    page = timed("write report", write_imagenet_report, run, results, training["W"],
-                 training["objective"], whitener)
-    for row in results["headline"]:
-        logger.info("%-16s top-1 %.4f, top-5 %.4f", row["features"], row["top-1"], row["top-5"])
-    results["report"] = publish_report("imagenet", page, results["headline"])
-    return results
+@documented
+def imagenet(
+    *,
+    dataset: Annotated[Literal["cifar10", "cifar100", "folders", "imagenette", "tiny-imagenet",
+                               "ilsvrc"], Field(
+        description="layout: the publisher's CIFAR files (`terafeat data fetch cifar10`), class "
+                    "folders per split (root/{train,test}/<class>/), Imagenette, Tiny ImageNet "
+                    "or ILSVRC-2012")] = "cifar10",
+    data_root: Annotated[str, Field(min_length=1, description="folder of the data set "
+                                    "(relative: to the working folder)")] = "data/cifar10",
+    image_size: Annotated[int, Field(ge=8, le=512, description="images are centre-cropped and "
+                                     "resized to this side, pixels")] = 32,
+    max_train_per_class: Annotated[int | None, Field(ge=1, description="seeded subset of the "
+                                                     "training images per class (None: all)")]
+    = None,
+    max_test_per_class: Annotated[int | None, Field(ge=1, description="seeded subset of the "
+                                                    "test images per class (None: all)")] = None,
+    train_repeat: Annotated[int, Field(ge=1, le=8, description="list the training set this "
+                                       "many times (a memory check: peak memory must not "
+                                       "grow)")] = 1,
+    mirror_train: Annotated[bool, Field(description="also list every training image mirrored "
+                                        "left to right (twice the training rows; patches "
+                                        "still come from the originals)")] = True,
+    mirror_test: Annotated[bool, Field(description="score every test image and its mirror "
+                                       "image, averaging the classifier's scores (test-time "
+                                       "augmentation: twice the test encoding)")] = True,
+    shift_train: Annotated[int, Field(ge=0, le=4, description="also list every training image "
+                                      "this many more times, each copy shifted by a seeded "
+                                      "random offset of up to max_shift pixels along each axis "
+                                      "(edges replicated) and, with mirror_train, mirrored at "
+                                      "random")] = 0,
+    max_shift: Annotated[int, Field(ge=1, le=8, description="largest offset of a shifted copy, "
+                                    "pixels of the resized image")] = 2,
+    patch_size: Annotated[int, Field(ge=3, le=16, description="side of the square colour "
+                                     "patches, pixels")] = 6,
+    n_patches: Annotated[int, Field(ge=100, description="training patches")] = 100_000,
+    patch_images: Annotated[int, Field(ge=1, description="training images the patches come "
+                                       "from")] = 10_000,
+    whitening: Annotated[Literal["pca", "zca"], Field(
+        description="pca: whiten onto the leading components (RICA learns in that space); "
+                    "zca: all components, back in pixel space")] = "pca",
+    n_components: Annotated[float | None, Field(gt=0, description="whitened components kept: "
+                                                "a count, or a fraction (0, 1) of the patch "
+                                                "variance (None: all)")] = 0.99,
+    whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="whitening "
+                                          "regulariser added to each eigenvalue (of "
+                                          "contrast-normalised patches)")] = 0.01,
+    n_features: Annotated[int, Field(ge=2, description="RICA features (filters)")] = 1600,
+    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
+                                "reconstruction term; a weak term lets the sparsity term "
+                                "gather the filters onto few directions (the report's "
+                                "'distinct filters')")] = 30.0,
+    eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of the L1 "
+                                "penalty sqrt(eps + u^2), training and smooth_l1 "
+                                "encoding")] = 1e-2,
+    max_iter: Annotated[int, Field(ge=1, description="RICA's L-BFGS iterations")] = 60,
+    rica_init: Annotated[Literal["samples", "random"], Field(
+        description="RICA's starting filters: whitened training patches drawn at random "
+                    "(seeded), or Gaussian random directions")] = "samples",
+    kmeans_peer: Annotated[bool, Field(description="also learn k-means centroids (Coates et "
+                                       "al.) from the same whitened patches, encoded and "
+                                       "classified exactly as RICA's filters")] = False,
+    nonlinearity: Annotated[Literal["split", "abs", "smooth_l1"], Field(
+        description="split: soft threshold [max(z - alpha, 0), max(-z - alpha, 0)]; abs: |z|; "
+                    "smooth_l1: sqrt(eps + z^2), RICA's penalty")] = "split",
+    alpha: Annotated[float, Field(ge=0, description="soft threshold of the split "
+                                  "non-linearity, whitened units")] = 0.25,
+    grid: Annotated[int, Field(ge=1, le=4, description="pooling grid per image side (2: "
+                               "quadrants)")] = 2,
+    pooling: Annotated[Literal["sum", "l2"], Field(description="over each grid cell: sum, or "
+                                                   "l2 (square root of the sum of "
+                                                   "squares)")] = "sum",
+    classifier: Annotated[Literal["l2svm", "ridge"], Field(
+        description="one-vs-rest squared-hinge SVM (L-BFGS, started from ridge) or "
+                    "ridge")] = "l2svm",
+    penalty_grid: Annotated[tuple[float, ...], Field(min_length=1, description="L2 penalty "
+                                                     "weights tried, in multiples of the "
+                                                     "number of training rows")] = LAM_GRID,
+    val_fraction: Annotated[float, Field(gt=0, lt=1, description="training images held out "
+                                         "to choose the penalty")] = 0.1,
+    svm_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations of the final L2-SVM "
+                                   "(it stops earlier at its optimum)")] = 100,
+    svm_path: Annotated[int, Field(ge=1, description="L2-SVM penalties tried on the held-out "
+                                   "images: ridge's choice and the next smaller ones of "
+                                   "penalty_grid (1: keep ridge's)")] = 4,
+    svm_path_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations at each point of "
+                                        "the path, each started from the last")] = 30,
+    batch_size: Annotated[int, Field(ge=1, description="images read and encoded at a "
+                                     "time")] = 256,
+    shard_size: Annotated[int, Field(ge=1, description="images per feature shard (one Dask "
+                                     "task)")] = 2500,
+    encode_on: Annotated[Literal["dask", "local"], Field(
+        description="feature extraction: mapped over the Dask cluster (dask_address, else a "
+                    "local cluster, one worker per core), or in this process")] = "dask",
+    seed: Seed = 0,
+    dtype: Dtype = "float32",
+    output_root: OutputRoot = "reports",
+    cache_root: CacheRoot = "data/cache",
+    backend: Backend = "local",
+    dask_address: DaskAddress = None,
+    solver: Solver = "lbfgs",
+) -> dict:
+    """List images -> colour patches -> whitening -> RICA (and the k-means peer) -> encode
+    every image in shards (Dask) -> streamed linear classifiers (learned features and raw
+    pixels) -> report.  Returns results.json's content."""
+    return run_flow(PLAN, locals())
+
+
+def _patch_fits(params) -> None:
+    if params.patch_size + params.grid - 1 > params.image_size:
+        raise ValueError(f"a {params.patch_size}px patch and a {params.grid}x{params.grid} "
+                         f"grid do not fit {params.image_size}px images")
+
+
+def _whitening_components(params) -> int | float | None:
+    """``n_components`` as ``Whitener`` takes it: a count as an int, else the fraction."""
+    if params.n_components is not None and params.n_components >= 1:
+        return int(params.n_components)
+    return params.n_components
+
+
+def _filter_banks(outputs) -> dict:
+    banks = {"rica": outputs["training"]["W"]}
+    if outputs.get("kmeans"):
+        banks["kmeans"] = outputs["kmeans"]["W"]
+    return banks
+
+
+def _summarise(params, outputs) -> dict:
+    listing, patches, encoding = outputs["listing"], outputs["patches"], outputs["encoding"]
+    return {"unreadable_images": sorted({tuple(p) for p in listing["layout_problems"]
+                                         + patches["problems"] + encoding["problems"]}),
+            "peak_memory": {"flow": peak_rss_bytes(), "encoding": encoding["peak_rss"]}}
+
+
+PLAN = FlowPlan(
+    name="imagenet",
+    model=parameter_model(imagenet, checks=(_patch_fits,)),
+    stages=(
+        Stage(list_images, "listing", lambda p, o: dict(
+            dataset=p.dataset, data_root=p.data_root, max_train_per_class=p.max_train_per_class,
+            max_test_per_class=p.max_test_per_class, train_repeat=p.train_repeat, seed=p.seed,
+            mirror_train=p.mirror_train, mirror_test=p.mirror_test, shift_train=p.shift_train,
+            max_shift=p.max_shift)),
+        Stage(sample_image_patches, "patches", lambda p, o: dict(
+            listing=o["listing"], n_patches=p.n_patches, patch_size=p.patch_size,
+            image_size=p.image_size, n_images=p.patch_images, seed=p.seed)),
+        Stage(whiten_patches, "whitening", lambda p, o: dict(
+            patches_path=o["patches"]["patches"], method=p.whitening, eps=p.whitening_eps,
+            n_components=_whitening_components(p), remove_dc=False)),
+        Stage(train_rica_layer, "training", lambda p, o: dict(
+            whitened_path=o["whitening"][1], n_features=p.n_features, lam=p.lam, eps=p.eps,
+            max_iter=p.max_iter, dtype=p.dtype, seed=p.seed, backend=p.backend,
+            dask_address=p.dask_address, solver=p.solver, init=p.rica_init)),
+        Stage(train_kmeans_filters, "kmeans", lambda p, o: dict(
+            whitened_path=o["whitening"][1], n_filters=p.n_features, seed=p.seed),
+            when=lambda p: p.kmeans_peer),
+        Stage(encode_image_shards, "encoding", lambda p, o: dict(
+            listing=o["listing"], whitener_path=o["whitening"][0], filter_banks=_filter_banks(o),
+            patch_size=p.patch_size, encoding={"nonlinearity": p.nonlinearity, "alpha": p.alpha,
+                                               "grid": p.grid, "pooling": p.pooling,
+                                               "smoothing": p.eps},
+            image_size=p.image_size, batch_size=p.batch_size, shard_size=p.shard_size,
+            encode_on=p.encode_on, dask_address=p.dask_address)),
+        Stage(classify_images, "classification", lambda p, o: dict(
+            encoded=o["encoding"], n_classes=len(o["listing"]["classes"]),
+            classifier=p.classifier, penalty_grid=list(p.penalty_grid),
+            val_fraction=p.val_fraction, svm_iter=p.svm_iter, seed=p.seed, svm_path=p.svm_path,
+            svm_path_iter=p.svm_path_iter)),
+    ),
+    summarise=_summarise,
+    headline=headline_rows,
+    report=Stage(write_imagenet_report, "report", lambda p, results: dict(
+        results=results, W_path=results["training"]["W"],
+        objective_path=results["training"]["objective"], whitener_path=results["whitening"][0])),
+)

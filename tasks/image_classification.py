@@ -30,8 +30,8 @@ def _stored(paths: list[str], key: str) -> list[np.ndarray]:
 
 
 @task(name="classify-images")
-def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str,
-                    lam_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
+def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: str,
+                    penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
                     svm_path: int = 4, svm_path_iter: int = 30) -> dict:
     """Per feature set: fit on the training shards, score the test shards (per image:
     the rows of one image, e.g. it and its mirror image, by their mean scores).
@@ -46,7 +46,7 @@ def classify_images(encoded: dict, n_classes: int, run_dir: str, classifier: str
         shards, labels = encoded["shards"][name], encoded["labels"][name]
         weights, fit = fit_streamed_classifier(
             shards["train"], _stored(labels["train"], "labels"), n_classes, classifier,
-            lam_grid, val_fraction, seed, svm_iter,
+            penalty_grid, val_fraction, seed, svm_iter,
             log=lambda line, n=name: logger.info("%s: %s", n, line),
             groups=_stored(labels["train"], "images"), svm_path=svm_path,
             svm_path_iter=svm_path_iter)

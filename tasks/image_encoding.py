@@ -27,8 +27,8 @@ def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int
                      for start, stop in shard_ranges(len(splits) - n_train, shard_size)]}
 
 
-@task(name="encode-images")
-def encode_images(listing: dict, run_dir: str, whitener_path: str, filter_banks: dict,
+@task(name="encode-image-shards")
+def encode_image_shards(*, listing: dict, run_dir: str, whitener_path: str, filter_banks: dict,
                   patch_size: int, encoding: dict, image_size: int, batch_size: int,
                   shard_size: int, encode_on: str = "dask", dask_address: str | None = None,
                   cache_root: str | None = None) -> dict:

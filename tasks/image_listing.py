@@ -11,7 +11,7 @@ from terafeat.datasets.image_sets import list_image_set, prepare_listing
 
 
 @task(name="list-images")
-def list_images(dataset: str, data_root: str, run_dir: str, max_train_per_class: int | None,
+def list_images(*, dataset: str, data_root: str, run_dir: str, max_train_per_class: int | None,
                 max_test_per_class: int | None, train_repeat: int, seed: int,
                 mirror_train: bool = False, mirror_test: bool = False, shift_train: int = 0,
                 max_shift: int = 2) -> dict:

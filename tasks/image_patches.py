@@ -15,7 +15,7 @@ from terafeat.media.patches import sample_patches
 
 
 @task(name="sample-image-patches")
-def sample_image_patches(listing: dict, run_dir: str, n_patches: int, patch_size: int,
+def sample_image_patches(*, listing: dict, run_dir: str, n_patches: int, patch_size: int,
                          image_size: int, n_images: int, seed: int,
                          cache_root: str | None = None) -> dict:
     """``patches.npy`` (n_patches, patch_size**2 * 3): random windows of ``n_images``

@@ -10,7 +10,7 @@ from terafeat.atomic_files import load_array
 
 
 @task(name="write-imagenet-report")
-def write_imagenet_report(run_dir: str, results: dict, W_path: str, objective_path: str,
+def write_imagenet_report(*, run_dir: str, results: dict, W_path: str, objective_path: str,
                           whitener_path: str) -> str:
     """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path.
     Filters are shown in pixel space: the input pattern each unit responds to most."""

@@ -13,7 +13,7 @@ from terafeat.learning.rica import distinct_filters
 
 
 @task(name="train-kmeans")
-def train_kmeans_filters(whitened_path: str, run_dir: str, n_filters: int, seed: int,
+def train_kmeans_filters(*, whitened_path: str, run_dir: str, n_filters: int, seed: int,
                          cache_root: str | None = None) -> dict:
     """Writes ``kmeans-W.npy`` (n_filters, d) unit-norm centroids; returns {"W": path,
     "seconds", "distinct_filters"}."""

@@ -30,7 +30,8 @@ def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: lis
 
     Writes ``predictions/<set>.npy`` (n_test, 3): tile row, predicted label, class-1 score
     (probability, or SVM decision value; NaN for more than two classes).  Returns
-    {"metrics": {set: metrics + "C", "n_features", "seconds"}, "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
+    {"metrics": {set: metrics + "C", "n_features", "seconds"},
+    "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
     "predictions": {set: path}}.
     """
     logger = stage_logger()

@@ -1,17 +1,19 @@
 """The imagenet flow end to end through Prefect (test server) on tiny generated class folders."""
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from flows.imagenet import ImagenetParams, imagenet
-from flows.registry import FLOWS
+from flows.imagenet import PLAN, imagenet
+from flows.registry import load_flow
+from stage_replay import assert_stages_replay
 
 SIDE = 16
 SMALL = dict(dataset="folders", image_size=SIDE, patch_size=5, n_patches=3000, patch_images=40,
              n_features=24, max_iter=15, batch_size=7, shard_size=10, svm_iter=20,
-             lam_grid=(0.01, 0.1), val_fraction=0.2, encode_on="local",
+             penalty_grid=(0.01, 0.1), val_fraction=0.2, encode_on="local",
              whitening="zca", n_components=None, whitening_eps=0.1, lam=10.0,
              mirror_train=False, mirror_test=False)
 
@@ -55,10 +57,9 @@ def two_runs(prefect_server, image_folders, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     common = dict(data_root=str(image_folders), output_root=str(root), cache_root=str(cache),
                   **SMALL)
-    first = imagenet(ImagenetParams(**common))
-    doubled = imagenet(ImagenetParams(**{**common, "train_repeat": 2, "mirror_train": True,
-                                         "shift_train": 1, "mirror_test": True,
-                                         "kmeans_peer": True}))
+    first = imagenet(**common)
+    doubled = imagenet(**{**common, "train_repeat": 2, "mirror_train": True,
+                          "shift_train": 1, "mirror_test": True, "kmeans_peer": True})
     return first, doubled, image_folders
 
 
@@ -108,7 +109,9 @@ def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
     assert all(result["n"] == 18 and np.sum(result["confusion_matrix"]) == 18
                for result in doubled["classification"].values())
     assert sum(len(np.load(path)) for path in doubled["encoding"]["shards"]["rica"]["test"]) == 36
-    assert doubled["kmeans"]["distinct_filters"] >= 1 and first["kmeans"] is None
+    # k-means centroids of whitened patches are distinct directions, as RICA's filters
+    assert doubled["kmeans"]["distinct_filters"] > SMALL["n_features"] // 2
+    assert first["kmeans"] is None
     assert "k-means (same pipeline)" in open(f"{doubled['run_dir']}/index.html").read()
     assert [row["features"] for row in doubled["headline"]] == [
         "RICA (learned)", "k-means (same pipeline)", "raw pixels"]
@@ -120,6 +123,14 @@ def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
 
 
 def test_registered_and_validated():
-    assert FLOWS["imagenet"].load()[1] is ImagenetParams
+    assert load_flow("imagenet") == (imagenet, PLAN)
     with pytest.raises(ValueError, match="do not fit 8px images"):
-        ImagenetParams(image_size=8, patch_size=8, grid=2)
+        PLAN.model(image_size=8, patch_size=8, grid=2)
+    with pytest.raises(ValueError, match="lam_grid\n  Extra inputs are not permitted"):
+        PLAN.validate({"lam_grid": (0.1,)})
+
+
+def test_every_stage_replays_exactly(two_runs, tmp_path):
+    _, doubled, _ = two_runs
+    replayed = assert_stages_replay(PLAN, Path(doubled["run_dir"]), tmp_path)
+    assert replayed == [stage.name for stage in PLAN.stages]

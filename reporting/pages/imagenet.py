@@ -105,7 +105,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             f"The {W.shape[0]} RICA filters in pixel space (each unit's weights mapped back "
             "through the whitening: the colour pattern it responds to most), each scaled to its "
             "own range"
-            f"{from_cache(results, 'train RICA')}.",
+            f"{from_cache(results, 'train-rica')}.",
             f"Distinct filters (no earlier filter with |cosine| > 0.95 in the whitened space): "
             f"{results['training']['distinct_filters']} of {W.shape[0]}. With many more filters "
             "than whitened dimensions, RICA's reconstruction term is met by copies too, and "
@@ -128,7 +128,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             "Feature extraction reads and encodes one batch of images at a time and the "
             "classifier holds one shard plus (f+1)^2 statistics, so peak memory does not "
             "grow with the number of images.",
-            "Feature extraction" + from_cache(results, "extract features") + ":",
+            "Feature extraction" + from_cache(results, "encode-image-shards") + ":",
             [{"features": NAMES.get(name, name), "images/s": round(rate, 1)}
              for name, rate in results["encoding"]["images_per_second"].items()]]),
         ("Unreadable images (skipped)", [[{"image": path, "problem": problem}

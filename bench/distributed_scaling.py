@@ -60,7 +60,8 @@ from terafeat.distributed.downpour import DownpourRICA
 from terafeat.distributed.lbfgs import DistributedRICA
 from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
 from terafeat.distributed.shards import write_shards
-from terafeat.learning.rica import RicaLoss, normalize_rows
+from terafeat.learning.rica import normalize_rows
+from terafeat.learning.rica_objective import RicaLoss
 
 LAM, EPS = 10.0, 1e-2
 SEED = 0

@@ -65,7 +65,8 @@ import warnings
 
 import numpy as np
 
-from terafeat.learning.rica import RICA, RicaLoss, normalize_rows, rica_loss_grad_reference
+from terafeat.learning.rica import RICA, normalize_rows
+from terafeat.learning.rica_objective import RicaLoss, rica_loss_grad_reference
 
 SIZES = {  # name: (m, d, k)
     "large": (100_000, 256, 1024),
@@ -335,7 +336,7 @@ def run_fit(n_patches: int, zca_eps: float, mbdl_epochs: int) -> dict:
     print(f"  ... patches {_fmt_s(t_patches)}, ZCA {_fmt_s(t_whiten)}; fitting RICA", flush=True)
 
     # count and time the objective evaluations inside the fit (the rest is L-BFGS-B + wrapper)
-    import terafeat.learning.rica as rica_module
+    import terafeat.learning.rica_objective as rica_module
     evals = {"n": 0, "s": 0.0}
     original_call = rica_module.RicaLoss.__call__
 

@@ -26,7 +26,8 @@ from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
 from terafeat.distributed.shards import ShardError, load_shard, write_shards
 from terafeat.distributed.training import fit_rica_layer
 from terafeat.learning.pooling import subspace_pooling
-from terafeat.learning.rica import RICA, RicaLoss, sampled_filters
+from terafeat.learning.rica import RICA, sampled_filters
+from terafeat.learning.rica_objective import RicaLoss
 
 PARAMS = {"n_features": 32, "lam": 0.5, "eps": 1e-2, "random_state": 0}
 

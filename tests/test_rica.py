@@ -2,18 +2,10 @@ import numpy as np
 import pytest
 
 from terafeat.learning.pooling import subspace_pooling
-from terafeat.learning.rica import (
-    RICA,
-    RicaLoss,
-    data_basis,
-    distinct_filters,
-    normalize_rows,
-    rica_loss_grad,
-    rica_loss_grad_reference,
-    sampled_filters,
-    sparsity_terms,
-    unit_norm_gradient,
-)
+from terafeat.learning.rica import (RICA, data_basis, distinct_filters, normalize_rows,
+                                    sampled_filters, unit_norm_gradient)
+from terafeat.learning.rica_objective import (RicaLoss, rica_loss_grad, rica_loss_grad_reference,
+                                              sparsity_terms)
 
 
 def _numerical_gradient(f, x, h=1e-6):

@@ -18,14 +18,8 @@ from terafeat.distributed.cluster import WorkerLostError
 from terafeat.distributed.lbfgs import shard_paths
 from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
 from terafeat.distributed.shards import LoadedShard, objective_from_terms
-from terafeat.learning.rica import (
-    RICA,
-    data_basis,
-    reconstruction_terms,
-    span_gradient,
-    span_weights,
-    sparsity_terms,
-)
+from terafeat.learning.rica import RICA, data_basis, span_gradient, span_weights
+from terafeat.learning.rica_objective import reconstruction_terms, sparsity_terms
 from terafeat.validation import check_random_state
 
 logger = logging.getLogger(__name__)

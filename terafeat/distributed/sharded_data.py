@@ -21,7 +21,7 @@ from terafeat.distributed.shards import (
     shard_sparsity,
     sum_partials,
 )
-from terafeat.learning.rica import reconstruction_terms
+from terafeat.learning.rica_objective import reconstruction_terms
 from terafeat.validation import check_dtype
 
 logger = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import numpy as np
 from dask.sizeof import sizeof
 
 from terafeat.atomic_files import atomic_write
-from terafeat.learning.rica import SparsityKernel
+from terafeat.learning.rica_objective import SparsityKernel
 from terafeat.validation import check_array
 
 # ----------------------------------------------------------------------------- shards

@@ -1,24 +1,6 @@
-"""Reconstruction ICA (Le, Karpenko, Ngiam, Ng; NIPS 2011).
-
-Convention (see ``shared/papers.md``): for data ``X`` of shape ``(m, d)``
-(one example per row) and features ``W`` of shape ``(k, d)``::
-
-    J(W) = lam * (1/m) * ||X W^T W - X||_F^2  +  (1/m) * sum_ij sqrt(eps + (X W^T)_ij^2)
-
-``lam`` weighs the reconstruction term; the smooth-L1 sparsity term has
-weight 1.
-
-The hot loop.  Writing ``P = W^T W - I`` (d x d) and ``C = X^T X / m``, the
-reconstruction residual is ``R = X P``, so the reconstruction term and its
-gradient need only ``C``, which is computed once per data set::
-
-    (1/m) ||R||^2 = sum(P * (C P))               grad = 2 lam (W C P + W P C)
-
-This is exact algebra, not an approximation, and it costs O(k d^2) per
-evaluation instead of three more m-sized matrix products.  The data touch the
-objective only through the sparsity term: ``Z = X W^T`` and ``S^T X`` with
-``S = Z / sqrt(eps + Z^2)``: two GEMMs, done over row blocks small enough for
-the cache, with the elementwise work in place in preallocated buffers.
+"""Reconstruction ICA (Le, Karpenko, Ngiam, Ng; NIPS 2011): the estimator, its
+L-BFGS on unit-norm filters, and helpers on filter banks.  The objective and its
+gradient are in ``terafeat.learning.rica_objective``.
 """
 from __future__ import annotations
 
@@ -37,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
 from terafeat.learning.pooling import l2_pool
+from terafeat.learning.rica_objective import RicaLoss
 from terafeat.validation import (
     RANDOM_STATE,
     check_array,
@@ -47,196 +30,14 @@ from terafeat.validation import (
 
 __all__ = [
     "RICA",
-    "RicaLoss",
-    "rica_loss_grad",
-    "rica_loss_grad_reference",
     "data_basis",
     "minimize_rica",
     "span_weights",
     "span_gradient",
-    "SparsityKernel",
-    "reconstruction_terms",
-    "sparsity_terms",
     "normalize_rows",
     "unit_norm_gradient",
     "distinct_filters",
 ]
-
-#: Target size in bytes of one (b, k) block of ``Z = X W^T`` (cache-sized);
-#: b stays within [512, 4096] rows so that each block is a well-shaped GEMM.
-BLOCK_BYTES = 1 << 20
-
-
-def reconstruction_terms(W: np.ndarray, C: np.ndarray, lam: float) -> tuple[float, np.ndarray]:
-    """Reconstruction term ``lam * (1/m)||X W^T W - X||^2`` and its gradient.
-
-    W: (k, d) features; C: (d, d) second-moment matrix ``X^T X / m``.
-    Returns (value, gradient of shape (k, d) in W's dtype).  Computed in float64
-    whatever W's dtype (O(k d^2), small beside the sparsity term's m-sized
-    products): overcomplete, the term is a large near-constant (k unit rows
-    on d dims give P ~ (k/d) I), and float32 rounding of it would drown the
-    sparsity term's changes, stopping L-BFGS after a few iterations.
-    """
-    W64 = W.astype(np.float64, copy=False)
-    C64 = C.astype(np.float64, copy=False)
-    P = W64.T @ W64
-    P[np.diag_indices_from(P)] -= 1.0
-    CP = C64 @ P
-    value = lam * float(np.vdot(P, CP))
-    grad = W64 @ CP
-    grad += (W64 @ P) @ C64
-    grad *= 2.0 * lam
-    return value, grad.astype(W.dtype, copy=False)
-
-
-class SparsityKernel:
-    """Blocked evaluation of the sparsity term over fixed data X (m, d).
-
-    Rows are processed in blocks whose (b, k) slice of Z fits the cache; Z and
-    its elementwise transforms live in preallocated (b, k) buffers, and
-    ``S^T X`` accumulates block by block into one (k, d) array.  With a
-    pooling matrix V (p, k) the penalty is on pooled units
-    ``sqrt(eps + Z^2 V^T)`` (ISA/TICA) instead of on each simple unit.
-    """
-
-    def __init__(self, X: np.ndarray, k: int, pool: np.ndarray | None = None,
-                 block_rows: int | None = None):
-        m, d = X.shape
-        if block_rows is None:
-            block_rows = min(max(BLOCK_BYTES // (k * X.dtype.itemsize), 512), 4096)
-        block_rows = int(max(1, min(block_rows, m)))
-        self.X = X
-        self.blocks = [(s, min(s + block_rows, m)) for s in range(0, m, block_rows)]
-        self.Z = np.empty((block_rows, k), X.dtype)
-        self.T = np.empty((block_rows, k), X.dtype)
-        self.G_block = np.empty((k, d), X.dtype)
-        self.pool = None
-        if pool is not None:
-            self.pool = check_pooling(pool, k, X.dtype)
-            self.Q = np.empty((block_rows, self.pool.shape[0]), X.dtype)
-
-    def _penalty(self, Z: np.ndarray, T: np.ndarray, eps: float) -> float:
-        """Sum of the penalty over a block; leaves dPenalty/dZ in Z."""
-        np.multiply(Z, Z, out=T)
-        if self.pool is None:
-            T += eps
-            np.sqrt(T, out=T)
-            total = float(T.sum())
-            np.divide(Z, T, out=Z)
-            return total
-        Q = self.Q[:Z.shape[0]]
-        np.matmul(T, self.pool.T, out=Q)
-        Q += eps
-        np.sqrt(Q, out=Q)
-        total = float(Q.sum())
-        np.reciprocal(Q, out=Q)
-        np.matmul(Q, self.pool, out=T)
-        np.multiply(Z, T, out=Z)
-        return total
-
-    def __call__(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
-        X = self.X
-        grad = np.zeros((W.shape[0], X.shape[1]), X.dtype)
-        total = 0.0
-        for start, stop in self.blocks:
-            Xb = X[start:stop]
-            Z, T = self.Z[:stop - start], self.T[:stop - start]
-            np.matmul(Xb, W.T, out=Z)
-            total += self._penalty(Z, T, eps)
-            np.matmul(Z.T, Xb, out=self.G_block)
-            grad += self.G_block
-        return total, grad
-
-
-def check_pooling(pool, n_features: int, dtype) -> np.ndarray:
-    """A (p, n_features) non-negative pooling matrix as a C-contiguous ``dtype`` array."""
-    pool = check_array(pool, dtype=dtype, name="pooling matrix", n_features=n_features)
-    if (pool < 0).any():
-        raise ValueError("pooling matrix must be non-negative")
-    return pool
-
-
-def sparsity_terms(W: np.ndarray, X: np.ndarray, eps: float,
-                   pool: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """Unnormalised sparsity sums over the rows of X.
-
-    W: (k, d); X: (m, d), same dtype; pool: optional (p, k) pooling matrix V.
-    Returns ``(sum of the penalty, dpenalty/dW)``: without pooling the
-    penalty is ``sum_ij sqrt(eps + Z_ij^2)`` with ``Z = X W^T`` and the
-    gradient ``S^T X`` with ``S = Z / sqrt(eps + Z^2)``; with pooling it is
-    ``sum sqrt(eps + Z^2 V^T)``.  The gradient is (k, d).  Sums over shards
-    add up: this is what a distributed trainer computes per shard.
-    """
-    return SparsityKernel(X, W.shape[0], pool)(W, eps)
-
-
-class RicaLoss:
-    """The RICA objective and gradient over fixed data, with reusable buffers.
-
-    ``RicaLoss(X, n_features, lam, eps, pool=None)(W) -> (J, dJ/dW)``; X: (m, d),
-    W: (k, d) with k = n_features, both in the same float dtype; pool: optional
-    (p, k) pooling matrix.  Construction computes ``C = X^T X / m`` (in
-    float64, then cast) and allocates the (b, k) block buffers; a call then
-    allocates only (k, d) and (d, d) arrays, never an m-sized one.
-    """
-
-    def __init__(self, X: np.ndarray, n_features: int, lam: float, eps: float,
-                 pool: np.ndarray | None = None, block_rows: int | None = None):
-        self.X = X
-        self.m = X.shape[0]
-        self.lam = float(lam)
-        self.eps = float(eps)
-        X64 = X.astype(np.float64, copy=False)
-        self.C = ((X64.T @ X64) / self.m).astype(X.dtype)
-        self._kernel = SparsityKernel(X, n_features, pool, block_rows)
-
-    def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
-        """(J, dJ/dW in W's dtype); the m-sized products run in X's dtype, the
-        reconstruction term in float64 from W as given (see reconstruction_terms)."""
-        value, grad = reconstruction_terms(W, self.C, self.lam)
-        total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
-        grad += sparse_grad * W.dtype.type(1.0 / self.m)
-        return value + total / self.m, grad
-
-
-def rica_loss_grad(W: np.ndarray, X: np.ndarray, lam: float, eps: float,
-                   pool: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """RICA objective J(W) and gradient (k, d) on data X (m, d); see module doc.
-
-    A one-off: it computes C = X^T X / m each call; to evaluate many W on the
-    same data, build one ``RicaLoss``.
-
-    pool: optional (p, k) pooling matrix V: the penalty is then on the pooled
-    units ``sqrt(eps + V (W x)^2)`` (RICA with ISA/TICA pooling).
-    """
-    return RicaLoss(X, W.shape[0], lam, eps, pool)(W)
-
-
-def rica_loss_grad_reference(W: np.ndarray, X: np.ndarray, lam: float, eps: float,
-                             pool: np.ndarray | None = None) -> tuple[float, np.ndarray]:
-    """Plain transcription of the formula, a new array per intermediate.
-
-    The peer of the benchmark and the cross-check of the tests, as in the
-    UFLDL exercise (there with examples as columns)::
-
-        Z = W X;  R = W^T Z - X;  grad = 2 lam (Z R^T + W R X^T) / m + (Z / sqrt(eps + Z^2)) X^T / m
-
-    With a pooling matrix V the last term is ``(Z * (V^T (1 / sqrt(eps + V Z^2)))) X^T / m``.
-    """
-    m = X.shape[0]
-    Xc = X.T
-    Z = W @ Xc
-    R = W.T @ Z - Xc
-    if pool is None:
-        pooled = np.sqrt(eps + Z ** 2)
-        dZ = Z / pooled
-    else:
-        pooled = np.sqrt(eps + pool @ Z ** 2)
-        dZ = Z * (pool.T @ (1 / pooled))
-    value = lam * np.sum(R ** 2) / m + np.sum(pooled) / m
-    grad = 2 * lam * (Z @ R.T + W @ (R @ Xc.T)) / m + dZ @ Xc.T / m
-    return float(value), grad
-
 
 def distinct_filters(W: np.ndarray, threshold: float = 0.95) -> int:
     """How many of the k filters W (k, d) are not near-copies of one another.

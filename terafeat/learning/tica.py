@@ -27,7 +27,8 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
 from terafeat.learning.pooling import l2_pool
-from terafeat.learning.rica import SparsityKernel, normalize_rows
+from terafeat.learning.rica import normalize_rows
+from terafeat.learning.rica_objective import SparsityKernel
 from terafeat.validation import (
     RANDOM_STATE,
     check_array,

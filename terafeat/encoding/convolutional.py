@@ -3,8 +3,9 @@
 Every patch_size x patch_size window of an image (stride 1) is contrast-normalised,
 whitened and filtered; the responses go through a non-linearity and are pooled (sum,
 or L2: root of the summed squares) over a grid of cells (2x2: the four quadrants).
-Normalisation, whitening and filtering are folded into one (d + 1, k) matrix; each pooling cell's windows are filtered in
-cache-sized chunks, so the non-linearity and the pooling sums run in the cache.
+Normalisation, whitening and filtering are folded into one (d + 1, k) matrix; each
+pooling cell's windows are filtered in cache-sized chunks, so the non-linearity and the
+pooling sums run in the cache.
 """
 from __future__ import annotations
 

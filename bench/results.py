@@ -1,0 +1,47 @@
+"""Where benchmark numbers live: each benchmark writes ``bench/results/<name>.json`` with
+its measured values beside the peer's, the command that produced them, the commit, the
+date and the machine.  The docs quote these files; no number is typed by hand."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from terafeat.atomic_files import save_json
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "bench" / "results"
+
+
+def _commit() -> str:
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO,
+                                capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=REPO, capture_output=True, text=True).stdout.strip()
+        return commit + ("+uncommitted" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine() -> dict:
+    """The machine the numbers were measured on (noisy and shared: compare ratios)."""
+    return {"platform": platform.platform(), "python": platform.python_version(),
+            "cores": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS")}
+
+
+def record(name: str, values: dict, *, peer: str, notes: str = "") -> Path:
+    """Write ``bench/results/<name>.json``: ``values`` (ours and the peer's, measured in the
+    same run), what the peer is, the command line, commit, UTC date and machine."""
+    command = "python " + " ".join([os.path.relpath(sys.argv[0], REPO), *sys.argv[1:]])
+    path = save_json(RESULTS / f"{name}.json", {
+        "benchmark": name, "values": values, "peer": peer, "notes": notes,
+        "command": command, "commit": _commit(),
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "machine": machine()})
+    print(f"results: {path}")
+    return path

@@ -3,131 +3,222 @@ video frames, a few of which are faces; is one of its units a face detector?
 (Le et al., ICML 2012, at our scale), with the "Why RICA?" comparison."""
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated
 
-from prefect import flow, get_run_logger
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from prefect import flow
+from pydantic import Field
 
-from flows.legacy_stages import Stopwatch, open_run_dir, publish_report
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
+                              documented, parameter_model)
+from flows.stages import FlowPlan, Stage, run_flow
 from tasks.comparison import compare_methods
 from tasks.face_frames import sample_face_frames
-from tasks.face_network import train_face_network
+from tasks.face_network import build_face_network, whiten_face_layer
 from tasks.face_report import write_face_neuron_report
 from tasks.face_scoring import score_units
 from tasks.face_views import inspect_unit
+from tasks.training import train_rica_layer
 from terafeat.datasets.bundled import NATURAL_IMAGES
 
-
-class FaceNeuronParams(BaseModel):
-    """Parameters of the face_neuron flow (the Prefect UI shows them as a form)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    images: tuple[str, ...] = Field(NATURAL_IMAGES, description="bundled images to crop frames from")
-    data_root: str | None = Field("data", description="frames of the videos found under this "
-                                                      "folder join the crop sources (none: skip)")
-    max_videos: int = Field(20, ge=0, description="videos read from data_root at most")
-    frames_per_video: int = Field(30, ge=1, description="frames per video, about 1 per second")
-    n_frames: int = Field(20_000, ge=200, description="unlabelled training frames")
-    frame_size: int = Field(20, ge=8, le=48, description="side of the square grey frames, pixels")
-    face_fraction: float = Field(0.05, ge=0, le=0.5, description="fraction of training frames "
-                                 "that are (jittered) lfw_subset training-half faces")
-    normalize_frames: bool = Field(True, description="contrast-normalise each frame first")
-    lcn: bool = Field(True, description="contrast-normalise the pooled units between layers")
-    second_layer: bool = Field(False, description="stack a second RICA + pooling layer")
-    n_components: int = Field(50, ge=2, description="PCA-whitened dimensions of layer 1")
-    n_features: int = Field(200, ge=2, description="layer-1 RICA simple units")
-    group_size: int = Field(4, ge=1, description="layer-1 simple units per L2 pooling unit")
-    layer2_features: int = Field(100, ge=2, description="layer-2 RICA simple units")
-    layer2_group_size: int = Field(2, ge=1, description="layer-2 simple units per pooling unit")
-    lam: float = Field(10.0, gt=0, description="weight of RICA's reconstruction term")
-    eps: float = Field(1e-2, gt=0, description="smoothing of the L1 / L2-pooling penalty")
-    whitening_eps: float = Field(1e-2, ge=0, description="whitening regulariser")
-    max_iter: int = Field(200, ge=1, description="L-BFGS iterations per layer")
-    n_nonfaces_per_face: float = Field(2.0, gt=0, description="non-face crops per held-out face")
-    control_without_faces: bool = Field(
-        True, description="also train on the same frames minus the faces and score it alike")
-    n_top: int = Field(16, ge=1, le=100, description="top stimuli shown for the best unit")
-    comparison: bool = Field(False, description="run the 'Why RICA?' comparison in this flow")
-    comparison_results: str | None = Field(
-        None, description="instead, include bench/why_rica.py's JSON output from this path")
-    comparison_patches: int = Field(10_000, ge=500, description="comparison: training patches")
-    comparison_max_iter: int = Field(100, ge=1, description="comparison: iterations per method")
-    comparison_trajectories: int = Field(2000, ge=100,
-                                         description="comparison: patches for invariance")
-    comparison_cifar: str | None = Field(None, description="comparison: cifar10.tar (optional)")
-    dtype: Literal["float32", "float64"] = Field(
-        "float64", description="float64: float32's noisy objective can stop L-BFGS early here")
-    seed: int = Field(0, description="seed of every random choice")
-    output_root: str = Field("reports", description="reports go to <output_root>/face_neuron/<run>/")
-
-    @model_validator(mode="after")
-    def _check_shapes(self):
-        if self.n_features % self.group_size or self.layer2_features % self.layer2_group_size:
-            raise ValueError("group_size must divide n_features and layer2_group_size must "
-                             "divide layer2_features")
-        if self.n_components > self.frame_size ** 2:
-            raise ValueError(f"n_components {self.n_components} exceeds the "
-                             f"{self.frame_size}x{self.frame_size} frame's pixels")
-        return self
-
-    def layers(self) -> list[dict]:
-        """Layer settings of ``terafeat.learning.pooled_network.fit_pooled_network``."""
-        shared = {"lam": self.lam, "eps": self.eps, "whitening_eps": self.whitening_eps,
-                  "max_iter": self.max_iter}
-        layers = [dict(shared, n_components=self.n_components, n_features=self.n_features,
-                       group_size=self.group_size)]
-        if self.second_layer:
-            layers.append(dict(shared, n_components=None, n_features=self.layer2_features,
-                               group_size=self.layer2_group_size))
-        return layers
+#: The most layers the network stacks.
+MAX_LAYERS = 2
 
 
 @flow(name="face_neuron", log_prints=True)
-def face_neuron(params: FaceNeuronParams = FaceNeuronParams()) -> dict:
-    """Frames -> unsupervised network -> every unit scored as a face detector -> the
-    best unit's top stimuli, optimal stimulus, invariance -> report."""
-    logger = get_run_logger()
-    run = str(open_run_dir("face_neuron", params.output_root).resolve())
-    timed = Stopwatch()
-    frames = timed("sample frames", sample_face_frames, run, list(params.images), params.data_root,
-                   params.n_frames, params.frame_size, params.face_fraction, params.max_videos,
-                   params.frames_per_video, params.seed)
-    network_options = (params.layers(), params.normalize_frames, params.lcn, params.dtype,
-                       params.seed)
-    training = timed("train network", train_face_network, frames["frames"], run, *network_options)
-    scores = timed("score units", score_units, training["network"], run, params.frame_size,
-                   params.n_nonfaces_per_face, params.seed)
-    unit = timed("inspect best unit", inspect_unit, training["network"], scores["images"],
-                 scores["responses"], scores["best_unit"], run, params.n_top, params.seed)
-    results = {"flow": "face_neuron", "run_dir": run, "parameters": params.model_dump(mode="json"),
-               "frames": frames, "training": training, "scores": scores, "unit": unit}
-    rows = [("trained with faces mixed in", scores)]
-    if params.control_without_faces and frames["n_faces"]:
-        control_training = timed("train control network", train_face_network, frames["frames"],
-                                 run, *network_options, prefix="control_",
-                                 without_faces=frames["is_face"])
-        control = timed("score control units", score_units, control_training["network"], run,
-                        params.frame_size, params.n_nonfaces_per_face, params.seed,
-                        prefix="control_")
-        results["control"] = {"training": control_training, "scores": control}
-        rows.append(("control: no faces in training", control))
-    if params.comparison or params.comparison_results:
-        results["comparison"] = timed(
-            "why RICA comparison", compare_methods, params.comparison_results,
-            params.comparison_patches, params.comparison_max_iter, params.comparison_trajectories,
-            params.comparison_cifar, params.seed)
-    headline = [{"network": name, "best unit": s["best_unit"],
-                 "best unit accuracy": round(s["best_unit_accuracy"], 4),
-                 "random unit accuracy": round(s["random_unit_accuracy"], 4),
-                 "linear ceiling": round(s["linear_accuracy"], 4),
-                 "majority": round(s["majority_accuracy"], 4),
-                 "in-sample best": round(s["in_sample_best"], 4)} for name, s in rows]
-    results["headline"] = headline
-    results["timings"] = timed.timings
-    page = timed("write report", write_face_neuron_report, run, results)
-    for row in headline:
-        logger.info("%s: best unit %.3f, random unit %.3f, linear %.3f", row["network"],
-                    row["best unit accuracy"], row["random unit accuracy"], row["linear ceiling"])
-    results["report"] = publish_report("face_neuron", page, headline)
-    return results
+@documented
+def face_neuron(
+    *,
+    images: Annotated[tuple[str, ...], Field(min_length=1, description="bundled images to "
+                                             "crop frames from")] = NATURAL_IMAGES,
+    data_root: Annotated[str | None, Field(description="frames of the videos found under "
+                                           "this folder join the crop sources (null: "
+                                           "none)")] = "data",
+    max_videos: Annotated[int, Field(ge=0, description="videos read from data_root at "
+                                     "most")] = 20,
+    frames_per_video: Annotated[int, Field(ge=1, description="frames per video, about 1 per "
+                                           "second")] = 30,
+    n_frames: Annotated[int, Field(ge=200, description="unlabelled training frames")] = 20_000,
+    frame_size: Annotated[int, Field(ge=8, le=48, description="side of the square grey "
+                                     "frames, pixels")] = 20,
+    face_fraction: Annotated[float, Field(ge=0, le=0.5, description="fraction of training "
+                                          "frames that are (jittered) lfw_subset "
+                                          "training-half faces")] = 0.05,
+    normalize_frames: Annotated[bool, Field(description="contrast-normalise each frame "
+                                            "first")] = True,
+    lcn: Annotated[bool, Field(description="contrast-normalise the pooled units between "
+                               "layers")] = True,
+    n_layers: Annotated[int, Field(ge=1, le=MAX_LAYERS, description="stacked layers of (RICA, "
+                                   "L2 pooling)")] = 1,
+    n_components: Annotated[int, Field(ge=2, description="PCA-whitened dimensions of layer "
+                                       "1")] = 50,
+    n_features: Annotated[int, Field(ge=2, description="layer-1 RICA simple units")] = 200,
+    group_size: Annotated[int, Field(ge=1, description="layer-1 simple units per L2 pooling "
+                                     "unit")] = 4,
+    layer2_features: Annotated[int, Field(ge=2, description="layer-2 RICA simple "
+                                          "units")] = 100,
+    layer2_group_size: Annotated[int, Field(ge=1, description="layer-2 simple units per "
+                                            "pooling unit")] = 2,
+    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
+                                "reconstruction term")] = 10.0,
+    eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of the L1 / "
+                                "L2-pooling penalty sqrt(eps + u^2)")] = 1e-2,
+    whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="whitening "
+                                          "regulariser added to each eigenvalue")] = 1e-2,
+    max_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations per layer")] = 200,
+    n_nonfaces_per_face: Annotated[float, Field(gt=0, description="non-face crops per "
+                                                "held-out face")] = 2.0,
+    control_without_faces: Annotated[bool, Field(description="also train on the same frames "
+                                                 "minus the faces and score it alike")] = True,
+    n_top: Annotated[int, Field(ge=1, le=100, description="top stimuli shown for the best "
+                                "unit")] = 16,
+    comparison: Annotated[bool, Field(description="run the 'Why RICA?' comparison in this "
+                                      "flow")] = False,
+    comparison_results: Annotated[str | None, Field(description="instead, include "
+                                                    "bench/why_rica.py's JSON output from "
+                                                    "this path")] = None,
+    comparison_patches: Annotated[int, Field(ge=500, description="comparison: training "
+                                             "patches")] = 10_000,
+    comparison_max_iter: Annotated[int, Field(ge=1, description="comparison: iterations per "
+                                              "method")] = 100,
+    comparison_trajectories: Annotated[int, Field(ge=100, description="comparison: patches "
+                                                  "for the invariance score")] = 2000,
+    comparison_cifar: Annotated[str | None, Field(description="comparison: path of "
+                                                  "cifar10.tar (optional)")] = None,
+    seed: Seed = 0,
+    dtype: Dtype = "float64",
+    output_root: OutputRoot = "reports",
+    cache_root: CacheRoot = "data/cache",
+    backend: Backend = "local",
+    dask_address: DaskAddress = None,
+    solver: Solver = "lbfgs",
+) -> dict:
+    """Frames -> unsupervised network, layer by layer -> every unit scored as a face
+    detector -> the best unit's top stimuli, optimal stimulus, invariance -> report.
+    Returns results.json's content."""
+    return run_flow(PLAN, locals())
+
+
+def _shapes_fit(params) -> None:
+    if params.n_features % params.group_size or (
+            params.layer2_features % params.layer2_group_size):
+        raise ValueError("group_size must divide n_features and layer2_group_size must "
+                         "divide layer2_features")
+    if params.n_components > params.frame_size ** 2:
+        raise ValueError(f"n_components {params.n_components} exceeds the "
+                         f"{params.frame_size}x{params.frame_size} frame's pixels")
+
+
+def _solver_needs_dask(params) -> None:
+    if params.solver != "lbfgs" and params.backend != "dask":
+        raise ValueError(f"solver {params.solver!r} needs backend='dask' (local training "
+                         "uses L-BFGS)")
+
+
+def _layer(params, layer: int) -> dict:
+    """Layer ``layer``'s (1-based) whitened dimensions, simple units and group size."""
+    if layer == 1:
+        return {"n_components": params.n_components, "n_features": params.n_features,
+                "group_size": params.group_size}
+    return {"n_components": None, "n_features": params.layer2_features,
+            "group_size": params.layer2_group_size}
+
+
+def _network_stages(control: bool) -> tuple[Stage, ...]:
+    """The stages that train one network, layer by layer, and assemble it: the network
+    trained on all frames, or the control (``control``: the frames minus the faces)."""
+    prefix, name = ("control_", "control") if control else ("", "face")
+
+    def runs(params, layer=1):
+        return params.n_layers >= layer and (not control or _controlled(params))
+
+    stages = []
+    for layer in range(1, MAX_LAYERS + 1):
+        def whitening(p, o, layer=layer):
+            lower = None if layer == 1 else {
+                "whitened": o[f"{prefix}whitening{layer - 1}"]["whitened"],
+                "W": o[f"{prefix}training{layer - 1}"]["W"],
+                "group_size": _layer(p, layer - 1)["group_size"]}
+            return dict(layer=layer, frames_path=o["frames"]["frames"],
+                        normalize_frames=p.normalize_frames, lcn=p.lcn,
+                        n_components=_layer(p, layer)["n_components"],
+                        whitening_eps=p.whitening_eps, eps=p.eps, lower=lower,
+                        without_faces=o["frames"]["is_face"] if control else None,
+                        prefix=prefix)
+
+        def training(p, o, layer=layer):
+            shape = _layer(p, layer)
+            return dict(whitened_path=o[f"{prefix}whitening{layer}"]["whitened"],
+                        n_features=shape["n_features"], group_size=shape["group_size"],
+                        lam=p.lam, eps=p.eps, max_iter=p.max_iter, dtype=p.dtype,
+                        seed=p.seed + layer - 1, prefix=f"{prefix}layer{layer}-",
+                        backend=p.backend, dask_address=p.dask_address, solver=p.solver)
+
+        stages += [
+            Stage(whiten_face_layer.with_options(name=f"whiten-{name}-layer-{layer}"),
+                  f"{prefix}whitening{layer}", whitening,
+                  lambda p, layer=layer: runs(p, layer)),
+            Stage(train_rica_layer.with_options(
+                name=f"train-{'control-' if control else ''}rica-layer-{layer}"),
+                f"{prefix}training{layer}", training, lambda p, layer=layer: runs(p, layer))]
+
+    def built(p, o):
+        layers = range(1, p.n_layers + 1)
+        return dict(frame_size=p.frame_size,
+                    whitening=[o[f"{prefix}whitening{i}"] for i in layers],
+                    training=[o[f"{prefix}training{i}"] for i in layers],
+                    group_sizes=[_layer(p, i)["group_size"] for i in layers], eps=p.eps,
+                    normalize_frames=p.normalize_frames, lcn=p.lcn, max_iter=p.max_iter,
+                    prefix=prefix)
+
+    builder = build_face_network.with_options(name="build-control-network") if control \
+        else build_face_network
+    return (*stages, Stage(builder, f"{prefix}training", built, runs))
+
+
+def _controlled(params) -> bool:
+    return params.control_without_faces and params.face_fraction > 0
+
+
+def _headline(results: dict) -> list[dict]:
+    rows = [("trained with faces mixed in", results["scores"]),
+            ("control: no faces in training", results["control_scores"])]
+    return [{"network": name, "best unit": s["best_unit"],
+             "best unit accuracy": round(s["best_unit_accuracy"], 4),
+             "random unit accuracy": round(s["random_unit_accuracy"], 4),
+             "linear ceiling": round(s["linear_accuracy"], 4),
+             "majority": round(s["majority_accuracy"], 4),
+             "in-sample best": round(s["in_sample_best"], 4)} for name, s in rows if s]
+
+
+PLAN = FlowPlan(
+    name="face_neuron",
+    model=parameter_model(face_neuron, checks=(_shapes_fit, _solver_needs_dask)),
+    stages=(
+        Stage(sample_face_frames, "frames", lambda p, o: dict(
+            images=list(p.images), data_root=p.data_root, n_frames=p.n_frames,
+            frame_size=p.frame_size, face_fraction=p.face_fraction, max_videos=p.max_videos,
+            frames_per_video=p.frames_per_video, seed=p.seed)),
+        *_network_stages(control=False),
+        Stage(score_units, "scores", lambda p, o: dict(
+            network_path=o["training"]["network"], frame_size=p.frame_size,
+            n_nonfaces_per_face=p.n_nonfaces_per_face, seed=p.seed)),
+        Stage(inspect_unit, "unit", lambda p, o: dict(
+            network_path=o["training"]["network"], images_path=o["scores"]["images"],
+            responses_path=o["scores"]["responses"], unit=o["scores"]["best_unit"],
+            n_top=p.n_top, seed=p.seed)),
+        *_network_stages(control=True),
+        Stage(score_units.with_options(name="score-control-units"), "control_scores",
+              lambda p, o: dict(network_path=o["control_training"]["network"],
+                                frame_size=p.frame_size,
+                                n_nonfaces_per_face=p.n_nonfaces_per_face, seed=p.seed,
+                                prefix="control_"), _controlled),
+        Stage(compare_methods, "comparison", lambda p, o: dict(
+            results_path=p.comparison_results, n_patches=p.comparison_patches,
+            max_iter=p.comparison_max_iter, n_trajectories=p.comparison_trajectories,
+            cifar_tar=p.comparison_cifar, seed=p.seed),
+            lambda p: p.comparison or bool(p.comparison_results)),
+    ),
+    summarise=lambda p, o: {},
+    headline=_headline,
+    report=Stage(write_face_neuron_report, "report", lambda p, results: dict(results=results)),
+)

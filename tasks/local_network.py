@@ -8,7 +8,7 @@ from pathlib import Path
 
 from prefect import task
 
-from tasks.logs import stage_logger
+from tasks.logs import cached, stage_logger
 from terafeat.atomic_files import load_array, save_array
 from terafeat.distributed.cluster import get_client
 from terafeat.distributed.shards import write_shards
@@ -20,20 +20,33 @@ LOG_EVERY = 25
 
 
 @task(name="train-local-network")
-def train_local_network(frames_path: str, run_dir: str, architecture: dict, training: dict,
-                        backend: str = "local", dask_address: str | None = None) -> dict:
+def train_local_network(*, frames_path: str, run_dir: str, architecture: dict, training: dict,
+                        backend: str = "local", dask_address: str | None = None,
+                        cache_root: str | None = None) -> dict:
     """Greedy training on ``frames.npy`` (n, s, s) grey frames.
 
     architecture: ``stack_geometries`` keywords (fields, strides, maps, pool,
     pool_stride, lcn_size); training: ``train_layer`` keywords (partitions,
-    replicas, steps, batch_size, learning_rate, lam, eps, seed, dtype).
-    backend "dask" puts the tiles on the cluster of ``get_client(dask_address)``.
-    Frames are written as shards (two per replica) under ``shards/``, read
-    there by the workers.  Writes ``network.npz`` and ``objective<i>.npy``;
+    replicas, steps, batch_size, learning_rate, lam: the pooled-sparsity weight, eps,
+    seed, dtype).
+    backend "dask" puts the tiles on the cluster of ``get_client(dask_address)``;
+    "local" trains in this process, through the stage cache when ``cache_root``
+    is given.  Frames are written as shards (two per replica) under ``shards/``,
+    read there by the workers.  Writes ``network.npz`` and ``objective<i>.npy``;
     returns per-layer sizes, throughput and communication.
     """
+    def compute(out: Path) -> dict:
+        return _train(frames_path, out, architecture, training, backend, dask_address)
+
+    if backend == "dask":  # the shards stay in the run folder, where the workers read them
+        return compute(Path(run_dir))
+    return cached(cache_root, "train-local-network", {**architecture, **training},
+                  {"frames": frames_path}, run_dir, compute)
+
+
+def _train(frames_path: str, run: Path, architecture: dict, training: dict, backend: str,
+           dask_address: str | None) -> dict:
     logger = stage_logger()
-    run = Path(run_dir)
     frames = network_input(load_array(frames_path), architecture["lcn_size"], training["dtype"])
     geometries = stack_geometries(frames.shape[1:], **architecture)
     rows = math.ceil(len(frames) / (2 * int(training["replicas"])))

@@ -10,7 +10,7 @@ from flows.stages import FlowPlan, relocated, replay_stage
 from terafeat.atomic_files import load_json
 
 #: Keys of a stage's result that measure the machine (time, memory), not the science.
-MEASURED = ("seconds", "peak_rss", "images_per_second", "throughput")
+MEASURED = ("seconds", "peak_rss", "images_per_second", "frames_per_second", "throughput")
 
 
 def _science(value):

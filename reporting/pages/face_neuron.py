@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from reporting.toolkit import (
+    from_cache,
     pyplot,
+    run_sections,
     save_figure,
     save_image,
     tile_filters,
@@ -55,7 +57,7 @@ def face_neuron_report(run_dir, results: dict, top_stimuli: np.ndarray, stimulus
     """Figures, ``results.json`` and ``index.html`` of a face-neuron run.
 
     results: the run's numbers (``parameters``, ``frames``, ``training``,
-    ``scores``, ``unit``, optional ``control`` and ``comparison``, ``timings``);
+    ``scores``, ``unit``, optional ``comparison``, ``timings``, ``cache``);
     top_stimuli: (n, s, s); stimulus: (s, s) optimal stimulus; filters:
     (k, s * s) first-layer filters in pixel space.  Returns ``index.html``'s path.
     """
@@ -118,18 +120,15 @@ def face_neuron_report(run_dir, results: dict, top_stimuli: np.ndarray, stimulus
             "outputs are |codes|, blind to contrast polarity, which raises their invariance "
             "score; a likely reason why overcomplete RICA scores lower: it pools groups of 4 "
             "among many more, narrower units."]))
+    training = results["training"]
+    cached = from_cache(results, "train-rica-layer-1")
     sections += [
         ("Training", [[{"layer": i + 1, "final objective": value, "L-BFGS iterations": n_iter,
                         "stopped because": message} for i, (value, n_iter, message) in
-                       enumerate(zip(results["training"]["final_objectives"],
-                                     results["training"]["iterations"],
-                                     results["training"]["optimizer_messages"]))],
-                      f"{results['training']['n_frames']} frames, "
-                      f"{results['training']['seconds']:.1f} s."]),
-        ("Timing per stage", [[{"stage": stage, "seconds": seconds}
-                               for stage, seconds in results["timings"].items()]]),
-        ("Parameters", [[{"parameter": key, "value": str(value)}
-                         for key, value in results["parameters"].items()]]),
+                       enumerate(zip(training["final_objectives"], training["iterations"],
+                                     training["optimizer_messages"]))],
+                      f"{training['n_frames']} frames, {training['seconds']:.1f} s{cached}."]),
+        *run_sections(results),
     ]
     save_json(run / "results.json", results)
     return write_html_report(run / "index.html", "terafeat face neuron", sections)

@@ -6,7 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from reporting.toolkit import (
+    from_cache,
     pyplot,
+    run_sections,
     save_figure,
     save_image,
     save_line_plot,
@@ -40,7 +42,7 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
     """Figures, ``results.json`` and ``index.html`` of a local_network run.
 
     results: ``parameters``, ``training`` (per-layer rows, totals), ``units``
-    (face scores, curves), ``timings``; filters: (k, field*field) layer-1 filters
+    (face scores, curves), ``timings``, ``cache``; filters: (k, field*field) layer-1 filters
     at the grid's centre; objectives: per layer (steps,) minibatch objectives;
     top_stimuli: (n, s, s) the best unit's strongest detection images;
     stimulus: (s, s) its optimal stimulus.
@@ -68,7 +70,8 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
             f"normalisation), untied weights: {training['n_connections']:,} connections, "
             f"{training['n_parameters']:,} parameters (encoding and decoding), trained greedily "
             f"on {training['n_frames']} unlabelled frames in {training['training_seconds']:.1f} s, "
-            f"{training['frames_per_second']:.1f} frames/s per layer on average.",
+            f"{training['frames_per_second']:.1f} frames/s per layer on average"
+            f"{from_cache(results, 'train-local-network')}.",
             layer_rows, curve]),
         ("Layer-1 filters at the centre of the grid", [filter_image]),
         ("The best top-layer unit as a face detector", [
@@ -98,7 +101,5 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
             f"{units['optimal_response']:.4g}):", optimal,
             "Its response under translation, scaling and rotation of its strongest stimuli, "
             "relative to the untransformed ones:", invariance]),
-        ("Timing per stage", [[{"stage": k, "seconds": v} for k, v in results["timings"].items()]]),
-        ("Parameters", [[{"parameter": k, "value": str(v)}
-                         for k, v in results["parameters"].items()]]),
+        *run_sections(results),
     ])

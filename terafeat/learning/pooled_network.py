@@ -21,7 +21,17 @@ from terafeat.learning.pooling import l2_pool, subspace_pooling
 from terafeat.learning.rica import RICA
 from terafeat.learning.whitening import Whitener
 
-__all__ = ["ContrastNorm", "WhitenStage", "PooledStage", "PooledNetwork", "fit_pooled_network"]
+__all__ = [
+    "ContrastNorm",
+    "PooledNetwork",
+    "PooledStage",
+    "WhitenStage",
+    "assemble_pooled_network",
+    "fit_layer_whitener",
+    "fit_pooled_network",
+    "frame_rows",
+    "next_layer_input",
+]
 
 
 @dataclass
@@ -116,11 +126,11 @@ class PooledNetwork:
         return arrays
 
     @classmethod
-    def from_arrays(cls, arrays) -> "PooledNetwork":
+    def from_arrays(cls, arrays) -> PooledNetwork:
         """Inverse of ``to_arrays`` (accepts an ``np.load`` of a saved .npz)."""
         stages = []
         for i, kind in enumerate(np.asarray(arrays["kinds"]).tolist()):
-            fields = {key.split(".", 1)[1]: arrays[key] for key in arrays.keys()
+            fields = {key.split(".", 1)[1]: arrays[key] for key in arrays
                       if key.startswith(f"{i}.")}
             if kind == "ContrastNorm":
                 stages.append(ContrastNorm(float(fields["c"])))
@@ -158,6 +168,54 @@ class PooledNetwork:
         return response, gradient
 
 
+def frame_rows(frames: np.ndarray, normalize_frames: bool = True,
+               contrast_c: float = 1e-2) -> np.ndarray:
+    """Frames (m, h, w) as float64 rows (m, h * w), contrast-normalised when asked:
+    the input of layer 1."""
+    frames = np.asarray(frames)
+    if frames.ndim != 3:
+        raise ValueError(f"frames must be (m, h, w), got shape {frames.shape}")
+    X = frames.reshape(len(frames), -1).astype(np.float64)
+    return ContrastNorm(contrast_c).forward(X)[0] if normalize_frames else X
+
+
+def fit_layer_whitener(X: np.ndarray, index: int, n_components: int | None,
+                       whitening_eps: float) -> tuple[Whitener, np.ndarray]:
+    """Layer ``index`` (0-based)'s whitener fitted on its input X (m, d): PCA to
+    ``n_components`` (None: all, ZCA); layer 1's removes each row's DC.  Returns it
+    and the whitened rows (m, n_out) float64."""
+    whitener = Whitener(method="zca" if n_components is None else "pca", n_components=n_components,
+                        eps=whitening_eps, remove_dc=index == 0, dtype=np.float64)
+    return whitener, whitener.fit_transform(X)
+
+
+def next_layer_input(whitened: np.ndarray, W: np.ndarray, group_size: int, eps: float,
+                     lcn: bool = True, contrast_c: float = 1e-2) -> np.ndarray:
+    """A layer's pooled units over its whitened input (m, d), W: (k, d) simple units
+    pooled in groups of ``group_size``, contrast-normalised when ``lcn``: the next
+    layer's input (m, k / group_size) float64."""
+    stage = PooledStage(np.asarray(W, np.float64),
+                        subspace_pooling(len(W), group_size, dtype=np.float64), eps)
+    X = stage.forward(whitened)[0]
+    return ContrastNorm(contrast_c).forward(X)[0] if lcn else X
+
+
+def assemble_pooled_network(frame_shape: tuple[int, int],
+                            layers: list[tuple[Whitener, np.ndarray, int, float]],
+                            normalize_frames: bool = True, lcn: bool = True,
+                            contrast_c: float = 1e-2) -> PooledNetwork:
+    """The network of trained layers, each (whitener, simple units W (k, d), pooling
+    group size, eps); contrast normalisation as in :func:`fit_pooled_network`."""
+    stages = [ContrastNorm(contrast_c)] if normalize_frames else []
+    for index, (whitener, W, group_size, eps) in enumerate(layers):
+        if index and lcn:
+            stages.append(ContrastNorm(contrast_c))
+        stages += [WhitenStage(whitener), PooledStage(
+            np.asarray(W, np.float64), subspace_pooling(len(W), group_size, dtype=np.float64),
+            eps)]
+    return PooledNetwork(stages, frame_shape)
+
+
 def fit_pooled_network(frames: np.ndarray, layers: list[dict], normalize_frames: bool = True,
                        lcn: bool = True, contrast_c: float = 1e-2, dtype=np.float32,
                        random_state: int = 0, callback=None) -> PooledNetwork:
@@ -173,32 +231,22 @@ def fit_pooled_network(frames: np.ndarray, layers: list[dict], normalize_frames:
     Returns the network; each layer's RICA objective curve is in its
     ``objectives_`` list, scipy's stopping message in ``messages_``.
     """
-    frames = np.asarray(frames)
-    if frames.ndim != 3:
-        raise ValueError(f"frames must be (m, h, w), got shape {frames.shape}")
-    X = frames.reshape(len(frames), -1).astype(np.float64)
-    stages, objectives, messages = [], [], []
-    if normalize_frames:
-        stages.append(ContrastNorm(contrast_c))
-        X = stages[-1].forward(X)[0]
+    X = frame_rows(frames, normalize_frames, contrast_c)
+    trained, objectives, messages = [], [], []
     for index, layer in enumerate(layers):
-        if index and lcn:
-            stages.append(ContrastNorm(contrast_c))
-            X = stages[-1].forward(X)[0]
-        components = layer.get("n_components")
-        whitener = Whitener(method="zca" if components is None else "pca", n_components=components,
-                            eps=layer["whitening_eps"], remove_dc=index == 0, dtype=np.float64)
-        whitened = whitener.fit_transform(X)
+        whitener, whitened = fit_layer_whitener(X, index, layer.get("n_components"),
+                                                layer["whitening_eps"])
         report = None if callback is None else (lambda i, value, index=index: callback(index, i, value))
         pool = subspace_pooling(layer["n_features"], layer["group_size"], dtype=np.float64)
         rica = RICA(n_features=layer["n_features"], lam=layer["lam"], eps=layer["eps"],
                     max_iter=layer["max_iter"], dtype=dtype, random_state=random_state + index,
                     pool=pool, callback=report).fit(whitened)
-        stages += [WhitenStage(whitener), PooledStage(rica.W_.astype(np.float64), pool, layer["eps"])]
+        trained.append((whitener, rica.W_, layer["group_size"], layer["eps"]))
         objectives.append(rica.objective_)
         messages.append(rica.optimizer_message_)
-        X = stages[-1].forward(whitened)[0]
-    network = PooledNetwork(stages, frames.shape[1:])
+        X = next_layer_input(whitened, rica.W_, layer["group_size"], layer["eps"], lcn, contrast_c)
+    network = assemble_pooled_network(np.asarray(frames).shape[1:], trained, normalize_frames,
+                                      lcn, contrast_c)
     network.objectives_ = objectives
     network.messages_ = messages
     return network

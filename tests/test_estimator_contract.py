@@ -49,7 +49,16 @@ def same_params(a: dict, b: dict) -> bool:
         for key in a)
 
 
-@parametrize_with_checks(small_estimators())
+def expected_failures(estimator) -> dict[str, str]:
+    """The checks that cannot hold, and why."""
+    if type(estimator).__name__ == "ISALayer":
+        return {"check_methods_sample_order_invariance":
+                "float32 GEMM kernels treat a block's last rows on a different path: a row's "
+                "output can move by an ulp when its position changes (sklearn compares at 1e-7)"}
+    return {}
+
+
+@parametrize_with_checks(small_estimators(), expected_failed_checks=expected_failures)
 def test_sklearn_estimator_checks(estimator, check):
     # One BLAS thread: some checks (sample-order invariance) compare outputs to 1e-7, and
     # multi-threaded BLAS splits a product's sums by the matrix's shape and position.

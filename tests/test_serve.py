@@ -153,6 +153,10 @@ def test_deployments_keep_defaults_schedules_carry_parameters_and_cli_runs_overr
             try:
                 _wait(lambda: len(client.read_deployments()) == 2 * len(FLOWS), 120,
                       "second deployments", [other, served])
+                # stopped only once serving (the runner pauses its deployments on SIGTERM)
+                _wait(lambda: "trigger your deployments" in (
+                    tmp_path / "serve-other.log").read_text(errors="replace"), 120,
+                      "second serve ready", [other])
             finally:
                 _stop(other)
             _wait(lambda: client.read_deployment_by_name("quickstart/other").paused, 60,

@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from prefect import flow
 from pydantic import Field
 
-from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
-                              documented, parameter_model)
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
+                              Solver, documented, parameter_model)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.action_report import write_action_report
 from tasks.blocks import fit_blocks_to_clips, sample_training_blocks
@@ -54,8 +54,7 @@ def action_recognition(
     n_features2: Annotated[int, Field(ge=2, description="layer-2 simple units")] = 200,
     group_size: Annotated[int, Field(ge=1, description="ISA subspace size: simple units per "
                                      "pooled unit (the authors' code: 2)")] = 2,
-    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
-                                "reconstruction term")] = 10.0,
+    lam: Lam = 10.0,
     eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of the "
                                 "pooled penalty sqrt(eps + u^2)")] = 1e-2,
     whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="regulariser "

@@ -8,8 +8,8 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
-from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
-                              documented, parameter_model)
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
+                              Solver, documented, parameter_model)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.comparison import compare_methods
 from tasks.face_frames import sample_face_frames
@@ -58,8 +58,7 @@ def face_neuron(
                                           "units")] = 100,
     layer2_group_size: Annotated[int, Field(ge=1, description="layer-2 simple units per "
                                             "pooling unit")] = 2,
-    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
-                                "reconstruction term")] = 10.0,
+    lam: Lam = 10.0,
     eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of the L1 / "
                                 "L2-pooling penalty sqrt(eps + u^2)")] = 1e-2,
     whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="whitening "

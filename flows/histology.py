@@ -8,8 +8,8 @@ from typing import Annotated, Literal
 from prefect import flow
 from pydantic import Field
 
-from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
-                              documented, parameter_model)
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
+                              Solver, documented, parameter_model)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
@@ -55,8 +55,7 @@ def histology(
     n_features: Annotated[int, Field(ge=2, description="RICA simple units")] = 512,
     group_size: Annotated[int, Field(ge=1, description="ISA group size: simple units per "
                                      "pooled unit")] = 4,
-    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
-                                "reconstruction term")] = 10.0,
+    lam: Lam = 10.0,
     eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of "
                                 "sqrt(eps + u^2), training and pooling")] = 1e-2,
     max_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations")] = 150,

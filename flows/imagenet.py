@@ -7,8 +7,8 @@ from typing import Annotated, Literal
 from prefect import flow
 from pydantic import Field
 
-from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
-                              documented, parameter_model)
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
+                              Solver, documented, parameter_model)
 from flows.stages import FlowPlan, Stage, run_flow
 from reporting.pages.imagenet import headline_rows
 from tasks.image_classification import classify_images
@@ -72,10 +72,7 @@ def imagenet(
                                           "regulariser added to each eigenvalue (of "
                                           "contrast-normalised patches)")] = 0.01,
     n_features: Annotated[int, Field(ge=2, description="RICA features (filters)")] = 1600,
-    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
-                                "reconstruction term; a weak term lets the sparsity term "
-                                "gather the filters onto few directions (the report's "
-                                "'distinct filters')")] = 30.0,
+    lam: Lam = 30.0,
     eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of the L1 "
                                 "penalty sqrt(eps + u^2), training and smooth_l1 "
                                 "encoding")] = 1e-2,

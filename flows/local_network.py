@@ -80,8 +80,7 @@ def local_network(
     units: Annotated[Literal["simple", "output"], Field(description="top-layer units whose "
                                                         "best is inspected: the top stage's "
                                                         "filter responses (simple) or its "
-                                                        "pooled, normalised outputs (both "
-                                                        "kinds are scored)")] = "output",
+                                                        "pooled, normalised outputs")] = "output",
     n_top: Annotated[int, Field(ge=1, description="strongest stimuli of the best unit "
                                 "shown")] = 16,
     stimulus_iterations: Annotated[int, Field(ge=1, description="L-BFGS iterations of the "

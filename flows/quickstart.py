@@ -7,8 +7,8 @@ from typing import Annotated
 from prefect import flow
 from pydantic import Field
 
-from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, OutputRoot, Seed, Solver,
-                              documented, parameter_model)
+from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
+                              Solver, documented, parameter_model)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.evaluation import evaluate_face_features
 from tasks.patches import sample_bundled_patches
@@ -32,8 +32,7 @@ def quickstart(
                                           "regulariser added to each eigenvalue")] = 1e-4,
     n_features: Annotated[int, Field(ge=2, le=16_384, description="RICA features (k; 4x "
                                      "overcomplete for 8x8 patches at 256)")] = 256,
-    lam: Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
-                                "reconstruction term")] = 10.0,
+    lam: Lam = 10.0,
     eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of the L1 "
                                 "penalty sqrt(eps + u^2)")] = 1e-2,
     max_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations")] = 400,

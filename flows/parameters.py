@@ -18,7 +18,7 @@ from typing import Annotated, Literal, get_type_hints
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 Lam = Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
-                            "reconstruction term (the sparsity term has weight 1)")]
+                            "reconstruction term")]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="seed of every random choice")]
 Dtype = Annotated[Literal["float32", "float64"], Field(
     description="floating-point type of training and features")]

@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from terafeat.learning.pooling import subspace_pooling
 from terafeat.learning.rica import (RICA, data_basis, distinct_filters, normalize_rows,
@@ -151,6 +152,30 @@ def test_same_seed_same_weights_bit_for_bit():
     other = RICA(n_features=24, max_iter=30, random_state=8).fit(X).W_
     assert np.array_equal(first, second)
     assert not np.array_equal(first, other)
+
+
+@pytest.mark.parametrize("pooled", [False, True])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_objective_is_the_same_bits_for_any_number_of_threads(pooled, dtype):
+    rng = np.random.default_rng(11)
+    X = rng.standard_normal((1000, 16)).astype(dtype)
+    W = rng.standard_normal((32, 16))
+    pool = subspace_pooling(32, 2) if pooled else None
+    results = [RicaLoss(X, 32, 0.5, 1e-2, pool, block_rows=64, n_threads=n)(W) for n in (1, 2, 3, 7)]
+    for value, grad in results[1:]:
+        assert value == results[0][0]
+        assert np.array_equal(grad, results[0][1])
+
+
+def test_fit_is_the_same_bits_whatever_blas_threads_are_in_force():
+    """A multi-threaded BLAS rounds a product differently per thread count; the fit must not."""
+    rng = np.random.default_rng(12)
+    X = rng.standard_normal((20000, 64)).astype(np.float32)
+    fits = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, "blas"):
+            fits.append(RICA(n_features=256, max_iter=15, random_state=3).fit(X).W_)
+    assert np.array_equal(fits[0], fits[1])
 
 
 def test_sampled_filters_are_distinct_seeded_unit_rows_of_the_data():

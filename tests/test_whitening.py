@@ -1,5 +1,6 @@
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 from terafeat.learning.whitening import Whitener, remove_dc
 
@@ -82,3 +83,16 @@ def test_variance_fraction_picks_the_components_that_keep_it():
         assert np.sum(scales[:expected] ** 2) / total >= fraction - 1e-3
     with pytest.raises(ValueError, match="variance fraction"):
         Whitener(method="pca", n_components=1.5).fit(X)
+
+
+@pytest.mark.parametrize("method", ["pca", "zca"])
+def test_whitening_is_the_same_bits_whatever_blas_threads_are_in_force(method):
+    """A multi-threaded BLAS rounds a product differently per thread count; whitening must not."""
+    X = np.random.default_rng(9).standard_normal((40000, 108)).astype(np.float32)
+    outputs = []
+    for threads in (1, 2):
+        with threadpool_limits(threads, "blas"):
+            whitener = Whitener(method=method, n_components=36, remove_dc=True).fit(X)
+            outputs.append((whitener.whitening_, whitener.transform(X)))
+    assert np.array_equal(outputs[0][0], outputs[1][0])
+    assert np.array_equal(outputs[0][1], outputs[1][1])

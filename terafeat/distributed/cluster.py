@@ -6,13 +6,29 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 
-from distributed import Client, LocalCluster
+from distributed import Client, LocalCluster, WorkerPlugin
 
 logger = logging.getLogger(__name__)
 #: Environment variable naming an existing Dask scheduler (``tcp://host:port``).
 DASK_ADDRESS_ENV = "TERAFEAT_DASK_ADDRESS"
 #: Environment of every worker process of a local cluster: one BLAS thread each.
 BLAS_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+class OneBlasThread(WorkerPlugin):
+    """Limits a worker's BLAS to one thread when it starts (and when it restarts).
+
+    The environment alone does not: a worker process inherits its parent's
+    ``OPENBLAS_NUM_THREADS`` over Dask's ``pre-spawn-environ``, and one set
+    after the worker started comes too late for OpenBLAS.  Products on one
+    thread are also the same bits on every worker (``terafeat.blas``).
+    """
+
+    name = "terafeat-one-blas-thread"
+
+    def setup(self, worker) -> None:
+        from threadpoolctl import threadpool_limits
+        threadpool_limits(1, "blas")
 
 # ----------------------------------------------------------------------------- cluster
 
@@ -32,7 +48,8 @@ def get_client(dask_address: str | None = None, n_workers: int | None = None,
     with one thread and one BLAS thread each (``cluster_kwargs`` go to
     LocalCluster, e.g. ``dashboard_address=":0"``).  An unreachable scheduler
     raises ConnectionError naming the address after ``connect_timeout``
-    seconds.  The dashboard link is logged.
+    seconds.  The dashboard link is logged.  Every worker runs its BLAS on one
+    thread (``OneBlasThread``), on a local or an existing cluster.
 
     An external cluster (what ``tests/test_distributed.py`` starts)::
 
@@ -50,6 +67,7 @@ def get_client(dask_address: str | None = None, n_workers: int | None = None,
                    **cluster_kwargs}
         with LocalCluster(n_workers=n_workers or available_cores(), **options) as cluster, \
                 Client(cluster) as client:
+            client.register_plugin(OneBlasThread())
             logger.info("local Dask cluster of %d workers; dashboard: %s",
                         len(cluster.workers), client.dashboard_link)
             yield client
@@ -63,6 +81,7 @@ def get_client(dask_address: str | None = None, n_workers: int | None = None,
         raise ConnectionError(f"cannot reach the Dask scheduler at {address} within "
                               f"{connect_timeout:g} s: {error}") from error
     with client:
+        client.register_plugin(OneBlasThread())
         logger.info("connected to the Dask scheduler at %s (%d workers); dashboard: %s",
                     address, len(client.scheduler_info()["workers"]), client.dashboard_link)
         yield client

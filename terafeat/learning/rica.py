@@ -16,9 +16,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
-from threadpoolctl import ThreadpoolController
 
 from terafeat.learning.pooling import l2_pool
+from terafeat.blas import one_blas_thread
 from terafeat.learning.rica_objective import RicaLoss
 from terafeat.validation import (
     RANDOM_STATE,
@@ -150,18 +150,12 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
     history: list[float] = []
 
     # scipy's L-BFGS-B makes many tiny BLAS calls, which multi-threaded
-    # OpenBLAS slows down (and leaves the loss's GEMMs slower after): it runs
-    # on one BLAS thread, the loss on all the threads in force at the call.
-    controller = ThreadpoolController()
-    loss_threads = max([info["num_threads"] for info in controller.info()
-                        if info["user_api"] == "blas"], default=1)
-
+    # OpenBLAS slows down: it runs on one BLAS thread (RicaLoss threads its own blocks).
     def fun(v: np.ndarray):
         # the loss gets W in float64 and runs its m-sized products in the data's dtype:
         # rounding W to float32 here would make J jitter by more than an iteration gains
         V, norms, W = span_weights(v.reshape(k, r), basis, np.float64)
-        with controller.limit(limits=loss_threads, user_api="blas"):
-            value, grad = loss(W)
+        value, grad = loss(W)
         if not (math.isfinite(value) and np.isfinite(grad).all()):
             raise FloatingPointError(
                 f"RICA objective became non-finite ({value}) at iteration {len(history)}: "
@@ -175,7 +169,7 @@ def minimize_rica(loss, V0: np.ndarray, basis: np.ndarray | None = None, max_ite
         if callback is not None:
             callback(len(history) - 1, history[-1], intermediate_result.x.reshape(k, r))
 
-    with controller.limit(limits=1, user_api="blas"):
+    with one_blas_thread():
         result = minimize(fun, V0.ravel(), jac=True, method="L-BFGS-B", callback=on_iteration,
                           options={"maxiter": int(max_iter), "maxcor": 20, "ftol": 1e-12,
                                    "gtol": 1e-8})
@@ -281,8 +275,9 @@ class RICA(TransformerMixin, BaseEstimator):
         dtype = self._check_params()
         X = check_array(X, dtype=dtype, name="X")
         loss = RicaLoss(X, int(self.n_features), self.lam, self.eps, self.pool)
-        basis = data_basis(loss.C)
-        V0 = self.initial_weights(X.shape[1], basis)
+        with one_blas_thread():  # the same bits whatever the machine's thread count
+            basis = data_basis(loss.C)
+            V0 = self.initial_weights(X.shape[1], basis)
         callback = None if self.callback is None else (lambda i, value, V: self.callback(i, value))
         result = minimize_rica(loss, V0, basis, self.max_iter, dtype, callback)
         self._warn_if_stopped(result.n_iter)

@@ -19,12 +19,27 @@ evaluation instead of three more m-sized matrix products.  The data touch the
 objective only through the sparsity term: ``Z = X W^T`` and ``S^T X`` with
 ``S = Z / sqrt(eps + Z^2)``: two GEMMs, done over row blocks small enough for
 the cache, with the elementwise work in place in preallocated buffers.
+
+Threads.  Every product runs on one BLAS thread; the row blocks are spread
+over a pool of Python threads (numpy releases the GIL), and their sums are
+added in block order, so the objective, and the W that L-BFGS reaches, are
+the same bits for any number of threads (``terafeat.blas``); a multi-threaded
+BLAS would also spin on these small products when the cores are busy.
 """
 from __future__ import annotations
 
-import numpy as np
+import functools
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
+from terafeat.blas import blas_threads, one_blas_thread
 from terafeat.validation import check_array
+
+@functools.cache
+def _thread_pool(n_threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``n_threads`` threads for row blocks (idle between calls)."""
+    return ThreadPoolExecutor(n_threads, thread_name_prefix="rica-blocks")
 
 #: Target size in bytes of one (b, k) block of ``Z = X W^T`` (cache-sized);
 #: b stays within [512, 4096] rows so that each block is a well-shaped GEMM.
@@ -56,30 +71,36 @@ def reconstruction_terms(W: np.ndarray, C: np.ndarray, lam: float) -> tuple[floa
 class SparsityKernel:
     """Blocked evaluation of the sparsity term over fixed data X (m, d).
 
-    Rows are processed in blocks whose (b, k) slice of Z fits the cache; Z and
-    its elementwise transforms live in preallocated (b, k) buffers, and
-    ``S^T X`` accumulates block by block into one (k, d) array.  With a
-    pooling matrix V (p, k) the penalty is on pooled units
-    ``sqrt(eps + Z^2 V^T)`` (ISA/TICA) instead of on each simple unit.
+    Rows are processed in blocks whose (b, k) slice of Z fits the cache, by
+    ``n_threads`` Python threads (default: the BLAS threads in force at
+    construction), each with its own preallocated (b, k) buffers for Z and
+    its elementwise transforms and a (k, d) buffer for its block's ``S^T X``;
+    the block sums are added in block order, so the result does not depend
+    on ``n_threads`` (see the module doc).  With a pooling matrix V (p, k)
+    the penalty is on pooled units ``sqrt(eps + Z^2 V^T)`` (ISA/TICA) instead
+    of on each simple unit.
     """
 
     def __init__(self, X: np.ndarray, k: int, pool: np.ndarray | None = None,
-                 block_rows: int | None = None):
+                 block_rows: int | None = None, n_threads: int | None = None):
         m, d = X.shape
         if block_rows is None:
             block_rows = min(max(BLOCK_BYTES // (k * X.dtype.itemsize), 512), 4096)
         block_rows = int(max(1, min(block_rows, m)))
         self.X = X
         self.blocks = [(s, min(s + block_rows, m)) for s in range(0, m, block_rows)]
-        self.Z = np.empty((block_rows, k), X.dtype)
-        self.T = np.empty((block_rows, k), X.dtype)
-        self.G_block = np.empty((k, d), X.dtype)
-        self.pool = None
-        if pool is not None:
-            self.pool = check_pooling(pool, k, X.dtype)
-            self.Q = np.empty((block_rows, self.pool.shape[0]), X.dtype)
+        n_threads = blas_threads() if n_threads is None else int(n_threads)
+        self.n_threads = max(1, min(n_threads, len(self.blocks)))
+        self.pool = None if pool is None else check_pooling(pool, k, X.dtype)
+        p = 0 if self.pool is None else self.pool.shape[0]
+        # two buffer slots per thread: a thread starts its next block while the
+        # caller adds up the last one
+        n_slots = 1 if self.n_threads == 1 else 2 * self.n_threads
+        self._slots = [(np.empty((block_rows, k), X.dtype), np.empty((block_rows, k), X.dtype),
+                        np.empty((block_rows, p), X.dtype), np.empty((k, d), X.dtype))
+                       for _ in range(n_slots)]
 
-    def _penalty(self, Z: np.ndarray, T: np.ndarray, eps: float) -> float:
+    def _penalty(self, Z: np.ndarray, T: np.ndarray, Q: np.ndarray, eps: float) -> float:
         """Sum of the penalty over a block; leaves dPenalty/dZ in Z."""
         np.multiply(Z, Z, out=T)
         if self.pool is None:
@@ -88,7 +109,6 @@ class SparsityKernel:
             total = float(T.sum())
             np.divide(Z, T, out=Z)
             return total
-        Q = self.Q[:Z.shape[0]]
         np.matmul(T, self.pool.T, out=Q)
         Q += eps
         np.sqrt(Q, out=Q)
@@ -98,17 +118,52 @@ class SparsityKernel:
         np.multiply(Z, T, out=Z)
         return total
 
+    def _block(self, slot: int, start: int, stop: int, W: np.ndarray, eps: float) -> float:
+        """Penalty sum of rows [start, stop); their ``S^T X`` left in the slot's (k, d) buffer."""
+        Z, T, Q, G = self._slots[slot]
+        rows = stop - start
+        Xb = self.X[start:stop]
+        Z, T, Q = Z[:rows], T[:rows], Q[:rows]
+        np.matmul(Xb, W.T, out=Z)
+        total = self._penalty(Z, T, Q, eps)
+        np.matmul(Z.T, Xb, out=G)
+        return total
+
     def __call__(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
-        X = self.X
-        grad = np.zeros((W.shape[0], X.shape[1]), X.dtype)
+        with one_blas_thread():
+            if self.n_threads == 1:
+                return self._sequential(W, eps)
+            return self._threaded(W, eps)
+
+    def _sequential(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+        grad = np.zeros((W.shape[0], self.X.shape[1]), self.X.dtype)
         total = 0.0
         for start, stop in self.blocks:
-            Xb = X[start:stop]
-            Z, T = self.Z[:stop - start], self.T[:stop - start]
-            np.matmul(Xb, W.T, out=Z)
-            total += self._penalty(Z, T, eps)
-            np.matmul(Z.T, Xb, out=self.G_block)
-            grad += self.G_block
+            total += self._block(0, start, stop, W, eps)
+            grad += self._slots[0][3]
+        return total, grad
+
+    def _threaded(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+        """The blocks on the thread pool, their sums added in block order as they finish."""
+        grad = np.zeros((W.shape[0], self.X.shape[1]), self.X.dtype)
+        total = 0.0
+        threads = _thread_pool(self.n_threads)
+        free, pending = list(range(len(self._slots))), deque()
+
+        def add_oldest():
+            nonlocal total
+            slot, block_sum = pending.popleft()
+            total += block_sum.result()
+            np.add(grad, self._slots[slot][3], out=grad)
+            free.append(slot)
+
+        for start, stop in self.blocks:
+            if not free:
+                add_oldest()
+            slot = free.pop()
+            pending.append((slot, threads.submit(self._block, slot, start, stop, W, eps)))
+        while pending:
+            add_oldest()
         return total, grad
 
 
@@ -139,26 +194,36 @@ class RicaLoss:
 
     ``RicaLoss(X, n_features, lam, eps, pool=None)(W) -> (J, dJ/dW)``; X: (m, d),
     W: (k, d) with k = n_features, both in the same float dtype; pool: optional
-    (p, k) pooling matrix.  Construction computes ``C = X^T X / m`` (in
+    (p, k) pooling matrix; n_threads: the sparsity kernel's threads (the
+    result is the same for any).  Construction computes ``C = X^T X / m`` (in
     float64, then cast) and allocates the (b, k) block buffers; a call then
     allocates only (k, d) and (d, d) arrays, never an m-sized one.
     """
 
     def __init__(self, X: np.ndarray, n_features: int, lam: float, eps: float,
-                 pool: np.ndarray | None = None, block_rows: int | None = None):
+                 pool: np.ndarray | None = None, block_rows: int | None = None,
+                 n_threads: int | None = None):
         self.X = X
         self.m = X.shape[0]
         self.lam = float(lam)
         self.eps = float(eps)
         X64 = X.astype(np.float64, copy=False)
-        self.C = ((X64.T @ X64) / self.m).astype(X.dtype)
-        self._kernel = SparsityKernel(X, n_features, pool, block_rows)
+        with one_blas_thread():
+            self.C = ((X64.T @ X64) / self.m).astype(X.dtype)
+        self._kernel = SparsityKernel(X, n_features, pool, block_rows, n_threads)
 
     def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
         """(J, dJ/dW in W's dtype); the m-sized products run in X's dtype, the
         reconstruction term in float64 from W as given (see reconstruction_terms)."""
-        value, grad = reconstruction_terms(W, self.C, self.lam)
-        total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
+        with one_blas_thread():
+            if self._kernel.n_threads == 1:
+                value, grad = reconstruction_terms(W, self.C, self.lam)
+                total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
+            else:  # the d x d algebra on a pool thread beside the row blocks
+                reconstruction = _thread_pool(self._kernel.n_threads).submit(
+                    reconstruction_terms, W, self.C, self.lam)
+                total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
+                value, grad = reconstruction.result()
         grad += sparse_grad * W.dtype.type(1.0 / self.m)
         return value + total / self.m, grad
 

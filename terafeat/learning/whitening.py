@@ -1,4 +1,7 @@
-"""Per-patch DC removal and PCA / ZCA whitening (fit / transform / inverse)."""
+"""Per-patch DC removal and PCA / ZCA whitening (fit / transform / inverse).
+
+Products run on one BLAS thread: the same bits on every machine (``terafeat.blas``).
+"""
 from __future__ import annotations
 
 from numbers import Real
@@ -9,6 +12,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from terafeat.blas import one_blas_thread
 from terafeat.validation import check_array, check_dtype, check_fitted_input
 
 METHODS = ("pca", "zca")
@@ -66,6 +70,10 @@ class Whitener(TransformerMixin, BaseEstimator):
 
     def fit(self, X, y=None) -> "Whitener":
         """Fit on X (m, d); y is ignored."""
+        with one_blas_thread():
+            return self._fit(X)
+
+    def _fit(self, X) -> "Whitener":
         self._validate_params()
         dtype = check_dtype(self.dtype)
         X = check_array(X, dtype=np.float64, name="X")
@@ -122,7 +130,8 @@ class Whitener(TransformerMixin, BaseEstimator):
         X = check_fitted_input(self, X, np.float64)
         X = (remove_dc(X) if self.remove_dc else X).astype(self.whitening_.dtype)
         X -= self.mean_
-        return X @ self.whitening_
+        with one_blas_thread():
+            return X @ self.whitening_
 
     def fit_transform(self, X, y=None) -> np.ndarray:
         return self.fit(X).transform(X)
@@ -136,7 +145,8 @@ class Whitener(TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         Y = check_array(Y, dtype=self.whitening_.dtype, name="Y",
                         n_features=self.whitening_.shape[1])
-        return Y @ self.dewhitening_ + self.mean_
+        with one_blas_thread():
+            return Y @ self.dewhitening_ + self.mean_
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Fitted state and parameters as arrays (for ``np.savez``)."""

@@ -88,7 +88,7 @@ def time_phase(n_workers: int, paths, numpy_loss, W, repeats: int) -> dict:
     longest task, from Dask's task stream): dask time minus that is Dask's
     own overhead (submission, scheduling, transfers, client-side term).
     """
-    with get_client(n_workers=n_workers, dashboard_address=":0") as client:
+    with get_client(n_workers=n_workers, dashboard_address="127.0.0.1:0") as client:
         with ShardedData(client, paths, np.float32) as data, threadpool_limits(1, "blas"):
             loss = DistributedRicaLoss(data, LAM, EPS)
             loss(W)  # warm-up
@@ -119,7 +119,7 @@ def time_phase(n_workers: int, paths, numpy_loss, W, repeats: int) -> dict:
 def objective_curves(paths, args) -> dict:
     """L-BFGS and Downpour objective-vs-time on a 2-worker cluster."""
     params = {"n_features": args.features, "lam": args.curve_lam, "eps": EPS, "random_state": SEED}
-    with get_client(n_workers=2, dashboard_address=":0") as client:
+    with get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
         lbfgs = DistributedRICA(**params, max_iter=args.lbfgs_iter, client=client).fit(paths)
         downpour = DownpourRICA(**params, max_iter=args.downpour_steps, client=client,
                                 learning_rate=args.downpour_lr, batch_size=args.batch_size,

@@ -32,6 +32,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.common import extracted  # noqa: E402
+from bench.results import record  # noqa: E402
 from flows.cli import _parse_assignment  # noqa: E402
 from reporting.pages.imagenet import COATES_CIFAR10  # noqa: E402
 
@@ -102,6 +103,19 @@ def main(argv=None) -> int:
         ratios = {k: runs[1][1]["peak_memory"][k] / max(v, 1)
                   for k, v in first["peak_memory"].items()}
         print("peak memory x2 / x1: " + ", ".join(f"{k} {r:.2f}" for k, r in ratios.items()))
+    full = args.per_class is None and not args.overrides
+    record("imagenet_cifar10" if full else "imagenet_cifar10-subset", {
+        "top1": {row["features"]: row["top-1"] for row in first["headline"]},
+        "coates_2011": dict((what, accuracy) for what, accuracy in COATES_CIFAR10),
+        "n_train_rows": first["listing"]["n_train"], "n_test": first["listing"]["n_test"],
+        "n_features": first["parameters"]["n_features"],
+        "flow_minutes": round(seconds / 60, 1),
+        "stage_seconds": {k: round(v, 1) for k, v in first["timings"].items()},
+        "peak_memory_gb": {name: {k: round(v / 1e9, 2) for k, v in results["peak_memory"].items()}
+                           for name, results, _ in runs},
+        "overrides": dict(args.overrides)},
+        peer="raw pixels through the same classifier, in the same run; Coates et al. 2011 "
+             "as published")
     return 0
 
 

@@ -77,7 +77,7 @@ def main() -> None:
 
         single_process()  # warm-up
         rows.append(("single process (before)", single_process()))
-        with get_client(n_workers=2, dashboard_address=":0") as client:
+        with get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
             for partitions in (1, 2):
                 for replicas in (1, 2):
                     result = train_layer(shards, geometry, partitions=partitions,

@@ -132,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"terafeat: invalid parameters for {args.flow}: "
               f"{validation_message(error, plan.model)}", file=sys.stderr)
         return 2
+    from flows.stages import check_scheduler
+    try:
+        check_scheduler(params)
+    except (ConnectionError, ValueError) as error:
+        print(f"terafeat: {error}", file=sys.stderr)
+        return 2
     from flows.progress import terminal_progress
     try:
         with terminal_progress():

@@ -9,7 +9,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
-                              Solver, documented, parameter_model)
+                              Solver, documented, fits_in_memory, parameter_model, rica_bytes)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.comparison import compare_methods
 from tasks.face_frames import sample_face_frames
@@ -113,6 +113,14 @@ def _solver_needs_dask(params) -> None:
                          "uses L-BFGS)")
 
 
+def _memory(params) -> dict[str, int]:
+    pixels = params.frame_size ** 2
+    return {f"the frames (n_frames={params.n_frames} x {pixels} pixels)":
+                params.n_frames * pixels * 20,
+            f"layer 1's RICA optimiser (n_features={params.n_features} x n_components="
+            f"{params.n_components})": rica_bytes(params.n_features, params.n_components)}
+
+
 def _layer(params, layer: int) -> dict:
     """Layer ``layer``'s (1-based) whitened dimensions, simple units and group size."""
     if layer == 1:
@@ -191,7 +199,7 @@ def _headline(results: dict) -> list[dict]:
 
 PLAN = FlowPlan(
     name="face_neuron",
-    model=parameter_model(face_neuron, checks=(_shapes_fit, _solver_needs_dask)),
+    model=parameter_model(face_neuron, checks=(_shapes_fit, _solver_needs_dask, fits_in_memory(_memory))),
     stages=(
         Stage(sample_face_frames, "frames", lambda p, o: dict(
             images=list(p.images), data_root=p.data_root, n_frames=p.n_frames,

@@ -9,7 +9,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
-                              Solver, documented, parameter_model)
+                              Solver, documented, fits_in_memory, parameter_model, rica_bytes)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
@@ -106,6 +106,13 @@ def _downloadable(params) -> None:
                          f"not {params.dataset!r}")
 
 
+def _memory(params) -> dict[str, int]:
+    d = {"rgb": 3, "hed": 3, "he": 2, "grey": 1}[params.colour_mode] * params.patch_size ** 2
+    return {f"the patches (n_patches={params.n_patches} x {d} values)": params.n_patches * d * 20,
+            f"RICA's optimiser (n_features={params.n_features} x {d})":
+                rica_bytes(params.n_features, d)}
+
+
 def _unreadable(params, outputs: dict) -> dict:
     problems = (outputs["tiles"]["layout_problems"] + outputs["patches"]["problems"] +
                 outputs["features"]["problems"])
@@ -121,7 +128,8 @@ def _headline(results: dict) -> list[dict]:
 
 PLAN = FlowPlan(
     name="histology",
-    model=parameter_model(histology, checks=(_groups_divide_features, _downloadable)),
+    model=parameter_model(histology, checks=(_groups_divide_features, _downloadable,
+                                                  fits_in_memory(_memory))),
     stages=(
         Stage(download_tile_set, "download", lambda p, o: dict(
             dataset=p.dataset, data_root=p.data_root), when=lambda p: p.download),

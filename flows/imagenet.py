@@ -8,7 +8,7 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
-                              Solver, documented, parameter_model)
+                              Solver, documented, fits_in_memory, parameter_model, rica_bytes)
 from flows.stages import FlowPlan, Stage, run_flow
 from reporting.pages.imagenet import headline_rows
 from tasks.image_classification import classify_images
@@ -135,6 +135,17 @@ def _patch_fits(params) -> None:
                          f"grid do not fit {params.image_size}px images")
 
 
+def _memory(params) -> dict[str, int]:
+    d = 3 * params.patch_size ** 2
+    per_filter = params.grid ** 2 * (2 if params.nonlinearity == "split" else 1)
+    f = params.n_features * per_filter + 1
+    return {f"the patches (n_patches={params.n_patches} x {d} values)": params.n_patches * d * 20,
+            f"RICA's optimiser (n_features={params.n_features} x {d})":
+                rica_bytes(params.n_features, d),
+            f"the classifier's two {f} x {f} matrices (n_features={params.n_features}, "
+            f"grid={params.grid}, nonlinearity={params.nonlinearity})": 2 * f * f * 8}
+
+
 def _whitening_components(params) -> int | float | None:
     """``n_components`` as ``Whitener`` takes it: a count as an int, else the fraction."""
     if params.n_components is not None and params.n_components >= 1:
@@ -158,7 +169,7 @@ def _summarise(params, outputs) -> dict:
 
 PLAN = FlowPlan(
     name="imagenet",
-    model=parameter_model(imagenet, checks=(_patch_fits,)),
+    model=parameter_model(imagenet, checks=(_patch_fits, fits_in_memory(_memory))),
     stages=(
         Stage(list_images, "listing", lambda p, o: dict(
             dataset=p.dataset, data_root=p.data_root, max_train_per_class=p.max_train_per_class,

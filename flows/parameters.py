@@ -15,6 +15,7 @@ import inspect
 from collections.abc import Callable
 from typing import Annotated, Literal, get_type_hints
 
+import psutil
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
 Lam = Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
@@ -42,6 +43,33 @@ RUN_OPTIONS = ("seed", "dtype", "output_root", "cache_root", "backend", "dask_ad
 
 #: A check across parameters: takes the validated model, raises ValueError naming the problem.
 Check = Callable[[BaseModel], None]
+
+
+#: (s, y) pairs scipy's L-BFGS keeps in ``minimize_rica`` (its ``maxcor``).
+LBFGS_PAIRS = 20
+
+
+def rica_bytes(n_features: int, dimensions: int) -> int:
+    """Memory of a RICA fit's optimiser: L-BFGS's history and a few (k, d) float64 arrays."""
+    return (2 * LBFGS_PAIRS + 6) * n_features * dimensions * 8
+
+
+def fits_in_memory(estimate: Callable[[BaseModel], dict[str, int]]) -> Check:
+    """A check refusing, before any work, a request whose largest arrays cannot fit.
+
+    ``estimate(params)`` names each large array (with the parameters that size it) and
+    its bytes; their sum must fit in this machine's physical memory.
+    """
+    def fits_in_memory(params) -> None:
+        needs = estimate(params)
+        total = psutil.virtual_memory().total
+        if sum(needs.values()) > total:
+            largest = max(needs, key=needs.get)
+            raise ValueError(
+                f"this run needs about {sum(needs.values()) / 2**30:.1f} GiB, more than this "
+                f"machine's {total / 2**30:.1f} GiB; the largest part: {largest}, "
+                f"{needs[largest] / 2**30:.1f} GiB")
+    return fits_in_memory
 
 
 def parameter_model(flow_function: Callable, checks: tuple[Check, ...] = ()) -> type[BaseModel]:

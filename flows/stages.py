@@ -26,6 +26,7 @@ from reporting.toolkit import environment, markdown_table
 from runs.folders import new_run_dir
 from tasks.logs import cache_outcomes, marking_cache_hits
 from terafeat.atomic_files import load_json
+from terafeat.distributed.cluster import check_reachable, scheduler_address
 
 # The core reports through `logging` (the Dask dashboard link, worker recoveries);
 # with PREFECT_LOGGING_EXTRA_LOGGERS=terafeat (the CLI sets it) Prefect shows them.
@@ -111,11 +112,21 @@ class Stopwatch:
         return value
 
 
+def check_scheduler(params) -> None:
+    """With ``backend=dask`` and a scheduler named (``dask_address`` or
+    ``$TERAFEAT_DASK_ADDRESS``): ConnectionError naming it unless it is reachable."""
+    if getattr(params, "backend", None) == "dask":
+        address = scheduler_address(getattr(params, "dask_address", None))
+        if address is not None:
+            check_reachable(address)
+
+
 def run_flow(plan: FlowPlan, arguments: Mapping) -> dict:
     """Validate the flow's arguments, run its stages into a new run folder, write the
     report and publish the headline as Prefect artifacts.  Returns results.json's content
     with ``report``, the page's absolute path."""
     params = plan.validate(arguments)
+    check_scheduler(params)
     logger = get_run_logger()
     run_dir = new_run_dir(params.output_root, plan.name, flow_run.get_name())
     logger.info("run folder: %s", run_dir.resolve())

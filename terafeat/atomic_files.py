@@ -11,11 +11,25 @@ from pathlib import Path
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process's umask (Linux: read from /proc, elsewhere set and restored)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path, write: Callable[[io.BufferedWriter], None]) -> Path:
     """Write ``path`` through a temporary file in the same folder, then rename.
 
     ``write`` receives the open binary file.  Readers see the old file or the
-    complete new one, never a partial write.
+    complete new one, never a partial write.  The file gets the mode any new
+    file gets (0666 less the umask), not the temporary file's private 0600.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -25,6 +39,7 @@ def atomic_write(path, write: Callable[[io.BufferedWriter], None]) -> Path:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+            os.fchmod(handle.fileno(), 0o666 & ~current_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -138,7 +138,7 @@ def test_dask_workers_encode_the_same_features(tmp_path, listing):
     listing_path, encoder_path = listing
     ranges = shard_ranges(9, 2)
     local, _ = encode_listing(listing_path, ranges, encoder_path, tmp_path / "local", 12, 2)
-    with get_client(n_workers=2, dashboard_address=":0") as client:
+    with get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
         remote, summaries = encode_listing(listing_path, ranges, encoder_path,
                                            tmp_path / "dask", 12, 2, client=client)
     assert len(remote) == len(local) == 5

@@ -59,7 +59,7 @@ def one_blas_thread():
 
 @pytest.fixture(scope="module")
 def client():
-    with get_client(n_workers=2, dashboard_address=":0") as client:
+    with get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
         yield client
 
 

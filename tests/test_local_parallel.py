@@ -22,7 +22,7 @@ def shards(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def client():
-    with get_client(n_workers=2, dashboard_address=":0") as client:
+    with get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
         yield client
 
 

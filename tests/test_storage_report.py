@@ -1,4 +1,6 @@
 import json
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -57,3 +59,13 @@ def test_tile_filters_grid_and_html_report(tmp_path):
     assert markdown_table([{"a": 1, "b": 0.5}]) == "| a | b |\n|---|---|\n| 1 | 0.5 |"
     with pytest.raises(ValueError, match="patch shape"):
         tile_filters(W, (3, 3))
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o022, 0o077])
+def test_written_files_get_the_umask_mode_not_the_temporary_files(tmp_path, umask):
+    previous = os.umask(umask)
+    try:
+        for path in (save_json(tmp_path / "a.json", {"x": 1}), save_array(tmp_path / "a.npy", np.ones(2))):
+            assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask
+    finally:
+        os.umask(previous)

@@ -4,13 +4,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import socket
 from collections.abc import Iterator, Sequence
 
 from distributed import Client, LocalCluster, WorkerPlugin
+from distributed.comm.addressing import parse_address, parse_host_port
 
 logger = logging.getLogger(__name__)
 #: Environment variable naming an existing Dask scheduler (``tcp://host:port``).
 DASK_ADDRESS_ENV = "TERAFEAT_DASK_ADDRESS"
+#: Where a local cluster's scheduler, workers and (unauthenticated) dashboard listen.
+LOOPBACK = "127.0.0.1"
 #: Environment of every worker process of a local cluster: one BLAS thread each.
 BLAS_ONE_THREAD = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -37,6 +41,26 @@ def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def scheduler_address(dask_address: str | None = None) -> str | None:
+    """The scheduler a run connects to: ``dask_address``, else ``$TERAFEAT_DASK_ADDRESS``,
+    else None (a local cluster)."""
+    return dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
+
+
+def check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Raise ConnectionError naming ``address`` unless a TCP connection to it opens within
+    ``timeout`` seconds (other protocols are left to the client)."""
+    scheme, location = parse_address(address)
+    if scheme != "tcp":
+        return
+    host, port = parse_host_port(location, default_port=8786)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as error:
+        raise ConnectionError(f"cannot reach the Dask scheduler at {address}: "
+                              f"{error.strerror or error}") from None
+
+
 @contextlib.contextmanager
 def get_client(dask_address: str | None = None, n_workers: int | None = None,
                connect_timeout: float = 10.0, **cluster_kwargs) -> Iterator[Client]:
@@ -45,8 +69,9 @@ def get_client(dask_address: str | None = None, n_workers: int | None = None,
     dask_address: scheduler to connect to (``tcp://host:port``); None reads
     ``TERAFEAT_DASK_ADDRESS``, and if that is unset too starts a
     ``LocalCluster`` of ``n_workers`` (default: the usable cores) processes
-    with one thread and one BLAS thread each (``cluster_kwargs`` go to
-    LocalCluster, e.g. ``dashboard_address=":0"``).  An unreachable scheduler
+    with one thread and one BLAS thread each, every socket on 127.0.0.1 (the
+    dashboard on port 8787, or a free one; ``cluster_kwargs`` go to
+    LocalCluster, e.g. ``dashboard_address="127.0.0.1:0"``).  An unreachable scheduler
     raises ConnectionError naming the address after ``connect_timeout``
     seconds.  The dashboard link is logged.  Every worker runs its BLAS on one
     thread (``OneBlasThread``), on a local or an existing cluster.
@@ -61,10 +86,10 @@ def get_client(dask_address: str | None = None, n_workers: int | None = None,
     ``distributed.nanny.pre-spawn-environ``); shard files must be on storage
     every worker can read.
     """
-    address = dask_address or os.environ.get(DASK_ADDRESS_ENV) or None
+    address = scheduler_address(dask_address)
     if address is None:
         options = {"processes": True, "threads_per_worker": 1, "env": dict(BLAS_ONE_THREAD),
-                   **cluster_kwargs}
+                   "host": LOOPBACK, "dashboard_address": f"{LOOPBACK}:8787", **cluster_kwargs}
         with LocalCluster(n_workers=n_workers or available_cores(), **options) as cluster, \
                 Client(cluster) as client:
             client.register_plugin(OneBlasThread())

@@ -208,6 +208,13 @@ def from_cache(results: dict, stage: str) -> str:
             if (results.get("cache") or {}).get(stage) == "cache" else "")
 
 
+def resumed(training: dict) -> str:
+    """" (resumed ... at iteration N)" when a training stage resumed an interrupted fit."""
+    start = training.get("resumed_from") or 0
+    return (f" (resumed from the checkpoint of an interrupted run at iteration {start})"
+            if start else "")
+
+
 def save_figure(path, figure) -> Path:
     """Save a matplotlib figure as PNG at ``path`` (atomically) and close it."""
     plt = pyplot()

@@ -1,12 +1,9 @@
 """Stage: train one RICA layer."""
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from pathlib import Path
 
-import numpy as np
 from prefect import task
 
 from tasks.logs import cached, report_progress, stage_logger
@@ -16,9 +13,6 @@ from terafeat.learning.pooling import subspace_pooling
 from terafeat.learning.rica import distinct_filters, sampled_filters
 
 LOG_EVERY = 25
-#: Folder beside a flow's run folders holding Dask training checkpoints: a
-#: killed run's re-run (a new run folder) finds and resumes its checkpoint.
-CHECKPOINTS = ".checkpoints"
 #: Starting filters: seeded Gaussian rows, or seeded patches drawn from the data.
 INITS = ("random", "samples")
 
@@ -36,8 +30,11 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
     backend "local" trains in this process (through the stage cache when
     ``cache_root`` is given); "dask" on a Dask cluster (``dask_address``,
     else ``TERAFEAT_DASK_ADDRESS``, else a local cluster), with shards under
-    the run folder, a checkpoint beside the run folders (a re-run resumes
-    it), and ``solver`` "lbfgs" (exact) or "downpour" (asynchronous SGD).
+    the run folder and ``solver`` "lbfgs" (exact) or "downpour" (asynchronous
+    SGD); its checkpoint lives in the fit's own (partial) cache entry, keyed by
+    the data and every parameter: a killed fit's re-run resumes it and says
+    so, a finished fit's re-run is a cache hit, and the checkpoint is deleted
+    when the fit ends.
     Writes ``<prefix>W.npy`` (k, d) and ``<prefix>objective.npy``; returns
     their paths and the fit's summary numbers.
     """
@@ -60,18 +57,18 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
 
         options = {}
         if backend == "dask":
-            key = checkpoint_key(X, n_features=n_features, lam=lam, eps=eps, dtype=dtype,
-                                 seed=seed, group_size=group_size, solver=solver, init=init)
-            checkpoint = run.parent / CHECKPOINTS / f"{prefix}{key}.npz"
-            logger.info("checkpoint: %s%s", checkpoint,
-                        " (resuming)" if checkpoint.exists() else "")
+            checkpoint = out / f"{prefix}checkpoint.npz"
+            if checkpoint.exists():
+                logger.info("resuming the unfinished fit checkpointed in %s", checkpoint)
             options = {"dask_address": dask_address, "solver": solver,
-                       "checkpoint_path": checkpoint, "shard_folder": out / f"{prefix}shards"}
+                       "checkpoint_path": checkpoint, "shard_folder": run / f"{prefix}shards"}
         layer = fit_rica_layer(
             X, {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
                 "dtype": dtype, "random_state": seed, "pool": pool, "init": start},
             backend=backend, callback=report, **options)
         seconds = time.perf_counter() - started
+        if backend == "dask":  # the fit is done: its result, not its checkpoint, is kept
+            options["checkpoint_path"].unlink(missing_ok=True)
         distinct = distinct_filters(layer.W_)
         logger.info("RICA %d -> %d features (%d distinct): %d iterations in %.1f s, objective "
                     "%.6g -> %.6g (%s)", X.shape[1], n_features, distinct, layer.n_iter_, seconds,
@@ -84,17 +81,10 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
                 "optimizer_message": layer.optimizer_message_,
                 "resumed_from": int(getattr(layer, "resumed_from_", 0) or 0)}
 
-    if backend == "dask":  # checkpoints, not the cache: shard folders stay in the run
-        return compute(run)
     params = {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
               "dtype": dtype, "seed": seed, "group_size": group_size, "prefix": prefix,
               "init": init}
-    return cached(cache_root, "train-rica", params, {"whitened": whitened_path}, run, compute)
-
-
-def checkpoint_key(X: np.ndarray, **params) -> str:
-    """Hex digest of the training data's bytes and the parameters that shape the
-    optimisation path (not ``max_iter``: a longer run resumes a shorter one)."""
-    digest = hashlib.sha256(np.ascontiguousarray(X).view(np.uint8).ravel())
-    digest.update(json.dumps(params, sort_keys=True).encode())
-    return digest.hexdigest()[:20]
+    if backend == "dask":
+        params.update(backend=backend, solver=solver)
+    return cached(cache_root, "train-rica", params, {"whitened": whitened_path}, run, compute,
+                  resumable=backend == "dask")

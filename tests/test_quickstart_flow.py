@@ -82,25 +82,54 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
     assert results["report"] == str((run / "index.html").resolve())
 
 
-def test_dask_backend_trains_the_same_layer(small_run, tmp_path):
+def test_dask_backend_trains_the_same_layer_and_a_finished_fit_is_never_trained_again(
+        small_run, tmp_path):
     local, _ = small_run
-    results = quickstart(output_root=str(tmp_path), backend="dask",
-                                          cache_root=None, **SMALL)
+    params = dict(SMALL, output_root=str(tmp_path / "reports"), backend="dask",
+                  cache_root=str(tmp_path / "cache"))
+    results = quickstart(**params)
     run = Path(results["run_dir"])
-    assert list((run.parent / ".checkpoints").glob("*.npz")) and list((run / "shards").glob("*.npy"))
+    assert list((run / "shards").glob("*.npy"))
+    assert not list(tmp_path.rglob("*checkpoint*"))  # a finished fit keeps no checkpoint
     assert results["training"]["n_iter"] == local["training"]["n_iter"]
     assert results["training"]["final_objective"] == pytest.approx(
         local["training"]["final_objective"], rel=1e-3)
     assert results["evaluation"]["accuracy"].keys() == local["evaluation"]["accuracy"].keys()
     assert results["training"]["resumed_from"] == 0
-    # a re-run (a new run folder) finds the checkpoint of the first and trains further from it
-    longer = dict(SMALL, max_iter=SMALL["max_iter"] + 5)
-    again = quickstart(output_root=str(tmp_path), backend="dask",
-                                        cache_root=None, **longer)
-    assert again["run_dir"] != results["run_dir"]
-    assert again["training"]["resumed_from"] == SMALL["max_iter"]
-    assert again["training"]["n_iter"] == SMALL["max_iter"] + 5
-    assert again["training"]["final_objective"] <= results["training"]["final_objective"]
+    # re-run: a cache hit with the same W, not more training
+    again = quickstart(**params)
+    assert again["cache"]["train-rica"] == "cache" and again["training"] == {
+        **results["training"], "W": again["training"]["W"], "objective": again["training"]["objective"]}
+    np.testing.assert_array_equal(np.load(again["training"]["W"]), np.load(results["training"]["W"]))
+    # a longer budget is another fit, from the start (not the shorter one's end)
+    longer = quickstart(**dict(params, max_iter=SMALL["max_iter"] + 5))
+    assert longer["cache"]["train-rica"] == "computed"
+    assert longer["training"]["resumed_from"] == 0
+    assert longer["training"]["n_iter"] == SMALL["max_iter"] + 5
+
+
+def test_an_interrupted_dask_fit_resumes_and_says_so(prefect_server, tmp_path, monkeypatch):
+    import tasks.training
+    params = dict(SMALL, max_iter=25, output_root=str(tmp_path / "reports"), backend="dask",
+                  cache_root=str(tmp_path / "cache"))
+    progress = tasks.training.report_progress
+
+    def interrupt_at_12(label, iteration, total):
+        if iteration == 12:
+            raise KeyboardInterrupt
+        progress(label, iteration, total)
+
+    monkeypatch.setattr(tasks.training, "report_progress", interrupt_at_12)
+    with pytest.raises(KeyboardInterrupt):
+        quickstart(**params)
+    assert len(list((tmp_path / "cache").rglob("checkpoint.npz"))) == 1  # iteration 10's
+    monkeypatch.setattr(tasks.training, "report_progress", progress)
+    resumed = quickstart(**params)
+    assert resumed["cache"]["train-rica"] == "computed"
+    assert resumed["training"]["resumed_from"] == 10 and resumed["training"]["n_iter"] == 25
+    assert "resumed from the checkpoint of an interrupted run at iteration 10" in \
+        Path(resumed["report"]).read_text()
+    assert not list(tmp_path.rglob("*checkpoint*"))
 
 
 def test_parameters_are_validated():

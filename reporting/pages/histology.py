@@ -7,6 +7,7 @@ import numpy as np
 
 from reporting.toolkit import (
     from_cache,
+    resumed,
     pyplot,
     run_sections,
     save_confusion_plot,
@@ -130,7 +131,7 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
             f"{filters.shape[0]} RICA filters of {'x'.join(map(str, patch_shape))} "
             f"{parameters['colour_mode']} patches (whitened space), trained with ISA pooling in "
             f"groups of {parameters['group_size']} on patches of training tiles only; each "
-            f"scaled to its own range{from_cache(results, 'train-rica')}.",
+            f"scaled to its own range{from_cache(results, 'train-rica')}{resumed(results['training'])}.",
             figures["filters"], figures["objective"]]),
         ("Test accuracy beside the peers", [
             f"One classifier for every feature set: standardised "

@@ -7,6 +7,7 @@ import numpy as np
 
 from reporting.toolkit import (
     from_cache,
+    resumed,
     run_sections,
     save_confusion_plot,
     save_image,
@@ -105,7 +106,7 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             f"The {W.shape[0]} RICA filters in pixel space (each unit's weights mapped back "
             "through the whitening: the colour pattern it responds to most), each scaled to its "
             "own range"
-            f"{from_cache(results, 'train-rica')}.",
+            f"{from_cache(results, 'train-rica')}{resumed(results['training'])}.",
             f"Distinct filters (no earlier filter with |cosine| > 0.95 in the whitened space): "
             f"{results['training']['distinct_filters']} of {W.shape[0]}. With many more filters "
             "than whitened dimensions, RICA's reconstruction term is met by copies too, and "

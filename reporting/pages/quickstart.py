@@ -7,6 +7,7 @@ import numpy as np
 
 from reporting.toolkit import (
     from_cache,
+    resumed,
     run_sections,
     save_bar_plot,
     save_image,
@@ -46,7 +47,8 @@ def quickstart_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarr
         ("Training", [
             f"{training['n_iter']} L-BFGS iterations in {training['seconds']:.1f} s; objective "
             f"{training['initial_objective']:.5g} -> {training['final_objective']:.5g} "
-            f"({training['optimizer_message']}){from_cache(results, 'train-rica')}.", curve]),
+            f"({training['optimizer_message']}){from_cache(results, 'train-rica')}"
+            f"{resumed(training)}.", curve]),
         ("Are the features useful?", [
             "Face / non-face classification of scikit-image's lfw_subset (25x25, 100 + 100) "
             "with a linear classifier (standardised logistic regression, C chosen inside each "

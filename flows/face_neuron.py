@@ -9,7 +9,8 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
-                              Solver, documented, fits_in_memory, parameter_model, rica_bytes)
+                              Solver, documented, fits_in_memory, parameter_model,
+                              training_bytes, rica_bytes)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.comparison import compare_methods
 from tasks.face_frames import sample_face_frames
@@ -116,7 +117,7 @@ def _solver_needs_dask(params) -> None:
 def _memory(params) -> dict[str, int]:
     pixels = params.frame_size ** 2
     return {f"the frames (n_frames={params.n_frames} x {pixels} pixels)":
-                params.n_frames * pixels * 20,
+                training_bytes(params.n_frames, pixels),
             f"layer 1's RICA optimiser (n_features={params.n_features} x n_components="
             f"{params.n_components})": rica_bytes(params.n_features, params.n_components)}
 

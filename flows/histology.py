@@ -9,7 +9,8 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
-                              Solver, documented, fits_in_memory, parameter_model, rica_bytes)
+                              Solver, documented, fits_in_memory, parameter_model,
+                              training_bytes, rica_bytes)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
@@ -108,7 +109,7 @@ def _downloadable(params) -> None:
 
 def _memory(params) -> dict[str, int]:
     d = {"rgb": 3, "hed": 3, "he": 2, "grey": 1}[params.colour_mode] * params.patch_size ** 2
-    return {f"the patches (n_patches={params.n_patches} x {d} values)": params.n_patches * d * 20,
+    return {f"the patches (n_patches={params.n_patches} x {d} values)": training_bytes(params.n_patches, d),
             f"RICA's optimiser (n_features={params.n_features} x {d})":
                 rica_bytes(params.n_features, d)}
 

@@ -8,7 +8,8 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
-                              Solver, documented, fits_in_memory, parameter_model, rica_bytes)
+                              Solver, documented, fits_in_memory, parameter_model,
+                              training_bytes, rica_bytes)
 from flows.stages import FlowPlan, Stage, run_flow
 from reporting.pages.imagenet import headline_rows
 from tasks.image_classification import classify_images
@@ -139,7 +140,7 @@ def _memory(params) -> dict[str, int]:
     d = 3 * params.patch_size ** 2
     per_filter = params.grid ** 2 * (2 if params.nonlinearity == "split" else 1)
     f = params.n_features * per_filter + 1
-    return {f"the patches (n_patches={params.n_patches} x {d} values)": params.n_patches * d * 20,
+    return {f"the patches (n_patches={params.n_patches} x {d} values)": training_bytes(params.n_patches, d),
             f"RICA's optimiser (n_features={params.n_features} x {d})":
                 rica_bytes(params.n_features, d),
             f"the classifier's two {f} x {f} matrices (n_features={params.n_features}, "

@@ -49,6 +49,12 @@ Check = Callable[[BaseModel], None]
 LBFGS_PAIRS = 20
 
 
+def training_bytes(n_rows: int, dimensions: int) -> int:
+    """Memory of the training rows (patches, frames): float32 samples, whitening's float64
+    copy and its centred copy (4 + 8 + 8 bytes a value)."""
+    return n_rows * dimensions * 20
+
+
 def rica_bytes(n_features: int, dimensions: int) -> int:
     """Memory of a RICA fit's optimiser: L-BFGS's history and a few (k, d) float64 arrays."""
     return (2 * LBFGS_PAIRS + 6) * n_features * dimensions * 8

@@ -82,9 +82,7 @@ def get_client(dask_address: str | None = None, n_workers: int | None = None,
         dask worker tcp://127.0.0.1:8786 --nthreads 1 &      # one per core/machine
         export TERAFEAT_DASK_ADDRESS=tcp://127.0.0.1:8786     # or dask_address=...
 
-    Workers started by ``dask worker`` also get one BLAS thread each (Dask's
-    ``distributed.nanny.pre-spawn-environ``); shard files must be on storage
-    every worker can read.
+    Shard files must be on storage every worker can read.
     """
     address = scheduler_address(dask_address)
     if address is None:

@@ -17,8 +17,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.validation import check_is_fitted
 
-from terafeat.learning.pooling import l2_pool
 from terafeat.blas import one_blas_thread
+from terafeat.learning.pooling import l2_pool
 from terafeat.learning.rica_objective import RicaLoss
 from terafeat.validation import (
     RANDOM_STATE,

@@ -33,8 +33,10 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
 from terafeat.blas import blas_threads, one_blas_thread
 from terafeat.validation import check_array
+
 
 @functools.cache
 def _thread_pool(n_threads: int) -> ThreadPoolExecutor:
@@ -215,15 +217,14 @@ class RicaLoss:
     def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
         """(J, dJ/dW in W's dtype); the m-sized products run in X's dtype, the
         reconstruction term in float64 from W as given (see reconstruction_terms)."""
+        threaded = self._kernel.n_threads > 1
         with one_blas_thread():
-            if self._kernel.n_threads == 1:
-                value, grad = reconstruction_terms(W, self.C, self.lam)
-                total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
-            else:  # the d x d algebra on a pool thread beside the row blocks
-                reconstruction = _thread_pool(self._kernel.n_threads).submit(
-                    reconstruction_terms, W, self.C, self.lam)
-                total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
-                value, grad = reconstruction.result()
+            # threaded, the d x d algebra runs on a pool thread beside the row blocks
+            reconstruction = (_thread_pool(self._kernel.n_threads).submit(
+                reconstruction_terms, W, self.C, self.lam) if threaded else None)
+            total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
+            value, grad = (reconstruction.result() if threaded
+                           else reconstruction_terms(W, self.C, self.lam))
         grad += sparse_grad * W.dtype.type(1.0 / self.m)
         return value + total / self.m, grad
 

@@ -6,10 +6,6 @@ of 1000 rows.
 """
 from __future__ import annotations
 
-import logging
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,26 +25,7 @@ from terafeat.learning.pooling import subspace_pooling
 from terafeat.learning.rica import RICA, sampled_filters
 from terafeat.learning.rica_objective import RicaLoss
 
-PARAMS = {"n_features": 32, "lam": 0.5, "eps": 1e-2, "random_state": 0}
-
-
-def make_patches(m: int, d: int = 16, seed: int = 0) -> np.ndarray:
-    """(m, d) unit-variance Laplace sources mixed by a random rotation, row means removed."""
-    rng = np.random.default_rng(seed)
-    sources = rng.laplace(size=(m, d)) / np.sqrt(2)
-    patches = sources @ np.linalg.qr(rng.standard_normal((d, d)))[0].T
-    return patches - patches.mean(axis=1, keepdims=True)
-
-
-def relative_difference(A: np.ndarray, B: np.ndarray) -> float:
-    return float(np.linalg.norm(A - B) / np.linalg.norm(B))
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
+from ica_data import PARAMS, free_port, make_patches, relative_difference
 
 @pytest.fixture(autouse=True)
 def one_blas_thread():
@@ -209,25 +186,10 @@ def test_downpour_sgd_comes_within_ten_percent_of_lbfgs(client, shards, referenc
     assert model.objective_[-1] <= 1.1 * reference.objective_[-1]
     assert model.objective_[0] == pytest.approx(reference.objective_[0], rel=1e-10)  # same start
     assert np.all(np.diff(model.times_) > 0) and np.all(np.diff(model.steps_) >= 0)
-    resumed = DownpourRICA(**PARAMS, max_iter=20, client=client, learning_rate=0.1,
-                           checkpoint_path=checkpoint).fit(shards)
-    assert resumed.steps_[0] == model.n_iter_ and resumed.n_iter_ == model.n_iter_ + 2 * 20
-
-
-def test_training_survives_a_killed_worker(client, shards, reference, caplog):
-    def kill_a_worker(iteration, objective):
-        if iteration == 3:
-            victim = sorted(client.scheduler_info()["workers"])[1]
-            os.kill(client.run(os.getpid, workers=[victim])[victim], signal.SIGKILL)
-
-    caplog.set_level(logging.INFO, logger="terafeat.distributed")
-    model = DistributedRICA(**PARAMS, max_iter=60, dtype=np.float64, client=client,
-                            callback=kill_a_worker).fit(shards)
-    client.wait_for_workers(2, timeout=60)  # the nanny restarts it, for the tests after this one
-    assert model.n_recoveries_ >= 1 and "reloaded on worker" in caplog.text
-    assert model.n_iter_ == 60 and np.isfinite(model.W_).all()
-    # L-BFGS went on from the current W with its memory intact: the run is the uninterrupted one.
-    assert relative_difference(model.W_, reference.W_) < 1e-4
+    # max_iter counts every step of a replica, those in the checkpoint included
+    longer = DownpourRICA(**PARAMS, max_iter=320, dtype=np.float64, client=client, batch_size=128,
+                          warm_start_steps=50, checkpoint_path=checkpoint).fit(shards)
+    assert longer.steps_[0] == model.n_iter_ and longer.n_iter_ == 50 + 2 * 320
 
 
 def test_train_rica_layer_on_an_array(client, patches, tmp_path):

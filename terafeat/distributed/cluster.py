@@ -120,8 +120,9 @@ def worker_transfer_bytes(client: Client) -> int:
 class WorkerLostError(RuntimeError):
     """Workers holding shards (``addresses``) left the cluster during a computation."""
 
-    def __init__(self, addresses: Sequence[str]):
-        super().__init__(f"lost worker(s) {', '.join(addresses)}")
+    def __init__(self, addresses: Sequence[str], detail: str = ""):
+        super().__init__(f"lost worker(s) {', '.join(addresses) or '(unknown)'}"
+                         + (f"; {detail}" if detail else ""))
         self.addresses = list(addresses)
 
 

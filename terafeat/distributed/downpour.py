@@ -95,7 +95,7 @@ class ParameterServer:
 
 
 def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, eps: float, pool,
-                 batch_size: int, n_steps: int, n_fetch: int, n_push: int,
+                 batch_size: int, n_steps: int, n_fetch: int, n_push: int, actor_timeout: float,
                  rng: np.random.Generator, *shards: LoadedShard) -> int:
     """One Downpour model replica on the shards of its worker; returns its step count.
 
@@ -104,7 +104,9 @@ def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, ep
     objective: the exact reconstruction term (from the global C (d, d)) plus
     the minibatch sparsity term.  V is fetched every ``n_fetch`` steps; the
     accumulated gradient is pushed every ``n_push`` steps without waiting
-    (at most one push in flight).
+    (at most one push in flight).  A call to the server that gets no answer
+    within ``actor_timeout`` s raises TimeoutError (a lost server), which
+    ends the replica and frees its worker thread.
     """
     arrays = [shard.X for shard in shards]
     sizes = np.array([len(X) for X in arrays])
@@ -112,7 +114,7 @@ def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, ep
     accumulated, since_push = 0.0, 0
     for step in range(n_steps):
         if step % n_fetch == 0:
-            unit, norms, W = span_weights(server.fetch().result(), basis, C.dtype)
+            unit, norms, W = span_weights(server.fetch().result(actor_timeout), basis, C.dtype)
         X = arrays[rng.choice(len(arrays), p=sizes / sizes.sum())]
         batch = X[rng.integers(0, len(X), batch_size)]
         penalty_sum, penalty_grad = sparsity_terms(W, batch, eps, pool)
@@ -121,11 +123,11 @@ def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, ep
         since_push += 1
         if since_push == n_push or step == n_steps - 1:
             if pushing is not None:
-                pushing.result()
+                pushing.result(actor_timeout)
             pushing = server.push(accumulated, since_push)
             accumulated, since_push = 0.0, 0
     if pushing is not None:
-        pushing.result()
+        pushing.result(actor_timeout)
     return n_steps
 
 
@@ -143,11 +145,18 @@ class DownpourRICA(RICA):
     Asynchrony makes runs non-deterministic even with a seed (which fixes the
     initial W and the minibatches of each replica).  A replica whose worker
     dies is dropped (the others go on); losing the server's worker is an
-    error: re-run to resume from the checkpoint.
+    error that cancels every replica (their calls to the server time out
+    after ``actor_timeout`` s, freeing the worker threads): re-run to resume
+    from the checkpoint.
+
+    A fit's steps in all are ``warm_start_steps + max_iter * replicas``; one
+    resumed from a checkpoint runs only the steps that total still lacks,
+    shared among the replicas, so a finished fit's re-run trains nothing.
 
     Parameters beyond RICA's: client, learning_rate (Adagrad's gamma),
     batch_size, n_fetch, n_push, warm_start_steps, snapshot_every (pushes),
-    checkpoint_path / checkpoint_every (pushes) for the server.
+    checkpoint_path / checkpoint_every (pushes) for the server, actor_timeout
+    (seconds a replica waits for the server's answer).
 
     Fitted attributes: W_, objective_ (exact objective at each snapshot),
     times_ (seconds since the server started, per snapshot), steps_ (total
@@ -165,7 +174,8 @@ class DownpourRICA(RICA):
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
                  learning_rate: float = 0.1, batch_size: int = 256, n_fetch: int = 1,
                  n_push: int = 1, warm_start_steps: int = 100, snapshot_every: int = 20,
-                 checkpoint_path=None, checkpoint_every: int = 100, init="random"):
+                 checkpoint_path=None, checkpoint_every: int = 100, actor_timeout: float = 30.0,
+                 init="random"):
         super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
                          dtype=dtype, random_state=random_state, pool=pool, callback=callback,
                          init=init)
@@ -178,6 +188,7 @@ class DownpourRICA(RICA):
         self.snapshot_every = snapshot_every
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
+        self.actor_timeout = actor_timeout
 
     def fit(self, shards, y=None) -> "DownpourRICA":
         """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
@@ -190,28 +201,40 @@ class DownpourRICA(RICA):
             basis = data_basis(loss.C)
             groups = data.by_worker()
             server_worker = next(iter(groups))
-            server = client.submit(
+            server_future = client.submit(
                 ParameterServer, self.initial_weights(d, basis), basis, self.learning_rate,
                 int(self.snapshot_every), self.checkpoint_path, int(self.checkpoint_every),
-                actor=True, workers=[server_worker]).result()
-            basis = server.get_basis().result()  # a resumed server's own
+                actor=True, workers=[server_worker])
+            server = server_future.result()
+            basis = server.get_basis().result(self.actor_timeout)  # a resumed server's own
             rngs = check_random_state(self.random_state).spawn(len(groups) + 1)
 
-            def replicas(workers, n_steps, rngs):
+            def replicas(workers, steps_in_all, rngs):
+                shares = np.full(len(workers), steps_in_all // len(workers))
+                shares[:steps_in_all % len(workers)] += 1
                 return {where: client.submit(
                     _run_replica, server, loss.C, basis, self.lam, self.eps, self.pool,
-                    int(self.batch_size), n_steps, int(self.n_fetch), int(self.n_push), rng,
-                    *groups[where], workers=[where], pure=False)
-                    for where, rng in zip(workers, rngs)}
+                    int(self.batch_size), int(n_steps), int(self.n_fetch), int(self.n_push),
+                    float(self.actor_timeout), rng, *groups[where], workers=[where], pure=False)
+                    for where, rng, n_steps in zip(workers, rngs, shares) if n_steps > 0}
 
-            if server.total_steps().result() == 0 and int(self.warm_start_steps) > 0:
-                self._wait(data, replicas([server_worker], int(self.warm_start_steps), rngs[-1:]),
+            done = server.total_steps().result(self.actor_timeout)
+            warm_start_steps = int(self.warm_start_steps)
+            try:
+                if done == 0 and warm_start_steps > 0:
+                    self._wait(data, replicas([server_worker], warm_start_steps, rngs[-1:]),
+                               server_worker)
+                    done = warm_start_steps
+                steps_in_all = warm_start_steps + int(self.max_iter) * len(groups)
+                self._wait(data, replicas(list(groups), max(steps_in_all - done, 0), rngs),
                            server_worker)
-            self._wait(data, replicas(list(groups), int(self.max_iter), rngs), server_worker)
-            server.snapshot().result()
-            history = server.snapshots().result()
+            except BaseException:
+                client.cancel([server_future])
+                raise
+            server.snapshot().result(self.actor_timeout)
+            history = server.snapshots().result(self.actor_timeout)
             if self.checkpoint_path is not None:
-                server.checkpoint().result()
+                server.checkpoint().result(self.actor_timeout)
             self.times_ = np.array([seconds for seconds, _, _ in history])
             self.steps_ = np.array([steps for _, steps, _ in history])
             self.objective_ = np.array([loss(span_weights(V, basis, dtype)[2])[0]
@@ -228,21 +251,23 @@ class DownpourRICA(RICA):
     def _wait(self, data: ShardedData, replicas: dict, server_worker: str) -> None:
         """Wait for the replicas ({worker: future}); drop those whose worker dies.
 
-        Losing the server's worker loses the actor: that is a RuntimeError
-        pointing at the checkpoint to resume from.
+        Losing the server's worker loses the actor: every replica is
+        cancelled, and a RuntimeError points at the checkpoint to resume from.
         """
-        while replicas:
-            try:
-                data.wait_alive(list(replicas.values()), {server_worker, *replicas})
-                data.client.gather(list(replicas.values()))
-                return
-            except WorkerLostError as error:
-                if server_worker in error.addresses:
-                    raise RuntimeError(
-                        f"the parameter server was lost with worker {server_worker}; re-run to "
-                        f"resume from checkpoint {self.checkpoint_path}") from error
-                logger.warning("Downpour replica(s) lost with worker(s) %s; the others go on",
-                               ", ".join(error.addresses))
-                data.client.cancel([replicas.pop(where) for where in error.addresses])
-
-
+        try:
+            while replicas:
+                try:
+                    data.wait_alive(list(replicas.values()), {server_worker, *replicas})
+                    data.client.gather(list(replicas.values()))
+                    return
+                except WorkerLostError as error:
+                    if server_worker in error.addresses:
+                        raise RuntimeError(
+                            f"the parameter server was lost with worker {server_worker}; "
+                            f"re-run to resume from checkpoint {self.checkpoint_path}") from error
+                    logger.warning("Downpour replica(s) lost with worker(s) %s; the others go on",
+                                   ", ".join(error.addresses))
+                    data.client.cancel([replicas.pop(where) for where in error.addresses])
+        except BaseException:
+            data.client.cancel(list(replicas.values()))
+            raise

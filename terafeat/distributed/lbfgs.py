@@ -45,6 +45,8 @@ class DistributedRICA(RICA):
         uninterrupted trajectory.  (A lost worker, by contrast, costs nothing:
         the evaluation is redone and L-BFGS never notices.)
     max_recoveries : lost-worker recoveries allowed per evaluation.
+    recovery_timeout : seconds a recovery waits for a worker when none is
+        left, and for the lost shards to be reloaded (``ShardedData``).
 
     During fit the client process runs its BLAS on one thread (its share of
     the work, the O(k d^2) reconstruction term, is small; more threads would
@@ -60,7 +62,7 @@ class DistributedRICA(RICA):
                  max_iter: int = 300, dtype=np.float32, random_state=None,
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
                  checkpoint_path=None, checkpoint_every: int = 10, max_recoveries: int = 3,
-                 init="random"):
+                 recovery_timeout: float = 30.0, init="random"):
         super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
                          dtype=dtype, random_state=random_state, pool=pool, callback=callback,
                          init=init)
@@ -68,12 +70,14 @@ class DistributedRICA(RICA):
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
         self.max_recoveries = max_recoveries
+        self.recovery_timeout = recovery_timeout
 
     def fit(self, shards, y=None) -> "DistributedRICA":
         """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
         dtype = self._check_params()
         with ShardedData(self.client or default_client(), shard_paths(shards), dtype,
-                         max_recoveries=self.max_recoveries) as data, \
+                         max_recoveries=self.max_recoveries,
+                         recovery_timeout=self.recovery_timeout) as data, \
                 threadpool_limits(1, "blas"):
             loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
             self._minimize(loss, data.n_samples, data.n_features_in, dtype)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from concurrent.futures import CancelledError
 
@@ -43,11 +45,15 @@ class ShardedData:
     last level on the client.  Each loaded shard keeps its sparsity kernel
     (block buffers) across evaluations.
 
-    When a worker holding shards dies, Dask reloads its shards on the
-    remaining (or restarted) workers from the files; ``map_reduce`` notices
-    the loss (it polls the worker list every ``poll_interval`` s while
-    waiting), re-submits the lost work and logs the recovery, at most
-    ``max_recoveries`` times per call.
+    When a worker holding shards dies, ``map_reduce`` notices the loss (it
+    polls the worker list every ``poll_interval`` s while waiting), reloads
+    the lost shards from their files on the live workers (the least loaded
+    first), re-submits the lost work and logs the recovery, at most
+    ``max_recoveries`` times per call.  If no worker is left, it waits up to
+    ``recovery_timeout`` s for one to join (a nanny's restart), then raises
+    WorkerLostError naming the lost workers.  For ``recovery_timeout`` s
+    after a recovery, each call first rebalances the shards over the live
+    workers (a restarted worker gets its share back).
 
     Attributes: ``n_samples`` (m), ``n_features_in`` (d), ``locations`` (the
     worker address of each shard), ``n_recoveries``, ``bytes_out`` /
@@ -57,7 +63,7 @@ class ShardedData:
 
     def __init__(self, client: Client, shard_paths: Sequence, dtype=np.float32,
                  fan_in: int = 8, poll_interval: float = 0.5, max_recoveries: int = 3,
-                 load_timeout: float = 600.0):
+                 load_timeout: float = 600.0, recovery_timeout: float = 30.0):
         self.client = client
         self.paths = [os.fspath(path) for path in shard_paths]
         if not self.paths:
@@ -67,6 +73,8 @@ class ShardedData:
         self.poll_interval = float(poll_interval)
         self.max_recoveries = int(max_recoveries)
         self.load_timeout = float(load_timeout)
+        self.recovery_timeout = float(recovery_timeout)
+        self._rebalance_until = 0.0  # time.monotonic() until which calls rebalance first
         self.n_recoveries = 0
         self.bytes_out = self.bytes_in = 0
         workers = self.live_workers()
@@ -74,7 +82,7 @@ class ShardedData:
             raise RuntimeError("the Dask cluster has no workers")
         self.futures = [self._load(path, workers[i % len(workers)])
                         for i, path in enumerate(self.paths)]
-        self.locations = self._locate()
+        self.locations = self._locate(self.load_timeout)
         self.threads = client.nthreads()
         shapes = self.client.gather([self.client.submit(shard_shape, shard, workers=[where], pure=False)
                                      for shard, where in zip(self.futures, self.locations)])
@@ -111,12 +119,15 @@ class ShardedData:
         return self.client.submit(load_pinned_shard, path, self.dtype, workers=[where],
                                   allow_other_workers=True, pure=False)
 
-    def _locate(self) -> list[str]:
-        """Wait for every shard to be loaded; the address holding each."""
+    def _locate(self, timeout: float) -> list[str]:
+        """Wait up to ``timeout`` s for every shard to be loaded; the address holding each."""
         try:
-            wait(self.futures, timeout=self.load_timeout)
+            wait(self.futures, timeout=timeout)
         except TimeoutError:
-            raise RuntimeError(f"shards not loaded within {self.load_timeout:g} s") from None
+            waiting = [path for path, shard in zip(self.paths, self.futures)
+                       if shard.status != "finished"]
+            raise RuntimeError(f"{len(waiting)} shard(s) not loaded within {timeout:g} s "
+                               f"(first: {waiting[0]})") from None
         for shard in self.futures:
             if shard.status == "error":
                 shard.result()  # raises the worker's ShardError, which names the file
@@ -141,6 +152,8 @@ class ShardedData:
         element-wise over the returned tuples."""
         for attempt in range(self.max_recoveries + 1):
             try:
+                if time.monotonic() < self._rebalance_until:
+                    self._rebalance()
                 return self._map_reduce_once(func, args)
             except WORKER_FAILURES + (WorkerLostError,) as error:
                 if attempt == self.max_recoveries:
@@ -173,20 +186,55 @@ class ShardedData:
         return sum_partials(*partials)
 
     def _recover(self, error: BaseException) -> None:
-        """Reload the shards of lost workers where Dask can, and learn where they are now."""
+        """Reload the shards of lost workers on the live ones, and learn where they are now."""
         self.n_recoveries += 1
         lost = sorted(set(self.locations).difference(self.live_workers()))
         logger.warning("evaluation failed (%s: %s); lost worker(s): %s; reloading their shards",
                        type(error).__name__, error, ", ".join(lost) or "none")
-        self.client.wait_for_workers(1, timeout=self.load_timeout)
-        workers = self.live_workers()
+        try:
+            self.client.wait_for_workers(1, timeout=self.recovery_timeout)
+        except TimeoutError:
+            raise WorkerLostError(lost, f"no worker joined within {self.recovery_timeout:g} s"
+                                  ) from error
+        holders = self.client.who_has(self.futures)
+        live = self.live_workers()
+        load = Counter(where for where in self.locations if where in live)
         for i, shard in enumerate(self.futures):
-            # Dask recomputes lost shards by itself; re-submit only those it gave up on.
-            if shard.status in ("error", "cancelled"):
-                if shard.status == "error" and isinstance(shard.exception(), ShardError):
-                    raise shard.exception()
-                self.futures[i] = self._load(self.paths[i], workers[i % len(workers)])
-        before, self.locations = self.locations, self._locate()
+            if shard.status == "error" and isinstance(shard.exception(), ShardError):
+                raise shard.exception()
+            if not set(holders.get(shard.key, ())).intersection(live):
+                # a fresh task: Dask's own recomputation can stay tied to dead addresses
+                target = min(live, key=lambda where: (load[where], where))
+                load[target] += 1
+                self._move(i, target)
+        self._settle(self.recovery_timeout)
+        self._rebalance_until = time.monotonic() + self.recovery_timeout
+
+    def _rebalance(self) -> None:
+        """Move shards from the most to the least loaded live workers until their counts
+        differ by at most one."""
+        live = self.live_workers()
+        load = Counter({where: 0 for where in live})
+        load.update(where for where in self.locations if where in live)
+        moved = False
+        for i, where in enumerate(self.locations):
+            least = min(live, key=lambda address: (load[address], address))
+            if where in load and load[where] > load[least] + 1:
+                load[where] -= 1
+                load[least] += 1
+                self._move(i, least)
+                moved = True
+        if moved:
+            self._settle(self.recovery_timeout)
+
+    def _move(self, index: int, where: str) -> None:
+        """Load shard ``index`` anew on worker ``where``, releasing its old copy."""
+        old = self.futures[index]
+        self.futures[index] = self._load(self.paths[index], where)
+        old.release()
+
+    def _settle(self, timeout: float) -> None:
+        before, self.locations = self.locations, self._locate(timeout)
         self.threads = self.client.nthreads()
         for path, old, new in zip(self.paths, before, self.locations):
             if old != new:

@@ -183,6 +183,7 @@ def _option_overrides(parser: argparse.ArgumentParser, extra: list[str]) -> list
 def _run_task(args) -> int:
     import logging
 
+    from prefect.settings import PREFECT_LOGGING_TO_API_ENABLED, temporary_settings
     from pydantic import ValidationError
 
     from flows.stages import replay_stage
@@ -201,7 +202,9 @@ def _run_task(args) -> int:
     plan = load_flow(flow)[1]
     from flows.progress import terminal_progress
     try:
-        with terminal_progress():
+        # no flow run to attach records to: the log goes to the terminal only, even where
+        # PREFECT_API_URL names a server (else Prefect warns before every record)
+        with terminal_progress(), temporary_settings({PREFECT_LOGGING_TO_API_ENABLED: False}):
             replay = replay_stage(plan, args.stage, args.run, dict(args.overrides),
                                   args.output_root)
     except ValidationError as error:

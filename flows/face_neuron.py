@@ -65,8 +65,8 @@ def face_neuron(
     whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="whitening "
                                           "regulariser added to each eigenvalue")] = 1e-2,
     max_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations per layer")] = 200,
-    n_nonfaces_per_face: Annotated[float, Field(gt=0, description="non-face crops per "
-                                                "held-out face")] = 2.0,
+    n_nonfaces_per_face: Annotated[float, Field(gt=0, allow_inf_nan=False, description="non-face "
+                                                "crops per held-out face")] = 2.0,
     control_without_faces: Annotated[bool, Field(description="also train on the same frames "
                                                  "minus the faces and score it alike")] = True,
     n_top: Annotated[int, Field(ge=1, le=100, description="top stimuli shown for the best "

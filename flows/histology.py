@@ -75,9 +75,9 @@ def histology(
     classifier: Annotated[Literal["logistic", "linear_svm"], Field(
         description="linear classifier of every feature set (standardised "
                     "inputs)")] = "logistic",
-    C_grid: Annotated[tuple[float, ...], Field(min_length=1, description="grid of the "
-                                               "classifier's C (inverse regularisation "
-                                               "strength)")] = (1e-4, 1e-3, 1e-2, 1e-1),
+    C_grid: Annotated[tuple[Annotated[float, Field(gt=0, allow_inf_nan=False)], ...], Field(
+        min_length=1, description="grid of the classifier's C (inverse regularisation "
+                                  "strength)")] = (1e-4, 1e-3, 1e-2, 1e-1),
     inner_folds: Annotated[int, Field(ge=2, le=10, description="CV folds choosing C (training "
                                       "split)")] = 3,
     batch_size: Annotated[int, Field(ge=1, description="tiles read and encoded at a "

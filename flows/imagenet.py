@@ -87,8 +87,8 @@ def imagenet(
     nonlinearity: Annotated[Literal["split", "abs", "smooth_l1"], Field(
         description="split: soft threshold [max(z - alpha, 0), max(-z - alpha, 0)]; abs: |z|; "
                     "smooth_l1: sqrt(eps + z^2), RICA's penalty")] = "split",
-    alpha: Annotated[float, Field(ge=0, description="soft threshold of the split "
-                                  "non-linearity, whitened units")] = 0.25,
+    alpha: Annotated[float, Field(ge=0, allow_inf_nan=False, description="soft threshold of "
+                                  "the split non-linearity, whitened units")] = 0.25,
     grid: Annotated[int, Field(ge=1, le=4, description="pooling grid per image side (2: "
                                "quadrants)")] = 2,
     pooling: Annotated[Literal["sum", "l2"], Field(description="over each grid cell: sum, or "
@@ -97,9 +97,9 @@ def imagenet(
     classifier: Annotated[Literal["l2svm", "ridge"], Field(
         description="one-vs-rest squared-hinge SVM (L-BFGS, started from ridge) or "
                     "ridge")] = "l2svm",
-    penalty_grid: Annotated[tuple[float, ...], Field(min_length=1, description="L2 penalty "
-                                                     "weights tried, in multiples of the "
-                                                     "number of training rows")] = LAM_GRID,
+    penalty_grid: Annotated[tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)], ...], Field(
+        min_length=1, description="L2 penalty weights tried, in multiples of the number "
+                                  "of training rows")] = LAM_GRID,
     val_fraction: Annotated[float, Field(gt=0, lt=1, description="training images held out "
                                          "to choose the penalty")] = 0.1,
     svm_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations of the final L2-SVM "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import difflib
 import inspect
 from collections.abc import Callable
-from typing import Annotated, Literal, get_type_hints
+from typing import Annotated, Literal, get_args, get_origin, get_type_hints
 
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
@@ -131,7 +131,18 @@ def describe(model: type[BaseModel]) -> list[dict]:
     return rows
 
 
+def _without_item_bounds(annotation):
+    """``tuple[Annotated[float, Field(...)], ...]`` as ``tuple[float, ...]``: bounds of a
+    list's items are not part of its type's name."""
+    if get_origin(annotation) is Annotated:
+        return _without_item_bounds(get_args(annotation)[0])
+    if get_origin(annotation) is tuple:
+        return tuple[tuple(map(_without_item_bounds, get_args(annotation)))]
+    return annotation
+
+
 def _type_name(annotation) -> str:
+    annotation = _without_item_bounds(annotation)
     return (str(annotation).replace("typing.", "").replace("<class '", "").replace("'>", ""))
 
 

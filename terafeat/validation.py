@@ -53,6 +53,24 @@ def check_array(X, dtype=np.float32, name: str = "X", n_features: int | None = N
     return X
 
 
+def check_second_moments(X: np.ndarray, dtype, name: str = "X") -> None:
+    """ValueError unless X (m, d)'s second moments fit in ``dtype``.
+
+    The quantity checked is the mean squared row norm ``sum(X**2) / m`` (summed in
+    float64), the trace of ``X^T X / m``: it bounds every entry and eigenvalue of that
+    (d, d) matrix (RICA's covariance, the Whitener's variances).
+    """
+    dtype = check_dtype(dtype)
+    with np.errstate(over="ignore"):
+        mean_square = np.einsum("ij,ij->", X, X, dtype=np.float64) / X.shape[0]
+    if mean_square <= np.finfo(dtype).max:
+        return
+    remedy = (" or use dtype=float64" if dtype == np.float32 and np.isfinite(mean_square)
+              else "")
+    raise ValueError(f"{name}'s mean squared row norm ({mean_square:.3g}) overflows {dtype} "
+                     f"(largest {np.finfo(dtype).max:.3g}): rescale the data{remedy}")
+
+
 def check_random_state(random_state) -> np.random.Generator | np.random.RandomState:
     """The random numbers of a ``random_state``: an int seed (or None, fresh entropy) gives
     ``np.random.default_rng(random_state)``; a Generator or RandomState is used as given."""

@@ -247,9 +247,28 @@ def test_bad_input_is_a_clear_error():
         RICA(n_features=4).transform(np.ones((3, 4)))
 
 
+@pytest.mark.parametrize("shape, problem", [((10, 0), "X has 0 feature"), ((0, 16), "X has no rows")])
+def test_empty_data_is_a_clear_error(shape, problem):
+    with pytest.raises(ValueError, match=problem):
+        RICA(n_features=4).fit(np.zeros(shape))
+
+
+@pytest.mark.parametrize("dtype, scale, remedy", [
+    (np.float32, 1e30, "overflows float32 .*: rescale the data or use dtype=float64$"),
+    (np.float64, 1e160, "overflows float64 .*: rescale the data$")])
+def test_data_too_large_for_the_dtype_are_refused_before_training(dtype, scale, remedy):
+    X = np.random.default_rng(0).standard_normal((200, 16)).astype(dtype) * dtype(scale)
+    calls = []
+    with pytest.raises(ValueError, match="^X's mean squared row norm .*" + remedy):
+        RICA(n_features=8, max_iter=3, dtype=dtype,
+             callback=lambda *args: calls.append(args)).fit(X)
+    assert calls == []
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning")
 def test_non_finite_objective_stops_training_with_a_clear_error():
     rng = np.random.default_rng(9)
-    X = (rng.standard_normal((200, 4)) * 1e19).astype(np.float32)  # finite, but Z^2 overflows
+    X = rng.standard_normal((400, 4)).astype(np.float32)
+    X[0] *= 1e20  # finite, and so is the mean second moment, but this row's Z^2 overflows
     with pytest.raises(FloatingPointError, match="non-finite"):
         RICA(n_features=8, max_iter=10, random_state=0).fit(X)

@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+from prefect.settings import PREFECT_API_URL
 
 from flows.quickstart import PLAN
 from flows.stages import replay_stage
@@ -28,9 +29,9 @@ def past_run(tmp_path):
     return run
 
 
-def _terafeat(*args, cwd):
-    # an API address where nothing listens: any attempt to reach a server would fail
-    env = {**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api"}
+def _terafeat(*args, cwd, api_url="http://127.0.0.1:9/api"):
+    # by default an API address where nothing listens: any attempt to reach a server would fail
+    env = {**os.environ, "PREFECT_API_URL": api_url}
     return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True,
                           text=True, env=env, cwd=cwd, timeout=300)
 
@@ -67,3 +68,12 @@ def test_bad_requests_name_the_problem(past_run, tmp_path):
     done = _terafeat("task", "whiten", "--run", str(tmp_path), cwd=tmp_path)
     assert done.returncode == 2 and "results.json" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def test_a_stage_logs_to_the_terminal_alone_where_a_server_is_configured(prefect_server, past_run,
+                                                                          tmp_path):
+    done = _terafeat("task", "whiten", "--run", str(past_run), "--output-root",
+                     str(tmp_path / "debug"), cwd=tmp_path, api_url=PREFECT_API_URL.value())
+    assert done.returncode == 0, done.stderr
+    assert "zca whitening, eps=0.0001" in done.stderr
+    assert "Warning" not in done.stderr, done.stderr

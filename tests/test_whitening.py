@@ -72,6 +72,24 @@ def test_bad_input_and_parameters():
         Whitener().transform(np.ones((2, 3)))
 
 
+@pytest.mark.parametrize("shape, problem", [((10, 0), "X has 0 feature"), ((0, 16), "X has no rows")])
+def test_empty_data_is_a_clear_error(shape, problem):
+    with pytest.raises(ValueError, match=problem):
+        Whitener().fit(np.zeros(shape))
+
+
+@pytest.mark.parametrize("dtype, scale, remedy", [
+    (np.float32, 1e30, "overflows float32 .*: rescale the data or use dtype=float64$"),
+    (np.float64, 1e160, "overflows float64 .*: rescale the data$")])
+def test_variances_too_large_for_the_dtype_are_refused(correlated, dtype, scale, remedy):
+    with pytest.raises(ValueError, match="^X's mean squared row norm .*" + remedy):
+        Whitener(dtype=dtype).fit(correlated * scale)
+
+
+def test_float64_holds_the_variances_of_data_too_large_for_float32(correlated):
+    whitener = Whitener(dtype=np.float64).fit((correlated * 1e30).astype(np.float32))
+    assert np.isfinite(whitener.explained_variance_).all()
+
 def test_variance_fraction_picks_the_components_that_keep_it():
     rng = np.random.default_rng(5)
     scales = np.array([10.0, 5.0, 1.0, 0.1, 0.01])

@@ -26,6 +26,7 @@ from terafeat.validation import (
     check_dtype,
     check_fitted_input,
     check_random_state,
+    check_second_moments,
 )
 
 __all__ = [
@@ -274,6 +275,7 @@ class RICA(TransformerMixin, BaseEstimator):
         """Learn W_ from X (m, d); y is ignored."""
         dtype = self._check_params()
         X = check_array(X, dtype=dtype, name="X")
+        check_second_moments(X, dtype)
         loss = RicaLoss(X, int(self.n_features), self.lam, self.eps, self.pool)
         with one_blas_thread():  # the same bits whatever the machine's thread count
             basis = data_basis(loss.C)

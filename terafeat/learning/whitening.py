@@ -13,7 +13,12 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from terafeat.blas import one_blas_thread
-from terafeat.validation import check_array, check_dtype, check_fitted_input
+from terafeat.validation import (
+    check_array,
+    check_dtype,
+    check_fitted_input,
+    check_second_moments,
+)
 
 METHODS = ("pca", "zca")
 #: Eigenvalues below this fraction of the largest count as zero variance.
@@ -77,6 +82,7 @@ class Whitener(TransformerMixin, BaseEstimator):
         self._validate_params()
         dtype = check_dtype(self.dtype)
         X = check_array(X, dtype=np.float64, name="X")
+        check_second_moments(X, dtype)
         if self.remove_dc:
             X = remove_dc(X)
         m, d = X.shape

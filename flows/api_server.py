@@ -39,9 +39,10 @@ class RunBoundServer(SubprocessASGIServer):
         # Prefect's command and environment (prefect.server.api.server, 3.9)
         parent = os.getpid()
         return subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent),
-             "--factory", "prefect.server.api.server:create_app", "--host", "127.0.0.1",
-             "--port", str(self.port), "--log-level", "error", "--lifespan", "on"],
+            args=[sys.executable, "-m", "uvicorn", "--app-dir",
+                  str(prefect.__module_path__.parent), "--factory",
+                  "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port",
+                  str(self.port), "--log-level", "error", "--lifespan", "on"],
             env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                  "PREFECT__SERVER_FINAL": "1",
                  **get_current_settings().to_environment_variables(exclude_unset=True)},

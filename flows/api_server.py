@@ -2,10 +2,10 @@
 
 Prefect's own (``SubprocessASGIServer``) runs in the run's process group, so a signal
 to the group (Ctrl-C in a terminal, ``kill -TERM -PGID``) stops the server before the
-run has reported its end, and the run then retries its API calls for minutes; and a
-killed run (``kill -9``) leaves it serving.  This one starts in a session of its own,
-out of the group's reach, and on Linux gets SIGTERM when the run's process ends,
-however it ends (the parent-death signal, prctl(2)).
+run has reported its end, and the run then retries its API calls to a server that is
+gone; and a killed run (``kill -9``) leaves it serving.  This one starts in a session
+of its own, out of the group's reach, and on Linux gets SIGTERM when the run's process
+ends, however it ends (the parent-death signal, prctl(2)).
 """
 from __future__ import annotations
 

@@ -239,16 +239,13 @@ def _scratch_owner(folder: Path) -> tuple[str, int] | None:
     return (host, int(pid)) if host and pid.isdigit() else None
 
 
-def remove_dead_scratch(stage_folder: Path) -> list[Path]:
+def remove_dead_scratch(stage_folder: Path) -> None:
     """Delete the scratch folders in ``stage_folder`` of this host's processes that have
-    ended (a killed run's); those of other hosts and of live processes stay.  Returns
-    the folders deleted."""
-    dead = [folder for folder in Path(stage_folder).glob(".*.tmp")
-            if (owner := _scratch_owner(folder)) and owner[0] == HOST
-            and not psutil.pid_exists(owner[1])]
-    for folder in dead:
-        shutil.rmtree(folder, ignore_errors=True)
-    return dead
+    ended (a killed run's); those of other hosts and of live processes stay."""
+    for folder in Path(stage_folder).glob(".*.tmp"):
+        if (owner := _scratch_owner(folder)) and owner[0] == HOST and not psutil.pid_exists(
+                owner[1]):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _deliver(entry: Path, run_dir: Path):

@@ -4,7 +4,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 from flows.parameters import validation_message
@@ -138,16 +140,38 @@ def main(argv: list[str] | None = None) -> int:
     except (ConnectionError, ValueError) as error:
         print(f"terafeat: {error}", file=sys.stderr)
         return 2
+    from flows.api_server import start_run_bound_server
     from flows.progress import terminal_progress
     try:
-        with terminal_progress():
+        with _sigterm_as_interrupt(), terminal_progress():
+            start_run_bound_server()
             results = flow_function(**dict(params))
-    except KeyboardInterrupt:
-        print(f"terafeat: {args.flow} interrupted; its finished stages are cached: run it again "
-              "to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interrupt:
+        terminated = isinstance(interrupt, Terminated)
+        print(f"terafeat: {args.flow} {'terminated' if terminated else 'interrupted'}; its "
+              "finished stages are cached: run it again to resume", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     print(f"report: {results['report']}")
     return 0
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised as Ctrl-C's KeyboardInterrupt is: the run stops the same way."""
+
+
+def _raise_terminated(signum, frame):
+    raise Terminated
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM raises :class:`Terminated` meanwhile (Prefect's flow engine, which
+    installs its own handler during a flow run, hands the signal on to this one)."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _compare(run_a: Path, run_b: Path, output_root: Path) -> int:

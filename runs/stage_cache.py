@@ -8,11 +8,12 @@ project modules that module imports, transitively (:func:`code_version`).  A
 re-run with nothing changed finds every entry; a changed parameter, input or
 imported module misses for that stage and those downstream of it (their
 inputs change); an edit elsewhere (a report page) misses nothing.  Entries are
-written to a temporary folder and renamed into place, so a killed stage
+written to a scratch folder and renamed into place, so a killed stage
 leaves no entry (an interrupted one removes its scratch folder; a killed one
-leaves a ``.tmp`` folder that the next attempt ignores).  :func:`prune`
-renames an entry away before deleting its files, so a reader never finds a
-half-removed one.
+leaves a ``.<key>.<host>.<pid>.tmp`` folder, which the next computation of that
+stage on the same host, or :func:`prune`, removes once that process has ended).
+:func:`prune` renames an entry away before deleting its files, so a reader never
+finds a half-removed one.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 import time
 from collections.abc import Callable
@@ -28,10 +30,14 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+import psutil
+
 from terafeat.atomic_files import load_json, save_json
 
 #: Stands for the run folder in a cached summary.
 RUN_DIR = "{run_dir}"
+#: This machine's name, in scratch folders' names: the cache may be shared by several machines.
+HOST = socket.gethostname()
 
 
 def file_digest(path, chunk: int = 1 << 22) -> str:
@@ -203,10 +209,11 @@ def run_entry(entry: Path, run_dir, compute: Callable[[Path], object],
             return _deliver(entry, Path(run_dir)), True
         except FileNotFoundError:  # pruned meanwhile
             pass
+    remove_dead_scratch(entry.parent)
     if resumable:
         scratch = entry.with_name(f".{entry.name}.partial")
     else:
-        scratch = entry.with_name(f".{entry.name}.{os.getpid()}.tmp")
+        scratch = entry.with_name(f".{entry.name}.{HOST}.{os.getpid()}.tmp")
         shutil.rmtree(scratch, ignore_errors=True)
     scratch.mkdir(parents=True, exist_ok=True)
     try:
@@ -221,6 +228,24 @@ def run_entry(entry: Path, run_dir, compute: Callable[[Path], object],
     except OSError:  # a concurrent run stored the same entry first
         shutil.rmtree(scratch, ignore_errors=True)
     return _deliver(entry, Path(run_dir)), False
+
+
+def _scratch_owner(folder: Path) -> tuple[str, int] | None:
+    """(host, pid) of a scratch folder ``.<key>.<host>.<pid>.tmp``; None for other names."""
+    if not (folder.name.startswith(".") and folder.name.endswith(".tmp")):
+        return None
+    key_and_host, _, pid = folder.name[1:-len(".tmp")].rpartition(".")
+    _, _, host = key_and_host.partition(".")
+    return (host, int(pid)) if host and pid.isdigit() else None
+
+
+def remove_dead_scratch(stage_folder: Path) -> None:
+    """Delete the scratch folders in ``stage_folder`` of this host's processes that have
+    ended (a killed run's); those of other hosts and of live processes stay."""
+    for folder in Path(stage_folder).glob(".*.tmp"):
+        if (owner := _scratch_owner(folder)) and owner[0] == HOST and not psutil.pid_exists(
+                owner[1]):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _deliver(entry: Path, run_dir: Path):
@@ -284,10 +309,13 @@ def prune(cache_root, older_than_days: float | None = None, max_size: int | None
           now: float | None = None) -> list[CacheEntry]:
     """Remove the entries not used for ``older_than_days``, then the least recently used
     ones until the rest total at most ``max_size`` bytes; also what an interrupted prune
-    left (``.removing`` folders).  Returns the entries removed."""
+    left (``.removing`` folders) and killed runs' scratch folders
+    (:func:`remove_dead_scratch`).  Returns the entries removed."""
     now = time.time() if now is None else now
     for leftover in Path(cache_root).glob("*/.*.removing"):
         shutil.rmtree(leftover, ignore_errors=True)
+    for stage_folder in Path(cache_root).glob("*/"):
+        remove_dead_scratch(stage_folder)
     kept = sorted(list_entries(cache_root), key=lambda entry: entry.used)
     removed = []
     if older_than_days is not None:

@@ -1,6 +1,8 @@
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -71,6 +73,24 @@ def test_an_interrupted_stage_leaves_no_entry(tmp_path):
     assert not hit and len(calls) == 1
     entries = [p for p in (tmp_path / "cache" / "train").iterdir() if not p.name.startswith(".")]
     assert len(entries) == 1 and (entries[0] / "summary.json").is_file()
+
+
+def test_a_killed_runs_scratch_is_removed_when_its_stage_next_runs_or_on_prune(tmp_path):
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()  # a process that has ended: a killed run
+    cache, host = tmp_path / "cache", stage_cache.HOST
+    dead = cache / "train" / f".0a1b.{host}.{ended.pid}.tmp"
+    live = cache / "train" / f".2c3d.{host}.{os.getpid()}.tmp"
+    elsewhere = cache / "train" / f".4e5f.other.host.{ended.pid}.tmp"  # its pid is not ours
+    dead_in_another_stage = cache / "whiten" / f".6a7b.{host}.{ended.pid}.tmp"
+    for folder in (dead, live, elsewhere, dead_in_another_stage):
+        folder.mkdir(parents=True)
+        save_array(folder / "W.npy", np.arange(4.0))
+    run_cached(cache, "train", {}, {}, tmp_path, _stage([]))
+    assert not dead.exists() and live.exists() and elsewhere.exists()
+    assert dead_in_another_stage.exists()  # until its own stage runs, or a prune
+    prune(cache)
+    assert not dead_in_another_stage.exists() and live.exists() and elsewhere.exists()
 
 
 def test_data_fingerprints_follow_names_sizes_and_times(tmp_path):

@@ -25,7 +25,8 @@ class HeadRangeHandler(RangeHandler):
 
 @pytest.fixture()
 def toy(server, monkeypatch):  # noqa: F811
-    """Data set "toy": a zip (SHA-256 recorded) and a text file (no digest), served locally."""
+    """Data set "toy": a zip (SHA-256 in the registry) and a text file (no digest), served
+    locally."""
     server.RequestHandlerClass = HeadRangeHandler
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as zipped:
@@ -49,7 +50,7 @@ def test_list_fetch_verify(toy, tmp_path, capsys):
     assert f"{size / 1000:.1f} KB" in capsys.readouterr().out
     assert main(["data", "fetch", "toy", "--root", str(root)]) == 0
     out = capsys.readouterr().out
-    assert "ok (SHA-256)" in out and "no digest recorded (sha256 " in out
+    assert "ok (SHA-256)" in out and "ok (SHA-256 recorded at download)" in out
     assert (root / "toy" / "toy" / "train" / "0" / "a.txt").read_bytes() == b"a" * 1000
     assert main(["data", "list", "--root", str(root)]) == 0
     listed = capsys.readouterr().out
@@ -58,10 +59,13 @@ def test_list_fetch_verify(toy, tmp_path, capsys):
     assert main(["data", "verify", "toy", "--root", str(root)]) == 0
     capsys.readouterr()
     (root / "toy" / "toy.zip").write_bytes(archive[:-1] + b"!")  # corrupted since
-    (root / "toy" / "notes.txt").unlink()
+    (root / "toy" / "notes.txt").write_bytes(b"notez\n")
     assert main(["data", "verify", "toy", "--root", str(root)]) == 1
     out = capsys.readouterr().out
-    assert "MISMATCH: SHA-256" in out and "missing" in out
+    assert "MISMATCH: SHA-256" in out and "recorded at download" in out
+    (root / "toy" / "notes.txt").unlink()
+    assert main(["data", "verify", "toy", "--root", str(root)]) == 1
+    assert "missing" in capsys.readouterr().out
 
 
 def test_bad_names_and_failed_downloads_are_one_line_errors(toy, tmp_path, capsys):

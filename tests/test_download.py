@@ -4,6 +4,7 @@ import io
 import pickle
 import re
 import socket
+import stat
 import tarfile
 import threading
 import zipfile
@@ -52,7 +53,8 @@ class RangeHandler(BaseHTTPRequestHandler):
         else:
             self.send_response(200)
         body = data[start:]
-        self.send_header("Content-Length", str(len(body)))
+        if server.send_length:
+            self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         if server.cut_after is not None:  # announce the whole body, send part, hang up
             body, server.cut_after = body[:server.cut_after], None
@@ -65,9 +67,11 @@ class RangeHandler(BaseHTTPRequestHandler):
 
 @pytest.fixture()
 def server():
-    """A local HTTP server; set ``.files``, ``.honour_range``, ``.cut_after``; read ``.requests``."""
+    """A local HTTP server; set ``.files``, ``.honour_range``, ``.cut_after``, ``.send_length``;
+    read ``.requests``."""
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), RangeHandler)
     httpd.files, httpd.requests, httpd.honour_range, httpd.cut_after = {}, [], True, None
+    httpd.send_length = True
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     thread = threading.Thread(target=httpd.serve_forever, args=(0.02,), daemon=True)
     thread.start()
@@ -221,9 +225,56 @@ def test_zip_traversal_is_refused(tmp_path, members):
 ])
 def test_tar_traversal_and_outside_links_are_refused(tmp_path, add):
     path = make_tar(tmp_path, add)
-    with pytest.raises(ArchiveError, match="unsafe member"):
+    with pytest.raises(ArchiveError, match="unsafe member|outside"):
         extract(path, tmp_path / "out")
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_tar_absolute_names_are_refused_not_rerooted(tmp_path):
+    path = make_tar(tmp_path, lambda tarred: (add_file(tarred, "ok.txt"),
+                                              add_file(tarred, "/abs/evil.txt")))
+    with pytest.raises(ArchiveError, match="'/abs/evil.txt' would be written outside"):
+        extract(path, tmp_path / "out")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_zip_links_and_files_used_as_folders_are_refused(tmp_path):
+    link = zipfile.ZipInfo("link")
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr("ok.txt", b"x")
+        zipped.writestr(link, b"/etc")
+        zipped.writestr("link/passwd", b"x")
+    (tmp_path / "links.zip").write_bytes(buffer.getvalue())
+    (tmp_path / "clash.zip").write_bytes(make_zip({"a": b"x", "a/b.txt": b"y"}))
+    for name, problem in [("links.zip", "'link' is a symbolic link"),
+                          ("clash.zip", "'a' is a file and also the folder of 'a/b.txt'")]:
+        with pytest.raises(ArchiveError, match=problem):
+            extract(tmp_path / name, tmp_path / "out")
+        assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_cut_download_without_a_length_is_never_renamed_into_place(server, archive,
+                                                                      tmp_path):
+    server.send_length, server.cut_after = False, 50_000  # the server hangs up early
+    dest = tmp_path / "set.zip"
+    with pytest.raises(DownloadError, match="after 50000 bytes and the server has more"):
+        download(f"{server.url}/set.zip", dest)
+    assert not dest.exists()
+    assert download(f"{server.url}/set.zip", dest).read_bytes() == archive  # resumed
+    # no digest was given: the one of the whole file is recorded and checked from then on
+    assert (tmp_path / ".set.zip.sha256").read_text().strip() == digest(archive)
+    dest.write_bytes(archive[:-1] + b"!")
+    with pytest.raises(ChecksumError):
+        download(f"{server.url}/set.zip", dest)
+
+
+def test_a_download_that_cannot_be_checked_is_refused(server, archive, tmp_path):
+    server.send_length, server.honour_range = False, False
+    with pytest.raises(DownloadError, match="neither the file's length nor byte ranges"):
+        download(f"{server.url}/set.zip", tmp_path / "set.zip")
+    assert not (tmp_path / "set.zip").exists()
 
 
 def test_extract_tar_gz_and_unsupported_formats(tmp_path):

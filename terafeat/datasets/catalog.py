@@ -71,8 +71,9 @@ def _folder_size(folder: Path) -> int:
 
 def verify(name: str, root) -> list[dict]:
     """Re-check every downloaded file of ``name`` under ``root/name``: one row per file,
-    {"file", "status"}: "ok (SHA-256)", "ok (MD5)", "MISMATCH: ...", "missing", or
-    "no digest recorded (sha256 <hex>)" where the registry has none."""
+    {"file", "status"}: "ok (SHA-256)", "ok (MD5)", "ok (SHA-256 recorded at download)"
+    (where the registry has no digest), "MISMATCH: ...", "missing", or "no digest recorded
+    (sha256 <hex>)" for a file with neither."""
     if name not in download.DATASETS:
         raise ValueError(f"unknown or manual data set {name!r}; downloadable: "
                          f"{', '.join(sorted(download.DATASETS))}")
@@ -91,6 +92,10 @@ def verify(name: str, root) -> list[dict]:
                 status = "ok (MD5)"
             except download.ChecksumError as error:
                 status = f"MISMATCH: MD5 {error.actual}, expected {error.expected}"
+        elif (recorded := download.recorded_digest_path(path)).is_file():
+            expected, actual = recorded.read_text().strip(), sha256sum(path)
+            status = ("ok (SHA-256 recorded at download)" if actual == expected else
+                      f"MISMATCH: SHA-256 {actual}, recorded at download {expected}")
         else:
             status = f"no digest recorded (sha256 {sha256sum(path)})"
         rows.append({"file": str(path), "status": status})

@@ -2,8 +2,12 @@
 
 A download streams into ``<dest>.part``, continues a partial ``.part`` with an
 HTTP Range request, checks the SHA-256 digest when one is known, and only then
-renames the file to ``dest``: a file at ``dest`` is always complete. Where a
-publisher gives only an MD5 digest, :func:`fetch` checks it after download.
+renames the file to ``dest``: a file at ``dest`` is always complete. A server
+that sends no length has its end confirmed by a Range request from the last
+byte (nothing more to send), or the download is refused. A file downloaded
+without a known digest gets its SHA-256 recorded beside it
+(``.<name>.sha256``), and later calls check it. Where a publisher gives only
+an MD5 digest, :func:`fetch` checks it after download.
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import hashlib
 import http.client
 import os
 import shutil
+import stat
 import tarfile
 import zipfile
 import zlib
@@ -22,6 +27,7 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlsplit
 from urllib.request import Request, urlopen
 
+from terafeat.atomic_files import atomic_write
 from terafeat.datasets.kth import KTH_ACTIONS
 
 Progress = Callable[[int, "int | None"], None]
@@ -153,6 +159,13 @@ def sha256sum(path, chunk_size: int = CHUNK_SIZE) -> str:
     return digest.hexdigest()
 
 
+def recorded_digest_path(path) -> Path:
+    """Where :func:`download` records the SHA-256 of a file fetched without a known digest:
+    ``.<name>.sha256`` beside it."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.sha256")
+
+
 def _request(url: str, offset: int, timeout: float):
     """An open response for ``url`` from byte ``offset`` on, or DownloadError."""
     headers = {"Range": f"bytes={offset}-"} if offset else {}
@@ -189,6 +202,9 @@ def download(url: str, dest, sha256: str | None = None, *, progress: Progress | 
     dest = Path(dest)
     if dest.is_dir():
         dest = dest / RemoteFile(url).filename
+    recorded = recorded_digest_path(dest)
+    if sha256 is None and recorded.exists():
+        sha256 = recorded.read_text().strip()
     if dest.exists():
         if sha256 is not None and (actual := sha256sum(dest)) != sha256.lower():
             raise ChecksumError(dest, sha256.lower(), actual, "delete it to download again")
@@ -222,14 +238,37 @@ def download(url: str, dest, sha256: str | None = None, *, progress: Progress | 
         except (OSError, http.client.HTTPException) as error:
             raise DownloadError(url, f"interrupted after {done} bytes ({error!r}); "
                                      f"call again to resume from {part}") from error
-    if total is not None and done < total:
+    if total is None:
+        _check_complete(url, done, timeout, part)
+    elif done < total:
         raise DownloadError(url, f"connection closed after {done} of {total} bytes; "
                                  f"call again to resume from {part}")
     if sha256 is not None and digest.hexdigest() != sha256.lower():
         part.unlink()
         raise ChecksumError(dest, sha256.lower(), digest.hexdigest())
+    if sha256 is None:
+        atomic_write(recorded, lambda file: file.write(f"{digest.hexdigest()}\n".encode()))
     os.replace(part, dest)
     return dest
+
+
+def _check_complete(url: str, done: int, timeout: float, part: Path) -> None:
+    """DownloadError unless the file at ``url``, which sent ``done`` bytes and no length,
+    has nothing more: asked for again from byte ``done``, a whole file answers HTTP 416."""
+    if done:
+        response = _request(url, done, timeout)
+        if response is None:
+            return
+        with response:
+            if _resumes_at(response, done):
+                raise DownloadError(url, f"connection closed after {done} bytes and the "
+                                         f"server has more; call again to resume from {part}")
+            length = response.headers.get("Content-Length")
+            if response.status == 200 and length is not None and int(length) == done:
+                return
+    raise DownloadError(url, "the server sends neither the file's length nor byte ranges, "
+                             "so a cut download cannot be told from a whole one: give the "
+                             "entry a sha256")
 
 
 def check_md5(path, md5: str) -> None:
@@ -257,18 +296,35 @@ def gunzip(archive, dest) -> Path:
     return target
 
 
-def _check_zip_member(archive, name: str, dest: Path) -> None:
+def _check_member_name(archive, name: str, dest: Path) -> None:
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if not parts or parts[0] == "/" or ".." in parts or ":" in parts[0]:
         raise ArchiveError(archive, f"member {name!r} would be written outside {dest}")
+
+
+def _check_zip_members(archive, members: list[zipfile.ZipInfo], dest: Path) -> None:
+    """Names inside ``dest``, no symbolic links, no file that is also a folder."""
+    files = set()
+    for member in members:
+        _check_member_name(archive, member.filename, dest)
+        if stat.S_ISLNK(member.external_attr >> 16):
+            raise ArchiveError(archive, f"member {member.filename!r} is a symbolic link")
+        if not member.is_dir():
+            files.add(member.filename)
+    for member in members:
+        for folder in PurePosixPath(member.filename).parents:
+            if str(folder) in files:
+                raise ArchiveError(archive, f"member {str(folder)!r} is a file and also the "
+                                            f"folder of {member.filename!r}")
 
 
 def extract(archive, dest) -> list[Path]:
     """Unpack a zip or tar archive (any compression) into folder ``dest``.
 
     Every member is checked before anything is written: absolute names, '..'
-    components, links pointing outside ``dest`` and device files raise
-    ArchiveError naming the archive and the member. A gzip-compressed single
+    components, links pointing outside ``dest`` (in a zip: any symbolic link,
+    and a file that is also a folder) and device files raise ArchiveError
+    naming the archive and the member. A gzip-compressed single
     file (``x.h5.gz``) is decompressed to ``dest/x.h5``. RAR is not supported.
     Returns the paths of the regular files written, in archive order.
     """
@@ -279,14 +335,17 @@ def extract(archive, dest) -> list[Path]:
     if zipfile.is_zipfile(archive):
         with zipfile.ZipFile(archive) as zipped:
             members = zipped.infolist()
-            for member in members:
-                _check_zip_member(archive, member.filename, dest)
-            zipped.extractall(dest)
+            _check_zip_members(archive, members, dest)
+            try:
+                zipped.extractall(dest)
+            except (OSError, zipfile.BadZipFile, zlib.error) as error:
+                raise ArchiveError(archive, f"cannot extract: {error}") from error
         return [dest / member.filename for member in members if not member.is_dir()]
     if tarfile.is_tarfile(archive):
         with tarfile.open(archive) as tarred:
             members = []
             for member in tarred.getmembers():
+                _check_member_name(archive, member.name, dest)
                 try:  # the filter extractall applies, run first so nothing is half-written
                     members.append(tarfile.data_filter(member, str(dest)))
                 except tarfile.FilterError as error:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 from terafeat.distributed.cluster import DASK_ADDRESS_ENV, get_client, worker_transfer_bytes
 from terafeat.distributed.downpour import DownpourRICA
@@ -25,36 +25,21 @@ from terafeat.learning.pooling import subspace_pooling
 from terafeat.learning.rica import RICA, sampled_filters
 from terafeat.learning.rica_objective import RicaLoss
 
-from ica_data import PARAMS, free_port, make_patches, relative_difference
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """The reference fits run in this process, beside two busy workers on two cores."""
-    with threadpool_limits(1, "blas"):
-        yield
-
+from ica_data import (  # noqa: F401 (fixtures, used by name)
+    PARAMS,
+    free_port,
+    make_patches,
+    one_blas_thread,
+    patches,
+    reference,
+    relative_difference,
+    shards,
+)
 
 @pytest.fixture(scope="module")
 def client():
     with get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
         yield client
-
-
-@pytest.fixture(scope="module")
-def patches() -> np.ndarray:
-    return make_patches(4000)
-
-
-@pytest.fixture(scope="module")
-def shards(patches, tmp_path_factory) -> list[Path]:
-    return write_shards(patches, tmp_path_factory.mktemp("shards"), rows_per_shard=1000)
-
-
-@pytest.fixture(scope="module")
-def reference(patches) -> RICA:
-    """Single-process L-BFGS, float64."""
-    with threadpool_limits(1, "blas"):
-        return RICA(**PARAMS, max_iter=60, dtype=np.float64).fit(patches)
 
 
 def test_write_shards_round_trip(tmp_path):

@@ -13,17 +13,23 @@ from pathlib import Path
 import numpy as np
 import psutil
 import pytest
-from threadpoolctl import threadpool_info, threadpool_limits
+from threadpoolctl import threadpool_info
 
 from terafeat.distributed.cluster import WorkerLostError, get_client
 from terafeat.distributed.downpour import DownpourRICA
 from terafeat.distributed.lbfgs import DistributedRICA
 from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
-from terafeat.distributed.shards import write_shards
-from terafeat.learning.rica import RICA
 from terafeat.learning.rica_objective import RicaLoss
 
-from ica_data import PARAMS, free_port, make_patches, relative_difference
+from ica_data import (  # noqa: F401 (fixtures, used by name)
+    PARAMS,
+    free_port,
+    one_blas_thread,
+    patches,
+    reference,
+    relative_difference,
+    shards,
+)
 
 
 def _listening_addresses(processes) -> set[str]:
@@ -58,13 +64,6 @@ def test_local_cluster_listens_on_loopback_only_and_workers_use_one_blas_thread(
 FAULT_BUDGET = 60.0
 
 
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """The reference fits run in this process, beside busy workers on two cores."""
-    with threadpool_limits(1, "blas"):
-        yield
-
-
 @pytest.fixture(scope="module")
 def cluster():
     """Two nanny-supervised workers: a killed one is restarted (under a new address)."""
@@ -76,23 +75,6 @@ def cluster():
 def client(cluster):
     yield cluster
     cluster.wait_for_workers(2, timeout=FAULT_BUDGET)  # restarted, for the next test
-
-
-@pytest.fixture(scope="module")
-def patches() -> np.ndarray:
-    return make_patches(4000)
-
-
-@pytest.fixture(scope="module")
-def shards(patches, tmp_path_factory) -> list[Path]:
-    return write_shards(patches, tmp_path_factory.mktemp("shards"), rows_per_shard=1000)
-
-
-@pytest.fixture(scope="module")
-def reference(patches) -> RICA:
-    """The undisturbed fit: single-process L-BFGS, float64."""
-    with threadpool_limits(1, "blas"):
-        return RICA(**PARAMS, max_iter=60, dtype=np.float64).fit(patches)
 
 
 def _kill(client, addresses) -> None:

@@ -1,6 +1,12 @@
-"""What the benchmarks share: the shared benchmark archives, extracted on demand."""
+"""What the benchmarks share: the shared benchmark archives, extracted on demand, and a
+CPU hog for the busy-machine case."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -20,3 +26,19 @@ def extracted(name: str, data_root: Path, archive: Path | None = None) -> Path:
         print(f"extracting {archive} into {data_root} ...", flush=True)
         extract(archive, data_root)
     return root
+
+
+@contextmanager
+def cpu_hog(processes: int | None = None):
+    """The busy-machine case: ``processes`` (default: one per core) Python processes that
+    spin on the CPU for the duration of the block, stopped on exit."""
+    count = (os.cpu_count() or 1) if processes is None else processes
+    hogs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
+    try:
+        time.sleep(0.5)  # let the scheduler see them before anything is timed
+        yield count
+    finally:
+        for hog in hogs:
+            hog.kill()
+        for hog in hogs:
+            hog.wait()

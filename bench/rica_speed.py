@@ -5,6 +5,9 @@ Run from the repository root::
     python bench/rica_speed.py                 # full run (~2-4 min on 2 cores)
     python bench/rica_speed.py --quick         # smoke run: every m divided by 10
     python bench/rica_speed.py --sizes quick --skip-fit --json /tmp/rica.json
+    python bench/rica_speed.py --no-hog        # part 1 on the machine as it is only
+
+Writes its headline figures to ``bench/results/rica_speed.json``.
 
 Part 1, one objective + gradient evaluation ``RicaLoss(X, k, lam, eps)(W)``
 (``terafeat.learning.rica``), float32 and float64, on random data (standard normal X,
@@ -42,6 +45,12 @@ Reported next to each, all measured in the same run:
 Ours, ours on one thread and the GEMMs are interleaved call by call so that
 they share whatever load the machine has; the peer runs right after.
 
+Part 1 runs twice: on the machine as it is, then beside the bench's own CPU hog
+(one busy process per core, ``bench.common.cpu_hog``), the case of a shared node
+or several Dask workers per machine.  The loaded table compares ours (the
+default threads) with the faster of ours on one thread and ours on all threads,
+and with the peer, all measured beside the same hog.
+
 Part 2, the wall time of a full quickstart-sized fit: 50,000 8x8 grey patches
 from eight scikit-image images, ZCA-whitened with ``Whitener(method="zca", eps)``,
 ``RICA(n_features=256, max_iter=200, float32)``, next to scikit-learn's
@@ -64,8 +73,11 @@ import warnings
 
 import numpy as np
 
-from terafeat.learning.rica import RICA, normalize_rows
-from terafeat.learning.rica_objective import RicaLoss, rica_loss_grad_reference
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from bench.common import cpu_hog  # noqa: E402
+from bench.results import record  # noqa: E402
+from terafeat.learning.rica import RICA, normalize_rows  # noqa: E402
+from terafeat.learning.rica_objective import RicaLoss, rica_loss_grad_reference  # noqa: E402
 
 SIZES = {  # name: (m, d, k)
     "large": (100_000, 256, 1024),
@@ -236,9 +248,10 @@ def run_objective(sizes: list[str], dtypes: list, repeats: int, peer_repeats: di
     return rows
 
 
-def print_objective(rows: list[dict], repeats: int, peer_repeats: dict, single_repeats: int) -> None:
+def print_objective(rows: list[dict], repeats: int, peer_repeats: dict, single_repeats: int,
+                    condition: str) -> None:
     print()
-    print(f"Part 1: ONE objective+gradient evaluation, RicaLoss(X, k, lam={LAM}, eps={EPS})(W); "
+    print(f"Part 1, {condition}: ONE objective+gradient evaluation, RicaLoss(X, k, lam={LAM}, eps={EPS})(W); "
           f"random data (standard normal X, unit-norm rows of W), seed {SEED}")
     print(f"  ours: median of {repeats} calls after 1 warm-up, default BLAS threads; construction "
           f"of RicaLoss (C = X^T X/m, buffers) timed once, excluded")
@@ -290,6 +303,34 @@ def print_objective(rows: list[dict], repeats: int, peer_repeats: dict, single_r
                       + " ".join(_fmt_s(t) for t in r["eval_1thread_times_s"]) for r in rows))
     print("  load average after each row: "
           + "; ".join(f"{r['size']}/{r['dtype']} {r['loadavg_after'][0]:.2f}" for r in rows))
+
+
+def print_loaded(idle: list[dict], loaded: list[dict], hogs: int) -> list[dict]:
+    """The busy-machine verdict per size and dtype; returns its rows."""
+    print()
+    print(f"Part 1 beside the CPU hog ({hogs} busy processes), against the same kernel's threads "
+          "and the peer, all measured beside the hog:")
+    header = (f"{'size':<6} {'dtype':<8}|{'idle ours':>10} |{'ours':>8} {'1 thread':>9} "
+              f"{'ours/best':>10} |{'peer':>8} {'ours/peer':>10} |{'loaded/idle':>12}")
+    print(header)
+    print("-" * len(header))
+    verdicts = []
+    for calm, busy in zip(idle, loaded):
+        best = min(busy["eval_s"], busy["eval_1thread_s"])
+        row = {"size": busy["size"], "dtype": busy["dtype"], "idle_s": calm["eval_s"],
+               "loaded_s": busy["eval_s"], "loaded_1thread_s": busy["eval_1thread_s"],
+               "loaded_peer_s": busy["peer_s"], "ours_over_best_threads": busy["eval_s"] / best,
+               "ours_over_peer": busy["eval_s"] / busy["peer_s"],
+               "loaded_over_idle": busy["eval_s"] / calm["eval_s"]}
+        verdicts.append(row)
+        print(f"{row['size']:<6} {row['dtype']:<8}|{_fmt_s(row['idle_s']):>10} |"
+              f"{_fmt_s(row['loaded_s']):>8} {_fmt_s(row['loaded_1thread_s']):>9} "
+              f"{row['ours_over_best_threads']:>9.2f}x |{_fmt_s(row['loaded_peer_s']):>8} "
+              f"{row['ours_over_peer']:>9.2f}x |{row['loaded_over_idle']:>11.2f}x")
+    print("-" * len(header))
+    print("  ours/best = ours (default threads) / the faster of ours and ours on one thread; "
+          "ours/peer < 1: ours is faster")
+    return verdicts
 
 
 # --------------------------------------------------------------------------- part 2
@@ -464,6 +505,8 @@ def main(argv=None) -> int:
                         help="Whitener eps for part 2 (patch pixels are in [0, 1])")
     parser.add_argument("--mbdl-epochs", type=int, default=1,
                         help="MiniBatchDictionaryLearning max_iter (passes over the patches)")
+    parser.add_argument("--no-hog", action="store_true",
+                        help="skip part 1's second run beside a CPU hog (one busy process per core)")
     parser.add_argument("--json", default=None, help="write all figures to this JSON path")
     args = parser.parse_args(argv)
 
@@ -491,8 +534,17 @@ def main(argv=None) -> int:
     if sizes:
         print("\nPart 1 running ...", flush=True)
         rows = run_objective(sizes, dtypes, args.repeats, peer_repeats, single_repeats, m_div)
-        print_objective(rows, args.repeats, peer_repeats, single_repeats)
+        print_objective(rows, args.repeats, peer_repeats, single_repeats, "the machine as it is")
         report["objective"] = rows
+        if not args.no_hog:
+            print("\nPart 1 again, beside the CPU hog ...", flush=True)
+            with cpu_hog() as hogs:
+                loaded = run_objective(sizes, dtypes, args.repeats, peer_repeats,
+                                       single_repeats, m_div)
+            print_objective(loaded, args.repeats, peer_repeats, single_repeats,
+                            f"beside the CPU hog ({hogs} busy processes)")
+            report["objective_beside_hog"] = loaded
+            report["beside_hog"] = print_loaded(rows, loaded, hogs)
     if not args.skip_fit:
         print("\nPart 2 running ...", flush=True)
         fit = run_fit(FIT_PATCHES // m_div, args.zca_eps, args.mbdl_epochs)
@@ -509,7 +561,26 @@ def main(argv=None) -> int:
         with open(args.json, "w") as f:
             json.dump(report, f, indent=2, default=float)
         print(f"figures written to {args.json}")
+    record("rica_speed", _headline(report), peer="rica_loss_grad_reference, the plain numpy "
+           "transcription of the objective (part 1); scikit-learn MiniBatchDictionaryLearning "
+           "and FastICA on the same patches (part 2)",
+           notes="--quick: every m divided by 10" if args.quick else "")
     return 0
+
+
+def _headline(report: dict) -> dict:
+    """The figures the docs quote: per size and dtype, seconds per evaluation and fractions
+    of GEMM idle, the busy-machine verdicts, and the fit times."""
+    keep = ("size", "m", "d", "k", "dtype", "eval_s", "eval_1thread_s", "peer_s",
+            "speedup_vs_peer", "executed_frac_gemm", "grad_max_rel_diff")
+    values = {"objective": [{key: row[key] for key in keep} for row in report.get("objective", [])],
+              "loadavg_start": report["environment"]["loadavg_start"]}
+    if "beside_hog" in report:
+        values["beside_hog"] = report["beside_hog"]
+    if "fit" in report:
+        values["fit"] = [{key: row[key] for key in ("method", "time_s", "n_iter", "ratio_to_rica")}
+                         for row in report["fit"]["results"]]
+    return json.loads(json.dumps(values, default=float))
 
 
 if __name__ == "__main__":

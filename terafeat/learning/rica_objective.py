@@ -24,17 +24,21 @@ Threads.  Every product runs on one BLAS thread; the row blocks are spread
 over a pool of Python threads (numpy releases the GIL), and their sums are
 added in block order, so the objective, and the W that L-BFGS reaches, are
 the same bits for any number of threads (``terafeat.blas``); a multi-threaded
-BLAS would also spin on these small products when the cores are busy.
+BLAS would also spin on these small products when the cores are busy.  Unless
+told a thread count, each call takes the faster of one thread and all of them,
+by the time each last took (``terafeat.blas.FasterThreadCount``): on busy cores
+the threads can lose.
 """
 from __future__ import annotations
 
 import functools
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 
 import numpy as np
 
-from terafeat.blas import blas_threads, one_blas_thread
+from terafeat.blas import FasterThreadCount, blas_threads, one_blas_thread
 from terafeat.validation import check_array
 
 
@@ -74,11 +78,12 @@ class SparsityKernel:
     """Blocked evaluation of the sparsity term over fixed data X (m, d).
 
     Rows are processed in blocks whose (b, k) slice of Z fits the cache, by
-    ``n_threads`` Python threads (default: the BLAS threads in force at
-    construction), each with its own preallocated (b, k) buffers for Z and
-    its elementwise transforms and a (k, d) buffer for its block's ``S^T X``;
-    the block sums are added in block order, so the result does not depend
-    on ``n_threads`` (see the module doc).  With a pooling matrix V (p, k)
+    ``n_threads`` Python threads (default: each call the faster, as measured, of
+    one thread and the BLAS threads in force at construction), each with its
+    own preallocated (b, k) buffers for Z and its elementwise transforms and
+    a (k, d) buffer for its block's ``S^T X``; the block sums are added in
+    block order, so the result does not depend on ``n_threads`` (see the
+    module doc).  With a pooling matrix V (p, k)
     the penalty is on pooled units ``sqrt(eps + Z^2 V^T)`` (ISA/TICA) instead
     of on each simple unit.
     """
@@ -91,8 +96,10 @@ class SparsityKernel:
         block_rows = int(max(1, min(block_rows, m)))
         self.X = X
         self.blocks = [(s, min(s + block_rows, m)) for s in range(0, m, block_rows)]
-        n_threads = blas_threads() if n_threads is None else int(n_threads)
+        measured = n_threads is None
+        n_threads = blas_threads() if measured else int(n_threads)
         self.n_threads = max(1, min(n_threads, len(self.blocks)))
+        self._thread_count = FasterThreadCount(self.n_threads) if measured else None
         self.pool = None if pool is None else check_pooling(pool, k, X.dtype)
         p = 0 if self.pool is None else self.pool.shape[0]
         # two buffer slots per thread: a thread starts its next block while the
@@ -131,9 +138,22 @@ class SparsityKernel:
         np.matmul(Z.T, Xb, out=G)
         return total
 
+    def threads(self):
+        """Context manager yielding this call's thread count: ``n_threads`` when it was
+        given, else the faster of one and all threads by measured time (``FasterThreadCount``)."""
+        if self._thread_count is None:
+            return nullcontext(self.n_threads)
+        return self._thread_count.timed()
+
     def __call__(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+        with self.threads() as n_threads:
+            return self.evaluate(W, eps, n_threads)
+
+    def evaluate(self, W: np.ndarray, eps: float, n_threads: int) -> tuple[float, np.ndarray]:
+        """(penalty sum, ``S^T X`` summed over the rows) with the blocks on ``n_threads``
+        threads (1 or ``self.n_threads``)."""
         with one_blas_thread():
-            if self.n_threads == 1:
+            if n_threads == 1:
                 return self._sequential(W, eps)
             return self._threaded(W, eps)
 
@@ -196,10 +216,11 @@ class RicaLoss:
 
     ``RicaLoss(X, n_features, lam, eps, pool=None)(W) -> (J, dJ/dW)``; X: (m, d),
     W: (k, d) with k = n_features, both in the same float dtype; pool: optional
-    (p, k) pooling matrix; n_threads: the sparsity kernel's threads (the
-    result is the same for any).  Construction computes ``C = X^T X / m`` (in
-    float64, then cast) and allocates the (b, k) block buffers; a call then
-    allocates only (k, d) and (d, d) arrays, never an m-sized one.
+    (p, k) pooling matrix; n_threads: the sparsity kernel's threads (default:
+    chosen by measurement each call; the result is the same for any).
+    Construction computes ``C = X^T X / m`` (in float64, then cast) and
+    allocates the (b, k) block buffers; a call then allocates only (k, d) and
+    (d, d) arrays, never an m-sized one.
     """
 
     def __init__(self, X: np.ndarray, n_features: int, lam: float, eps: float,
@@ -217,12 +238,13 @@ class RicaLoss:
     def __call__(self, W: np.ndarray) -> tuple[float, np.ndarray]:
         """(J, dJ/dW in W's dtype); the m-sized products run in X's dtype, the
         reconstruction term in float64 from W as given (see reconstruction_terms)."""
-        threaded = self._kernel.n_threads > 1
-        with one_blas_thread():
+        with self._kernel.threads() as n_threads, one_blas_thread():
+            threaded = n_threads > 1
             # threaded, the d x d algebra runs on a pool thread beside the row blocks
-            reconstruction = (_thread_pool(self._kernel.n_threads).submit(
+            reconstruction = (_thread_pool(n_threads).submit(
                 reconstruction_terms, W, self.C, self.lam) if threaded else None)
-            total, sparse_grad = self._kernel(W.astype(self.X.dtype, copy=False), self.eps)
+            total, sparse_grad = self._kernel.evaluate(W.astype(self.X.dtype, copy=False),
+                                                       self.eps, n_threads)
             value, grad = (reconstruction.result() if threaded
                            else reconstruction_terms(W, self.C, self.lam))
         grad += sparse_grad * W.dtype.type(1.0 / self.m)

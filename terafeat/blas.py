@@ -11,28 +11,49 @@ them by measured time, call by call.
 """
 from __future__ import annotations
 
+import functools
+import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 
 from threadpoolctl import ThreadpoolController
 
-_CONTROLLER = ThreadpoolController()
+_controller = {"modules": -1, "controller": None}
+
+
+def _blas_libraries() -> ThreadpoolController:
+    """The thread pools of every BLAS loaded so far.  numpy, scipy and OpenCV each load their
+    own; a library is loaded by an import, so the list is read again when ``sys.modules``
+    has grown (reading it costs milliseconds; limiting it, microseconds)."""
+    if len(sys.modules) != _controller["modules"]:
+        _controller["controller"] = ThreadpoolController()
+        _controller["modules"] = len(sys.modules)
+    return _controller["controller"]
 
 
 def blas_threads() -> int:
     """The number of BLAS threads in force now (``OPENBLAS_NUM_THREADS`` or the cores)."""
-    return max([info["num_threads"] for info in _CONTROLLER.info() if info["user_api"] == "blas"],
-               default=1)
+    return max([info["num_threads"] for info in _blas_libraries().info()
+                if info["user_api"] == "blas"], default=1)
 
 
 def one_blas_thread():
-    """Context manager: BLAS on one thread inside (the previous limits restored on exit)."""
-    return _CONTROLLER.limit(limits=1, user_api="blas")
+    """Context manager: every loaded BLAS on one thread inside (the previous limits
+    restored on exit)."""
+    return _blas_libraries().limit(limits=1, user_api="blas")
+
+
+@functools.cache
+def thread_pool(n_threads: int) -> ThreadPoolExecutor:
+    """The process's pool of ``n_threads`` threads for independent blocks (idle between calls)."""
+    return ThreadPoolExecutor(n_threads, thread_name_prefix="terafeat-blocks")
 
 
 class FasterThreadCount:
     """Chooses, call by call, between one thread and ``most`` threads for a computation
-    repeated on the same data, by the wall time each choice last took.
+    repeated on the same data (or on data of any size, timed per unit of work), by the
+    wall time each choice last took.
 
     The first two calls try ``most`` then one thread; after that each call takes the
     choice that was faster, and every ``probe_every``-th call tries the other again, so
@@ -60,10 +81,11 @@ class FasterThreadCount:
         return faster
 
     @contextmanager
-    def timed(self):
-        """Context manager yielding the thread count to use; records the block's wall time."""
+    def timed(self, units: float = 1.0):
+        """Context manager yielding the thread count to use; records the block's wall time
+        per unit of work (``units`` > 0: e.g. the images it encodes)."""
         count = self.next()
         started = time.perf_counter()
         yield count
-        self.seconds[count] = time.perf_counter() - started
+        self.seconds[count] = (time.perf_counter() - started) / units
         self.calls += 1

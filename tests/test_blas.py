@@ -39,6 +39,23 @@ def test_one_thread_at_most_never_probes():
     assert _choices(chooser, 5, {1: 0.0}) == [1] * 5
 
 
+def test_one_blas_thread_limits_a_blas_loaded_after_the_first_call():
+    """scipy and OpenCV bring their own BLAS; one loaded later must be limited too."""
+    import subprocess
+    import sys
+    script = (
+        "import numpy\n"
+        "from terafeat.blas import one_blas_thread\n"
+        "with one_blas_thread(): pass\n"
+        "import cv2, scipy.linalg\n"
+        "from threadpoolctl import threadpool_info, threadpool_limits\n"
+        "with threadpool_limits(2, 'blas'), one_blas_thread():\n"
+        "    print(sorted({i['num_threads'] for i in threadpool_info() if i['user_api'] == 'blas'}))\n")
+    printed = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             check=True).stdout
+    assert printed.strip() == "[1]"
+
+
 def test_measured_threads_give_the_same_bits_as_one_thread():
     """Whatever the calls choose, every RICA evaluation equals the one-thread one."""
     rng = np.random.default_rng(3)

@@ -5,6 +5,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from threadpoolctl import threadpool_limits
+
+from terafeat.encoding import convolutional
 from terafeat.encoding.convolutional import (
     ConvolutionalEncoder,
     cell_chunks,
@@ -55,6 +58,18 @@ def test_encoder_equals_plain_computation(nonlinearity, grid, chunk, pooling):
     np.testing.assert_allclose(features, expected, rtol=1e-4, atol=1e-3)
     restored = ConvolutionalEncoder.from_arrays(encoder.to_arrays())
     np.testing.assert_allclose(restored.transform(images), features, rtol=1e-5, atol=1e-4)
+
+
+def test_features_are_the_same_bits_on_one_thread_and_on_several():
+    """The first encodings try all threads, then one (FasterThreadCount): same features."""
+    encoder = random_encoder("split", k=40)
+    images = np.random.default_rng(2).integers(0, 256, (7, 16, 16, 3), dtype=np.uint8)
+    convolutional._image_threads.cache_clear()
+    with threadpool_limits(2, "blas"):
+        on_two, on_one = encoder.transform(images), encoder.transform(images)
+    assert sorted(convolutional._image_threads().seconds) == [1, 2]
+    assert np.array_equal(on_two, on_one)
+    assert encoder.transform(images[:0]).shape == (0, encoder.n_outputs)
 
 
 def test_windows_match_sampled_patch_order():

@@ -5,12 +5,18 @@ whitened and filtered; the responses go through a non-linearity and are pooled (
 or L2: root of the summed squares) over a grid of cells (2x2: the four quadrants).
 Normalisation, whitening and filtering are folded into one (d + 1, k) matrix; each
 pooling cell's windows are filtered in cache-sized chunks, so the non-linearity and the
-pooling sums run in the cache.
+pooling sums run in the cache.  Those small products run on one BLAS thread (a threaded
+BLAS spins on them when the cores are busy); the images of a call are spread over the
+faster, as measured, of one thread and all (``terafeat.blas.FasterThreadCount``), and
+each image's features do not depend on which.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
+from terafeat.blas import FasterThreadCount, blas_threads, one_blas_thread, thread_pool
 from terafeat.media.images import check_choice
 from terafeat.media.patches import dense_patches
 
@@ -18,6 +24,13 @@ NONLINEARITIES = ("split", "abs", "smooth_l1")
 POOLINGS = ("sum", "l2")
 #: Coates et al. add 10 to the patch variance of 0-255 pixels; ours are in [0, 1].
 NORM_EPS = 10 / 255 ** 2
+
+
+@functools.cache
+def _image_threads() -> FasterThreadCount:
+    """This process's choice between one thread and the BLAS threads in force at the first
+    encoding, for encoding images (each image on one thread, one BLAS thread each)."""
+    return FasterThreadCount(blas_threads())
 
 
 def contrast_normalize(patches: np.ndarray, eps: float = NORM_EPS) -> np.ndarray:
@@ -119,10 +132,25 @@ class ConvolutionalEncoder:
         if d + 1 != self.weights_.shape[0]:
             raise ValueError(f"{images.shape[3]}-channel images give {d}-dim patches; the "
                              f"encoder was fitted on {self.weights_.shape[0] - 1}-dim ones")
-        n, h, w, _ = images.shape
+        n = len(images)
+        out = np.empty((n, self.grid ** 2, self.n_outputs // self.grid ** 2), np.float32)
+        if n == 0:
+            return out.reshape(0, self.n_outputs)
+        with _image_threads().timed(units=n) as n_threads, one_blas_thread():
+            bounds = np.linspace(0, n, min(n_threads, n) + 1).astype(int)
+            list(thread_pool(n_threads).map(
+                lambda start, stop: self._encode(images[start:stop], out[start:stop]),
+                bounds[:-1], bounds[1:]))
+        if self.pooling == "l2":
+            np.sqrt(out, out=out)
+        return out.reshape(n, -1)
+
+    def _encode(self, images: np.ndarray, out: np.ndarray) -> None:
+        """The pooled sums of images (n, h, w, c) into ``out`` (n, cells, maps) in place."""
+        n, h, w, c = images.shape
+        d = self.patch_size ** 2 * c
         chunks = cell_chunks(h - self.patch_size + 1, w - self.patch_size + 1, self.grid,
                              self.chunk)
-        out = np.empty((n, self.grid ** 2, self.n_outputs // self.grid ** 2), np.float32)
         k = self.weights_.shape[1]
         buffers = np.empty((2, max(len(rows) for _, rows in chunks), k), np.float32)
         for i in range(n):
@@ -133,9 +161,6 @@ class ConvolutionalEncoder:
             out[i] = 0
             for cell, rows in chunks:
                 self._pool_chunk(patches[rows], out[i, cell], buffers[:, :len(rows)])
-        if self.pooling == "l2":
-            np.sqrt(out, out=out)
-        return out.reshape(n, -1)
 
     def _pool_chunk(self, patches: np.ndarray, pooled: np.ndarray, buffers: np.ndarray) -> None:
         """Add the pooled responses of (m, d + 1) patches of one cell to ``pooled`` in place

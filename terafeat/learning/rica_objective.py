@@ -31,21 +31,14 @@ the threads can lose.
 """
 from __future__ import annotations
 
-import functools
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 
 import numpy as np
 
-from terafeat.blas import FasterThreadCount, blas_threads, one_blas_thread
+from terafeat.blas import FasterThreadCount, blas_threads, one_blas_thread, thread_pool
 from terafeat.validation import check_array
 
-
-@functools.cache
-def _thread_pool(n_threads: int) -> ThreadPoolExecutor:
-    """The process's pool of ``n_threads`` threads for row blocks (idle between calls)."""
-    return ThreadPoolExecutor(n_threads, thread_name_prefix="rica-blocks")
 
 #: Target size in bytes of one (b, k) block of ``Z = X W^T`` (cache-sized);
 #: b stays within [512, 4096] rows so that each block is a well-shaped GEMM.
@@ -169,7 +162,7 @@ class SparsityKernel:
         """The blocks on the thread pool, their sums added in block order as they finish."""
         grad = np.zeros((W.shape[0], self.X.shape[1]), self.X.dtype)
         total = 0.0
-        threads = _thread_pool(self.n_threads)
+        threads = thread_pool(self.n_threads)
         free, pending = list(range(len(self._slots))), deque()
 
         def add_oldest():
@@ -241,7 +234,7 @@ class RicaLoss:
         with self._kernel.threads() as n_threads, one_blas_thread():
             threaded = n_threads > 1
             # threaded, the d x d algebra runs on a pool thread beside the row blocks
-            reconstruction = (_thread_pool(n_threads).submit(
+            reconstruction = (thread_pool(n_threads).submit(
                 reconstruction_terms, W, self.C, self.lam) if threaded else None)
             total, sparse_grad = self._kernel.evaluate(W.astype(self.X.dtype, copy=False),
                                                        self.eps, n_threads)

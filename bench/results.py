@@ -1,10 +1,16 @@
 """Where benchmark numbers live: each benchmark writes ``bench/results/<name>.json`` with
 its measured values beside the peer's, the command that produced them, the commit, the
-date and the machine.  The docs quote these files; no number is typed by hand."""
+date and the machine.  The docs quote these files; no number is typed by hand: a quote
+is written ``<!--bench NAME:KEY-->value<!--/bench-->`` in README.md or docs/ (KEY a
+dotted path into the file's ``values``), and ``record`` rewrites every quote of the
+file it writes (``python bench/results.py`` rewrites all of them).
+"""
 from __future__ import annotations
 
+import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -44,4 +50,41 @@ def record(name: str, values: dict, *, peer: str, notes: str = "") -> Path:
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "machine": machine()})
     print(f"results: {path}")
+    quote_results(only=name)
     return path
+
+
+#: ``<!--bench NAME:KEY-->value<!--/bench-->``: a number quoted from a results file.
+QUOTE = re.compile(r"<!--bench (?P<name>[\w-]+):(?P<key>[\w.]+)-->(?P<value>.*?)<!--/bench-->")
+
+
+def quoted_value(name: str, key: str):
+    """``values[key]`` (a dotted path) of ``bench/results/<name>.json``."""
+    value = json.loads((RESULTS / f"{name}.json").read_text())["values"]
+    for part in key.split("."):
+        value = value[int(part)] if isinstance(value, list) else value[part]
+    return value
+
+
+def quoting_documents() -> list[Path]:
+    """README.md and every page under docs/."""
+    return [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+
+
+def quote_results(only: str | None = None) -> None:
+    """Rewrite the quotes of every results file (or of ``only``) with its current values."""
+    def current(match: re.Match) -> str:
+        if only is not None and match["name"] != only:
+            return match[0]
+        value = quoted_value(match["name"], match["key"])
+        return f"<!--bench {match['name']}:{match['key']}-->{value}<!--/bench-->"
+
+    for document in quoting_documents():
+        text = document.read_text()
+        quoted = QUOTE.sub(current, text)
+        if quoted != text:
+            document.write_text(quoted)
+
+
+if __name__ == "__main__":
+    quote_results()

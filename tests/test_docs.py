@@ -1,5 +1,6 @@
 """The docs stay true: every flow has a page listing exactly its parameters, the README's
-flow table names every flow, and no parameter description carries a measured figure."""
+flow table names every flow, no parameter description carries a measured figure, and every
+number quoted from a benchmark equals its results file."""
 import re
 from pathlib import Path
 
@@ -43,3 +44,13 @@ def test_readme_table_names_every_flow_on_one_row_each():
     assert sorted(re.match(r"\| `(\w+)`", row).group(1) for row in rows) == sorted(FLOWS)
     for name in FLOWS:
         assert (REPO / "docs" / "flows" / f"{name}.md").is_file()
+
+
+def test_every_quoted_benchmark_number_is_its_results_files_value():
+    from bench.results import QUOTE, quoted_value, quoting_documents
+    quotes = [(document.name, match) for document in quoting_documents()
+              for match in QUOTE.finditer(document.read_text())]
+    assert quotes, "the README quotes the quickstart benchmark"
+    for document, match in quotes:
+        assert match["value"] == str(quoted_value(match["name"], match["key"])), \
+            f"{document}: {match[0]} is stale: run python bench/results.py"

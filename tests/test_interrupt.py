@@ -19,11 +19,13 @@ SLOW = dict(n_patches=10000, n_features=128, max_iter=3000, group_size=4, n_fold
             images=("camera", "grass"))
 
 
-def _start_quickstart(tmp_path: Path, env: dict, **popen) -> subprocess.Popen:
+def _start_quickstart(tmp_path: Path, env: dict, backend: str = "local",
+                      **popen) -> subprocess.Popen:
     """``terafeat run quickstart`` (SLOW) in a subprocess, caching in tmp_path/cache and
     reporting to tmp_path/reports; its output goes to tmp_path/stdout.txt and stderr.txt
     (files, not pipes: a process left behind holding a pipe would block reading it)."""
-    settings = [f"--set={key}={json.dumps(value)}" for key, value in SLOW.items()]
+    settings = [f"--set={key}={json.dumps(value)}"
+                for key, value in dict(SLOW, backend=backend).items()]
     env = {**env, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "PYTHONPATH": os.getcwd()}
     with open(tmp_path / "stdout.txt", "w") as out, open(tmp_path / "stderr.txt", "w") as err:
         return subprocess.Popen(
@@ -155,3 +157,25 @@ def test_kill_9_leaves_no_process_and_the_next_run_removes_its_scratch(prefect_s
                        output_root=str(tmp_path / "reports"))
     assert again["cache"]["train-rica"] == "computed" and not scratch.exists()
     _check_complete_files(tmp_path / "cache")
+
+
+def test_kill_9_of_a_dask_run_leaves_no_worker_running(tmp_path):
+    # backend=dask: the run starts a LocalCluster whose workers are its child processes
+    process = _start_quickstart(tmp_path, _ephemeral_env(tmp_path), backend="dask")
+    started = []
+    try:
+        deadline = time.monotonic() + 240
+        while len(workers := [child for child in psutil.Process(process.pid).children()
+                              if "multiprocessing.spawn" in " ".join(child.cmdline())]) < 2:
+            assert process.poll() is None, f"the run ended early:\n{_output(tmp_path, 'stderr')[-3000:]}"
+            assert time.monotonic() < deadline, "the Dask workers did not start in time"
+            time.sleep(0.1)
+        time.sleep(2)  # the workers hold their shards and train
+        started = psutil.Process(process.pid).children(recursive=True)
+        process.kill()
+        process.wait(timeout=30)
+        left = _running(started, 30)
+    finally:
+        for leftover in _running(started, 0):
+            leftover.kill()
+    assert workers and not left, f"still running after the run was killed: {left}"

@@ -252,6 +252,17 @@ def test_a_choice_at_the_end_of_the_grid_extends_it(tmp_path):
     assert any("ridge grid extended" in line for line in lines)
 
 
+def test_the_svm_path_starts_from_a_ridge_choice_past_the_grid(tmp_path):
+    X, y = noisy_classes(600, 20, 3, seed=0, flipped=0.0)
+    paths, labels = write(tmp_path, X, y, rows=200)
+    _, summary = fit_streamed_classifier(paths, labels, 3, lam_grid=(3.0, 30.0), val_fraction=0.3,
+                                         svm_iter=20, svm_path=2, svm_path_iter=5)
+    assert summary["extensions"]["ridge"]["added"] == [0.3, 0.03]  # 0.03 scored no higher
+    ridge_kept = summary["lam_grid"][int(np.argmax(summary["validation_accuracy"]))]
+    assert ridge_kept == 0.3
+    assert [point["lam/n"] for point in summary["svm_path"][:2]] == [0.3, 0.03]
+
+
 def test_a_final_svm_stopped_by_its_iteration_limit_says_so(tmp_path):
     X, y = correlated_blobs(600, f=20)
     paths, labels = write(tmp_path, X, y, rows=200)

@@ -24,7 +24,8 @@ def step_beyond(grid: Sequence[float], value: float, direction: int) -> float | 
     if len(end) < 2 or end[0] <= 0 or value <= 0:
         return None
     ratio = end[1] / end[0]
-    return value * ratio if direction > 0 else value / ratio
+    # rounded to 12 digits: 3e-4, not 3.0000000000000003e-4
+    return float(f"{value * ratio if direction > 0 else value / ratio:.12g}")
 
 
 def edge_of(points: Sequence[dict], chosen: dict, key: str) -> str | None:

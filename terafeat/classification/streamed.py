@@ -278,8 +278,8 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                             val_fraction: float = 0.1, random_state: int = 0, svm_iter: int = 100,
                             log=None, groups: Sequence[np.ndarray] | None = None,
                             svm_path: int = 4, svm_path_iter: int = 30,
-                            precondition: bool = True, grid_extension: int = 2
-                            ) -> tuple[np.ndarray, dict]:
+                            precondition: bool = True, grid_extension: int = 2,
+                            svm_path_early_stop: bool = False) -> tuple[np.ndarray, dict]:
     """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
 
     paths: feature shard files; labels: per shard, its rows' labels.  A held-out
@@ -288,7 +288,8 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     scores every candidate fitted on the other rows, with ``lam = g * n_fit``: ridge at
     each g of ``lam_grid``; with method "l2svm" also L2-SVMs at ridge's best g and the
     ``svm_path - 1`` smaller grid values in turn, each started from the last
-    (``svm_path_iter`` L-BFGS iterations).  Where the best ridge (SVM) point sits at an
+    (``svm_path_iter`` L-BFGS iterations; ``svm_path_early_stop``: the path ends at the
+    first point scoring lower than the one before).  Where the best ridge (SVM) point sits at an
     end of the values it was chosen among (more than one), up to ``grid_extension`` more
     values past that end are tried (:mod:`~terafeat.classification.model_selection`).
     The candidate of highest held-out accuracy is kept, ridge or SVM (ties: the SVM with
@@ -357,9 +358,13 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
             return point
 
         start = best_ridge
-        for g in sorted((g for g in lam_grid if g <= best_ridge["lam/n"]), reverse=True)[:svm_path]:
+        for g in sorted((g for g in summary["lam_grid"] if g <= best_ridge["lam/n"]),
+                        reverse=True)[:svm_path]:
             start = svm_point(g, start)
             svm_points.append(start)
+            if (svm_path_early_stop and len(svm_points) > 1
+                    and start["validation_accuracy"] < svm_points[-2]["validation_accuracy"]):
+                break
         extensions["l2svm"] = extend_at_edge(
             svm_points, lambda g, kept: {**svm_point(g, kept), "extension": True}, _kept,
             summary["lam_grid"], grid_extension if svm_path > 1 else 0, "lam/n",
@@ -386,7 +391,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     if kept["classifier"] == "ridge":
         return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
     R = preconditioner(G, summary["lam"], overwrite=True) if precondition else None
-    del G
+    G = None  # only R is needed from here
     weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels), standardizer, n_classes,
                              summary["lam"], kept["weights"], svm_iter, R=R)
     log(f"L2-SVM at lam/n {kept['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
@@ -413,9 +418,9 @@ def evaluate_streamed(paths: Sequence, labels: Sequence[np.ndarray], weights_raw
                       top_k: int = 5, groups: Sequence[np.ndarray] | None = None
                       ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Score feature shards with folded weights (f+1, c): (labels (n,), predicted (n,),
-    {"top1", "top<k>", "mean_class_accuracy", "n"}) per image.  groups: per shard, each row's image id; rows of
-    one image (e.g. it and its mirror image) are scored by their summed scores (the
-    mean's ranking; default: every row its own image).  Memory: the (n, c) scores."""
+    {"top1", "top<k>", "mean_class_accuracy", "n"}) per image.  groups: per shard, each
+    row's image id; rows of one image (e.g. it and its mirror image) are scored by their
+    summed scores (the mean's ranking; default: every row its own image).  Memory: the (n, c) scores."""
     truth, score = [], []
     for X, y in iter_shards(paths, labels):
         truth.append(y)

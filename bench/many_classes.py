@@ -13,8 +13,8 @@ space seen through a random ill-conditioned mixing (correlated features, as pool
 image features are) plus noise, non-negative; ``--rows`` training rows in shards of
 ``--shard-rows``, a test set of a fifth as many, written to a temporary folder and read
 memory-mapped as in the imagenet flow.  Both ways run in the same process on the same
-shards, one after the other; each reports its seconds per part (``--parts``: counted by
-wrapping the module's functions, which adds nothing measurable) and its number of
+shards, one after the other; each reports its seconds per part (counted by wrapping the
+module's functions, which adds nothing measurable) and its number of
 passes of the L2-SVM's loss over the shards (the part that grows with the classes; a
 count that does not depend on how busy the machine is).
 """
@@ -162,8 +162,8 @@ def main(argv=None) -> int:
     values = {"rows": args.rows, "features": args.features, "test_rows": args.rows // 5}
     ways = {"before (SVM always kept)": svm_always,
             "after (defaults)": streamed.fit_streamed_classifier,
-            "after (svm_path_early_stop)": partial(streamed.fit_streamed_classifier,
-                                                   svm_path_early_stop=True)}
+            "after (svm_patience=5)": partial(streamed.fit_streamed_classifier,
+                                              svm_patience=5)}
     for n_classes in args.classes:
         rng = np.random.default_rng(args.seed)
         X, y = synthetic_features(args.rows + args.rows // 5, args.features, n_classes, rng)

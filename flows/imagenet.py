@@ -111,6 +111,13 @@ def imagenet(
                                    "penalty_grid (1: ridge's choice only)")] = 4,
     svm_path_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations at each point of "
                                         "the path, each started from the last")] = 30,
+    svm_patience: Annotated[int | None, Field(ge=1, description="early stopping: each L2-SVM "
+                                              "path point is scored on the held-out images "
+                                              "after every L-BFGS iteration and stops this many "
+                                              "iterations past its best, which it keeps; the "
+                                              "final fit then runs as many iterations as the "
+                                              "kept point's best took (None: no early "
+                                              "stopping)")] = None,
     grid_extension: Annotated[int, Field(ge=0, le=10, description="where the best ridge "
                                          "(L2-SVM) penalty is the largest or smallest it was "
                                          "chosen among, at most this many more penalties past "
@@ -208,7 +215,8 @@ PLAN = FlowPlan(
             encoded=o["encoding"], n_classes=len(o["listing"]["classes"]),
             classifier=p.classifier, penalty_grid=list(p.penalty_grid),
             val_fraction=p.val_fraction, svm_iter=p.svm_iter, seed=p.seed, svm_path=p.svm_path,
-            svm_path_iter=p.svm_path_iter, grid_extension=p.grid_extension)),
+            svm_path_iter=p.svm_path_iter, grid_extension=p.grid_extension,
+            svm_patience=p.svm_patience)),
     ),
     summarise=_summarise,
     headline=headline_rows,

@@ -32,7 +32,8 @@ def _stored(paths: list[str], key: str) -> list[np.ndarray]:
 @task(name="classify-images")
 def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: str,
                     penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
-                    svm_path: int = 4, svm_path_iter: int = 30, grid_extension: int = 0) -> dict:
+                    svm_path: int = 4, svm_path_iter: int = 30, grid_extension: int = 0,
+                    svm_patience: int | None = None) -> dict:
     """Per feature set: fit on the training shards, score the test shards (per image:
     the rows of one image, e.g. it and its mirror image, by their mean scores).
 
@@ -50,7 +51,8 @@ def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: 
             penalty_grid, val_fraction, seed, svm_iter,
             log=lambda line, n=name: logger.info("%s: %s", n, line),
             groups=_stored(labels["train"], "images"), svm_path=svm_path,
-            svm_path_iter=svm_path_iter, grid_extension=grid_extension)
+            svm_path_iter=svm_path_iter, grid_extension=grid_extension,
+            svm_patience=svm_patience)
         truth, predicted, metrics = evaluate_streamed(
             shards["test"], _stored(labels["test"], "labels"), weights,
             groups=_stored(labels["test"], "images"))

@@ -33,7 +33,7 @@ def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: lis
     Writes ``predictions/<set>.npy`` (n_test, 3): tile row, predicted label, class-1 score
     (probability, or SVM decision value; NaN for more than two classes).  Returns
     {"metrics": {set: metrics + "C", "C_path" (every C tried, its CV score),
-    "C_at_edge", "n_features", "seconds"},
+    "C_at_edge", "converged" (the final fit), "n_features", "seconds"},
     "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
     "predictions": {set: path}}.
     """
@@ -53,7 +53,7 @@ def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: lis
                              labels[test_rows], predicted, scores,
                              model.decision_function(test) if many else None, model.classes_),
                          "C": chosen_C(model), "C_path": selection["path"],
-                         "C_at_edge": selection["at_edge"],
+                         "C_at_edge": selection["at_edge"], "converged": selection["converged"],
                          "n_features": int(train.shape[1]),
                          "seconds": round(time.perf_counter() - started, 3)}
         predictions[name] = str(save_array(
@@ -61,6 +61,9 @@ def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: lis
             _prediction_table(test_rows, predicted, scores)))
         logger.info("%-16s %5d features, C=%g: accuracy %.4f, AUC %s", name, train.shape[1],
                     metrics[name]["C"], metrics[name]["accuracy"], metrics[name].get("roc_auc"))
+        if not selection["converged"]:
+            logger.warning("%s: the %s fit on all training tiles did NOT converge (stopped at "
+                           "its iteration limit)", name, classifier)
         if selection["added"]:
             logger.info("%s: C chosen at an end of C_grid; also tried C=%s%s", name,
                         selection["added"], f", still at the {selection['at_edge']} end"

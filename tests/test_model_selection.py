@@ -45,6 +45,7 @@ def test_histology_classifier_extends_a_C_grid_whose_top_it_chose():
     Cs = (1e-5, 1e-4, 1e-3)  # too strong a penalty throughout: the top of the grid is chosen
     fixed, plain = fit_linear_classifier(features, labels, 3, Cs, 0, grid_extension=0)
     assert chosen_C(fixed) == 1e-3 and plain["at_edge"] == "top" and plain["added"] == []
+    assert plain["converged"]
     assert [p["cv_score"] for p in plain["path"]] == pytest.approx(list(
         linear_classifier(3, Cs, 0).fit(features, labels).cv_results_["mean_test_score"]))
     model, extended = fit_linear_classifier(features, labels, 3, Cs, 0, grid_extension=3)
@@ -54,3 +55,21 @@ def test_histology_classifier_extends_a_C_grid_whose_top_it_chose():
     assert chosen_C(model) == pytest.approx(1e-2)
     assert model.best_estimator_[-1].C == pytest.approx(1e-2)  # refitted with it
     assert (model.predict(features) == labels).mean() > (fixed.predict(features) == labels).mean()
+
+
+def test_histology_classifier_says_when_its_final_fit_hit_the_iteration_limit(monkeypatch):
+    from sklearn.linear_model import LogisticRegression
+
+    from terafeat.classification import protocols
+
+    class TwoIterations(LogisticRegression):  # the solver's limit, lowered
+        def __init__(self, max_iter=2, class_weight=None):
+            super().__init__(max_iter=2, class_weight=class_weight)
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 120)
+    features = rng.normal(0, 1, (120, 30)) + labels[:, None]
+    assert protocols.fit_linear_classifier(features, labels, 2, (1.0,))[1]["converged"]
+    monkeypatch.setattr(protocols, "LogisticRegression", TwoIterations)
+    with pytest.warns(Warning):  # scikit-learn's ConvergenceWarning, and our result says so
+        assert not protocols.fit_linear_classifier(features, labels, 2, (1.0,))[1]["converged"]

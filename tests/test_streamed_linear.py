@@ -274,7 +274,7 @@ def test_a_final_svm_stopped_by_its_iteration_limit_says_so(tmp_path):
         runs[limit] = summary["svm"], lines
     (short, short_log), (long, long_log) = runs[2], runs[500]
     assert short["n_iter"] == 2 and not short["converged"] and short["stopped_at_limit"]
-    assert any("did NOT converge" in line and "svm_iter=2" in line for line in short_log)
+    assert any("did NOT converge" in line and "limit (2 iterations)" in line for line in short_log)
     assert long["converged"] and long["n_iter"] < 500
     assert not any("NOT converge" in line for line in long_log)
 
@@ -354,3 +354,35 @@ def test_streamed_evaluation_averages_the_rows_of_one_image(tmp_path):
     assert per_row.tolist() == [1, 0, 0] and plain["top1"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="2 image ids for 3 scored rows"):
         evaluate_streamed(paths, labels, weights, groups=[np.array([7, 7]), np.array([])])
+
+
+def test_early_stopping_keeps_the_best_held_out_iterate(tmp_path):
+    X, y = noisy_classes(900, 40, 6, seed=2, flipped=0.1)
+    paths, labels = write(tmp_path, X, y, rows=300)
+    standardizer = Standardizer(*feature_moments(paths)[:2])
+    held_out = validation_masks(row_groups(labels), 0.3, 0)
+    fitting = [~mask for mask in held_out]
+    G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, 6)
+    lam = 1e-3 * n_fit
+    seen = []
+
+    def score(weights):
+        from terafeat.classification.streamed import held_out_accuracy
+        seen.append(held_out_accuracy(iter_shards(paths, labels, held_out), standardizer,
+                                      weights, 6)[0])
+        return seen[-1]
+
+    weights, summary = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting),
+                                 standardizer, 6, lam, ridge_solve(G, B, lam), 200,
+                                 R=preconditioner(G, lam), held_out=score, patience=3)
+    best = int(np.argmax(seen))  # the first of the highest
+    assert summary["n_iter"] == best + 1 and summary["held_out_accuracy"] == seen[best]
+    assert summary["stopped_early"] and len(seen) == best + 1 + 3 < 200
+    assert score(weights) == seen[best]  # the returned weights are that iterate's
+    _, plain = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting), standardizer, 6,
+                         lam, ridge_solve(G, B, lam), 200, R=preconditioner(G, lam))
+    assert plain["n_iter"] > summary["n_iter"] and "stopped_early" not in plain
+    runs = [fit_streamed_classifier(paths, labels, 6, val_fraction=0.3, svm_patience=patience,
+                                    grid_extension=0, svm_path=2)[1] for patience in (3, None)]
+    early, full = ([point["n_iter"] for point in run["svm_path"]] for run in runs)
+    assert early[0] < full[0]

@@ -122,6 +122,8 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
                f"{'largest' if m['C_at_edge'] == 'top' else 'smallest'} tried (raise "
                "grid_extension or widen C_grid)." for name, m in metrics.items()
                if m["C_at_edge"]]
+    C_edges += [f"{name}: the fit on all training tiles did NOT converge (stopped at its "
+                "solver's iteration limit)." for name, m in metrics.items() if not m["converged"]]
     invariance_rows = [{"features": name, **{t: v["accuracy"] for t, v in by_transform.items()}}
                        for name, by_transform in results["classification"]["invariance"].items()]
     unreadable = [{"tile": path, "problem": problem}

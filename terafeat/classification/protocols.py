@@ -62,7 +62,8 @@ def fit_linear_classifier(features: np.ndarray, labels: np.ndarray, inner_folds:
 
     Returns (the fitted search of the kept C, refitted on all rows: :func:`chosen_C`;
     {"path": [{"C", "cv_score", "extension"?}] every C tried, "added": the Cs past the
-    grid, "at_edge": "top", "bottom" or None, where the kept C still sits}).
+    grid, "at_edge": "top", "bottom" or None, where the kept C still sits, "converged":
+    the refit on all rows stopped before its solver's iteration limit}).
     """
     def search_over(grid) -> tuple[GridSearchCV, list[dict]]:
         search = linear_classifier(inner_folds, grid, random_state, model, balanced).fit(
@@ -76,8 +77,10 @@ def fit_linear_classifier(features: np.ndarray, labels: np.ndarray, inner_folds:
         lambda tried: max(tried, key=lambda point: point["cv_score"]), Cs,
         grid_extension if len(set(Cs)) > 1 else 0, "C", "cv_score")
     kept = max(points, key=lambda point: point["cv_score"])
-    return kept["search"], {**extension, "path": [
-        {key: value for key, value in point.items() if key != "search"} for point in points]}
+    final = kept["search"].best_estimator_[-1]
+    return kept["search"], {**extension, "converged": bool(np.max(final.n_iter_) < final.max_iter),
+                            "path": [{key: value for key, value in point.items()
+                                      if key != "search"} for point in points]}
 
 
 def chosen_C(search: GridSearchCV) -> float:

@@ -202,27 +202,51 @@ def _squared_hinge(shards, standardizer: Standardizer, n_classes: int, lam: floa
 
 
 def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
-              initial: np.ndarray, max_iter: int = 100, callback=None,
-              R: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+              initial: np.ndarray, max_iter: int = 100, R: np.ndarray | None = None,
+              held_out=None, patience: int | None = None) -> tuple[np.ndarray, dict]:
     """One-vs-rest L2-SVM by L-BFGS over ``shards()`` (a callable returning a fresh
     iterator of (X, y, rows) each pass, as ``iter_masked_shards``).  initial: (f+1, c)
     standardised weights (e.g. the ridge solution); R: a :func:`preconditioner` (None:
-    plain L-BFGS on W).  Returns (weights (f+1, c) standardised, summary dict: "n_iter",
-    "objective", "message", "converged" (L-BFGS-B's own convergence test passed),
-    "stopped_at_limit" (it ran out of iterations first), "iteration_limit")."""
+    plain L-BFGS on W).  held_out, patience: early stopping: ``held_out`` (weights
+    (f+1, c) -> accuracy) scores every iterate, and the fit stops once ``patience``
+    iterations pass without a higher score, returning the best iterate.
+    Returns (weights (f+1, c) standardised, summary dict: "n_iter" (of the returned
+    iterate), "objective", "message", "converged" (L-BFGS-B's own convergence test
+    passed), "stopped_at_limit" (it ran out of iterations first), "iteration_limit";
+    with early stopping also "stopped_early" and "held_out_accuracy" of the iterate)."""
     loss = _squared_hinge(shards, standardizer, n_classes, lam)
     start = np.asarray(initial, np.float64)
     if R is not None:
         loss, start = preconditioned(loss, R, n_classes), R @ start
+
+    def weights_of(flat: np.ndarray) -> np.ndarray:
+        weights = flat.reshape(-1, n_classes)
+        return weights if R is None else solve_triangular(R, weights)
+
+    best = {"accuracy": -np.inf, "iteration": 0, "weights": None}
+    iteration = 0
+
+    def monitor(flat: np.ndarray) -> None:
+        nonlocal iteration
+        iteration += 1
+        weights = weights_of(flat)
+        accuracy = held_out(weights)
+        if accuracy > best["accuracy"]:
+            best.update(accuracy=accuracy, iteration=iteration, weights=weights)
+        elif iteration - best["iteration"] >= patience:
+            raise StopIteration
+
     result = minimize(loss, start.ravel(), jac=True, method="L-BFGS-B",
                       options={"maxiter": max_iter, "maxcor": 20},
-                      callback=None if callback is None else lambda xk: callback())
-    weights = result.x.reshape(-1, n_classes)
-    if R is not None:
-        weights = solve_triangular(R, weights)
-    return weights, {"n_iter": int(result.nit), "objective": float(result.fun),
-                     "message": str(result.message), "converged": bool(result.status == 0),
-                     "stopped_at_limit": bool(result.status == 1), "iteration_limit": max_iter}
+                      callback=None if patience is None else monitor)
+    summary = {"n_iter": int(result.nit), "objective": float(result.fun),
+               "message": str(result.message), "converged": bool(result.status == 0),
+               "stopped_at_limit": bool(result.status == 1), "iteration_limit": max_iter}
+    if patience is None or best["weights"] is None:
+        return weights_of(result.x), summary
+    summary.update(n_iter=best["iteration"], held_out_accuracy=best["accuracy"],
+                   stopped_early=iteration > best["iteration"] and result.status == 99)
+    return best["weights"], summary
 
 
 def held_out_accuracy(shards, standardizer: Standardizer, weights: np.ndarray,
@@ -279,7 +303,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                             log=None, groups: Sequence[np.ndarray] | None = None,
                             svm_path: int = 4, svm_path_iter: int = 30,
                             precondition: bool = True, grid_extension: int = 2,
-                            svm_path_early_stop: bool = False) -> tuple[np.ndarray, dict]:
+                            svm_patience: int | None = None) -> tuple[np.ndarray, dict]:
     """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
 
     paths: feature shard files; labels: per shard, its rows' labels.  A held-out
@@ -288,14 +312,16 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     scores every candidate fitted on the other rows, with ``lam = g * n_fit``: ridge at
     each g of ``lam_grid``; with method "l2svm" also L2-SVMs at ridge's best g and the
     ``svm_path - 1`` smaller grid values in turn, each started from the last
-    (``svm_path_iter`` L-BFGS iterations; ``svm_path_early_stop``: the path ends at the
-    first point scoring lower than the one before).  Where the best ridge (SVM) point sits at an
+    (``svm_path_iter`` L-BFGS iterations; ``svm_patience``: early stopping, each point
+    scored on the held-out rows after every iteration and stopped ``svm_patience``
+    iterations past its best, which it keeps).  Where the best ridge (SVM) point sits at an
     end of the values it was chosen among (more than one), up to ``grid_extension`` more
     values past that end are tried (:mod:`~terafeat.classification.model_selection`).
     The candidate of highest held-out accuracy is kept, ridge or SVM (ties: the SVM with
     method "l2svm"), and refitted on all rows: ridge exactly; the SVM started from its
-    path point, for up to ``svm_iter`` iterations (the summary's "svm" says whether its
-    convergence test passed).  precondition: each SVM by L-BFGS in the variables of the
+    path point, for up to ``svm_iter`` iterations (with ``svm_patience``: as many as the
+    kept point's best iterate took; the summary's "svm" says whether its convergence
+    test passed).  precondition: each SVM by L-BFGS in the variables of the
     :func:`preconditioner` at its lam (without it the fits stop far from their optimum,
     and the path compares iteration counts as much as regularisers).
     Returns (weights (f + 1, c) on raw features, last row the bias; summary dict: the
@@ -350,8 +376,10 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
             weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting),
                                      standardizer, n_classes, g * n_fit, start["weights"],
                                      svm_path_iter,
-                                     R=preconditioner(G, g * n_fit) if precondition else None)
-            point = {"classifier": "l2svm", "lam/n": g, "validation_accuracy": accuracy(weights)[0],
+                                     R=preconditioner(G, g * n_fit) if precondition else None,
+                                     held_out=lambda W: accuracy(W)[0], patience=svm_patience)
+            score = svm["held_out_accuracy"] if "held_out_accuracy" in svm else accuracy(weights)[0]
+            point = {"classifier": "l2svm", "lam/n": g, "validation_accuracy": score,
                      "n_iter": svm["n_iter"], "converged": svm["converged"], "weights": weights}
             log(f"L2-SVM path: lam/n {g}: validation accuracy {point['validation_accuracy']:.4f} "
                 f"({svm['n_iter']} L-BFGS iterations)")
@@ -362,9 +390,6 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                         reverse=True)[:svm_path]:
             start = svm_point(g, start)
             svm_points.append(start)
-            if (svm_path_early_stop and len(svm_points) > 1
-                    and start["validation_accuracy"] < svm_points[-2]["validation_accuracy"]):
-                break
         extensions["l2svm"] = extend_at_edge(
             svm_points, lambda g, kept: {**svm_point(g, kept), "extension": True}, _kept,
             summary["lam_grid"], grid_extension if svm_path > 1 else 0, "lam/n",
@@ -392,13 +417,15 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
         return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
     R = preconditioner(G, summary["lam"], overwrite=True) if precondition else None
     G = None  # only R is needed from here
+    # early stopping: on all rows, as many more iterations as the kept point's best took
+    final_iter = svm_iter if svm_patience is None else max(1, min(svm_iter, kept["n_iter"]))
     weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels), standardizer, n_classes,
-                             summary["lam"], kept["weights"], svm_iter, R=R)
+                             summary["lam"], kept["weights"], final_iter, R=R)
     log(f"L2-SVM at lam/n {kept['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
         f"objective {svm['objective']:.6g} ({svm['message']})")
     if not svm["converged"]:
         log("L2-SVM on all rows did NOT converge: " + (
-            f"stopped at its iteration limit (svm_iter={svm_iter})" if svm["stopped_at_limit"]
+            f"stopped at its iteration limit ({final_iter} iterations)" if svm["stopped_at_limit"]
             else f"stopped early ({svm['message']})") + " before its convergence test passed")
     summary["svm"] = svm
     return standardizer.fold(weights), summary

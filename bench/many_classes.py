@@ -162,8 +162,9 @@ def main(argv=None) -> int:
     values = {"rows": args.rows, "features": args.features, "test_rows": args.rows // 5}
     ways = {"before (SVM always kept)": svm_always,
             "after (defaults)": streamed.fit_streamed_classifier,
-            "after (svm_patience=5)": partial(streamed.fit_streamed_classifier,
-                                              svm_patience=5)}
+            **{f"after (svm_patience={patience})": partial(streamed.fit_streamed_classifier,
+                                                           svm_patience=patience)
+               for patience in (5, 10)}}
     for n_classes in args.classes:
         rng = np.random.default_rng(args.seed)
         X, y = synthetic_features(args.rows + args.rows // 5, args.features, n_classes, rng)

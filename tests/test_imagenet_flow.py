@@ -148,3 +148,28 @@ def test_every_stage_replays_exactly(two_runs, tmp_path):
     _, doubled, _ = two_runs
     replayed = assert_stages_replay(PLAN, Path(doubled["run_dir"]), tmp_path)
     assert replayed == [stage.name for stage in PLAN.stages]
+
+
+def test_classifier_notes_name_extensions_edges_and_a_final_fit_that_did_not_converge():
+    from reporting.pages.imagenet import _candidate_rows, _selection_notes
+    ridge_kept = {"fit": {"classifier": "ridge", "lam/n": 9.0, "candidates": [
+        {"classifier": "ridge", "lam/n": 3.0, "validation_accuracy": 0.5},
+        {"classifier": "ridge", "lam/n": 9.0, "validation_accuracy": 0.6, "extension": True},
+        {"classifier": "l2svm", "lam/n": 9.0, "validation_accuracy": 0.55, "n_iter": 30}],
+        "extensions": {"ridge": {"added": [9.0], "at_edge": "top"},
+                       "l2svm": {"added": [], "at_edge": None}}}}
+    svm_kept = {"fit": {"classifier": "l2svm", "lam/n": 0.1, "candidates": [],
+                        "extensions": {"ridge": {"added": [], "at_edge": None}},
+                        "svm": {"converged": False, "stopped_at_limit": True, "n_iter": 100,
+                                "iteration_limit": 100, "message": "STOP"}}}
+    rows = _candidate_rows({"rica": ridge_kept})
+    assert [row["kept"] for row in rows] == [False, True, False]
+    assert [row["past the grid's end"] for row in rows] == [False, True, False]
+    notes = _selection_notes({"rica": ridge_kept, "pixels": svm_kept})
+    assert notes == [
+        "RICA (learned): the best ridge penalty sat at an end of the values it was chosen "
+        "among; also tried lam/n 9.",
+        "RICA (learned): the kept ridge penalty is still the largest tried (raise "
+        "grid_extension or widen penalty_grid).",
+        "raw pixels: the final L2-SVM on all training rows did NOT converge in 100 L-BFGS "
+        "iterations (stopped at its limit of 100 iterations)."]

@@ -63,8 +63,8 @@ def test_histology_classifier_says_when_its_final_fit_hit_the_iteration_limit(mo
     from terafeat.classification import protocols
 
     class TwoIterations(LogisticRegression):  # the solver's limit, lowered
-        def __init__(self, max_iter=2, class_weight=None):
-            super().__init__(max_iter=2, class_weight=class_weight)
+        def __init__(self, C=1.0, max_iter=2, class_weight=None):
+            super().__init__(C=C, max_iter=2, class_weight=class_weight)
 
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 120)

@@ -82,7 +82,7 @@ def _selection_notes(classification: dict) -> list[str]:
             notes.append(f"{label}: the final L2-SVM on all training rows "
                          + ("converged" if svm["converged"] else "did NOT converge")
                          + f" in {svm['n_iter']} L-BFGS iterations"
-                         + (f" (stopped at its limit, svm_iter={svm['iteration_limit']})"
+                         + (f" (stopped at its limit of {svm['iteration_limit']} iterations)"
                             if svm["stopped_at_limit"] else f" ({svm['message']})") + ".")
     return notes
 

@@ -363,6 +363,9 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                                           grid_extension if len(lam_grid) > 1 else 0,
                                           "lam/n", "validation_accuracy")}
     best_ridge = _kept(ridge_path)
+    for point in ridge_path:  # only the best ridge's weights are needed from here
+        if point is not best_ridge:
+            del point["weights"]
     log(f"ridge validation accuracy over lam/n {[p['lam/n'] for p in ridge_path]}: "
         + ", ".join(f"{p['validation_accuracy']:.4f}" for p in ridge_path)
         + f" -> lam/n {best_ridge['lam/n']}")

@@ -114,10 +114,9 @@ def imagenet(
     svm_patience: Annotated[int | None, Field(ge=1, description="early stopping: each L2-SVM "
                                               "path point is scored on the held-out images "
                                               "after every L-BFGS iteration and stops this many "
-                                              "iterations past its best, which it keeps; the "
-                                              "final fit then runs as many iterations as the "
-                                              "kept point's best took (None: no early "
-                                              "stopping)")] = None,
+                                              "iterations past its best, which it keeps (the "
+                                              "final fit still runs up to svm_iter; None: no "
+                                              "early stopping)")] = None,
     grid_extension: Annotated[int, Field(ge=0, le=10, description="where the best ridge "
                                          "(L2-SVM) penalty is the largest or smallest it was "
                                          "chosen among, at most this many more penalties past "

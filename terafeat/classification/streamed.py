@@ -319,9 +319,8 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     values past that end are tried (:mod:`~terafeat.classification.model_selection`).
     The candidate of highest held-out accuracy is kept, ridge or SVM (ties: the SVM with
     method "l2svm"), and refitted on all rows: ridge exactly; the SVM started from its
-    path point, for up to ``svm_iter`` iterations (with ``svm_patience``: as many as the
-    kept point's best iterate took; the summary's "svm" says whether its convergence
-    test passed).  precondition: each SVM by L-BFGS in the variables of the
+    path point, for up to ``svm_iter`` iterations (early stopping or not: the summary's
+    "svm" says whether its convergence test passed).  precondition: each SVM by L-BFGS in the variables of the
     :func:`preconditioner` at its lam (without it the fits stop far from their optimum,
     and the path compares iteration counts as much as regularisers).
     Returns (weights (f + 1, c) on raw features, last row the bias; summary dict: the
@@ -420,15 +419,13 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
         return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
     R = preconditioner(G, summary["lam"], overwrite=True) if precondition else None
     G = None  # only R is needed from here
-    # early stopping: on all rows, as many more iterations as the kept point's best took
-    final_iter = svm_iter if svm_patience is None else max(1, min(svm_iter, kept["n_iter"]))
     weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels), standardizer, n_classes,
-                             summary["lam"], kept["weights"], final_iter, R=R)
+                             summary["lam"], kept["weights"], svm_iter, R=R)
     log(f"L2-SVM at lam/n {kept['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
         f"objective {svm['objective']:.6g} ({svm['message']})")
     if not svm["converged"]:
         log("L2-SVM on all rows did NOT converge: " + (
-            f"stopped at its iteration limit ({final_iter} iterations)" if svm["stopped_at_limit"]
+            f"stopped at its iteration limit ({svm_iter} iterations)" if svm["stopped_at_limit"]
             else f"stopped early ({svm['message']})") + " before its convergence test passed")
     summary["svm"] = svm
     return standardizer.fold(weights), summary

@@ -80,6 +80,10 @@ def histology(
                                   "strength)")] = (1e-4, 1e-3, 1e-2, 1e-1),
     inner_folds: Annotated[int, Field(ge=2, le=10, description="CV folds choosing C (training "
                                       "split)")] = 3,
+    grid_extension: Annotated[int, Field(ge=0, le=10, description="where the chosen C is the "
+                                         "largest or smallest of C_grid, at most this many more "
+                                         "Cs past that end, each kept only if it scores higher "
+                                         "(0: never)")] = 2,
     batch_size: Annotated[int, Field(ge=1, description="tiles read and encoded at a "
                                      "time")] = 256,
     seed: Seed = 0,
@@ -156,7 +160,8 @@ PLAN = FlowPlan(
             batch_size=p.batch_size, simple_units=p.simple_units, alpha=p.alpha)),
         Stage(classify_tiles, "classification", lambda p, o: dict(
             features=o["features"], tiles_path=o["tiles"]["tiles"], C_grid=list(p.C_grid),
-            inner_folds=p.inner_folds, seed=p.seed, classifier=p.classifier)),
+            inner_folds=p.inner_folds, seed=p.seed, classifier=p.classifier,
+            grid_extension=p.grid_extension)),
     ),
     summarise=_unreadable,
     headline=_headline,

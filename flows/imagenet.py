@@ -95,20 +95,33 @@ def imagenet(
                                                    "l2 (square root of the sum of "
                                                    "squares)")] = "sum",
     classifier: Annotated[Literal["l2svm", "ridge"], Field(
-        description="one-vs-rest squared-hinge SVM (L-BFGS, started from ridge) or "
-                    "ridge")] = "l2svm",
+        description="l2svm: ridge and one-vs-rest squared-hinge SVMs (L-BFGS, started from "
+                    "ridge) are fitted, and whichever scores higher on the held-out images is "
+                    "kept; ridge: ridge only")] = "l2svm",
     penalty_grid: Annotated[tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)], ...], Field(
         min_length=1, description="L2 penalty weights tried, in multiples of the number "
                                   "of training rows")] = LAM_GRID,
     val_fraction: Annotated[float, Field(gt=0, lt=1, description="training images held out "
                                          "to choose the penalty")] = 0.1,
-    svm_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations of the final L2-SVM "
-                                   "(it stops earlier at its optimum)")] = 100,
+    svm_iter: Annotated[int, Field(ge=1, description="at most this many L-BFGS iterations of "
+                                   "the final L2-SVM (fewer where its convergence test passes; "
+                                   "the results and the log say whether it did)")] = 100,
     svm_path: Annotated[int, Field(ge=1, description="L2-SVM penalties tried on the held-out "
                                    "images: ridge's choice and the next smaller ones of "
-                                   "penalty_grid (1: keep ridge's)")] = 4,
+                                   "penalty_grid (1: ridge's choice only)")] = 4,
     svm_path_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations at each point of "
                                         "the path, each started from the last")] = 30,
+    svm_patience: Annotated[int | None, Field(ge=1, description="early stopping: each L2-SVM "
+                                              "path point is scored on the held-out images "
+                                              "after every L-BFGS iteration and stops this many "
+                                              "iterations past its best, which it keeps (the "
+                                              "final fit still runs up to svm_iter; None: no "
+                                              "early stopping)")] = None,
+    grid_extension: Annotated[int, Field(ge=0, le=10, description="where the best ridge "
+                                         "(L2-SVM) penalty is the largest or smallest it was "
+                                         "chosen among, at most this many more penalties past "
+                                         "that end, each kept only if it scores higher on the "
+                                         "held-out images (0: never)")] = 2,
     batch_size: Annotated[int, Field(ge=1, description="images read and encoded at a "
                                      "time")] = 256,
     shard_size: Annotated[int, Field(ge=1, description="images per feature shard (one Dask "
@@ -201,7 +214,8 @@ PLAN = FlowPlan(
             encoded=o["encoding"], n_classes=len(o["listing"]["classes"]),
             classifier=p.classifier, penalty_grid=list(p.penalty_grid),
             val_fraction=p.val_fraction, svm_iter=p.svm_iter, seed=p.seed, svm_path=p.svm_path,
-            svm_path_iter=p.svm_path_iter)),
+            svm_path_iter=p.svm_path_iter, grid_extension=p.grid_extension,
+            svm_patience=p.svm_patience)),
     ),
     summarise=_summarise,
     headline=headline_rows,

@@ -32,12 +32,14 @@ def _stored(paths: list[str], key: str) -> list[np.ndarray]:
 @task(name="classify-images")
 def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: str,
                     penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
-                    svm_path: int = 4, svm_path_iter: int = 30) -> dict:
+                    svm_path: int = 4, svm_path_iter: int = 30, grid_extension: int = 0,
+                    svm_patience: int | None = None) -> dict:
     """Per feature set: fit on the training shards, score the test shards (per image:
     the rows of one image, e.g. it and its mirror image, by their mean scores).
 
-    Returns {set: {"top1", "top5", "n", "seconds", "fit": summary, "confusion_matrix" (<= 20
-    classes) or "top_confusions", "predictions": path of (n, 2) true / predicted}}.
+    Returns {set: {"top1", "top5", "mean_class_accuracy", "n", "seconds", "fit": summary,
+    "confusion_matrix" (<= 20 classes) or "top_confusions", "predictions": path of (n, 2)
+    true / predicted}}.
     """
     logger = stage_logger()
     results = {}
@@ -49,7 +51,8 @@ def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: 
             penalty_grid, val_fraction, seed, svm_iter,
             log=lambda line, n=name: logger.info("%s: %s", n, line),
             groups=_stored(labels["train"], "images"), svm_path=svm_path,
-            svm_path_iter=svm_path_iter)
+            svm_path_iter=svm_path_iter, grid_extension=grid_extension,
+            svm_patience=svm_patience)
         truth, predicted, metrics = evaluate_streamed(
             shards["test"], _stored(labels["test"], "labels"), weights,
             groups=_stored(labels["test"], "images"))
@@ -62,8 +65,9 @@ def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: 
             metrics["confusion_matrix"] = confusion.tolist()
         else:
             metrics["top_confusions"] = top_confusions(truth, predicted)
-        logger.info("%s features (%d dims), %s: test top-1 %.4f, top-5 %.4f (%.0f s)",
-                    NAMES.get(name, name), fit["feature_dim"], classifier, metrics["top1"],
+        logger.info("%s features (%d dims), %s kept: test top-1 %.4f, mean per-class %.4f, "
+                    "top-5 %.4f (%.0f s)", NAMES.get(name, name), fit["feature_dim"],
+                    fit["classifier"], metrics["top1"], metrics["mean_class_accuracy"],
                     metrics["top5"], metrics["seconds"])
         results[name] = metrics
     return results

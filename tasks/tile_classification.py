@@ -14,7 +14,7 @@ from terafeat.atomic_files import save_array
 from terafeat.classification.protocols import (
     chosen_C,
     classification_metrics,
-    linear_classifier,
+    fit_linear_classifier,
     predict_scores,
 )
 from terafeat.encoding.tile_features import TRANSFORMS
@@ -22,15 +22,18 @@ from terafeat.encoding.tile_features import TRANSFORMS
 
 @task(name="classify-tiles")
 def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: list[float],
-                   inner_folds: int, seed: int, classifier: str = "logistic") -> dict:
+                   inner_folds: int, seed: int, classifier: str = "logistic",
+                   grid_extension: int = 0) -> dict:
     """Standardised linear ``classifier`` per feature set (``protocols.linear_classifier``:
     "logistic" or "linear_svm"), C from ``C_grid`` by ``inner_folds``-fold CV on
-    the training split only; metrics on the test split (and on its transformed copies
+    the training split only (``grid_extension``: at most this many Cs past the end of
+    ``C_grid`` where the choice sits at it); metrics on the test split (and on its transformed copies
     for the learned sets: the invariance check).
 
     Writes ``predictions/<set>.npy`` (n_test, 3): tile row, predicted label, class-1 score
     (probability, or SVM decision value; NaN for more than two classes).  Returns
-    {"metrics": {set: metrics + "C", "n_features", "seconds"},
+    {"metrics": {set: metrics + "C", "C_path" (every C tried, its CV score),
+    "C_at_edge", "converged" (the final fit), "n_features", "seconds"},
     "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
     "predictions": {set: path}}.
     """
@@ -41,11 +44,16 @@ def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: lis
     for name, slug in FEATURE_SETS.items():
         started = time.perf_counter()
         train, train_rows = load_feature_shards(folder, name, "train")
-        model = linear_classifier(inner_folds, C_grid, seed, classifier).fit(train, labels[train_rows])
+        model, selection = fit_linear_classifier(train, labels[train_rows], inner_folds, C_grid,
+                                                 seed, classifier, grid_extension=grid_extension)
         test, test_rows = load_feature_shards(folder, name, "test")
         predicted, scores = predict_scores(model, test)
-        metrics[name] = {**classification_metrics(labels[test_rows], predicted, scores),
-                         "C": chosen_C(model),
+        many = len(model.classes_) > 5  # top-5 from every class's decision value
+        metrics[name] = {**classification_metrics(
+                             labels[test_rows], predicted, scores,
+                             model.decision_function(test) if many else None, model.classes_),
+                         "C": chosen_C(model), "C_path": selection["path"],
+                         "C_at_edge": selection["at_edge"], "converged": selection["converged"],
                          "n_features": int(train.shape[1]),
                          "seconds": round(time.perf_counter() - started, 3)}
         predictions[name] = str(save_array(
@@ -53,6 +61,13 @@ def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: lis
             _prediction_table(test_rows, predicted, scores)))
         logger.info("%-16s %5d features, C=%g: accuracy %.4f, AUC %s", name, train.shape[1],
                     metrics[name]["C"], metrics[name]["accuracy"], metrics[name].get("roc_auc"))
+        if not selection["converged"]:
+            logger.warning("%s: the %s fit on all training tiles did NOT converge (stopped at "
+                           "its iteration limit)", name, classifier)
+        if selection["added"]:
+            logger.info("%s: C chosen at an end of C_grid; also tried C=%s%s", name,
+                        selection["added"], f", still at the {selection['at_edge']} end"
+                        if selection["at_edge"] else "")
         if name in INVARIANCE_SETS:
             invariance[name] = {"original": _summary(metrics[name])}
             for transform in TRANSFORMS:

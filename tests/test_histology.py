@@ -199,6 +199,15 @@ def test_classification_metrics_and_classifier():
     assert metrics["roc_auc"] == pytest.approx(5 / 6)
     assert metrics["roc_curve"]["fpr"][0] == 0 and metrics["roc_curve"]["tpr"][-1] == 1
     assert "roc_auc" not in classification_metrics(labels, labels)
+    # more than five classes: top-5 from every class's score, columns in `classes` order
+    eight = np.arange(8)
+    class_scores = -np.abs(eight[None, :] - np.array([0, 7, 3])[:, None]).astype(float)
+    class_scores[0, 0] = -9.0  # row 0: its label 0 has the lowest score
+    top = classification_metrics(np.array([0, 5, 3]), class_scores.argmax(1), None,
+                                 class_scores, eight)
+    assert top["top5"] == pytest.approx(2 / 3)  # 5 is among row 1's five best (7, 6, 5, ...)
+    assert "top5" not in classification_metrics(np.array([0, 1]), np.array([0, 1]), None,
+                                                 np.eye(2), np.arange(2))
     rng = np.random.default_rng(4)
     features = rng.standard_normal((60, 3)) + np.repeat([0, 3], 30)[:, None]
     model = linear_classifier(3, (0.1, 1.0), random_state=0).fit(features, np.repeat([0, 1], 30))

@@ -90,7 +90,11 @@ def test_report_files_and_numbers(small_run):
     metrics = saved["classification"]["metrics"]
     assert set(metrics) == {"learned pooled", "learned unpooled", "PCA", "pixels", "hand-crafted"}
     for scores in metrics.values():
-        assert np.sum(scores["confusion_matrix"]) == 12 and scores["C"] in SMALL["C_grid"]
+        tried = [point["C"] for point in scores["C_path"]]
+        assert np.sum(scores["confusion_matrix"]) == 12 and scores["C"] in tried
+        # a two-value grid's choice is always at an end: at least one C past it was tried
+        assert tried[:2] == list(SMALL["C_grid"]) and len(tried) > 2
+        assert all(point["extension"] for point in scores["C_path"][2:])
     # the synthetic classes differ in colour and blobs, so every set is far above chance
     # (0.5: a coin reaches 10 of the 12 balanced test tiles with probability 79/4096), and
     # the learned pooled features are as good as every peer and beat the weakest
@@ -110,6 +114,7 @@ def test_report_files_and_numbers(small_run):
     assert set(saved["timings"]) == {"list-tiles", *EXPENSIVE, "classify-tiles"}
     page = (run / "index.html").read_text()
     assert "corrupt.jpg" in page and f"{metrics['learned pooled']['roc_auc']:.4g}" in page
+    assert "Choice of C" in page and "mean per-class accuracy" in page
     assert results["report"] == str((run / "index.html").resolve())
 
 

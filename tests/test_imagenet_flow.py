@@ -82,13 +82,27 @@ def test_report_numbers_and_skipped_image(two_runs):
     assert all(value > 0 for value in saved["peak_memory"].values())
     page = open(f"{run}/index.html").read()
     assert "broken.png" in page and f"{rica['top1']:.4g}" in page
-    # the L2-SVM's regulariser: chosen on its own path, at or below ridge's, and reported
+    # the L2-SVM's path starts at ridge's choice and goes down; the best held-out
+    # candidate of either classifier is kept, and every candidate is on the page
     fit = rica["fit"]
     ridge_choice = fit["lam_grid"][int(np.argmax(fit["validation_accuracy"]))]
-    assert [point["lam/n"] for point in fit["svm_path"]] == sorted(
-        (g for g in fit["lam_grid"] if g <= ridge_choice), reverse=True)
-    assert fit["lam/n"] in [point["lam/n"] for point in fit["svm_path"]]
-    assert "own path" in page
+    path = [point["lam/n"] for point in fit["svm_path"]]
+    assert [g for g, point in zip(path, fit["svm_path"]) if not point.get("extension")] == sorted(
+        (g for g in fit["lam_grid"] if g <= ridge_choice), reverse=True)[:4]  # svm_path=4
+    kept = max(fit["svm_path"] + fit["candidates"], key=lambda point: point["validation_accuracy"])
+    assert (fit["classifier"], fit["lam/n"]) == (kept["classifier"], kept["lam/n"])
+    assert len(fit["candidates"]) == len(fit["lam_grid"]) + len(path)
+    assert "own path" in page and "Classifier validation" in page
+    if fit["classifier"] == "l2svm":
+        assert ("did NOT converge" in page) == (not fit["svm"]["converged"])
+    # per-class accuracy beside per-image; top-5 and the CIFAR-10 rows are for other runs
+    truth, predicted = np.load(rica["predictions"]).T
+    assert rica["mean_class_accuracy"] == pytest.approx(np.mean(
+        [(predicted[truth == c] == c).mean() for c in range(3)]))
+    assert "mean per-class accuracy" in page
+    assert set(first["headline"][0]) == {"features", "dimensions", "top-1",
+                                         "mean per-class accuracy", "classifier kept"}
+    assert "Coates et al." not in page
 
 
 def test_doubled_training_list_reuses_the_unsupervised_stages(two_runs):
@@ -134,3 +148,28 @@ def test_every_stage_replays_exactly(two_runs, tmp_path):
     _, doubled, _ = two_runs
     replayed = assert_stages_replay(PLAN, Path(doubled["run_dir"]), tmp_path)
     assert replayed == [stage.name for stage in PLAN.stages]
+
+
+def test_classifier_notes_name_extensions_edges_and_a_final_fit_that_did_not_converge():
+    from reporting.pages.imagenet import _candidate_rows, _selection_notes
+    ridge_kept = {"fit": {"classifier": "ridge", "lam/n": 9.0, "candidates": [
+        {"classifier": "ridge", "lam/n": 3.0, "validation_accuracy": 0.5},
+        {"classifier": "ridge", "lam/n": 9.0, "validation_accuracy": 0.6, "extension": True},
+        {"classifier": "l2svm", "lam/n": 9.0, "validation_accuracy": 0.55, "n_iter": 30}],
+        "extensions": {"ridge": {"added": [9.0], "at_edge": "top"},
+                       "l2svm": {"added": [], "at_edge": None}}}}
+    svm_kept = {"fit": {"classifier": "l2svm", "lam/n": 0.1, "candidates": [],
+                        "extensions": {"ridge": {"added": [], "at_edge": None}},
+                        "svm": {"converged": False, "stopped_at_limit": True, "n_iter": 100,
+                                "iteration_limit": 100, "message": "STOP"}}}
+    rows = _candidate_rows({"rica": ridge_kept})
+    assert [row["kept"] for row in rows] == [False, True, False]
+    assert [row["past the grid's end"] for row in rows] == [False, True, False]
+    notes = _selection_notes({"rica": ridge_kept, "pixels": svm_kept})
+    assert notes == [
+        "RICA (learned): the best ridge penalty sat at an end of the values it was chosen "
+        "among; also tried lam/n 9.",
+        "RICA (learned): the kept ridge penalty is still the largest tried (raise "
+        "grid_extension or widen penalty_grid).",
+        "raw pixels: the final L2-SVM on all training rows did NOT converge in 100 L-BFGS "
+        "iterations (stopped at its limit of 100 iterations)."]

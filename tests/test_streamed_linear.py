@@ -163,8 +163,9 @@ def test_streamed_classifier_learns_and_agrees_with_sklearn(tmp_path, method):
     reference_accuracy = reference.score((X_test - X.mean(0)) / X.std(0), y_test)
     assert accuracy > 0.8 > 1 / 3
     assert abs(accuracy - reference_accuracy) <= 0.03
-    assert summary["n_train"] == 900 and len(summary["validation_accuracy"]) == len(LAM_GRID)
-    if method == "l2svm":
+    assert summary["n_train"] == 900 and summary["lam_grid"][:len(LAM_GRID)] == list(LAM_GRID)
+    assert len(summary["validation_accuracy"]) == len(summary["lam_grid"])
+    if summary["classifier"] == "l2svm":
         assert summary["svm"]["n_iter"] >= 1
 
 
@@ -175,23 +176,107 @@ def test_svm_path_chooses_its_own_regulariser_at_or_below_ridges(tmp_path):
     lines = []
     weights, summary = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, random_state=1,
                                                svm_iter=30, svm_path=3, svm_path_iter=10,
-                                               log=lines.append)
+                                               log=lines.append, grid_extension=0)
     ridge_best = grid[int(np.argmax(summary["validation_accuracy"]))]
     expected = sorted((g for g in grid if g <= ridge_best), reverse=True)[:3]
     path = summary["svm_path"]
     assert [point["lam/n"] for point in path] == expected
     assert all(1 <= point["n_iter"] <= 10 and 0 < point["validation_accuracy"] <= 1
                for point in path)
-    chosen = max(path, key=lambda point: point["validation_accuracy"])
+    # every candidate is reported; the best on the held-out rows is kept, ties to the SVM
+    assert summary["candidates"] == [
+        *({"classifier": "ridge", "lam/n": g, "validation_accuracy": a}
+          for g, a in zip(grid, summary["validation_accuracy"])), *path]
+    chosen = max(path + summary["candidates"], key=lambda point: point["validation_accuracy"])
+    assert (summary["classifier"], summary["lam/n"]) == (chosen["classifier"], chosen["lam/n"])
     assert summary["lam"] == pytest.approx(chosen["lam/n"] * 900)
-    assert summary["lam/n"] == chosen["lam/n"]
     assert sum("L2-SVM path" in line for line in lines) == len(path)
     # one path point: the SVM keeps ridge's regulariser
     _, single = fit_streamed_classifier(paths, labels, 3, lam_grid=grid, random_state=1, svm_iter=5,
                                         svm_path=1, svm_path_iter=5)
-    assert single["lam"] == pytest.approx(ridge_best * 900)
+    assert [point["lam/n"] for point in single["svm_path"]] == [ridge_best]
     with pytest.raises(ValueError, match="svm_path"):
         fit_streamed_classifier(paths, labels, 3, svm_path=0)
+    with pytest.raises(ValueError, match="grid_extension"):
+        fit_streamed_classifier(paths, labels, 3, grid_extension=-1)
+
+
+def noisy_classes(n, f, classes, seed, flipped=0.3):
+    """Weakly separated classes with a fraction of the labels drawn at random."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, classes, n)
+    X = rng.normal(0, 1, (classes, f))[y] * 0.3 + rng.normal(0, 1, (n, f))
+    y = np.where(rng.random(n) < flipped, rng.integers(0, classes, n), y)
+    return X.astype(np.float32), y
+
+
+def test_ridge_is_kept_where_it_beats_the_svm_on_the_held_out_rows(tmp_path):
+    X, y = noisy_classes(400, 60, 4, seed=1)
+    paths, labels = write(tmp_path, X, y, rows=100)
+    lines = []
+    weights, summary = fit_streamed_classifier(paths, labels, 4, val_fraction=0.3, random_state=1,
+                                               svm_iter=50, svm_path=3, svm_path_iter=20,
+                                               grid_extension=0, log=lines.append)
+    best = {family: max(point["validation_accuracy"] for point in summary["candidates"]
+                        if point["classifier"] == family) for family in ("ridge", "l2svm")}
+    assert best["ridge"] > best["l2svm"]
+    assert summary["classifier"] == "ridge" and "svm" not in summary
+    kept = summary["lam_grid"][int(np.argmax(summary["validation_accuracy"]))]
+    assert summary["lam/n"] == kept and any("kept: ridge" in line for line in lines)
+    # the kept ridge refitted exactly on every training row
+    standardizer = Standardizer(*feature_moments(paths)[:2])
+    G, B, n = gram_statistics(iter_shards(paths, labels), standardizer, 4)
+    np.testing.assert_allclose(weights, standardizer.fold(ridge_solve(G, B, kept * n)),
+                               rtol=1e-4, atol=1e-6)
+
+
+def test_a_choice_at_the_end_of_the_grid_extends_it(tmp_path):
+    # few noisy rows want strong regularisation: ridge's best is the top of a low grid
+    X, y = noisy_classes(300, 120, 3, seed=0, flipped=0.2)
+    paths, labels = write(tmp_path, X, y, rows=100)
+    grid = (1e-4, 1e-3)
+    _, fixed = fit_streamed_classifier(paths, labels, 3, method="ridge", lam_grid=grid,
+                                       val_fraction=0.3, grid_extension=0)
+    assert fixed["lam/n"] == 1e-3 and fixed["extensions"]["ridge"] == {"added": [],
+                                                                       "at_edge": "top"}
+    lines = []
+    _, summary = fit_streamed_classifier(paths, labels, 3, method="ridge", lam_grid=grid,
+                                         val_fraction=0.3, grid_extension=3, log=lines.append)
+    extension = summary["extensions"]["ridge"]
+    assert extension["added"][0] == pytest.approx(1e-2)  # one grid step (x10) past the top
+    assert summary["lam_grid"] == pytest.approx([*grid, *extension["added"]])
+    scores = summary["validation_accuracy"]
+    assert scores[2] > scores[1]  # the first step past the end scored higher
+    assert summary["lam/n"] == summary["lam_grid"][int(np.argmax(scores))] > 1e-3
+    assert all(point.get("extension") for point in summary["candidates"][2:])
+    assert any("ridge grid extended" in line for line in lines)
+
+
+def test_the_svm_path_starts_from_a_ridge_choice_past_the_grid(tmp_path):
+    X, y = noisy_classes(600, 20, 3, seed=0, flipped=0.0)
+    paths, labels = write(tmp_path, X, y, rows=200)
+    _, summary = fit_streamed_classifier(paths, labels, 3, lam_grid=(3.0, 30.0), val_fraction=0.3,
+                                         svm_iter=20, svm_path=2, svm_path_iter=5)
+    assert summary["extensions"]["ridge"]["added"] == [0.3, 0.03]  # 0.03 scored no higher
+    ridge_kept = summary["lam_grid"][int(np.argmax(summary["validation_accuracy"]))]
+    assert ridge_kept == 0.3
+    assert [point["lam/n"] for point in summary["svm_path"][:2]] == [0.3, 0.03]
+
+
+def test_a_final_svm_stopped_by_its_iteration_limit_says_so(tmp_path):
+    X, y = correlated_blobs(600, f=20)
+    paths, labels = write(tmp_path, X, y, rows=200)
+    runs = {}
+    for limit in (2, 500):
+        lines = []
+        _, summary = fit_streamed_classifier(paths, labels, 3, lam_grid=(1e-3, 1e-2), svm_iter=limit,
+                                             svm_path=1, grid_extension=0, log=lines.append)
+        runs[limit] = summary["svm"], lines
+    (short, short_log), (long, long_log) = runs[2], runs[500]
+    assert short["n_iter"] == 2 and not short["converged"] and short["stopped_at_limit"]
+    assert any("did NOT converge" in line and "limit (2 iterations)" in line for line in short_log)
+    assert long["converged"] and long["n_iter"] < 500
+    assert not any("NOT converge" in line for line in long_log)
 
 
 def test_bad_shards_are_named(tmp_path):
@@ -249,6 +334,8 @@ def test_top_confusions_and_streamed_evaluation(tmp_path):
     got_truth, predicted, metrics = evaluate_streamed(paths, labels, weights, top_k=2)
     assert predicted.tolist() == guess.tolist() and got_truth.tolist() == truth.tolist()
     assert metrics["top1"] == pytest.approx(3 / 9) and metrics["n"] == 9
+    # per class: 1 of 3, 1 of 2, 1 of 4 right; averaged with each class counting once
+    assert metrics["mean_class_accuracy"] == pytest.approx((1 / 3 + 1 / 2 + 1 / 4) / 3)
 
 
 def test_streamed_evaluation_averages_the_rows_of_one_image(tmp_path):
@@ -262,8 +349,40 @@ def test_streamed_evaluation_averages_the_rows_of_one_image(tmp_path):
     got_truth, predicted, metrics = evaluate_streamed(paths, labels, weights, top_k=1,
                                                       groups=[np.array([7, 7]), np.array([3])])
     assert got_truth.tolist() == [0, 2] and predicted.tolist() == [0, 2]
-    assert metrics == {"top1": 1.0, "n": 2}
+    assert metrics == {"top1": 1.0, "mean_class_accuracy": 1.0, "n": 2}
     _, per_row, plain = evaluate_streamed(paths, labels, weights, top_k=1)
     assert per_row.tolist() == [1, 0, 0] and plain["top1"] == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="2 image ids for 3 scored rows"):
         evaluate_streamed(paths, labels, weights, groups=[np.array([7, 7]), np.array([])])
+
+
+def test_early_stopping_keeps_the_best_held_out_iterate(tmp_path):
+    X, y = noisy_classes(900, 40, 6, seed=2, flipped=0.1)
+    paths, labels = write(tmp_path, X, y, rows=300)
+    standardizer = Standardizer(*feature_moments(paths)[:2])
+    held_out = validation_masks(row_groups(labels), 0.3, 0)
+    fitting = [~mask for mask in held_out]
+    G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, 6)
+    lam = 1e-3 * n_fit
+    seen = []
+
+    def score(weights):
+        from terafeat.classification.streamed import held_out_accuracy
+        seen.append(held_out_accuracy(iter_shards(paths, labels, held_out), standardizer,
+                                      weights, 6)[0])
+        return seen[-1]
+
+    weights, summary = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting),
+                                 standardizer, 6, lam, ridge_solve(G, B, lam), 200,
+                                 R=preconditioner(G, lam), held_out=score, patience=3)
+    best = int(np.argmax(seen))  # the first of the highest
+    assert summary["n_iter"] == best + 1 and summary["held_out_accuracy"] == seen[best]
+    assert summary["stopped_early"] and len(seen) == best + 1 + 3 < 200
+    assert score(weights) == seen[best]  # the returned weights are that iterate's
+    _, plain = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting), standardizer, 6,
+                         lam, ridge_solve(G, B, lam), 200, R=preconditioner(G, lam))
+    assert plain["n_iter"] > summary["n_iter"] and "stopped_early" not in plain
+    runs = [fit_streamed_classifier(paths, labels, 6, val_fraction=0.3, svm_patience=patience,
+                                    grid_extension=0, svm_path=2)[1] for patience in (3, None)]
+    early, full = ([point["n_iter"] for point in run["svm_path"]] for run in runs)
+    assert early[0] < full[0]

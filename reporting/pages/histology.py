@@ -110,10 +110,20 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
         example_items = [f"Rows, top to bottom: {', '.join(examples)}.",
                          save_image(run / "examples.png", example_grid(examples), scale=1)]
     rows = [{"features": name, "dimensions": m["n_features"], "C": m["C"],
-             "accuracy": m["accuracy"], "balanced accuracy": m["balanced_accuracy"],
+             "accuracy": m["accuracy"], "mean per-class accuracy": m["balanced_accuracy"],
+             **({"top-5": m["top5"]} if "top5" in m else {}),
              "ROC AUC": m.get("roc_auc", float("nan")), "seconds (classify)": m["seconds"],
              "seconds (extract)": results["features"]["seconds"][name]}
             for name, m in metrics.items()]
+    C_rows = [{"features": name, "C": point["C"], "CV score": round(point["cv_score"], 4),
+               "past the grid's end": bool(point.get("extension")), "kept": point["C"] == m["C"]}
+              for name, m in metrics.items() for point in m["C_path"]]
+    C_edges = [f"{name}: the kept C is still the "
+               f"{'largest' if m['C_at_edge'] == 'top' else 'smallest'} tried (raise "
+               "grid_extension or widen C_grid)." for name, m in metrics.items()
+               if m["C_at_edge"]]
+    C_edges += [f"{name}: the fit on all training tiles did NOT converge (stopped at its "
+                "solver's iteration limit)." for name, m in metrics.items() if not m["converged"]]
     invariance_rows = [{"features": name, **{t: v["accuracy"] for t, v in by_transform.items()}}
                        for name, by_transform in results["classification"]["invariance"].items()]
     unreadable = [{"tile": path, "problem": problem}
@@ -143,6 +153,10 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
             "group's follow-up (ISBI 2013) reports 84% accuracy (GBM, 3 classes) and 81% (KIRC) "
             "on 1000x1000 blocks. No published number exists for these tiles with these features.",
             *roc, figures["confusion"]]),
+        ("Choice of C", [
+            "Cross-validated score of every C tried on the training split; where the best "
+            "was the largest or smallest of C_grid, further Cs past that end were tried.",
+            C_rows, *C_edges]),
         ("Invariance: rotated and flipped test tiles", [
             "Test accuracy of the classifiers trained on unmodified tiles, for the ISA-pooled "
             f"units and the unpooled simple units ({simple_units(parameters)}) of the same "

@@ -29,15 +29,62 @@ NAMES = {"rica": "RICA (learned)", "kmeans": "k-means (same pipeline)", "pixels"
 
 def headline_rows(results: dict) -> list[dict]:
     """One row per feature set of this run (RICA, then its peers): features, dimensions,
-    top-1, top-5."""
+    top-1 and mean per-class accuracy of the test images, top-5 where there are more than
+    five classes, and the classifier kept."""
     classification = results["classification"]
+    many_classes = len(results["listing"]["class_names"]) > 5
     order = sorted(results["encoding"]["dims"],
                    key=lambda name: list(NAMES).index(name) if name in NAMES else len(NAMES))
-    return [{"features": NAMES.get(name, name),
-             "dimensions": results["encoding"]["dims"][name],
-             "top-1": round(classification[name]["top1"], 4),
-             "top-5": round(classification[name]["top5"], 4)}
-            for name in order]
+    rows = []
+    for name in order:
+        metrics, fit = classification[name], classification[name]["fit"]
+        rows.append({"features": NAMES.get(name, name),
+                     "dimensions": results["encoding"]["dims"][name],
+                     "top-1": round(metrics["top1"], 4),
+                     "mean per-class accuracy": round(metrics["mean_class_accuracy"], 4),
+                     **({"top-5": round(metrics["top5"], 4)} if many_classes else {}),
+                     "classifier kept": f"{fit['classifier']}, lam/n {fit['lam/n']:g}"})
+    return rows
+
+
+def _candidate_rows(classification: dict) -> list[dict]:
+    """Every candidate classifier of every feature set with its held-out accuracy."""
+    rows = []
+    for name, result in classification.items():
+        fit = result["fit"]
+        for point in fit["candidates"]:
+            rows.append({"features": NAMES.get(name, name), "classifier": point["classifier"],
+                         "lam/n": point["lam/n"],
+                         "held-out accuracy": round(point["validation_accuracy"], 4),
+                         "L-BFGS iterations": point.get("n_iter", ""),
+                         "past the grid's end": bool(point.get("extension")),
+                         "kept": (point["classifier"], point["lam/n"])
+                         == (fit["classifier"], fit["lam/n"])})
+    return rows
+
+
+def _selection_notes(classification: dict) -> list[str]:
+    """Grid extensions, choices still at an end, and the final SVM's convergence."""
+    notes = []
+    for name, result in classification.items():
+        fit, label = result["fit"], NAMES.get(name, name)
+        for family, extension in fit["extensions"].items():
+            if extension["added"]:
+                notes.append(f"{label}: the best {family} penalty sat at an end of the values "
+                             f"it was chosen among; also tried lam/n "
+                             f"{', '.join(f'{g:g}' for g in extension['added'])}.")
+            if extension["at_edge"]:
+                notes.append(f"{label}: the kept {family} penalty is still the "
+                             f"{'largest' if extension['at_edge'] == 'top' else 'smallest'} "
+                             "tried (raise grid_extension or widen penalty_grid).")
+        svm = fit.get("svm")
+        if svm is not None:
+            notes.append(f"{label}: the final L2-SVM on all training rows "
+                         + ("converged" if svm["converged"] else "did NOT converge")
+                         + f" in {svm['n_iter']} L-BFGS iterations"
+                         + (f" (stopped at its limit of {svm['iteration_limit']} iterations)"
+                            if svm["stopped_at_limit"] else f" ({svm['message']})") + ".")
+    return notes
 
 
 def _gigabytes(n_bytes: float) -> float:
@@ -56,11 +103,13 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
     names = listing["class_names"]
     p = parameters["patch_size"]
     rows = headline_rows(results)
-    comparison = [{"source": "this run", "features": row["features"], "top-1": row["top-1"]}
-                  for row in rows]
-    if names == CIFAR10_CLASSES:
-        comparison += [{"source": "Coates et al. 2011", "features": what, "top-1": accuracy}
-                       for what, accuracy in COATES_CIFAR10]
+    published = []
+    if names == CIFAR10_CLASSES:  # the CIFAR-10 classes, from its files or class folders
+        published = ["Beside published single-layer results on CIFAR-10:",
+                     [{"source": "this run", "features": row["features"], "top-1": row["top-1"]}
+                      for row in rows]
+                     + [{"source": "Coates et al. 2011", "features": what, "top-1": accuracy}
+                        for what, accuracy in COATES_CIFAR10]]
     learned = results["classification"]["rica"]
     if "confusion_matrix" in learned:
         confusion = [save_confusion_plot(run / "confusion.png", learned["confusion_matrix"],
@@ -69,15 +118,6 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
         confusion = ["Most frequent confusions of the RICA features (test images):",
                      [{"true": names[c["true"]], "predicted": names[c["predicted"]],
                        "count": c["count"]} for c in learned["top_confusions"]]]
-    validation = [{"features": NAMES.get(name, name), **{
-        f"lam/n={g:g}": round(a, 4) for g, a in zip(result["fit"]["lam_grid"],
-                                                    result["fit"]["validation_accuracy"])}}
-        for name, result in results["classification"].items()]
-    svm_path = [{"features": NAMES.get(name, name), "lam/n": point["lam/n"],
-                 "held-out accuracy": round(point["validation_accuracy"], 4),
-                 "chosen": point["lam/n"] == result["fit"]["lam/n"]}
-                for name, result in results["classification"].items()
-                for point in result["fit"].get("svm_path", [])]
     memory = results["peak_memory"]
     save_json(run / "results.json", results)
     title = f"terafeat imagenet: RICA features on {parameters['dataset']}"
@@ -88,12 +128,13 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             f"{parameters['nonlinearity']} non-linearity, {parameters['pooling']}-pooled over a "
             f"{parameters['grid']}x{parameters['grid']} grid; {parameters['classifier']} "
             "one-vs-rest linear classifier on standardised features, regulariser chosen on "
-            f"{parameters['val_fraction']:.0%} of the training images held out.",
+            f"{parameters['val_fraction']:.0%} of the training images held out; accuracy per "
+            "test image (top-1), and averaged per class (each class counting once).",
             rows, *([f"k-means: {parameters['n_features']} centroids of the same whitened "
                      "patches (Coates et al.'s learner), unit-normalised, then the same encoder "
                      "and classifier; only the filter learner differs."]
                     if results.get("kmeans") else []),
-            "Beside published single-layer results (CIFAR-10 only):", comparison]),
+            *published]),
         ("Data", [[{"data set": parameters["dataset"], "root": parameters["data_root"],
                     "training rows (with copies)": listing["n_train"],
                     "test images": listing["n_test"],
@@ -116,11 +157,13 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             save_line_plot(run / "objective.png", {"RICA objective": objective},
                            "L-BFGS iteration", "J(W)", "Training objective")]),
         ("Confusions", confusion),
-        ("Classifier validation", ["Held-out accuracy of ridge per regulariser "
-                                   "(lam = value x training rows):", validation,
-                                   *(["The L2-SVM's own path (fitted on the other training "
-                                      "images, each point started from the last; the best "
-                                      "is refitted on all):", svm_path] if svm_path else [])]),
+        ("Classifier validation", [
+            "Every candidate, fitted on the training images outside the held-out part and "
+            "scored on it (lam = lam/n x training rows): ridge at each penalty, and the L2-SVM "
+            "along its own path (from ridge's choice down, each point started from the last). "
+            "The best is kept, whichever classifier it is, and refitted on all training rows.",
+            _candidate_rows(results["classification"]),
+            *_selection_notes(results["classification"])]),
         ("Peak memory and throughput", [
             [{"process": "flow (every stage but feature extraction; the streamed classifier "
                          "is its peak)", "peak memory (GB)": _gigabytes(memory["flow"])},

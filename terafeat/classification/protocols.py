@@ -11,6 +11,7 @@ from sklearn.metrics import (
     confusion_matrix,
     roc_auc_score,
     roc_curve,
+    top_k_accuracy_score,
 )
 from sklearn.metrics.pairwise import additive_chi2_kernel, chi2_kernel
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
@@ -18,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
+from terafeat.classification.model_selection import extend_at_edge
 from terafeat.datasets.folders import group_folds
 
 DEFAULT_CS = tuple(np.logspace(-4, 2, 7))
@@ -49,6 +51,38 @@ def linear_classifier(inner_folds: int = 3, Cs=DEFAULT_CS, random_state=None,
                         scoring="balanced_accuracy" if balanced else None)
 
 
+def fit_linear_classifier(features: np.ndarray, labels: np.ndarray, inner_folds: int = 3,
+                          Cs=DEFAULT_CS, random_state=None, model: str = "logistic",
+                          balanced: bool = False, grid_extension: int = 0
+                          ) -> tuple[GridSearchCV, dict]:
+    """:func:`linear_classifier` fitted to features (n, f), labels (n,); where the chosen C
+    is the largest or smallest of ``Cs`` (more than one), up to ``grid_extension`` more Cs
+    past that end (:func:`~terafeat.classification.model_selection.extend_at_edge`), each
+    cross-validated on the same folds and kept only where it scores strictly higher.
+
+    Returns (the fitted search of the kept C, refitted on all rows: :func:`chosen_C`;
+    {"path": [{"C", "cv_score", "extension"?}] every C tried, "added": the Cs past the
+    grid, "at_edge": "top", "bottom" or None, where the kept C still sits, "converged":
+    the refit on all rows stopped before its solver's iteration limit}).
+    """
+    def search_over(grid) -> tuple[GridSearchCV, list[dict]]:
+        search = linear_classifier(inner_folds, grid, random_state, model, balanced).fit(
+            features, labels)
+        return search, [{"C": float(C), "cv_score": float(score), "search": search}
+                        for C, score in zip(grid, search.cv_results_["mean_test_score"])]
+
+    points = search_over(list(Cs))[1]
+    extension = extend_at_edge(
+        points, lambda C, _kept: {**search_over([C])[1][0], "extension": True},
+        lambda tried: max(tried, key=lambda point: point["cv_score"]), Cs,
+        grid_extension if len(set(Cs)) > 1 else 0, "C", "cv_score")
+    kept = max(points, key=lambda point: point["cv_score"])
+    final = kept["search"].best_estimator_[-1]
+    return kept["search"], {**extension, "converged": bool(np.max(final.n_iter_) < final.max_iter),
+                            "path": [{key: value for key, value in point.items()
+                                      if key != "search"} for point in points]}
+
+
 def chosen_C(search: GridSearchCV) -> float:
     """The C that the cross-validation of a fitted :func:`linear_classifier` chose."""
     return float(next(value for name, value in search.best_params_.items()
@@ -56,17 +90,23 @@ def chosen_C(search: GridSearchCV) -> float:
 
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray,
-                           scores: np.ndarray | None = None) -> dict:
-    """Accuracy, balanced accuracy, confusion matrix (rows: true class) and, for two
-    classes with ``scores`` (n,) of class 1, ROC AUC and the ROC curve (fpr, tpr lists).
+                           scores: np.ndarray | None = None,
+                           class_scores: np.ndarray | None = None, classes=None) -> dict:
+    """Accuracy, balanced accuracy (the mean per-class accuracy), confusion matrix (rows:
+    true class); for two classes with ``scores`` (n,) of class 1, ROC AUC and the ROC
+    curve (fpr, tpr lists); with ``class_scores`` (n, c) of more than five ``classes``
+    (their labels, in column order), "top5": the fraction whose label is among the five
+    highest scores.
 
     labels, predicted: (n,) class labels.
     """
-    classes = np.union1d(labels, predicted)
+    present = np.union1d(labels, predicted)
     metrics = {"accuracy": float(accuracy_score(labels, predicted)),
                "balanced_accuracy": float(balanced_accuracy_score(labels, predicted)),
-               "confusion_matrix": confusion_matrix(labels, predicted, labels=classes).tolist(),
-               "classes": classes.tolist(), "n": int(len(labels))}
+               "confusion_matrix": confusion_matrix(labels, predicted, labels=present).tolist(),
+               "classes": present.tolist(), "n": int(len(labels))}
+    if class_scores is not None and len(classes) > 5:
+        metrics["top5"] = float(top_k_accuracy_score(labels, class_scores, k=5, labels=classes))
     if scores is not None and len(np.unique(labels)) == 2:
         fpr, tpr, _ = roc_curve(labels, scores)
         metrics.update(roc_auc=float(roc_auc_score(labels, scores)),

@@ -28,6 +28,7 @@ import numpy as np
 from scipy.linalg import cho_factor, cho_solve, solve_triangular
 from scipy.optimize import minimize
 
+from terafeat.classification.model_selection import extend_at_edge
 from terafeat.distributed.shards import load_shard
 
 METHODS = ("ridge", "l2svm")
@@ -201,24 +202,51 @@ def _squared_hinge(shards, standardizer: Standardizer, n_classes: int, lam: floa
 
 
 def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
-              initial: np.ndarray, max_iter: int = 100, callback=None,
-              R: np.ndarray | None = None) -> tuple[np.ndarray, dict]:
+              initial: np.ndarray, max_iter: int = 100, R: np.ndarray | None = None,
+              held_out=None, patience: int | None = None) -> tuple[np.ndarray, dict]:
     """One-vs-rest L2-SVM by L-BFGS over ``shards()`` (a callable returning a fresh
     iterator of (X, y, rows) each pass, as ``iter_masked_shards``).  initial: (f+1, c)
     standardised weights (e.g. the ridge solution); R: a :func:`preconditioner` (None:
-    plain L-BFGS on W).  Returns (weights (f+1, c) standardised, summary dict)."""
+    plain L-BFGS on W).  held_out, patience: early stopping: ``held_out`` (weights
+    (f+1, c) -> accuracy) scores every iterate, and the fit stops once ``patience``
+    iterations pass without a higher score, returning the best iterate.
+    Returns (weights (f+1, c) standardised, summary dict: "n_iter" (of the returned
+    iterate), "objective", "message", "converged" (L-BFGS-B's own convergence test
+    passed), "stopped_at_limit" (it ran out of iterations first), "iteration_limit";
+    with early stopping also "stopped_early" and "held_out_accuracy" of the iterate)."""
     loss = _squared_hinge(shards, standardizer, n_classes, lam)
     start = np.asarray(initial, np.float64)
     if R is not None:
         loss, start = preconditioned(loss, R, n_classes), R @ start
+
+    def weights_of(flat: np.ndarray) -> np.ndarray:
+        weights = flat.reshape(-1, n_classes)
+        return weights if R is None else solve_triangular(R, weights)
+
+    best = {"accuracy": -np.inf, "iteration": 0, "weights": None}
+    iteration = 0
+
+    def monitor(flat: np.ndarray) -> None:
+        nonlocal iteration
+        iteration += 1
+        weights = weights_of(flat)
+        accuracy = held_out(weights)
+        if accuracy > best["accuracy"]:
+            best.update(accuracy=accuracy, iteration=iteration, weights=weights)
+        elif iteration - best["iteration"] >= patience:
+            raise StopIteration
+
     result = minimize(loss, start.ravel(), jac=True, method="L-BFGS-B",
                       options={"maxiter": max_iter, "maxcor": 20},
-                      callback=None if callback is None else lambda xk: callback())
-    weights = result.x.reshape(-1, n_classes)
-    if R is not None:
-        weights = solve_triangular(R, weights)
-    return weights, {"n_iter": int(result.nit), "objective": float(result.fun),
-                     "message": str(result.message)}
+                      callback=None if patience is None else monitor)
+    summary = {"n_iter": int(result.nit), "objective": float(result.fun),
+               "message": str(result.message), "converged": bool(result.status == 0),
+               "stopped_at_limit": bool(result.status == 1), "iteration_limit": max_iter}
+    if patience is None or best["weights"] is None:
+        return weights_of(result.x), summary
+    summary.update(n_iter=best["iteration"], held_out_accuracy=best["accuracy"],
+                   stopped_early=iteration > best["iteration"] and result.status == 99)
+    return best["weights"], summary
 
 
 def held_out_accuracy(shards, standardizer: Standardizer, weights: np.ndarray,
@@ -260,32 +288,50 @@ def row_groups(labels: Sequence[np.ndarray]) -> list[np.ndarray]:
     return [np.arange(start, stop) for start, stop in zip(offsets[:-1], offsets[1:])]
 
 
+def _kept(points: list[dict]) -> dict:
+    """The point of highest held-out accuracy, the first of equals (list order)."""
+    return max(points, key=lambda point: point["validation_accuracy"])
+
+
+def _public(point: dict) -> dict:
+    return {key: value for key, value in point.items() if key != "weights"}
+
+
 def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_classes: int,
                             method: str = "l2svm", lam_grid: Sequence[float] = LAM_GRID,
                             val_fraction: float = 0.1, random_state: int = 0, svm_iter: int = 100,
                             log=None, groups: Sequence[np.ndarray] | None = None,
                             svm_path: int = 4, svm_path_iter: int = 30,
-                            precondition: bool = True) -> tuple[np.ndarray, dict]:
+                            precondition: bool = True, grid_extension: int = 2,
+                            svm_patience: int | None = None) -> tuple[np.ndarray, dict]:
     """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
 
     paths: feature shard files; labels: per shard, its rows' labels.  A held-out
     ``val_fraction`` of the images (``groups``: per shard, each row's image id, for
     listings with repeated or mirrored images; default: every row a distinct image)
-    chooses the regulariser ``lam = g * n_fit``: ridge's g is the best in ``lam_grid``.
-    method "ridge": refit on all rows with it.  method "l2svm": from the ridge solution,
-    L2-SVMs on the fitting rows at ridge's g and the ``svm_path - 1`` smaller grid values
-    in turn, each started from the last (``svm_path_iter`` L-BFGS iterations), choose the
-    SVM's own g; the final SVM fits all rows, started from that path point
-    (``svm_iter`` iterations).  precondition: each SVM by L-BFGS in the variables of the
-    :func:`preconditioner` at its lam (one more (f+1)^2 matrix in memory; without it the
-    fits stop far from their optimum, and the path compares iteration counts as much as
-    regularisers).
-    Returns (weights (f + 1, c) on raw features, last row the bias; summary dict).
+    scores every candidate fitted on the other rows, with ``lam = g * n_fit``: ridge at
+    each g of ``lam_grid``; with method "l2svm" also L2-SVMs at ridge's best g and the
+    ``svm_path - 1`` smaller grid values in turn, each started from the last
+    (``svm_path_iter`` L-BFGS iterations; ``svm_patience``: early stopping, each point
+    scored on the held-out rows after every iteration and stopped ``svm_patience``
+    iterations past its best, which it keeps).  Where the best ridge (SVM) point sits at an
+    end of the values it was chosen among (more than one), up to ``grid_extension`` more
+    values past that end are tried (:mod:`~terafeat.classification.model_selection`).
+    The candidate of highest held-out accuracy is kept, ridge or SVM (ties: the SVM with
+    method "l2svm"), and refitted on all rows: ridge exactly; the SVM started from its
+    path point, for up to ``svm_iter`` iterations (early stopping or not: the summary's
+    "svm" says whether its convergence test passed).  precondition: each SVM by L-BFGS in the variables of the
+    :func:`preconditioner` at its lam (without it the fits stop far from their optimum,
+    and the path compares iteration counts as much as regularisers).
+    Returns (weights (f + 1, c) on raw features, last row the bias; summary dict: the
+    kept "classifier", "lam/n", "lam", every "candidates" point, the "extensions").
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
     if svm_path < 1:
         raise ValueError(f"svm_path must be >= 1, got {svm_path}")
+    if grid_extension < 0:
+        raise ValueError(f"grid_extension must be >= 0, got {grid_extension}")
     log = log or (lambda *args: None)
     mean, std, n = feature_moments(paths)
     standardizer = Standardizer(mean, std)
@@ -293,55 +339,95 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                                 val_fraction, random_state)
     fitting = [~mask for mask in held_out]
     G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, n_classes)
+
+    def accuracy(weights: np.ndarray) -> list[float]:
+        return held_out_accuracy(iter_shards(paths, labels, held_out), standardizer, weights,
+                                 n_classes)
+
     ridges = [ridge_solve(G, B, g * n_fit) for g in lam_grid]
-    validation = held_out_accuracy(iter_shards(paths, labels, held_out), standardizer,
-                                   np.hstack(ridges), n_classes)
-    best = int(np.argmax(validation))
-    log(f"ridge validation accuracy over lam/n {list(lam_grid)}: "
-        + ", ".join(f"{value:.4f}" for value in validation) + f" -> lam/n {lam_grid[best]}")
+    ridge_path = [{"classifier": "ridge", "lam/n": g, "validation_accuracy": value,
+                   "weights": weights}
+                  for g, value, weights in zip(lam_grid, accuracy(np.hstack(ridges)), ridges)]
+    del ridges
+
+    def ridge_point(g: float, _kept: dict) -> dict:
+        weights = ridge_solve(G, B, g * n_fit)
+        point = {"classifier": "ridge", "lam/n": g, "validation_accuracy": accuracy(weights)[0],
+                 "weights": weights, "extension": True}
+        log(f"ridge grid extended: lam/n {g:g}: validation accuracy "
+            f"{point['validation_accuracy']:.4f}")
+        return point
+
+    extensions = {"ridge": extend_at_edge(ridge_path, ridge_point, _kept, lam_grid,
+                                          grid_extension if len(lam_grid) > 1 else 0,
+                                          "lam/n", "validation_accuracy")}
+    best_ridge = _kept(ridge_path)
+    for point in ridge_path:  # only the best ridge's weights are needed from here
+        if point is not best_ridge:
+            del point["weights"]
+    log(f"ridge validation accuracy over lam/n {[p['lam/n'] for p in ridge_path]}: "
+        + ", ".join(f"{p['validation_accuracy']:.4f}" for p in ridge_path)
+        + f" -> lam/n {best_ridge['lam/n']}")
     summary = {"method": method, "n_train": n, "n_validation": int(sum(m.sum() for m in held_out)),
-               "lam_grid": list(lam_grid), "validation_accuracy": validation,
-               "feature_dim": int(len(mean))}
+               "lam_grid": [p["lam/n"] for p in ridge_path],
+               "validation_accuracy": [p["validation_accuracy"] for p in ridge_path],
+               "feature_dim": int(len(mean)), "extensions": extensions}
+    svm_points = []
+    if method == "l2svm":
+        def svm_point(g: float, start: dict) -> dict:
+            weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting),
+                                     standardizer, n_classes, g * n_fit, start["weights"],
+                                     svm_path_iter,
+                                     R=preconditioner(G, g * n_fit) if precondition else None,
+                                     held_out=lambda W: accuracy(W)[0], patience=svm_patience)
+            score = svm["held_out_accuracy"] if "held_out_accuracy" in svm else accuracy(weights)[0]
+            point = {"classifier": "l2svm", "lam/n": g, "validation_accuracy": score,
+                     "n_iter": svm["n_iter"], "converged": svm["converged"], "weights": weights}
+            log(f"L2-SVM path: lam/n {g}: validation accuracy {point['validation_accuracy']:.4f} "
+                f"({svm['n_iter']} L-BFGS iterations)")
+            return point
 
-    def add_held_out_rows():
-        G_val, B_val, _ = gram_statistics(iter_shards(paths, labels, held_out), standardizer,
-                                          n_classes)
-        G[...] += G_val
-        B[...] += B_val
-
-    if method == "ridge":
-        add_held_out_rows()
-        summary["lam/n"] = lam_grid[best]
-        summary["lam"] = lam_grid[best] * n
+        start = best_ridge
+        for g in sorted((g for g in summary["lam_grid"] if g <= best_ridge["lam/n"]),
+                        reverse=True)[:svm_path]:
+            start = svm_point(g, start)
+            svm_points.append(start)
+        extensions["l2svm"] = extend_at_edge(
+            svm_points, lambda g, kept: {**svm_point(g, kept), "extension": True}, _kept,
+            summary["lam_grid"], grid_extension if svm_path > 1 else 0, "lam/n",
+            "validation_accuracy")
+    for family, extension in extensions.items():
+        if extension["added"]:
+            log(f"{family}: the held-out choice sat at an end of its grid; tried lam/n "
+                f"{extension['added']}" + (f", still at the {extension['at_edge']} end"
+                                           if extension["at_edge"] else ""))
+    kept = _kept(svm_points + ridge_path)  # ties: the SVM's
+    summary["candidates"] = [_public(point) for point in ridge_path + svm_points]
+    summary.update({"classifier": kept["classifier"], "lam/n": kept["lam/n"],
+                    "lam": kept["lam/n"] * n})
+    if svm_points:
+        summary["svm_path"] = [_public(point) for point in svm_points]
+    log(f"kept: {kept['classifier']} at lam/n {kept['lam/n']} (validation accuracy "
+        f"{kept['validation_accuracy']:.4f}, best of {len(summary['candidates'])} candidates)")
+    del ridge_path, svm_points
+    G_val, B_val, _ = gram_statistics(iter_shards(paths, labels, held_out), standardizer,
+                                      n_classes)
+    G += G_val
+    B += B_val
+    del G_val
+    if kept["classifier"] == "ridge":
         return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
-    if not precondition:
-        del G
-    path, weights = [], ridges[best]
-    for g in sorted((g for g in lam_grid if g <= lam_grid[best]), reverse=True)[:svm_path]:
-        weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting), standardizer,
-                                 n_classes, g * n_fit, weights, svm_path_iter,
-                                 R=preconditioner(G, g * n_fit) if precondition else None)
-        accuracy = held_out_accuracy(iter_shards(paths, labels, held_out), standardizer,
-                                     weights, n_classes)[0]
-        path.append({"lam/n": g, "validation_accuracy": accuracy, "n_iter": svm["n_iter"],
-                     "weights": weights})
-        log(f"L2-SVM path: lam/n {g}: validation accuracy {accuracy:.4f} "
-            f"({svm['n_iter']} L-BFGS iterations)")
-    chosen = max(path, key=lambda point: point["validation_accuracy"])
-    summary["lam/n"] = chosen["lam/n"]
-    summary["lam"] = chosen["lam/n"] * n
-    R = None
-    if precondition:
-        add_held_out_rows()
-        R = preconditioner(G, summary["lam"], overwrite=True)
-        del G
+    R = preconditioner(G, summary["lam"], overwrite=True) if precondition else None
+    G = None  # only R is needed from here
     weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels), standardizer, n_classes,
-                             summary["lam"], chosen["weights"], svm_iter, R=R)
-    log(f"L2-SVM at lam/n {chosen['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
+                             summary["lam"], kept["weights"], svm_iter, R=R)
+    log(f"L2-SVM at lam/n {kept['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
         f"objective {svm['objective']:.6g} ({svm['message']})")
+    if not svm["converged"]:
+        log("L2-SVM on all rows did NOT converge: " + (
+            f"stopped at its iteration limit ({svm_iter} iterations)" if svm["stopped_at_limit"]
+            else f"stopped early ({svm['message']})") + " before its convergence test passed")
     summary["svm"] = svm
-    summary["svm_path"] = [{key: value for key, value in point.items() if key != "weights"}
-                           for point in path]
     return standardizer.fold(weights), summary
 
 
@@ -359,9 +445,9 @@ def evaluate_streamed(paths: Sequence, labels: Sequence[np.ndarray], weights_raw
                       top_k: int = 5, groups: Sequence[np.ndarray] | None = None
                       ) -> tuple[np.ndarray, np.ndarray, dict]:
     """Score feature shards with folded weights (f+1, c): (labels (n,), predicted (n,),
-    {"top1", "top<k>", "n"}) per image.  groups: per shard, each row's image id; rows of
-    one image (e.g. it and its mirror image) are scored by their summed scores (the
-    mean's ranking; default: every row its own image).  Memory: the (n, c) scores."""
+    {"top1", "top<k>", "mean_class_accuracy", "n"}) per image.  groups: per shard, each
+    row's image id; rows of one image (e.g. it and its mirror image) are scored by their
+    summed scores (the mean's ranking; default: every row its own image).  Memory: the (n, c) scores."""
     truth, score = [], []
     for X, y in iter_shards(paths, labels):
         truth.append(y)
@@ -378,4 +464,13 @@ def evaluate_streamed(paths: Sequence, labels: Sequence[np.ndarray], weights_raw
     predicted = score.argmax(axis=1)
     return truth, predicted, {"top1": float((truth == predicted).mean()),
                               f"top{top_k}": top_k_accuracy(score, truth, top_k),
+                              "mean_class_accuracy": mean_class_accuracy(truth, predicted),
                               "n": int(len(truth))}
+
+
+def mean_class_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
+    """Top-1 accuracy of each class present in ``labels`` (n,), averaged over the classes
+    (Caltech-101's measure: every class counts the same, however many images it has)."""
+    classes, index = np.unique(labels, return_inverse=True)
+    correct = np.bincount(index, weights=labels == predicted, minlength=len(classes))
+    return float(np.mean(correct / np.bincount(index, minlength=len(classes))))

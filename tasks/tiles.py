@@ -25,13 +25,18 @@ def load_tile_table(path: str) -> pd.DataFrame:
 
 @task(name="list-tiles")
 def list_tiles(*, dataset: str, data_root: str, run_dir: str, max_tiles_per_split: int | None,
-               seed: int) -> dict:
+               seed: int, split_train: float = 0.75, test_split: str = "test",
+               test_root: str | None = None) -> dict:
     """Index the train / test tiles -> ``tiles.csv``; layout problems -> ``layout_problems.json``.
 
-    Returns {"tiles": path, "class_names": [...] in label order, "counts": {split: {label: n}},
-    "layout_problems": [[path, problem]]}.
+    split_train, test_split, test_root: see ``tile_tables.read_tile_table`` (a tree split
+    here is seeded by ``seed``).  Returns {"tiles": path, "class_names": [...] in label
+    order, "counts": {split: {label: n}}, "layout_problems": [[path, problem]],
+    "unused_splits": {split: tiles found and not used}}.
     """
-    table, class_names, problems = read_tile_table(dataset, data_root, random_state=seed)
+    table, class_names, problems = read_tile_table(dataset, data_root, split_train, seed,
+                                                   test_split, test_root)
+    unused = dict(table.attrs.get("unused", {}))
     table = limit_tiles(table, max_tiles_per_split, seed)
     run = Path(run_dir)
     path = run / "tiles.csv"
@@ -39,10 +44,12 @@ def list_tiles(*, dataset: str, data_root: str, run_dir: str, max_tiles_per_spli
     save_json(run / "layout_problems.json", problems)
     counts = {split: {str(label): int(n) for label, n in rows.groupby("label").size().items()}
               for split, rows in table.groupby("split")}
-    stage_logger().info("%s tiles under %s: %s; %d layout problems", dataset, data_root,
-                        counts, len(problems))
+    stage_logger().info("%s tiles under %s%s: %s; %d layout problems%s", dataset, data_root,
+                        f" (test: {test_root})" if test_root else "", counts, len(problems),
+                        "".join(f"; {split} split: {n} tiles not used" for split, n in
+                                unused.items()))
     return {"tiles": str(path), "class_names": class_names, "counts": counts,
-            "layout_problems": problems}
+            "layout_problems": problems, "unused_splits": unused}
 
 
 def tiles_fingerprint(tiles_path: str) -> str:

@@ -17,17 +17,23 @@ import pandas as pd
 from terafeat.datasets.cifar import cifar_listing, read_cifar_batch
 from terafeat.datasets.folders import read_image_folders
 from terafeat.datasets.imagenet import read_ilsvrc, read_imagenette, read_tiny_imagenet
+from terafeat.datasets.splits import read_class_tree, read_list_files
 from terafeat.media.images import check_choice, read_images
 
-IMAGE_SETS = ("folders", "cifar10", "cifar100", "imagenette", "tiny-imagenet", "ilsvrc")
+IMAGE_SETS = ("folders", "class_tree", "lists", "cifar10", "cifar100", "imagenette",
+              "tiny-imagenet", "ilsvrc")
 COLUMNS = ["path", "record", "label", "class_name", "split"]
 
 
-def list_image_set(dataset: str, root, strict: bool = False) -> pd.DataFrame:
+def list_image_set(dataset: str, root, strict: bool = False, split_train: float = 0.75,
+                   random_state=0) -> pd.DataFrame:
     """The listing of ``dataset`` under ``root``.
 
-    "folders": ``root/{train,val,test}/<class>/<image>`` (our CIFAR-10 JPEGs,
-    Caltech-101 split into folders, ...); "cifar10" / "cifar100": the publisher's
+    "folders": ``root/{train,val,test}/<class>/<image>`` (our CIFAR-10 JPEGs, ...);
+    "class_tree": one ``root/<class>/<image>`` tree (Caltech-101), split per class with
+    ``random_state``, ``split_train`` training images per class (a count or a fraction),
+    the rest to test; "lists": ``root/train.txt`` and ``root/test.txt``
+    (:mod:`terafeat.datasets.splits`); "cifar10" / "cifar100": the publisher's
     binary or python files; "imagenette", "tiny-imagenet", "ilsvrc": their layouts.
     ``attrs``: classes, class_names (label order), problems [(path, problem)] of
     files that do not fit the layout (skipped unless ``strict``), reader (CIFAR).
@@ -37,6 +43,10 @@ def list_image_set(dataset: str, root, strict: bool = False) -> pd.DataFrame:
         return cifar_listing(root, dataset)
     if dataset == "folders":
         frame = read_image_folders(root, splits=("train", "val", "test"), strict=strict)
+    elif dataset == "class_tree":
+        frame = read_class_tree(root, split_train, random_state, strict=strict)
+    elif dataset == "lists":
+        frame = read_list_files(root)
     else:
         reader = {"imagenette": read_imagenette, "tiny-imagenet": read_tiny_imagenet,
                   "ilsvrc": read_ilsvrc}[dataset]

@@ -21,7 +21,6 @@ from tasks.kmeans_filters import train_kmeans_filters
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
 from terafeat.classification.streamed import LAM_GRID
-from terafeat.encoding.sharded import peak_rss_bytes
 
 
 @flow(name="imagenet", log_prints=True)
@@ -167,8 +166,7 @@ def _filter_banks(outputs) -> dict:
 def _summarise(params, outputs) -> dict:
     listing, patches, encoding = outputs["listing"], outputs["patches"], outputs["encoding"]
     return {"unreadable_images": sorted({tuple(p) for p in listing["layout_problems"]
-                                         + patches["problems"] + encoding["problems"]}),
-            "peak_memory": {"flow": peak_rss_bytes(), "encoding": encoding["peak_rss"]}}
+                                         + patches["problems"] + encoding["problems"]})}
 
 
 PLAN = FlowPlan(

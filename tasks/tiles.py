@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import task
 
 from runs.stage_cache import files_fingerprint
-from tasks.logs import cached, stage_logger
+from tasks.logs import cached, report_progress, stage_logger
 from terafeat.atomic_files import save_array, save_json
 from terafeat.datasets.tile_tables import iter_tile_batches, limit_tiles, read_tile_table
 from terafeat.media.colour import convert_tiles
@@ -72,9 +72,12 @@ def sample_tile_patches(*, tiles_path: str, run_dir: str, n_patches: int, patch_
         train = table[table["split"] == "train"]
         train = train.sample(min(patch_tiles, len(train)), random_state=seed).sort_index()
         tiles, problems = [], []
-        for _, batch, batch_problems in iter_tile_batches(train, batch_size):
+        n_batches = -(-len(train) // batch_size)
+        for number, (_, batch, batch_problems) in enumerate(iter_tile_batches(train, batch_size),
+                                                            start=1):
             tiles.extend(convert_tiles(batch, colour_mode))
             problems += batch_problems
+            report_progress("read patch tiles", number, n_batches)
         if not tiles:
             raise ValueError(f"{tiles_path}: none of the {len(train)} training tiles could be read")
         patches = sample_patches(tiles, n_patches, patch_size, random_state=seed)

@@ -10,6 +10,8 @@ from PIL import Image
 
 from flows.histology import PLAN as HISTOLOGY
 from flows.imagenet import PLAN as IMAGENET
+from tasks.image_listing import list_images
+from tasks.tiles import list_tiles
 from terafeat.datasets.image_sets import list_image_set
 from terafeat.datasets.splits import (
     read_class_tree,
@@ -145,3 +147,35 @@ def test_pcam_valid_split_and_a_separate_test_folder(tmp_path):
         shutil.copytree(root / split, tmp_path / "no-valid" / split)
     with pytest.raises(ValueError, match="no-valid: no valid tiles found"):
         read_tile_table("pcam_folders", tmp_path / "no-valid", test_split="valid")
+
+
+def test_the_listing_stages_take_the_split_options(tmp_path):
+    root = tmp_path / "pcam"
+    for split, n in (("train", 4), ("valid", 3), ("test", 2)):
+        write_tree(root / split, {"0": n, "1": n}, extension="jpg")
+    (tmp_path / "run").mkdir()
+    listed = list_tiles.fn(dataset="pcam_folders", data_root=str(root),
+                           run_dir=str(tmp_path / "run"), max_tiles_per_split=None, seed=0)
+    assert listed["unused_splits"] == {"valid": 6}
+    assert listed["counts"]["test"] == {"0": 2, "1": 2}
+    valid = list_tiles.fn(dataset="pcam_folders", data_root=str(root),
+                          run_dir=str(tmp_path / "run"), max_tiles_per_split=None, seed=0,
+                          test_split="valid")
+    assert valid["counts"]["test"] == {"0": 3, "1": 3} and valid["unused_splits"] == {"test": 4}
+    tree = write_tree(tmp_path / "tree")
+    runs = [tmp_path / "tree-run", tmp_path / "lists-run"]
+    for run in runs:
+        run.mkdir()
+    images = list_images.fn(dataset="class_tree", data_root=str(tree), run_dir=str(runs[0]),
+                            max_train_per_class=None, max_test_per_class=None, train_repeat=1,
+                            seed=4, split_train=3)
+    assert images["n_train"] == 9 and images["n_test"] == sum(SIZES.values()) - 9
+    for path in images["split_lists"].values():
+        shutil.copy(path, tree)
+    again = list_images.fn(dataset="lists", data_root=str(tree), run_dir=str(runs[1]),
+                           max_train_per_class=None, max_test_per_class=None, train_repeat=1,
+                           seed=0)
+    assert again["split_lists"] is None and again["n_train"] == 9
+    listings = [pd.read_csv(run / "listing.csv")[["path", "label", "split"]]
+                .sort_values("path", ignore_index=True) for run in runs]
+    pd.testing.assert_frame_equal(*listings)  # the same split, read back from the lists

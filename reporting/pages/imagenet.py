@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from reporting.toolkit import (
+    adaptation_items,
     from_cache,
     resumed,
     run_sections,
@@ -38,10 +39,6 @@ def headline_rows(results: dict) -> list[dict]:
              "top-1": round(classification[name]["top1"], 4),
              "top-5": round(classification[name]["top5"], 4)}
             for name in order]
-
-
-def _gigabytes(n_bytes: float) -> float:
-    return round(n_bytes / 1e9, 3)
 
 
 def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray) -> Path:
@@ -78,7 +75,6 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                  "chosen": point["lam/n"] == result["fit"]["lam/n"]}
                 for name, result in results["classification"].items()
                 for point in result["fit"].get("svm_path", [])]
-    memory = results["peak_memory"]
     save_json(run / "results.json", results)
     title = f"terafeat imagenet: RICA features on {parameters['dataset']}"
     return write_html_report(run / "index.html", title, [
@@ -121,14 +117,13 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
                                    *(["The L2-SVM's own path (fitted on the other training "
                                       "images, each point started from the last; the best "
                                       "is refitted on all):", svm_path] if svm_path else [])]),
-        ("Peak memory and throughput", [
-            [{"process": "flow (every stage but feature extraction; the streamed classifier "
-                         "is its peak)", "peak memory (GB)": _gigabytes(memory["flow"])},
-             {"process": "any feature-extraction process",
-              "peak memory (GB)": _gigabytes(memory["encoding"])}],
+        ("Images as read", adaptation_items(
+            results["encoding"].get("adaptations"),
+            f"{parameters['image_size']}x{parameters['image_size']} RGB")),
+        ("Throughput", [
             "Feature extraction reads and encodes one batch of images at a time and the "
-            "classifier holds one shard plus (f+1)^2 statistics, so peak memory does not "
-            "grow with the number of images.",
+            "classifier holds one shard plus (f+1)^2 statistics, so peak memory (the table "
+            "per process below) does not grow with the number of images.",
             "Feature extraction" + from_cache(results, "encode-image-shards") + ":",
             [{"features": NAMES.get(name, name), "images/s": round(rate, 1)}
              for name, rate in results["encoding"]["images_per_second"].items()]]),

@@ -24,6 +24,7 @@ from terafeat.datasets.tiles import (
     read_pcam_folders,
     read_pcam_h5,
 )
+from terafeat.media.adaptations import ImageAdaptations
 from terafeat.media.images import iter_image_batches
 
 DATASETS = ("pcam_folders", "pcam_h5", "class_folders", "kather2016", "lists")
@@ -123,20 +124,23 @@ def limit_tiles(table: pd.DataFrame, max_per_split: int | None,
     return table.loc[np.sort(np.concatenate(kept))].reset_index(drop=True)
 
 
-def iter_tile_batches(table: pd.DataFrame, batch_size: int
+def iter_tile_batches(table: pd.DataFrame, batch_size: int,
+                      adaptations: ImageAdaptations | None = None
                       ) -> Iterator[tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]]:
     """Tiles of ``table`` in its row order, ``batch_size`` at a time.
 
     Yields (rows (b,) int64 positions in ``table`` of the tiles read, tiles
     (b, h, w, 3) float32 in [0, 1], problems [(path, problem)] of the files
     skipped).  HDF5 rows (index >= 0) are read from their file in batches.
+    adaptations: notes each tile read (stored size and mode; grey copied to RGB).
     """
     table = table.reset_index(drop=True)
     for start in range(0, len(table), batch_size):
         block = table.iloc[start:start + batch_size]
         in_h5 = block["index"].to_numpy() >= 0
         if not in_h5.any():
-            kept, tiles, problems = next(iter_image_batches(block["path"].tolist(), len(block)))
+            kept, tiles, problems = next(iter_image_batches(block["path"].tolist(), len(block),
+                                                            adaptations=adaptations))
             yield kept + start, tiles, problems
             continue
         rows, parts = [], []
@@ -145,8 +149,8 @@ def iter_tile_batches(table: pd.DataFrame, batch_size: int
             for indices, tiles in iter_pcam_batches(path, batch_size, group["index"].to_numpy()):
                 rows.append([order[i] for i in indices])
                 parts.append(tiles)
+                for _ in range(len(tiles) if adaptations is not None else 0):
+                    adaptations.note(tiles.shape[2:0:-1], "RGB")
         rows = np.concatenate(rows)
         order = np.argsort(rows)
         yield rows[order], np.concatenate(parts)[order].astype(np.float32) / np.float32(255), []
-
-

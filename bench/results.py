@@ -54,8 +54,9 @@ def record(name: str, values: dict, *, peer: str, notes: str = "") -> Path:
     return path
 
 
-#: ``<!--bench NAME:KEY-->value<!--/bench-->``: a number quoted from a results file.
-QUOTE = re.compile(r"<!--bench (?P<name>[\w-]+):(?P<key>[\w.]+)-->(?P<value>.*?)<!--/bench-->")
+#: ``<!--bench NAME:KEY-->value<!--/bench-->``: a number quoted from a results file
+#: (not after a backtick: in code it is an example of the syntax).
+QUOTE = re.compile(r"(?<!`)<!--bench (?P<name>[\w-]+):(?P<key>[\w.]+)-->(?P<value>.*?)<!--/bench-->")
 
 
 def quoted_value(name: str, key: str):

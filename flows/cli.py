@@ -224,11 +224,12 @@ def _run_task(args) -> int:
               file=sys.stderr)
         return 2
     plan = load_flow(flow)[1]
-    from flows.progress import terminal_progress
+    from flows.progress import logged_progress, terminal_progress
     try:
         # no flow run to attach records to: the log goes to the terminal only, even where
         # PREFECT_API_URL names a server (else Prefect warns before every record)
-        with terminal_progress(), temporary_settings({PREFECT_LOGGING_TO_API_ENABLED: False}):
+        with terminal_progress(), logged_progress(), \
+                temporary_settings({PREFECT_LOGGING_TO_API_ENABLED: False}):
             replay = replay_stage(plan, args.stage, args.run, dict(args.overrides),
                                   args.output_root)
     except ValidationError as error:

@@ -9,8 +9,8 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
-                              Solver, documented, fits_in_memory, parameter_model,
-                              training_bytes, rica_bytes)
+                              Solver, SplitTrain, documented, fits_in_memory, parameter_model,
+                              rica_bytes, split_train_is_a_count_or_fraction, training_bytes)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.histology_report import write_histology_report
 from tasks.tile_classification import classify_tiles
@@ -28,15 +28,26 @@ REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
 @documented
 def histology(
     *,
-    dataset: Annotated[Literal["pcam_folders", "pcam_h5", "class_folders", "kather2016"], Field(
-        description="layout: PCam JPEG folders, PCam HDF5 files, class folders, or Kather "
-                    "2016 texture tiles")] = "pcam_folders",
+    dataset: Annotated[Literal["pcam_folders", "pcam_h5", "class_folders", "kather2016",
+                               "lists"], Field(
+        description="layout: PCam JPEG folders, PCam HDF5 files, class folders (per split, "
+                    "or one tree split by split_train), Kather 2016 texture tiles (split by "
+                    "split_train), or list files (root/train.txt and root/test.txt: a "
+                    "relative path per line, the class its first folder)")] = "pcam_folders",
     data_root: Annotated[str, Field(min_length=1, description="folder of the data set "
                                     "(pcam_folders: the split folders, or a pcam-subset folder "
                                     "inside it)")] = REPO_DATA,
     download: Annotated[bool, Field(description="first download the data set (pcam_h5, "
                                     "kather2016) from its official address into data_root, "
                                     "resuming")] = False,
+    split_train: SplitTrain = 0.75,
+    test_split: Annotated[Literal["test", "valid"], Field(
+        description="the PCam split scored (pcam_folders, pcam_h5): test, or valid")] = "test",
+    test_root: Annotated[str | None, Field(min_length=1, description="a separate folder of "
+                                           "test tiles, <class>/<tile> with the data set's "
+                                           "class folder names (e.g. PCam's valid/), scored "
+                                           "instead of the data set's test split (null: "
+                                           "none)")] = None,
     max_tiles_per_split: Annotated[int | None, Field(ge=2, description="seeded, "
                                                      "label-stratified subset of each split, "
                                                      "for quick runs (null: all)")] = None,
@@ -105,6 +116,12 @@ def _groups_divide_features(params) -> None:
                          f"{params.n_features}")
 
 
+def _pcam_test_split(params) -> None:
+    if params.test_split != "test" and not params.dataset.startswith("pcam"):
+        raise ValueError(f"test_split={params.test_split!r}: only the PCam layouts have a "
+                         f"valid split, not dataset {params.dataset!r}")
+
+
 def _downloadable(params) -> None:
     if params.download and params.dataset not in DOWNLOADS:
         raise ValueError(f"download: only {tuple(DOWNLOADS)} can be downloaded, "
@@ -134,13 +151,16 @@ def _headline(results: dict) -> list[dict]:
 PLAN = FlowPlan(
     name="histology",
     model=parameter_model(histology, checks=(_groups_divide_features, _downloadable,
-                                                  fits_in_memory(_memory))),
+                                             _pcam_test_split,
+                                             split_train_is_a_count_or_fraction,
+                                             fits_in_memory(_memory))),
     stages=(
         Stage(download_tile_set, "download", lambda p, o: dict(
             dataset=p.dataset, data_root=p.data_root), when=lambda p: p.download),
         Stage(list_tiles, "tiles", lambda p, o: dict(
             dataset=p.dataset, data_root=o["download"] or p.data_root,
-            max_tiles_per_split=p.max_tiles_per_split, seed=p.seed)),
+            max_tiles_per_split=p.max_tiles_per_split, seed=p.seed, split_train=p.split_train,
+            test_split=p.test_split, test_root=p.test_root)),
         Stage(sample_tile_patches, "patches", lambda p, o: dict(
             tiles_path=o["tiles"]["tiles"], n_patches=p.n_patches, patch_size=p.patch_size,
             colour_mode=p.colour_mode, patch_tiles=p.patch_tiles, batch_size=p.batch_size,

@@ -8,8 +8,8 @@ from prefect import flow
 from pydantic import Field
 
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
-                              Solver, documented, fits_in_memory, parameter_model,
-                              training_bytes, rica_bytes)
+                              Solver, SplitTrain, documented, fits_in_memory, parameter_model,
+                              rica_bytes, split_train_is_a_count_or_fraction, training_bytes)
 from flows.stages import FlowPlan, Stage, run_flow
 from reporting.pages.imagenet import headline_rows
 from tasks.image_classification import classify_images
@@ -21,20 +21,22 @@ from tasks.kmeans_filters import train_kmeans_filters
 from tasks.training import train_rica_layer
 from tasks.whitening import whiten_patches
 from terafeat.classification.streamed import LAM_GRID
-from terafeat.encoding.sharded import peak_rss_bytes
 
 
 @flow(name="imagenet", log_prints=True)
 @documented
 def imagenet(
     *,
-    dataset: Annotated[Literal["cifar10", "cifar100", "folders", "imagenette", "tiny-imagenet",
-                               "ilsvrc"], Field(
+    dataset: Annotated[Literal["cifar10", "cifar100", "folders", "class_tree", "lists",
+                               "imagenette", "tiny-imagenet", "ilsvrc"], Field(
         description="layout: the publisher's CIFAR files (`terafeat data fetch cifar10`), class "
-                    "folders per split (root/{train,test}/<class>/), Imagenette, Tiny ImageNet "
-                    "or ILSVRC-2012")] = "cifar10",
+                    "folders per split (root/{train,test}/<class>/), one class-folder tree "
+                    "(root/<class>/, split by split_train), list files (root/train.txt and "
+                    "root/test.txt: a relative path per line, the class its first folder), "
+                    "Imagenette, Tiny ImageNet or ILSVRC-2012")] = "cifar10",
     data_root: Annotated[str, Field(min_length=1, description="folder of the data set "
                                     "(relative: to the working folder)")] = "data/cifar10",
+    split_train: SplitTrain = 0.75,
     image_size: Annotated[int, Field(ge=8, le=512, description="images are centre-cropped and "
                                      "resized to this side, pixels")] = 32,
     max_train_per_class: Annotated[int | None, Field(ge=1, description="seeded subset of the "
@@ -177,16 +179,17 @@ def _filter_banks(outputs) -> dict:
 def _summarise(params, outputs) -> dict:
     listing, patches, encoding = outputs["listing"], outputs["patches"], outputs["encoding"]
     return {"unreadable_images": sorted({tuple(p) for p in listing["layout_problems"]
-                                         + patches["problems"] + encoding["problems"]}),
-            "peak_memory": {"flow": peak_rss_bytes(), "encoding": encoding["peak_rss"]}}
+                                         + patches["problems"] + encoding["problems"]})}
 
 
 PLAN = FlowPlan(
     name="imagenet",
-    model=parameter_model(imagenet, checks=(_patch_fits, fits_in_memory(_memory))),
+    model=parameter_model(imagenet, checks=(_patch_fits, split_train_is_a_count_or_fraction,
+                                            fits_in_memory(_memory))),
     stages=(
         Stage(list_images, "listing", lambda p, o: dict(
-            dataset=p.dataset, data_root=p.data_root, max_train_per_class=p.max_train_per_class,
+            dataset=p.dataset, data_root=p.data_root, split_train=p.split_train,
+            max_train_per_class=p.max_train_per_class,
             max_test_per_class=p.max_test_per_class, train_repeat=p.train_repeat, seed=p.seed,
             mirror_train=p.mirror_train, mirror_test=p.mirror_test, shift_train=p.shift_train,
             max_shift=p.max_shift)),

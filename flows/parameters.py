@@ -18,6 +18,8 @@ from typing import Annotated, Literal, get_args, get_origin, get_type_hints
 import psutil
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 
+from terafeat.datasets.splits import check_train_share
+
 Lam = Annotated[float, Field(gt=0, allow_inf_nan=False, description="weight of RICA's "
                             "reconstruction term")]
 Seed = Annotated[int, Field(ge=0, le=2**32 - 1, description="seed of every random choice")]
@@ -37,6 +39,17 @@ DaskAddress = Annotated[str | None, Field(description="Dask scheduler address "
 Solver = Annotated[Literal["lbfgs", "downpour"], Field(description="with backend=dask: exact "
                                                        "distributed L-BFGS, or Downpour SGD "
                                                        "(asynchronous, parameter server)")]
+SplitTrain = Annotated[float, Field(gt=0, allow_inf_nan=False, description="a single "
+                                    "class-folder tree split here: training images per "
+                                    "class, a count (a whole number, e.g. 30, the Caltech-101 "
+                                    "convention) or a fraction in (0, 1); the rest are test "
+                                    "images (stratified, seeded by seed)")]
+
+
+def split_train_is_a_count_or_fraction(params: BaseModel) -> None:
+    """The check of :data:`SplitTrain`: a whole count >= 1 or a fraction in (0, 1)."""
+    check_train_share(params.split_train)
+
 
 #: The run options of every flow that trains a layer, in the order flows declare them.
 RUN_OPTIONS = ("seed", "dtype", "output_root", "cache_root", "backend", "dask_address", "solver")

@@ -22,11 +22,13 @@ from prefect.runtime import flow_run
 from prefect.states import State
 from pydantic import BaseModel
 
+from flows.progress import logged_progress
 from reporting.toolkit import environment, markdown_table
 from runs.folders import new_run_dir
 from tasks.logs import cache_outcomes, marking_cache_hits
 from terafeat.atomic_files import load_json
 from terafeat.distributed.cluster import check_reachable, scheduler_address
+from terafeat.process_memory import peak_rss_bytes
 
 # The core reports through `logging` (the Dask dashboard link, worker recoveries);
 # with PREFECT_LOGGING_EXTRA_LOGGERS=terafeat (the CLI sets it) Prefect shows them.
@@ -122,8 +124,9 @@ def check_scheduler(params) -> None:
 
 
 def run_flow(plan: FlowPlan, arguments: Mapping) -> dict:
-    """Validate the flow's arguments, run its stages into a new run folder, write the
-    report and publish the headline as Prefect artifacts.  Returns results.json's content
+    """Validate the flow's arguments, run its stages into a new run folder (long stages
+    logging their progress where stdout is not a terminal), write the report and publish
+    the headline as Prefect artifacts.  Returns results.json's content
     with ``report``, the page's absolute path."""
     params = plan.validate(arguments)
     check_scheduler(params)
@@ -131,15 +134,17 @@ def run_flow(plan: FlowPlan, arguments: Mapping) -> dict:
     run_dir = new_run_dir(params.output_root, plan.name, flow_run.get_name())
     logger.info("run folder: %s", run_dir.resolve())
     timed, outputs = Stopwatch(), {}
-    for stage in plan.stages:
-        if stage.when(params):
-            outputs[stage.key] = timed(stage.name,
-                                       lambda stage=stage: stage.call(params, outputs, run_dir))
-        else:
-            outputs[stage.key] = None
+    with logged_progress():
+        for stage in plan.stages:
+            if stage.when(params):
+                outputs[stage.key] = timed(
+                    stage.name, lambda stage=stage: stage.call(params, outputs, run_dir))
+            else:
+                outputs[stage.key] = None
     results = {"flow": plan.name, "run_dir": str(run_dir.resolve()),
                "parameters": params.model_dump(mode="json"), **outputs,
-               **plan.summarise(params, outputs), "environment": environment()}
+               **plan.summarise(params, outputs), "peak_memory": peak_memory(outputs),
+               "environment": environment()}
     results["headline"] = plan.headline(results)
     results.update(timings=timed.timings, cache=timed.sources)
     outputs[plan.report.key] = timed(plan.report.name,
@@ -148,6 +153,15 @@ def run_flow(plan: FlowPlan, arguments: Mapping) -> dict:
         logger.info("%s", ", ".join(f"{key} {value}" for key, value in row.items()))
     results["report"] = publish_report(plan.name, outputs[plan.report.key], results["headline"])
     return results
+
+
+def peak_memory(outputs: Mapping) -> dict[str, int]:
+    """Peak resident memory per process, bytes: "flow" (this process, where every stage
+    runs but what a stage sends elsewhere) and, for each stage whose output reports a
+    "peak_rss" (the largest of its Dask workers or encoding processes), its key."""
+    return {"flow": peak_rss_bytes(),
+            **{key: int(output["peak_rss"]) for key, output in outputs.items()
+               if isinstance(output, dict) and "peak_rss" in output}}
 
 
 def publish_report(flow_name: str, page: str, headline: list[dict]) -> str:

@@ -188,11 +188,50 @@ def timing_rows(results: dict) -> list[dict]:
             for stage, seconds in results["timings"].items()]
 
 
+#: How the memory table names the processes of ``results["peak_memory"]`` (stage keys).
+PROCESSES = {"flow": "the flow's process (every stage run in it)",
+             "encoding": "any feature-extraction process (Dask worker, or the flow's)",
+             "training": "any Dask worker that trained the layer"}
+
+
+def memory_rows(peak_memory: dict[str, int]) -> list[dict]:
+    """One row per process of a run's ``peak_memory`` ({name: bytes}): its peak, GB."""
+    return [{"process": PROCESSES.get(name, f"any Dask worker of stage {name!r}"),
+             "peak memory (GB)": round(n_bytes / 1e9, 3)}
+            for name, n_bytes in peak_memory.items()]
+
+
+def adaptation_items(summary: dict | None, read_as: str) -> list:
+    """Report items of an ``ImageAdaptations.summary()``: what reading did to the images
+    to give them the shape ``read_as`` (e.g. "32x32 RGB"), with counts."""
+    if summary is None:  # a stage computed before images were counted
+        return ["not counted by the run that computed this stage"]
+    if not summary["images"]:
+        return ["no images read"]
+    return [f"Every image is read as {read_as}. Of the {summary['images']} distinct images "
+            f"read, of {summary['distinct_sizes']} stored size(s) (smallest "
+            f"{summary['smallest']}, largest {summary['largest']}):",
+            [{"adaptation": what, "images": summary[key]} for key, what in (
+                ("centre_cropped", "centre-cropped to the target's aspect"),
+                ("resized", "resized"), ("grey_to_colour", "grey, copied to three channels"),
+                ("colour_to_grey", "colour, read as grey"))],
+            "Most common stored sizes (width x height):",
+            [{"size": size, "images": n} for size, n in summary["common_sizes"]],
+            "Stored modes (Pillow): " + ", ".join(f"{mode} {n}" for mode, n in
+                                                  summary["modes"].items()) + "."]
+
+
 def run_sections(results: dict) -> list[tuple[str, list]]:
-    """The sections every report ends with: timings (marking cached stages), the
-    environment (``results["environment"]``, else this process's) and parameters."""
+    """The sections every report ends with: peak memory per process (where the results
+    carry it), timings (marking cached stages), the environment
+    (``results["environment"]``, else this process's) and parameters."""
     cached = "cache" in (results.get("cache") or {}).values()
+    memory = results.get("peak_memory")
     return [
+        *([("Peak memory per process", [
+            memory_rows(memory), "Each process's high-water mark of resident memory over its "
+            "life; a stage served from the stage cache reports the run that computed it."])]
+          if memory else []),
         ("Timing per stage", [CACHE_NOTE, timing_rows(results)] if cached
          else [timing_rows(results)]),
         ("Environment", [[{"item": key, "value": str(value)} for key, value in

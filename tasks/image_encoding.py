@@ -16,6 +16,7 @@ from terafeat.atomic_files import load_array, save_arrays
 from terafeat.distributed.cluster import get_client
 from terafeat.encoding.convolutional import ConvolutionalEncoder
 from terafeat.encoding.sharded import RAW_PIXELS, encode_listing, kept_path, shard_ranges
+from terafeat.media.adaptations import ImageAdaptations, describe_adaptations
 
 
 def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int, int]]]:
@@ -41,9 +42,10 @@ def encode_image_shards(*, listing: dict, run_dir: str, whitener_path: str, filt
     encode_on: "dask" maps shards over the cluster at ``dask_address`` (else
     $TERAFEAT_DASK_ADDRESS, else a local cluster, one worker per core); "local" encodes
     here.  Returns {"shards": {set: {split: [paths]}}, "labels": {set: {split: [paths]}},
-    "dims", "problems", "seconds", "peak_rss" (max over the processes that encoded: the
-    workers, or this one; bytes, the high-water mark of each process's life),
-    "images_per_second"}.
+    "dims", "problems", "adaptations" (``ImageAdaptations.summary()`` of the listed
+    images: sizes found, centre crops, resizes, grey to colour), "seconds", "peak_rss"
+    (max over the processes that encoded: the workers, or this one; bytes, the high-water
+    mark of each process's life), "images_per_second"}.
     """
     logger = stage_logger()
 
@@ -70,6 +72,7 @@ def encode_image_shards(*, listing: dict, run_dir: str, whitener_path: str, filt
 
         result = {"shards": {}, "labels": {}, "dims": {}, "problems": [], "seconds": {},
                   "peak_rss": 0, "images_per_second": {}}
+        adaptations = ImageAdaptations()
         with (get_client(dask_address) if encode_on == "dask"
               else contextlib.nullcontext()) as client:
             for name, source in sources.items():
@@ -92,6 +95,8 @@ def encode_image_shards(*, listing: dict, run_dir: str, whitener_path: str, filt
                                              + [s["peak_rss"] for s in summaries])
                     if name == next(iter(sources)):  # the other passes read the same files
                         result["problems"] += [list(p) for s in summaries for p in s["problems"]]
+                        for summary in summaries:
+                            adaptations += ImageAdaptations.from_dict(summary["adaptations"])
                     result["dims"][name] = int(np.load(paths[0], mmap_mode="r").shape[1])
                 seconds = time.perf_counter() - started
                 n_images = sum(stop - start for r in ranges.values() for start, stop in r)
@@ -99,8 +104,10 @@ def encode_image_shards(*, listing: dict, run_dir: str, whitener_path: str, filt
                 result["images_per_second"][name] = n_images / seconds
                 logger.info("%s features: %d dims, %.0f images/s, %.1f s", name,
                             result["dims"][name], n_images / seconds, seconds)
+        result["adaptations"] = adaptations.summary()
         logger.info("peak memory of any encoding process: %.2f GB; %d unreadable images",
                     result["peak_rss"] / 1e9, len(result["problems"]))
+        logger.info("images read: %s", describe_adaptations(result["adaptations"]))
         return result
 
     params = {"patch_size": patch_size, **encoding, "image_size": image_size,

@@ -7,11 +7,14 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from tasks.logs import cached, stage_logger
+from tasks.logs import cached, report_progress, stage_logger
 from terafeat.atomic_files import save_array
 from terafeat.datasets.image_sets import read_listed_images
 from terafeat.encoding.convolutional import contrast_normalize
 from terafeat.media.patches import sample_patches
+
+#: Images read at a time (the progress reported between two reads).
+READ_BATCH = 256
 
 
 @task(name="sample-image-patches")
@@ -25,15 +28,22 @@ def sample_image_patches(*, listing: dict, run_dir: str, n_patches: int, patch_s
     """
     def compute(out: Path) -> dict:
         rows = pd.read_csv(listing["train_images"])
-        chosen = np.sort(np.random.default_rng(seed).permutation(len(rows))[:n_images])
-        images, kept, problems = read_listed_images(rows.iloc[chosen], image_size,
-                                                    listing["reader"])
-        patches = contrast_normalize(sample_patches(list(images), n_patches, patch_size,
+        chosen = rows.iloc[np.sort(np.random.default_rng(seed).permutation(len(rows))[:n_images])]
+        images, kept, problems = [], 0, []
+        for start in range(0, len(chosen), READ_BATCH):
+            batch, batch_kept, batch_problems = read_listed_images(
+                chosen.iloc[start:start + READ_BATCH], image_size, listing["reader"])
+            images.extend(batch)
+            kept += len(batch_kept)
+            problems += batch_problems
+            report_progress("read patch images", min(start + READ_BATCH, len(chosen)),
+                            len(chosen))
+        patches = contrast_normalize(sample_patches(images, n_patches, patch_size,
                                                     random_state=seed))
         stage_logger().info("%d %dx%dx3 patches from %d training images (%d unreadable)",
-                            len(patches), patch_size, patch_size, len(kept), len(problems))
+                            len(patches), patch_size, patch_size, kept, len(problems))
         return {"patches": str(save_array(out / "patches.npy", patches.astype(np.float32))),
-                "n_images": len(kept), "problems": [list(p) for p in problems]}
+                "n_images": kept, "problems": [list(p) for p in problems]}
 
     params = {"n_patches": n_patches, "patch_size": patch_size, "image_size": image_size,
               "n_images": n_images, "seed": seed}

@@ -11,6 +11,7 @@ from prefect import task
 from tasks.logs import cached, stage_logger
 from terafeat.atomic_files import load_array, save_array
 from terafeat.distributed.cluster import get_client
+from terafeat.process_memory import workers_peak_rss
 from terafeat.distributed.shards import write_shards
 from terafeat.locally_connected.geometry import stack_geometries
 from terafeat.locally_connected.network import network_input, save_network
@@ -33,7 +34,8 @@ def train_local_network(*, frames_path: str, run_dir: str, architecture: dict, t
     "local" trains in this process, through the stage cache when ``cache_root``
     is given.  Frames are written as shards (two per replica) under ``shards/``,
     read there by the workers.  Writes ``network.npz`` and ``objective<i>.npy``;
-    returns per-layer sizes, throughput and communication.
+    returns per-layer sizes, throughput and communication (with "dask", "peak_rss": the
+    workers' largest peak resident memory, bytes).
     """
     def compute(out: Path) -> dict:
         return _train(frames_path, out, architecture, training, backend, dask_address)
@@ -66,6 +68,7 @@ def _train(frames_path: str, run: Path, architecture: dict, training: dict, back
         client = stack.enter_context(get_client(dask_address)) if backend == "dask" else None
         results = train_network(shards, geometries, run / "shards", callback=report,
                                 client=client, **training)
+        workers_peak = workers_peak_rss(client) if client is not None else None
     save_network(run / "network.npz", [(g, r.V) for g, r in zip(geometries, results)])
     layers = []
     for i, (geometry, result) in enumerate(zip(geometries, results)):
@@ -93,4 +96,5 @@ def _train(frames_path: str, run: Path, architecture: dict, training: dict, back
             "training_seconds": round(training_seconds, 2),
             "frames_per_second": round(sum(r.frames_per_second * r.seconds for r in results)
                                        / training_seconds / len(results), 2),
-            "n_frames": int(len(frames)), "n_shards": len(shards)}
+            "n_frames": int(len(frames)), "n_shards": len(shards),
+            **({"peak_rss": workers_peak} if workers_peak is not None else {})}

@@ -27,6 +27,7 @@ from terafeat.encoding.tile_features import (
     pixel_features,
 )
 from terafeat.learning.whitening import Whitener
+from terafeat.media.adaptations import ImageAdaptations, describe_adaptations
 
 #: Feature set -> shard folder name.
 FEATURE_SETS = {"learned pooled": "learned_pooled", "learned unpooled": "learned_unpooled",
@@ -60,7 +61,9 @@ def extract_tile_features(*, tiles_path: str, run_dir: str, whitener_path: str, 
     PCA keeps k / group_size components of the training patches (whitened
     like the learned layer's input), so it has the pooled features' dimension.
     Through the stage cache with ``cache_root``.  Returns {"features_dir", "dimensions":
-    {set: f}, "seconds": {set: s}, "n_tiles": {split: n}, "problems": [[path, problem]]}.
+    {set: f}, "seconds": {set: s}, "n_tiles": {split: n}, "problems": [[path, problem]],
+    "adaptations": ``ImageAdaptations.summary()`` of the tiles read (sizes, modes, grey
+    copied to RGB)}.
     """
     def compute(out: Path) -> dict:
         logger = stage_logger()
@@ -79,6 +82,7 @@ def extract_tile_features(*, tiles_path: str, run_dir: str, whitener_path: str, 
                       "hand-crafted": handcrafted_features}
         features_dir = out / "features"
         seconds, dimensions, n_tiles, problems = defaultdict(float), {}, {}, []
+        adaptations = ImageAdaptations()
 
         def write(name, split, batch, tiles):
             started = time.perf_counter()
@@ -91,7 +95,8 @@ def extract_tile_features(*, tiles_path: str, run_dir: str, whitener_path: str, 
             rows = table[table["split"] == split]
             n_tiles[split] = 0
             n_batches = -(-len(rows) // batch_size)
-            for batch, (kept, tiles, batch_problems) in enumerate(iter_tile_batches(rows, batch_size)):
+            for batch, (kept, tiles, batch_problems) in enumerate(
+                    iter_tile_batches(rows, batch_size, adaptations)):
                 report_progress(f"features ({split})", batch, n_batches)
                 problems += batch_problems
                 n_tiles[split] += len(kept)
@@ -107,9 +112,11 @@ def extract_tile_features(*, tiles_path: str, run_dir: str, whitener_path: str, 
                         len(problems))
         for name in extractors:
             logger.info("%-16s %5d dimensions, %.1f s", name, dimensions[name], seconds[name])
+        logger.info("tiles read: %s", describe_adaptations(adaptations.summary()))
         return {"features_dir": str(features_dir), "dimensions": dimensions,
                 "seconds": {name: round(s, 3) for name, s in seconds.items()},
-                "n_tiles": n_tiles, "problems": problems}
+                "n_tiles": n_tiles, "problems": problems,
+                "adaptations": adaptations.summary()}
 
     params = {"colour_mode": colour_mode, "patch_size": patch_size, "stride": stride,
               "pooling": pooling, "group_size": group_size, "eps": eps,

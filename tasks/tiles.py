@@ -8,7 +8,7 @@ import pandas as pd
 from prefect import task
 
 from runs.stage_cache import files_fingerprint
-from tasks.logs import cached, stage_logger
+from tasks.logs import cached, report_progress, stage_logger
 from terafeat.atomic_files import save_array, save_json
 from terafeat.datasets.tile_tables import iter_tile_batches, limit_tiles, read_tile_table
 from terafeat.media.colour import convert_tiles
@@ -25,13 +25,18 @@ def load_tile_table(path: str) -> pd.DataFrame:
 
 @task(name="list-tiles")
 def list_tiles(*, dataset: str, data_root: str, run_dir: str, max_tiles_per_split: int | None,
-               seed: int) -> dict:
+               seed: int, split_train: float = 0.75, test_split: str = "test",
+               test_root: str | None = None) -> dict:
     """Index the train / test tiles -> ``tiles.csv``; layout problems -> ``layout_problems.json``.
 
-    Returns {"tiles": path, "class_names": [...] in label order, "counts": {split: {label: n}},
-    "layout_problems": [[path, problem]]}.
+    split_train, test_split, test_root: see ``tile_tables.read_tile_table`` (a tree split
+    here is seeded by ``seed``).  Returns {"tiles": path, "class_names": [...] in label
+    order, "counts": {split: {label: n}}, "layout_problems": [[path, problem]],
+    "unused_splits": {split: tiles found and not used}}.
     """
-    table, class_names, problems = read_tile_table(dataset, data_root, random_state=seed)
+    table, class_names, problems = read_tile_table(dataset, data_root, split_train, seed,
+                                                   test_split, test_root)
+    unused = dict(table.attrs.get("unused", {}))
     table = limit_tiles(table, max_tiles_per_split, seed)
     run = Path(run_dir)
     path = run / "tiles.csv"
@@ -39,10 +44,12 @@ def list_tiles(*, dataset: str, data_root: str, run_dir: str, max_tiles_per_spli
     save_json(run / "layout_problems.json", problems)
     counts = {split: {str(label): int(n) for label, n in rows.groupby("label").size().items()}
               for split, rows in table.groupby("split")}
-    stage_logger().info("%s tiles under %s: %s; %d layout problems", dataset, data_root,
-                        counts, len(problems))
+    stage_logger().info("%s tiles under %s%s: %s; %d layout problems%s", dataset, data_root,
+                        f" (test: {test_root})" if test_root else "", counts, len(problems),
+                        "".join(f"; {split} split: {n} tiles not used" for split, n in
+                                unused.items()))
     return {"tiles": str(path), "class_names": class_names, "counts": counts,
-            "layout_problems": problems}
+            "layout_problems": problems, "unused_splits": unused}
 
 
 def tiles_fingerprint(tiles_path: str) -> str:
@@ -65,9 +72,12 @@ def sample_tile_patches(*, tiles_path: str, run_dir: str, n_patches: int, patch_
         train = table[table["split"] == "train"]
         train = train.sample(min(patch_tiles, len(train)), random_state=seed).sort_index()
         tiles, problems = [], []
-        for _, batch, batch_problems in iter_tile_batches(train, batch_size):
+        n_batches = -(-len(train) // batch_size)
+        for number, (_, batch, batch_problems) in enumerate(iter_tile_batches(train, batch_size),
+                                                            start=1):
             tiles.extend(convert_tiles(batch, colour_mode))
             problems += batch_problems
+            report_progress("read patch tiles", number, n_batches)
         if not tiles:
             raise ValueError(f"{tiles_path}: none of the {len(train)} training tiles could be read")
         patches = sample_patches(tiles, n_patches, patch_size, random_state=seed)

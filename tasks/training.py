@@ -36,7 +36,8 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
     so, a finished fit's re-run is a cache hit, and the checkpoint is deleted
     when the fit ends.
     Writes ``<prefix>W.npy`` (k, d) and ``<prefix>objective.npy``; returns
-    their paths and the fit's summary numbers.
+    their paths and the fit's summary numbers (with "dask", "peak_rss": the workers'
+    largest peak resident memory, bytes).
     """
     if init not in INITS:
         raise ValueError(f"init must be one of {INITS}, got {init!r}")
@@ -79,7 +80,8 @@ def train_rica_layer(whitened_path: str, run_dir: str, n_features: int, lam: flo
                 "initial_objective": float(layer.objective_[0]),
                 "final_objective": float(layer.objective_[-1]),
                 "optimizer_message": layer.optimizer_message_,
-                "resumed_from": int(getattr(layer, "resumed_from_", 0) or 0)}
+                "resumed_from": int(getattr(layer, "resumed_from_", 0) or 0),
+                **({"peak_rss": layer.workers_peak_rss_} if backend == "dask" else {})}
 
     params = {"n_features": n_features, "lam": lam, "eps": eps, "max_iter": max_iter,
               "dtype": dtype, "seed": seed, "group_size": group_size, "prefix": prefix,

@@ -24,6 +24,7 @@ from terafeat.distributed.training import fit_rica_layer
 from terafeat.learning.pooling import subspace_pooling
 from terafeat.learning.rica import RICA, sampled_filters
 from terafeat.learning.rica_objective import RicaLoss
+from terafeat.process_memory import peak_rss_bytes
 
 from ica_data import (  # noqa: F401 (fixtures, used by name)
     PARAMS,
@@ -189,6 +190,9 @@ def test_train_rica_layer_on_an_array(client, patches, tmp_path):
     assert type(local) is RICA and type(distributed) is DistributedRICA
     assert distributed.client is None and len(list(tmp_path.glob("*.npy"))) == 2
     assert relative_difference(distributed.W_, local.W_) < 1e-4
+    # the workers' peak memory, asked of the workers themselves (not this process's)
+    assert 0 < distributed.workers_peak_rss_ <= max(client.run(peak_rss_bytes).values())
+    assert not hasattr(local, "workers_peak_rss_")
     with pytest.raises(ValueError, match="checkpoint_path needs backend='dask'"):
         fit_rica_layer(patches, params, checkpoint_path=tmp_path / "x.npz")
 

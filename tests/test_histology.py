@@ -20,12 +20,12 @@ from terafeat.classification.protocols import (
 )
 from terafeat.datasets.download import DATASETS as DOWNLOAD_REGISTRY
 from terafeat.datasets.download import ChecksumError, RemoteFile
+from terafeat.datasets.splits import split_per_class
 from terafeat.datasets.tile_tables import (
     download_tiles,
     iter_tile_batches,
     limit_tiles,
     read_tile_table,
-    stratified_split,
 )
 from terafeat.encoding.pooled_layer import pool_grid, pool_pyramid
 from terafeat.encoding.tile_features import (
@@ -152,10 +152,10 @@ def test_tile_tables_split_limit_and_skip(tmp_path):
             Image.fromarray(rng.integers(0, 255, (16, 16, 3), dtype=np.uint8)).save(
                 tmp_path / label / f"{i}.png")
     (tmp_path / "b" / "bad.png").write_bytes(b"not a png")
-    table, class_names, problems = read_tile_table("class_folders", tmp_path, 0.3, random_state=0)
+    table, class_names, problems = read_tile_table("class_folders", tmp_path, 0.7, random_state=0)
     assert class_names == ["a", "b"] and problems == []
     assert (table["split"] == "test").sum() == 6 and len(table) == 21
-    again, _, _ = read_tile_table("class_folders", tmp_path, 0.3, random_state=0)
+    again, _, _ = read_tile_table("class_folders", tmp_path, 0.7, random_state=0)
     pd.testing.assert_frame_equal(table, again)
     small = limit_tiles(table, 4, random_state=0)
     assert small.groupby("split").size().to_dict() == {"test": 4, "train": 4}
@@ -166,7 +166,7 @@ def test_tile_tables_split_limit_and_skip(tmp_path):
     assert bad.endswith("bad.png") and problem
     with pytest.raises(ValueError, match="dataset"):
         read_tile_table("imagenet", tmp_path)
-    assert (stratified_split(np.repeat([0, 1], 10), 0.5, 0) == "test").sum() == 10
+    assert (split_per_class(np.repeat([0, 1], 10), 0.5, 0) == "test").sum() == 10
 
 
 def write_kather(root) -> None:

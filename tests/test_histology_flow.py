@@ -115,6 +115,12 @@ def test_report_files_and_numbers(small_run):
     page = (run / "index.html").read_text()
     assert "corrupt.jpg" in page and f"{metrics['learned pooled']['roc_auc']:.4g}" in page
     assert "Choice of C" in page and "mean per-class accuracy" in page
+    # what reading did to the tiles (read as stored: nothing), and the process's peak memory
+    adapted = saved["features"]["adaptations"]
+    assert adapted["images"] == 40 and adapted["common_sizes"] == [["32x32", 40]]
+    assert adapted["modes"] == {"RGB": 40} and adapted["grey_to_colour"] == 0
+    assert set(saved["peak_memory"]) == {"flow"} and saved["peak_memory"]["flow"] > 0
+    assert "Peak memory per process" in page and "Stored modes (Pillow): RGB 40." in page
     assert results["report"] == str((run / "index.html").resolve())
 
 

@@ -1,4 +1,5 @@
 """The imagenet flow end to end through Prefect (test server) on tiny generated class folders."""
+import collections
 import json
 from pathlib import Path
 
@@ -173,3 +174,54 @@ def test_classifier_notes_name_extensions_edges_and_a_final_fit_that_did_not_con
         "grid_extension or widen penalty_grid).",
         "raw pixels: the final L2-SVM on all training rows did NOT converge in 100 L-BFGS "
         "iterations (stopped at its limit of 100 iterations)."]
+
+
+def write_mixed_tree(root) -> dict[str, int]:
+    """``root/{h,v,blob}/`` (one class-folder tree), 18 images per class, stored as
+    16x16 RGB (5 per class), 32x24 RGB (5), 20x20 grey (4) or 24x16 RGB (4).
+    Returns the expected counts of what reading them as 16x16 RGB takes."""
+    rng = np.random.default_rng(1)
+    for label, name in enumerate(("h", "v", "blob")):
+        (root / name).mkdir(parents=True)
+        for i in range(18):
+            image = Image.fromarray(synthetic_image(label, rng))
+            image = [image, image.resize((32, 24)), image.resize((20, 20)).convert("L"),
+                     image.resize((24, 16))][i % 4]
+            image.save(root / name / f"{i:03d}.png")
+    return {"images": 54, "distinct_sizes": 4, "centre_cropped": 3 * (5 + 4),
+            "resized": 3 * (5 + 4), "grey_to_colour": 3 * 4, "colour_to_grey": 0}
+
+
+def test_a_class_tree_of_mixed_sizes_and_grey_images(prefect_server, tmp_path, monkeypatch,
+                                                     caplog):
+    """One tree split here (12 training images per class), images of four stored sizes and
+    grey ones: the results and the page count what reading did, once per distinct image
+    (not per mirrored copy); peak memory per process; progress logged off a terminal."""
+    expected = write_mixed_tree(tmp_path / "tree")
+    monkeypatch.setattr("flows.progress.LOG_INTERVAL", 0.0)  # every report is a record
+    caplog.set_level("INFO")
+    results = imagenet(**{**SMALL, "dataset": "class_tree", "split_train": 12,
+                          "data_root": str(tmp_path / "tree"), "mirror_train": True,
+                          "mirror_test": True, "output_root": str(tmp_path / "reports"),
+                          "cache_root": None})
+    assert results["listing"]["n_train"] == 2 * 36 and results["listing"]["n_test"] == 18
+    assert results["classification"]["rica"]["n"] == 18
+    adapted = results["encoding"]["adaptations"]
+    assert {key: adapted[key] for key in expected} == expected
+    assert dict(adapted["common_sizes"]) == {"16x16": 15, "32x24": 15, "20x20": 12, "24x16": 12}
+    assert adapted["modes"] == {"RGB": 42, "L": 12}
+    assert set(results["peak_memory"]) == {"flow", "encoding"}
+    assert all(value > 0 for value in results["peak_memory"].values())
+    page = Path(results["report"]).read_text()
+    assert "Images as read" in page and "grey, copied to three channels</td><td>12" in page
+    assert "Peak memory per process" in page
+    # the split is in the run folder as list files: 12 training images of each class
+    train_list = Path(results["listing"]["split_lists"]["train"]).read_text().splitlines()
+    assert sorted(collections.Counter(line.split("/")[0] for line in train_list).values()) \
+        == [12, 12, 12]
+    # off a terminal, long stages log their progress (here at every report); a stage done
+    # at its first report (the patch images, read in one batch) logs none
+    messages = [record.getMessage() for record in caplog.records]
+    for stage in ("train RICA: ", "extract features (shards): "):
+        assert any(message.startswith(stage) for message in messages), stage
+    assert not any(message.startswith("read patch images") for message in messages)

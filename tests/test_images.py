@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from skimage.color import rgb2gray
 
+from terafeat.media.adaptations import ImageAdaptations, describe_adaptations
 from terafeat.media.images import ImageReadError, iter_image_batches, read_image, read_images
 
 RED, BLUE = (255, 0, 0), (0, 0, 255)
@@ -227,3 +228,38 @@ def test_batches_bound_memory_and_keep_global_positions(mixed_paths):
     np.testing.assert_array_equal(np.concatenate([images for _, images, _ in batches]), whole)
     with pytest.raises(ValueError, match="batch_size"):
         next(iter_image_batches(mixed_paths, batch_size=0))
+
+
+def test_reading_counts_what_it_did_to_each_image(tmp_path):
+    rng = np.random.default_rng(0)
+    stored = {"square.png": (8, 8, "RGB"), "wide.png": (16, 8, "RGB"),  # (width, height)
+              "grey.png": (10, 10, "L"), "narrow.jpg": (8, 12, "RGB")}
+    for name, (width, height, mode) in stored.items():
+        pixels = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        Image.fromarray(pixels).convert(mode).save(tmp_path / name)
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    paths = [tmp_path / name for name in [*stored, "broken.png"]]
+    noted = ImageAdaptations()
+    images, kept, problems = read_images(paths, (8, 8), crop=True, adaptations=noted)
+    assert len(kept) == 4 and len(problems) == 1  # the broken file is not counted
+    # wide: an 8x8 centre crop, no resize; grey: resized, copied to three channels;
+    # narrow: cropped to 8x8; square: as stored
+    assert (noted.centre_cropped, noted.resized, noted.grey_to_colour) == (2, 1, 1)
+    assert noted.sizes == {(8, 8): 1, (16, 8): 1, (10, 10): 1, (8, 12): 1}
+    assert dict(noted.modes) == {"RGB": 3, "L": 1}
+    stretched = ImageAdaptations()
+    read_images(paths[:2], (8, 8), adaptations=stretched)  # no crop: the wide one is resized
+    assert (stretched.centre_cropped, stretched.resized) == (0, 1)
+    grey = ImageAdaptations()
+    read_images(paths[:3], mode="grey", size=(8, 8), adaptations=grey)
+    assert (grey.colour_to_grey, grey.grey_to_colour) == (2, 0)
+    # counts add up across batches and processes, and survive JSON
+    total = ImageAdaptations.from_dict(noted.to_dict()) + stretched
+    assert total.summary() == {
+        "images": 6, "distinct_sizes": 4,
+        "common_sizes": [["8x8", 2], ["16x8", 2], ["10x10", 1], ["8x12", 1]],
+        "smallest": "8x8", "largest": "16x8", "modes": {"RGB": 5, "L": 1},
+        "centre_cropped": 2, "resized": 2, "grey_to_colour": 1, "colour_to_grey": 0}
+    assert describe_adaptations(total.summary()).startswith(
+        "6 images of 4 size(s) (8x8: 2, 16x8: 2, 10x10: 1, 8x12: 1; smallest 8x8, "
+        "largest 16x8); 2 centre-cropped, 2 resized, 1 grey copied to three channels")

@@ -89,6 +89,8 @@ def test_flow_on_dask_with_replicas(prefect_server, tmp_path):
     assert row["parameter_bytes_per_step"] > 0 and row["measured_bytes_per_step"] > 0
     assert row["final_objective"] < row["first_objective"]
     assert results["training"]["n_shards"] == 4
+    assert set(results["peak_memory"]) == {"flow", "training"}  # the Dask workers' peak
+    assert results["peak_memory"]["training"] > 0
 
 
 def test_parameters_that_cannot_build_the_network_are_refused():

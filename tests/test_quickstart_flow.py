@@ -96,6 +96,10 @@ def test_dask_backend_trains_the_same_layer_and_a_finished_fit_is_never_trained_
         local["training"]["final_objective"], rel=1e-3)
     assert results["evaluation"]["accuracy"].keys() == local["evaluation"]["accuracy"].keys()
     assert results["training"]["resumed_from"] == 0
+    # peak memory per process: the flow's, and the largest of the Dask workers that trained
+    assert set(local["peak_memory"]) == {"flow"}
+    assert set(results["peak_memory"]) == {"flow", "training"}
+    assert results["peak_memory"]["training"] == results["training"]["peak_rss"] > 0
     # re-run: a cache hit with the same W, not more training
     again = quickstart(**params)
     assert again["cache"]["train-rica"] == "cache" and again["training"] == {

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from reporting.toolkit import (
+    adaptation_items,
     from_cache,
     resumed,
     pyplot,
@@ -136,7 +137,15 @@ def histology_report(run_dir, results: dict, filters: np.ndarray, patch_shape: t
                    "listed per split and class, and those read (unreadable ones skipped).",
                    [{"split": split, **{class_names[int(label)]: n for label, n in counts.items()},
                      "read": results["features"]["n_tiles"][split]}
-                    for split, counts in results["tiles"]["counts"].items()]]),
+                    for split, counts in results["tiles"]["counts"].items()],
+                   *([f"Test tiles from {parameters['test_root']} (test_root)."]
+                     if parameters.get("test_root") else []),
+                   *[f"Split {split!r}: {n} tiles found and not used"
+                     + (" (test_split=valid scores them)." if split == "valid" else ".")
+                     for split, n in results["tiles"].get("unused_splits", {}).items()],
+                   *adaptation_items(results["features"].get("adaptations"),
+                                     "RGB at its stored size (a tile of another size than "
+                                     "the first is skipped as unreadable)")]),
         ("Learned colour filters", [
             f"{filters.shape[0]} RICA filters of {'x'.join(map(str, patch_shape))} "
             f"{parameters['colour_mode']} patches (whitened space), trained with ISA pooling in "

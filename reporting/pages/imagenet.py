@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from reporting.toolkit import (
+    adaptation_items,
     from_cache,
     resumed,
     run_sections,
@@ -87,10 +88,6 @@ def _selection_notes(classification: dict) -> list[str]:
     return notes
 
 
-def _gigabytes(n_bytes: float) -> float:
-    return round(n_bytes / 1e9, 3)
-
-
 def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray) -> Path:
     """Figures, ``results.json`` and ``index.html`` of a run; returns the page's path.
 
@@ -118,7 +115,6 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
         confusion = ["Most frequent confusions of the RICA features (test images):",
                      [{"true": names[c["true"]], "predicted": names[c["predicted"]],
                        "count": c["count"]} for c in learned["top_confusions"]]]
-    memory = results["peak_memory"]
     save_json(run / "results.json", results)
     title = f"terafeat imagenet: RICA features on {parameters['dataset']}"
     return write_html_report(run / "index.html", title, [
@@ -164,14 +160,13 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
             "The best is kept, whichever classifier it is, and refitted on all training rows.",
             _candidate_rows(results["classification"]),
             *_selection_notes(results["classification"])]),
-        ("Peak memory and throughput", [
-            [{"process": "flow (every stage but feature extraction; the streamed classifier "
-                         "is its peak)", "peak memory (GB)": _gigabytes(memory["flow"])},
-             {"process": "any feature-extraction process",
-              "peak memory (GB)": _gigabytes(memory["encoding"])}],
+        ("Images as read", adaptation_items(
+            results["encoding"].get("adaptations"),
+            f"{parameters['image_size']}x{parameters['image_size']} RGB")),
+        ("Throughput", [
             "Feature extraction reads and encodes one batch of images at a time and the "
-            "classifier holds one shard plus (f+1)^2 statistics, so peak memory does not "
-            "grow with the number of images.",
+            "classifier holds one shard plus (f+1)^2 statistics, so peak memory (the table "
+            "per process below) does not grow with the number of images.",
             "Feature extraction" + from_cache(results, "encode-image-shards") + ":",
             [{"features": NAMES.get(name, name), "images/s": round(rate, 1)}
              for name, rate in results["encoding"]["images_per_second"].items()]]),

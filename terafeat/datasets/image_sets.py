@@ -17,17 +17,24 @@ import pandas as pd
 from terafeat.datasets.cifar import cifar_listing, read_cifar_batch
 from terafeat.datasets.folders import read_image_folders
 from terafeat.datasets.imagenet import read_ilsvrc, read_imagenette, read_tiny_imagenet
+from terafeat.datasets.splits import read_class_tree, read_list_files
+from terafeat.media.adaptations import ImageAdaptations
 from terafeat.media.images import check_choice, read_images
 
-IMAGE_SETS = ("folders", "cifar10", "cifar100", "imagenette", "tiny-imagenet", "ilsvrc")
+IMAGE_SETS = ("folders", "class_tree", "lists", "cifar10", "cifar100", "imagenette",
+              "tiny-imagenet", "ilsvrc")
 COLUMNS = ["path", "record", "label", "class_name", "split"]
 
 
-def list_image_set(dataset: str, root, strict: bool = False) -> pd.DataFrame:
+def list_image_set(dataset: str, root, strict: bool = False, split_train: float = 0.75,
+                   random_state=0) -> pd.DataFrame:
     """The listing of ``dataset`` under ``root``.
 
-    "folders": ``root/{train,val,test}/<class>/<image>`` (our CIFAR-10 JPEGs,
-    Caltech-101 split into folders, ...); "cifar10" / "cifar100": the publisher's
+    "folders": ``root/{train,val,test}/<class>/<image>`` (our CIFAR-10 JPEGs, ...);
+    "class_tree": one ``root/<class>/<image>`` tree (Caltech-101), split per class with
+    ``random_state``, ``split_train`` training images per class (a count or a fraction),
+    the rest to test; "lists": ``root/train.txt`` and ``root/test.txt``
+    (:mod:`terafeat.datasets.splits`); "cifar10" / "cifar100": the publisher's
     binary or python files; "imagenette", "tiny-imagenet", "ilsvrc": their layouts.
     ``attrs``: classes, class_names (label order), problems [(path, problem)] of
     files that do not fit the layout (skipped unless ``strict``), reader (CIFAR).
@@ -37,6 +44,10 @@ def list_image_set(dataset: str, root, strict: bool = False) -> pd.DataFrame:
         return cifar_listing(root, dataset)
     if dataset == "folders":
         frame = read_image_folders(root, splits=("train", "val", "test"), strict=strict)
+    elif dataset == "class_tree":
+        frame = read_class_tree(root, split_train, random_state, strict=strict)
+    elif dataset == "lists":
+        frame = read_list_files(root)
     else:
         reader = {"imagenette": read_imagenette, "tiny-imagenet": read_tiny_imagenet,
                   "ilsvrc": read_ilsvrc}[dataset]
@@ -56,7 +67,8 @@ def _batch_images(path: str, n_classes: int, label_bytes: int, label_key: bytes)
     return read_cifar_batch(path, n_classes, label_bytes, label_key)[0]
 
 
-def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
+def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None,
+                       adaptations: ImageAdaptations | None = None
                        ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode the images of listing ``rows`` as RGB, resized to size x size.
 
@@ -65,22 +77,35 @@ def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
     (missing, corrupt, not an image).  reader: the listing's ``attrs["reader"]``,
     needed for rows inside batch files.  Rows whose ``mirror`` column is True are
     flipped left to right, then rows with ``shift_y`` / ``shift_x`` are translated.
+    adaptations: notes what reading did to each image of a row whose ``original``
+    column is True (every row where there is no such column).
     """
     records = rows["record"].to_numpy()
-    in_files = np.flatnonzero(records < 0)
-    images, kept, problems = read_images(rows["path"].to_numpy()[in_files], (size, size),
-                                         crop=True)
+    paths = rows["path"].to_numpy()
+    original = (rows["original"].to_numpy(bool) if "original" in rows
+                else np.ones(len(rows), bool))
     out = np.empty((len(rows), size, size, 3), np.float32)
-    out[in_files[kept]] = images
     good = np.zeros(len(rows), bool)
-    good[in_files[kept]] = True
+    problems = []
+    in_files = np.flatnonzero(records < 0)
+    for group, notes in ((in_files[original[in_files]], adaptations),
+                         (in_files[~original[in_files]], None)):
+        if len(group):
+            images, kept, group_problems = read_images(paths[group], (size, size), crop=True,
+                                                       adaptations=notes)
+            out[group[kept]] = images
+            good[group[kept]] = True
+            problems += group_problems
     in_batches = np.flatnonzero(records >= 0)
     if len(in_batches):
         if reader is None:
             raise ValueError("rows inside batch files need the listing's reader options")
-        for path in pd.unique(rows["path"].to_numpy()[in_batches]):
-            positions = in_batches[rows["path"].to_numpy()[in_batches] == path]
+        for path in pd.unique(paths[in_batches]):
+            positions = in_batches[paths[in_batches] == path]
             batch = _batch_images(path, **reader)[records[positions]]
+            if adaptations is not None:
+                for _ in range(int(original[positions].sum())):
+                    adaptations.note(batch.shape[2:0:-1], "RGB", (size, size), crop=True)
             if batch.shape[1] != size:
                 batch = np.stack([cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
                                   for image in batch])
@@ -133,7 +158,8 @@ def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
     A shifted copy is translated by a seeded random offset of -max_shift..max_shift pixels
     along each axis (never both 0) and, with ``mirror_train``, mirrored with probability 1/2.
     Column ``split`` becomes "train" / "test"; column ``mirror`` (bool) is True on the
-    mirrored copies, ``shift_y``, ``shift_x`` (int) are the offsets.  attrs are kept.
+    mirrored copies, ``shift_y``, ``shift_x`` (int) are the offsets, ``original`` (bool)
+    is True on one unmirrored, unshifted row of each distinct image.  attrs are kept.
     """
     if train_repeat < 1:
         raise ValueError(f"train_repeat must be >= 1, got {train_repeat}")
@@ -171,5 +197,8 @@ def prepare_listing(frame: pd.DataFrame, max_train_per_class: int | None = None,
     test = limited(frame[frame["split"] == test_split], max_test_per_class).assign(split="test")
     test = mirrored(test, mirror_test).sort_index(kind="stable")
     prepared = pd.concat([train, test], ignore_index=True)
+    original = ~(prepared["mirror"] | (prepared["shift_y"] != 0) | (prepared["shift_x"] != 0))
+    original[original] = ~prepared[original].duplicated(["path", "record"])
+    prepared["original"] = original
     prepared.attrs.update(frame.attrs)
     return prepared

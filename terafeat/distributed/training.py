@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from terafeat.distributed.cluster import get_client
+from terafeat.process_memory import workers_peak_rss
 from terafeat.distributed.downpour import DownpourRICA
 from terafeat.distributed.lbfgs import DistributedRICA
 from terafeat.distributed.shards import load_shard, write_shards
@@ -43,7 +44,8 @@ def fit_rica_layer(X_or_shard_paths, params: Mapping, backend: str = "local",
     shards to ``shard_folder`` (default: a temporary folder, removed after
     training; remote workers need a shared folder).
     callback: ``callback(iteration, objective)``.
-    Returns the fitted estimator (with ``client`` reset to None).
+    Returns the fitted estimator (with ``client`` reset to None; with ``"dask"``, its
+    ``workers_peak_rss_`` is the workers' largest peak resident memory, bytes).
     """
     if backend == "local":
         if checkpoint_path is not None:
@@ -70,5 +72,6 @@ def fit_rica_layer(X_or_shard_paths, params: Mapping, backend: str = "local",
         estimator = estimators[solver](**params, callback=callback, client=client,
                                        checkpoint_path=checkpoint_path)
         estimator.fit(shard_paths)
+        estimator.workers_peak_rss_ = workers_peak_rss(client)
     estimator.client = None
     return estimator

@@ -11,7 +11,6 @@ process: one batch of images and its encoding, whatever the data set size.
 from __future__ import annotations
 
 import logging
-import resource
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,17 +18,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from terafeat.atomic_files import save_array
+from terafeat.atomic_files import load_json, save_array, save_json
 from terafeat.datasets.image_sets import read_listed_images
 from terafeat.encoding.convolutional import ConvolutionalEncoder
+from terafeat.media.adaptations import ImageAdaptations
+from terafeat.process_memory import peak_rss_bytes
 
 logger = logging.getLogger(__name__)
 RAW_PIXELS = "pixels"
 
 
-def peak_rss_bytes() -> int:
-    """Peak resident memory of this process so far (Linux reports kilobytes)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def adaptations_path(features_path) -> Path:
+    """The ``.adaptations.json`` beside a feature shard: what reading did to its images."""
+    return Path(features_path).with_suffix(".adaptations.json")
 
 
 def kept_path(features_path) -> Path:
@@ -51,28 +52,34 @@ def encode_shard(listing_path: str, start: int, stop: int, encoder_path: str, ou
     """Encode listing rows [start, stop) into ``out_path`` (.npy) and its ``.kept.npy``.
 
     Runs wherever it is sent.  Returns {"rows", "kept", "problems" [(path, problem)],
-    "seconds", "peak_rss" (bytes, this process), "skipped" (files existed)}.
+    "adaptations" (``ImageAdaptations.to_dict()`` of the rows' distinct images, also
+    kept in the shard's ``.adaptations.json``), "seconds", "peak_rss" (bytes, this
+    process), "skipped" (files existed)}.
     """
-    out, kept_out = Path(out_path), kept_path(out_path)
+    out, kept_out, noted = Path(out_path), kept_path(out_path), adaptations_path(out_path)
     started = time.perf_counter()
     if out.is_file() and kept_out.is_file():
         kept = np.load(kept_out)
         return {"rows": stop - start, "kept": len(kept), "problems": [], "skipped": True,
+                "adaptations": load_json(noted) if noted.is_file()
+                else ImageAdaptations().to_dict(),
                 "seconds": 0.0, "peak_rss": peak_rss_bytes()}
     rows = pd.read_csv(listing_path, skiprows=range(1, start + 1), nrows=stop - start)
     encode = load_encoder(encoder_path)
-    features, kept, problems = [], [], []
+    features, kept, problems, adaptations = [], [], [], ImageAdaptations()
     for first in range(0, len(rows), batch_size):
         images, batch_kept, batch_problems = read_listed_images(
-            rows.iloc[first:first + batch_size], image_size, reader)
+            rows.iloc[first:first + batch_size], image_size, reader, adaptations)
         features.append(encode(images).astype(np.float32, copy=False))
         kept.append(batch_kept + first + start)
         problems += batch_problems
     features = np.concatenate(features) if features else np.empty((0, 0), np.float32)
+    save_json(noted, adaptations.to_dict())
     save_array(out, features)
     save_array(kept_out, np.concatenate(kept) if kept else np.empty(0, np.int64))
     return {"rows": len(rows), "kept": len(features), "problems": problems, "skipped": False,
-            "seconds": time.perf_counter() - started, "peak_rss": peak_rss_bytes()}
+            "adaptations": adaptations.to_dict(), "seconds": time.perf_counter() - started,
+            "peak_rss": peak_rss_bytes()}
 
 
 def shard_ranges(n_rows: int, shard_size: int) -> list[tuple[int, int]]:

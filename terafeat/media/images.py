@@ -16,6 +16,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 from skimage.color import rgb2gray
 
+from terafeat.media.adaptations import ImageAdaptations
+
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".gif",
                               ".ppm", ".pgm", ".pbm", ".webp"})
 MODES = ("rgb", "grey")
@@ -95,7 +97,7 @@ def _decode(image: Image.Image, size: tuple[int, int] | None, crop: bool,
 
 
 def read_image(path, size=None, mode: str = "rgb", *, crop: bool = False,
-               alpha: str = "white") -> np.ndarray:
+               alpha: str = "white", adaptations: ImageAdaptations | None = None) -> np.ndarray:
     """One image file as float32 in [0, 1]: (h, w, 3) for mode "rgb", (h, w) for "grey".
 
     size: None (as stored), an int (square) or (height, width) to resize to,
@@ -106,12 +108,14 @@ def read_image(path, size=None, mode: str = "rgb", *, crop: bool = False,
     white, "drop" ignores the alpha channel. Grey is the luminance of
     :func:`skimage.color.rgb2gray`. Raises ImageReadError naming the file
     for a missing, truncated or corrupt file, or one that is not an image.
+    adaptations: where to note the image's stored size and mode and what reading did.
     """
     check_choice("mode", mode, MODES)
     check_choice("alpha", alpha, ALPHA)
     size = _check_size(size)
     try:
         with Image.open(path) as image:
+            stored = image.size, image.mode
             pixels = _decode(image, size, crop, alpha)
     except FileNotFoundError:
         raise ImageReadError(path, "file not found") from None
@@ -122,13 +126,16 @@ def read_image(path, size=None, mode: str = "rgb", *, crop: bool = False,
                    if isinstance(error, OSError) and error.errno
                    else f"truncated or corrupt ({type(error).__name__}: {error})")
         raise ImageReadError(path, problem) from error
+    if adaptations is not None:
+        adaptations.note(*stored, size, crop, rgb=mode == "rgb")
     if mode == "grey":
         return rgb2gray(pixels).astype(np.float32) if pixels.ndim == 3 else pixels
     return np.repeat(pixels[:, :, None], 3, axis=2) if pixels.ndim == 2 else pixels
 
 
 def read_images(paths: Sequence, size=None, mode: str = "rgb", on_error: str = "skip", *,
-                crop: bool = False, alpha: str = "white"
+                crop: bool = False, alpha: str = "white",
+                adaptations: ImageAdaptations | None = None
                 ) -> tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]:
     """Decode many image files into one float32 stack (see :func:`read_image`).
 
@@ -137,13 +144,15 @@ def read_images(paths: Sequence, size=None, mode: str = "rgb", on_error: str = "
     [(path, problem)] for the files skipped. With ``size=None`` every image
     must have the size of the first good one; one that differs is a problem.
     on_error="raise" raises the first ImageReadError instead of skipping.
+    adaptations: notes every image kept (see :func:`read_image`).
     """
     check_choice("on_error", on_error, ON_ERROR)
     size = _check_size(size)
     images, kept, problems = None, [], []
     for position, path in enumerate(paths):
+        noted = ImageAdaptations() if adaptations is not None else None
         try:
-            image = read_image(path, size, mode, crop=crop, alpha=alpha)
+            image = read_image(path, size, mode, crop=crop, alpha=alpha, adaptations=noted)
             if images is not None and image.shape != images.shape[1:]:
                 raise ImageReadError(path, f"is {image.shape[0]}x{image.shape[1]}, not "
                                            f"{images.shape[1]}x{images.shape[2]} like the "
@@ -153,6 +162,8 @@ def read_images(paths: Sequence, size=None, mode: str = "rgb", on_error: str = "
                 raise
             problems.append((error.path, error.problem))
             continue
+        if noted is not None:
+            adaptations += noted
         if images is None:
             images = np.empty((len(paths),) + image.shape, np.float32)
         images[len(kept)] = image
@@ -166,18 +177,20 @@ def read_images(paths: Sequence, size=None, mode: str = "rgb", on_error: str = "
 
 
 def iter_image_batches(paths: Sequence, batch_size: int, size=None, mode: str = "rgb", *,
-                       crop: bool = False, alpha: str = "white"
+                       crop: bool = False, alpha: str = "white",
+                       adaptations: ImageAdaptations | None = None
                        ) -> Iterator[tuple[np.ndarray, np.ndarray, list[tuple[str, str]]]]:
     """Read ``paths`` ``batch_size`` files at a time; memory holds one batch.
 
     Yields (kept, images, problems) per batch as :func:`read_images` returns
     them, except that kept holds positions in the whole ``paths`` sequence
-    and comes first. Bad files are always skipped and reported.
+    and comes first. Bad files are always skipped and reported; ``adaptations`` notes
+    the images kept.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     paths = list(paths)  # positional slices of a list, a Series or an array alike
     for start in range(0, len(paths), batch_size):
         images, kept, problems = read_images(paths[start:start + batch_size], size, mode,
-                                             crop=crop, alpha=alpha)
+                                             crop=crop, alpha=alpha, adaptations=adaptations)
         yield kept + start, images, problems

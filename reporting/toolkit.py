@@ -116,6 +116,24 @@ def save_grouped_bar_plot(path, values: dict[str, dict[str, float]], ylabel: str
     return save_figure(path, figure)
 
 
+def save_panel_curves(path, panels: dict[str, dict[str, tuple]], xlabel: str, ylabel: str,
+                      title: str) -> Path:
+    """One panel per name side by side, each with curves name -> (x, y, y errors) drawn
+    with error bars, as a PNG; the panels share the y axis."""
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels) + 1, 3.2), dpi=100,
+                                sharey=True, squeeze=False)
+    for axis, (panel, curves) in zip(axes[0], panels.items()):
+        for name, (x, y, errors) in curves.items():
+            axis.errorbar(x, y, yerr=errors, marker="o", capsize=3, label=name)
+        axis.set(title=panel, xlabel=xlabel)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=8)
+    figure.suptitle(title)
+    return save_figure(path, figure)
+
+
 def markdown_table(rows: list[dict]) -> str:
     """Rows of equal keys as a Markdown table."""
     if not rows:

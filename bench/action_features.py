@@ -100,22 +100,26 @@ def kth_check(root: Path, model: dict) -> dict:
 
 
 def transformed_rows(runs: dict) -> list[dict]:
-    """One row per condition (strength 0: as filmed) of the transformed test of both runs."""
+    """One row per condition (strength 0: as filmed) of the transformed test of both runs:
+    accuracies with their fold spread, and differences with the spread of their per-fold
+    values (PCA blocks and motion energy from the two-layer run; the one-layer run's are
+    the same clips, folds and changes)."""
     tests = {layers: results["transformed_test"] for layers, (results, _) in runs.items()}
     rows = []
     for index, condition in enumerate([{"kind": "as filmed", "strength": 0.0}]
                                       + tests[2]["conditions"]):
         scores = {layers: (test["clean"] if index == 0 else test["conditions"][index - 1])
                   for layers, test in tests.items()}
-        two, one, energy = scores[2]["learned"], scores[1]["learned"], scores[2]["motion energy"]
-        rows.append({"change": condition["kind"], "strength": condition["strength"],
-                     "ISA_2": two["accuracy"], "ISA_2_fold_std": two["fold_std"],
-                     "ISA_1": one["accuracy"], "ISA_1_fold_std": one["fold_std"],
-                     "motion_energy": energy["accuracy"],
-                     "motion_energy_fold_std": energy["fold_std"],
-                     **{f"ISA_{layers}_minus_ME": scores[layers]["learned - motion energy"]
-                        for layers in (2, 1)},
-                     "ISA_2_minus_ISA_1": difference(two, one)})
+        sets = {"ISA_2": scores[2]["learned"], "ISA_1": scores[1]["learned"],
+                "PCA_blocks": scores[2]["PCA blocks"], "motion_energy": scores[2]["motion energy"]}
+        row = {"change": condition["kind"], "strength": condition["strength"]}
+        for name, score in sets.items():
+            row.update({name: score["accuracy"], f"{name}_fold_std": score["fold_std"]})
+        for first, second in (("ISA_2", "motion_energy"), ("ISA_1", "motion_energy"),
+                              ("ISA_2", "PCA_blocks"), ("ISA_1", "PCA_blocks"),
+                              ("ISA_2", "ISA_1")):
+            row[f"{first}_minus_{second}"] = difference(sets[first], sets[second])
+        rows.append(row)
     return rows
 
 
@@ -165,6 +169,12 @@ def main(argv=None) -> int:
                      "flow_wall_s": wall, "vocabulary": results["sizes"]["vocabulary"],
                      "LOGO_accuracy": learned["accuracy"], "wrong": len(learned["wrong"])})
     peer = runs[2][0]["motion_energy_classification"]
+    pca = runs[2][0]["transformed_test"]["clean"]["PCA blocks"]
+    rows.append({"features": "PCA blocks (peer)", "s_per_frame": float("nan"),
+                 "paper_s_per_frame": float("nan"), "flow_wall_s": float("nan"),
+                 "vocabulary": runs[2][0]["sizes"]["vocabulary"],
+                 "LOGO_accuracy": pca["accuracy"],
+                 "wrong": round(runs[2][0]["n_clips"] * (1 - pca["accuracy"]))})
     rows.append({"features": "motion energy (peer)", "s_per_frame": float("nan"),
                  "paper_s_per_frame": float("nan"), "flow_wall_s": float("nan"), "vocabulary": "-",
                  "LOGO_accuracy": peer["accuracy"], "wrong": len(peer["wrong"])})
@@ -182,15 +192,13 @@ def main(argv=None) -> int:
     print_table([{**{k: v for k, v in row.items() if not isinstance(v, dict)},
                   **{k: f"{v['difference']:+.3f} (sd {v['fold_std']:.3f})"
                      for k, v in row.items() if isinstance(v, dict)}} for row in transformed])
-    separating = {layers: [f"{row['change']} {row['strength']:g}" for row in transformed
-                           if separated(row, f"ISA_{layers}_minus_ME")] for layers in (2, 1)}
-    print(f"learned vs motion energy separated (beyond the fold spread): {separating}")
+    separating = {key: [f"{row['change']} {row['strength']:g}" for row in transformed
+                        if separated(row, key)]
+                  for key in transformed[0] if isinstance(transformed[0][key], dict)}
+    for key, where in separating.items():
+        print(f"{key} separated (beyond the fold spread of its per-fold values): {where}")
     values = {"settings": settings, "seed": args.seed, "weizmann": rows,
-              "transformed_test": transformed, "separated_from_motion_energy": separating,
-              "layer2_minus_layer1_separated": [
-                  f"{row['change']} {row['strength']:g}" for row in transformed
-                  if separated(row, "ISA_2_minus_ISA_1")],
-              "kth": kth["clips"]}
+              "transformed_test": transformed, "separated": separating, "kth": kth["clips"]}
     if not args.quick:
         record("action_features", values, peer="motion energy (16x16 mean |frame difference|, "
                "linear SVM) on the same clips and folds; the paper's s/frame (Table 6)",

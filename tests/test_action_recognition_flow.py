@@ -155,9 +155,16 @@ def test_transformed_test_scores_changed_held_out_clips_with_the_clean_classifie
     [row] = [row for row in test["conditions"] if row["kind"] == "translation"
              and row["strength"] == 1.0]
     assert row["learned"]["fold_accuracy"] == expected["fold_accuracy"]
-    gap = row["learned - motion energy"]
-    assert gap["difference"] == pytest.approx(row["learned"]["accuracy"]
-                                              - row["motion energy"]["accuracy"])
+    for first, second in (("learned", "motion energy"), ("learned", "PCA blocks")):
+        gap = row[f"{first} - {second}"]
+        assert gap["difference"] == pytest.approx(row[first]["accuracy"]
+                                                  - row[second]["accuracy"])
+        per_fold = np.subtract(row[first]["fold_accuracy"], row[second]["fold_accuracy"])
+        assert gap["fold_std"] == pytest.approx(np.std(per_fold))
+    # the non-learned peer: layer 1's PCA of the same blocks, its own vocabulary of the
+    # same size, the same folds; as filmed it scores the clips too
+    pca = test["clean"]["PCA blocks"]
+    assert len(pca["fold_accuracy"]) == N_GROUPS and pca["accuracy"] >= 0.75
     # the report names it as our protocol, with its curves and one row per condition
     page = Path(results["report"]).read_text()
     assert "Transformed test (our protocol, not a paper&#x27;s)" in page

@@ -165,6 +165,14 @@ def test_transformed_test_scores_changed_held_out_clips_with_the_clean_classifie
     # same size, the same folds; as filmed it scores the clips too
     pca = test["clean"]["PCA blocks"]
     assert len(pca["fold_accuracy"]) == N_GROUPS and pca["accuracy"] >= 0.75
+    from tasks.features import pca_blocks_model
+    from tasks.whitening import load_whitener
+    frames = read_clip(clips[0]["path"])
+    first = pca_blocks_model(results["model"]).clip_descriptors(frames, 0.5)[0]
+    whitener = load_whitener(results["model"]["layer1"]["whitener"])
+    block = frames[:TINY["block_frames"], :TINY["block_size"], :TINY["block_size"]]
+    np.testing.assert_allclose(first, np.sqrt(TINY.get("eps", 1e-2) + whitener.transform(
+        block.reshape(1, -1)) ** 2)[0], rtol=1e-4)
     # the report names it as our protocol, with its curves and one row per condition
     page = Path(results["report"]).read_text()
     assert "Transformed test (our protocol, not a paper&#x27;s)" in page

@@ -185,7 +185,7 @@ def test_parameters_are_validated_and_registered():
         PLAN.model(n_features1=301, group_size=2)
     for bad in ({"n_layers": 3}, {"n_layers": 0}, {"layout": "youtube"}, {"dtype": "float16"},
                 {"solver": "sgd"}, {"test_strengths": (0.5, 1.5)}, {"test_strengths": (0,)},
-                {"test_changes": ("shear",)}):
+                {"test_changes": ("shear",)}, {"test_changes": ()}):
         with pytest.raises(ValueError):
             PLAN.model(**bad)
     assert PLAN.model().dtype == "float32" and PLAN.model().n_layers == 2
@@ -206,10 +206,10 @@ def test_cli_knows_the_flow(capsys):
 def test_one_layer_runs_skip_the_second_layer(action_run, tmp_path):
     _, _, params = action_run
     one = action_recognition(**dict(params, output_root=str(tmp_path), n_layers=1,
-                                    test_strengths=()))
+                                    transformed_test=False))
     assert one["training_layer2"] is None and one["model"]["layer2"] is None
     assert "layer2_block" not in one["sizes"]
-    assert one["transformed_test"] is None  # no strengths: no transformed test
+    assert one["transformed_test"] is None
     skipped = {"convolve-layer1", "whiten-layer2", "train-rica-layer2", "transformed-test"}
     assert list(one["timings"]) == [name for name in STAGES if name not in skipped] + [
         "write-action-report"]  # in the order they ran

@@ -1,5 +1,6 @@
 """Flow ``action_recognition``: stacked convolutional ISA on video clips, bag of words,
-SVM (Le, Zou, Yeung & Ng, CVPR 2011), beside the classic motion-energy peer."""
+SVM (Le, Zou, Yeung & Ng, CVPR 2011), beside the classic motion-energy peer; then our
+transformed-test protocol (the held-out clips as a changed camera films them)."""
 from __future__ import annotations
 
 import math
@@ -16,11 +17,13 @@ from tasks.blocks import fit_blocks_to_clips, sample_training_blocks
 from tasks.classification import classify_clips
 from tasks.features import convolve_layer1, extract_descriptors, motion_energy_features
 from tasks.training import train_rica_layer
+from tasks.transformed_test import transformed_test
 from tasks.video import scan_action_videos
 from tasks.vocabulary import build_vocabulary, clip_histograms
 from tasks.whitening import whiten_patches
 from terafeat.atomic_files import load_json
 from terafeat.media.blocks import SUBBLOCKS
+from terafeat.media.camera import KINDS
 
 #: A vocabulary gets at most one word per this many descriptors (small data sets).
 DESCRIPTORS_PER_WORD = 40
@@ -74,6 +77,15 @@ def action_recognition(
                                                            "linear")] = "chi2",
     C: Annotated[float, Field(gt=0, allow_inf_nan=False, description="the SVM's inverse "
                               "regularisation strength (the paper: 100)")] = 100.0,
+    transformed_test: Annotated[bool, Field(description="run our transformed test: the "
+                                            "held-out clips as a changed camera films "
+                                            "them")] = True,
+    test_changes: Annotated[tuple[Literal[KINDS], ...], Field(
+        min_length=1, description="camera changes of the transformed test")] = KINDS,
+    test_strengths: Annotated[tuple[Annotated[float, Field(gt=0, le=1)], ...], Field(
+        min_length=1, description="strengths of each camera change, fractions of its full range (translation "
+                    "by a quarter of the frame, zoom 0.75-1.33, speed 0.67-1.5x, contrast "
+                    "0.67-1.5x with brightness +-0.2)")] = (0.5, 1.0),
     seed: Seed = 0,
     dtype: Dtype = "float32",
     output_root: OutputRoot = "reports",
@@ -96,6 +108,12 @@ def _groups_divide_features(params) -> None:
 
 def _two_layers(params) -> bool:
     return params.n_layers == 2
+
+
+def _transformed_test(params) -> bool:
+    """The transformed test runs where asked and the protocol scores accuracy (not
+    Hollywood2's mean AP)."""
+    return params.transformed_test and params.layout != "hollywood2"
 
 
 def _layer(outputs, layer: int) -> dict | None:
@@ -198,6 +216,14 @@ PLAN = FlowPlan(
               "motion_energy_classification", lambda p, o: dict(
                   features_path=o["motion_energy"], clips_path=o["clips"], layout=p.layout,
                   classifier="linear", C=1.0, seed=p.seed, name="motion energy")),
+        Stage(transformed_test, "transformed_test", lambda p, o: dict(
+            clips_path=o["clips"], model=_model(p, o), vocabulary_path=o["vocabulary"],
+            histograms_path=o["histograms"], motion_energy_path=o["motion_energy"],
+            layout=p.layout, classifier=p.classifier, C=p.C, overlap=p.overlap, scale=p.scale,
+            max_frames=p.max_frames, motion_energy_size=MOTION_ENERGY_SIZE,
+            max_descriptors=p.vocabulary_descriptors, kinds=list(p.test_changes),
+            strengths=list(p.test_strengths), seed=p.seed),
+              when=_transformed_test),
     ),
     summarise=_summary,
     headline=_headline,

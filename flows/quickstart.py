@@ -1,5 +1,6 @@
 """Flow ``quickstart``: RICA on natural-image patches that ship with scikit-image /
-scikit-learn, then a check that the features are useful (faces vs non-faces)."""
+scikit-learn, then a check that the features are useful (faces vs non-faces) and one of
+how invariant their units are (Goodfellow et al.'s score under translation and rotation)."""
 from __future__ import annotations
 
 from typing import Annotated
@@ -10,7 +11,7 @@ from pydantic import Field
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
                               Solver, documented, parameter_model)
 from flows.stages import FlowPlan, Stage, run_flow
-from tasks.evaluation import evaluate_face_features
+from tasks.evaluation import evaluate_face_features, score_unit_invariance
 from tasks.patches import sample_bundled_patches
 from tasks.report import write_quickstart_report
 from tasks.training import train_rica_layer
@@ -40,6 +41,9 @@ def quickstart(
                                      "features")] = 4,
     n_folds: Annotated[int, Field(ge=2, le=20, description="cross-validation folds of the "
                                   "face check")] = 5,
+    n_trajectories: Annotated[int, Field(ge=100, le=100_000, description="patches whose "
+                                         "translated and rotated copies the invariance check "
+                                         "scores units on")] = 5000,
     seed: Seed = 0,
     dtype: Dtype = "float32",
     output_root: OutputRoot = "reports",
@@ -48,7 +52,8 @@ def quickstart(
     dask_address: DaskAddress = None,
     solver: Solver = "lbfgs",
 ) -> dict:
-    """Patches -> ZCA -> RICA -> face/non-face check -> report. Returns results.json's content."""
+    """Patches -> ZCA -> RICA -> face/non-face check -> invariance check -> report. Returns
+    results.json's content."""
     return run_flow(PLAN, locals())
 
 
@@ -81,6 +86,10 @@ PLAN = FlowPlan(
             whitener_path=o["whitening"][0], W_path=o["training"]["W"],
             patches_path=o["patches"], patch_size=p.patch_size, group_size=p.group_size,
             eps=p.eps, n_folds=p.n_folds, seed=p.seed)),
+        Stage(score_unit_invariance, "invariance", lambda p, o: dict(
+            whitener_path=o["whitening"][0], W_path=o["training"]["W"],
+            patches_path=o["patches"], images=list(p.images), patch_size=p.patch_size,
+            group_size=p.group_size, eps=p.eps, n_trajectories=p.n_trajectories, seed=p.seed)),
     ),
     summarise=lambda p, o: {},
     headline=_headline,

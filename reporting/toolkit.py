@@ -99,6 +99,41 @@ def save_bar_plot(path, values: dict[str, float], errors: dict[str, float] | Non
     return save_bytes(path, buffer.getvalue())
 
 
+def save_grouped_bar_plot(path, values: dict[str, dict[str, float]], ylabel: str,
+                          title: str) -> Path:
+    """Bars of series (name -> {category: value}), one group of bars per category, as PNG."""
+    plt = pyplot()
+    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    categories = list(next(iter(values.values())))
+    width = 0.8 / len(values)
+    for i, (name, series) in enumerate(values.items()):
+        x = np.arange(len(categories)) + (i - (len(values) - 1) / 2) * width
+        bars = axes.bar(x, [series[c] for c in categories], width, label=name)
+        axes.bar_label(bars, fmt="%.3g", fontsize=8)
+    axes.set_xticks(np.arange(len(categories)), categories)
+    axes.set(ylabel=ylabel, title=title)
+    axes.legend()
+    return save_figure(path, figure)
+
+
+def save_panel_curves(path, panels: dict[str, dict[str, tuple]], xlabel: str, ylabel: str,
+                      title: str) -> Path:
+    """One panel per name side by side, each with curves name -> (x, y, y errors) drawn
+    with error bars, as a PNG; the panels share the y axis."""
+    plt = pyplot()
+    figure, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels) + 1, 3.2), dpi=100,
+                                sharey=True, squeeze=False)
+    for axis, (panel, curves) in zip(axes[0], panels.items()):
+        for name, (x, y, errors) in curves.items():
+            axis.errorbar(x, y, yerr=errors, marker="o", capsize=3, label=name)
+        axis.set(title=panel, xlabel=xlabel)
+        axis.grid(alpha=0.3)
+    axes[0][0].set_ylabel(ylabel)
+    axes[0][-1].legend(fontsize=8)
+    figure.suptitle(title)
+    return save_figure(path, figure)
+
+
 def markdown_table(rows: list[dict]) -> str:
     """Rows of equal keys as a Markdown table."""
     if not rows:

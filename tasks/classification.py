@@ -23,6 +23,18 @@ def protocol_of(layout: str, clips: list[dict]) -> str:
     return "groups"
 
 
+def protocol_inputs(layout: str, clips: list[dict]) -> dict:
+    """What :func:`~terafeat.classification.protocols.evaluate_protocol` needs besides the
+    features and the model: {"protocol", "labels", "groups", "splits", "n_folds"}."""
+    protocol = protocol_of(layout, clips)
+    return {"protocol": protocol,
+            "labels": (label_matrix([clip["labels"] for clip in clips]) if protocol == "mean_ap"
+                       else np.array([clip["label"] for clip in clips])),
+            "groups": np.array([clip.get("group", i) for i, clip in enumerate(clips)]),
+            "splits": np.array([clip["split"] for clip in clips]),
+            "n_folds": FOLDER_FOLDS if layout == "folders" else None}
+
+
 @task(name="classify")
 def classify_clips(*, features_path: str, clips_path: str, run_dir: str, layout: str,
                    classifier: str, C: float, seed: int, name: str) -> dict:
@@ -36,13 +48,10 @@ def classify_clips(*, features_path: str, clips_path: str, run_dir: str, layout:
     """
     clips = load_clips(clips_path)
     features = load_array(features_path)
-    protocol = protocol_of(layout, clips)
-    labels = (label_matrix([clip["labels"] for clip in clips]) if protocol == "mean_ap"
-              else np.array([clip["label"] for clip in clips]))
-    groups = np.array([clip.get("group", i) for i, clip in enumerate(clips)])
-    n_folds = FOLDER_FOLDS if layout == "folders" else None
-    scores = evaluate_protocol(features, labels, protocol, make_classifier(classifier, C), groups,
-                               np.array([clip["split"] for clip in clips]), n_folds, seed)
+    inputs = protocol_inputs(layout, clips)
+    protocol, labels = inputs["protocol"], inputs["labels"]
+    scores = evaluate_protocol(features, labels, protocol, make_classifier(classifier, C),
+                               inputs["groups"], inputs["splits"], inputs["n_folds"], seed)
     result = {"protocol": protocol, "classifier": classifier, "C": C, **scores}
     logger = stage_logger()
     if protocol == "mean_ap":

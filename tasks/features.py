@@ -26,6 +26,16 @@ def load_model(model: dict) -> StackedISA:
     return StackedISA(layers[0], layers[1], model["block_shape"], model["stride"])
 
 
+def pca_blocks_model(model: dict) -> StackedISA:
+    """The non-learned peer of a model spec: layer 1's PCA of the same layer-1 blocks, each
+    coefficient through the same energy ``sqrt(eps + z^2)`` (identity filters, no pooling)."""
+    whitener = load_whitener(model["layer1"]["whitener"])
+    n = whitener.whitening_.shape[1]
+    layer = ISALayer.from_fitted(whitener, np.eye(n, dtype=whitener.whitening_.dtype), 1,
+                                 model["eps"])
+    return StackedISA(layer, None, model["block_shape"], model["stride"])
+
+
 def model_cache_key(model: dict) -> tuple[dict, dict[str, str]]:
     """(parameters, input files) of a model spec, as the stage cache keys them."""
     params = {key: model[key] for key in ("group_size", "eps", "block_shape", "stride")}

@@ -12,6 +12,22 @@ from terafeat.atomic_files import load_array, save_array
 from terafeat.encoding.pooled_layer import bag_of_words
 
 
+def vocabulary(descriptors: list[np.ndarray], size: int, max_descriptors: int,
+               seed: int) -> np.ndarray:
+    """MiniBatchKMeans centroids (size, f) float32 of at most ``max_descriptors`` of the
+    clips' descriptors (a list of (n_i, f) arrays), the same share drawn (seeded) from each."""
+    rng = np.random.default_rng(seed)
+    keep = min(1.0, max_descriptors / max(sum(len(d) for d in descriptors), 1))
+    sample = np.concatenate([np.asarray(d[rng.choice(len(d), size=max(1, round(len(d) * keep)),
+                                                     replace=False)])
+                             for d in descriptors if len(d)])
+    kmeans = MiniBatchKMeans(size, random_state=seed, n_init=3,
+                             batch_size=min(4096, len(sample))).fit(sample)
+    stage_logger().info("vocabulary of %d words from %d descriptors (inertia %.4g)", size,
+                        len(sample), kmeans.inertia_)
+    return kmeans.cluster_centers_.astype(np.float32)
+
+
 @task(name="build-vocabulary")
 def build_vocabulary(*, shards: list[str], run_dir: str, size: int, max_descriptors: int,
                      seed: int, cache_root: str | None = None) -> str:
@@ -22,18 +38,8 @@ def build_vocabulary(*, shards: list[str], run_dir: str, size: int, max_descript
     Through the stage cache with ``cache_root``.
     """
     def compute(out: Path) -> str:
-        rng = np.random.default_rng(seed)
-        lengths = [len(load_array(path, mmap=True)) for path in shards]
-        keep = min(1.0, max_descriptors / max(sum(lengths), 1))
-        sample = np.concatenate([
-            load_array(path)[rng.choice(n, size=max(1, round(n * keep)), replace=False)]
-            for path, n in zip(shards, lengths) if n])
-        kmeans = MiniBatchKMeans(size, random_state=seed, n_init=3,
-                                 batch_size=min(4096, len(sample))).fit(sample)
-        stage_logger().info("vocabulary of %d words from %d descriptors (inertia %.4g)", size,
-                            len(sample), kmeans.inertia_)
-        return str(save_array(out / "vocabulary.npy",
-                              kmeans.cluster_centers_.astype(np.float32)))
+        return str(save_array(out / "vocabulary.npy", vocabulary(
+            [load_array(path, mmap=True) for path in shards], size, max_descriptors, seed)))
 
     params = {"size": size, "max_descriptors": max_descriptors, "seed": seed}
     inputs = {f"shard-{i:06d}": path for i, path in enumerate(shards)}

@@ -56,11 +56,12 @@ def action_run(prefect_server, tmp_path_factory):
 #: The stages that go through the stage cache.
 CACHED = ("scan-videos", "sample-blocks", "whiten-layer1", "train-rica-layer1", "convolve-layer1",
           "whiten-layer2", "train-rica-layer2", "extract-descriptors", "build-vocabulary",
-          "motion-energy")
+          "motion-energy", "transformed-test")
 #: Every stage of a two-layer run, in order.
 STAGES = ("scan-videos", "fit-blocks", "sample-blocks", "whiten-layer1", "train-rica-layer1",
           "convolve-layer1", "whiten-layer2", "train-rica-layer2", "extract-descriptors",
-          "build-vocabulary", "histograms", "classify", "motion-energy", "classify-motion-energy")
+          "build-vocabulary", "histograms", "classify", "motion-energy", "classify-motion-energy",
+          "transformed-test")
 
 
 def test_rerun_hits_every_expensive_stage_and_a_downstream_change_recomputes_only_downstream(
@@ -77,7 +78,8 @@ def test_rerun_hits_every_expensive_stage_and_a_downstream_change_recomputes_onl
     # the descriptors' overlap: the layers and the motion-energy peer stay cached
     third = action_recognition(**dict(again, overlap=0.25))
     assert third["cache"] == {**dict.fromkeys(CACHED, "cache"),
-                              "extract-descriptors": "computed", "build-vocabulary": "computed"}
+                              "extract-descriptors": "computed", "build-vocabulary": "computed",
+                              "transformed-test": "computed"}
     assert third["features"]["n_descriptors"] != first["features"]["n_descriptors"]
 
 
@@ -109,7 +111,7 @@ def test_flow_classifies_the_clips_and_skips_the_truncated_one(action_run):
     for layer in ("training_layer1", "training_layer2"):
         assert saved[layer]["final_objective"] < saved[layer]["initial_objective"], layer
     page = (run / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 1 and "v_right_g05_c01.avi" in page
+    assert page.count("data:image/png;base64,") == 2 and "v_right_g05_c01.avi" in page
     assert "motion energy" in page and results["report"] == str((run / "index.html").resolve())
     assert "<td>classify-motion-energy</td>" in page  # the timing table renders as a table
     # the headline beside the paper's (Le et al. 2011: KTH 93.9%) and the environment
@@ -117,11 +119,73 @@ def test_flow_classifies_the_clips_and_skips_the_truncated_one(action_run):
     assert "<td>0.939</td>" in page and "<td>usable cores</td>" in page
 
 
+def test_transformed_test_scores_changed_held_out_clips_with_the_clean_classifiers(action_run):
+    from tasks.classification import protocol_inputs
+    from tasks.features import load_model
+    from terafeat.classification.protocols import evaluate_protocol, make_classifier
+    from terafeat.encoding.pooled_layer import bag_of_words
+    from terafeat.media.camera import KINDS, camera_change
+    from terafeat.media.video import read_clip
+
+    results, _, params = action_run
+    test = results["transformed_test"]
+    assert test["kinds"] == list(KINDS) and test["strengths"] == [0.5, 1.0]
+    assert [(row["kind"], row["strength"]) for row in test["conditions"]] == [
+        (kind, strength) for kind in KINDS for strength in (0.5, 1.0)]
+    # as filmed, the same folds and classifiers as the flow's own classification
+    for name, key in (("learned", "classification"),
+                      ("motion energy", "motion_energy_classification")):
+        assert test["clean"][name]["fold_accuracy"] == results[key]["fold_accuracy"]
+        assert test["clean"][name]["accuracy"] == results[key]["accuracy"]
+    # one condition recomputed from the files: the seeded change of each clip, described
+    # with the trained model, counted into the vocabulary, scored on the clean classifier
+    run = Path(results["run_dir"])
+    clips = json.loads(Path(results["clips"]).read_text())["clips"]
+    stacked, centroids = load_model(results["model"]), np.load(results["vocabulary"])
+    changed = np.stack([bag_of_words(stacked.clip_descriptors(camera_change(
+        "translation", 1.0, np.random.default_rng([params.get("seed", 0), i])).apply(
+            read_clip(clip["path"])), 0.5), centroids) for i, clip in enumerate(clips)])
+    saved = np.load(run / "transformed" / "translation-1.npy")
+    np.testing.assert_allclose(saved, changed, atol=1e-12)
+    assert not np.allclose(saved, np.load(results["histograms"]))  # the clips did change
+    inputs = protocol_inputs("ucf", clips)
+    expected = evaluate_protocol(np.load(results["histograms"]), inputs["labels"], "groups",
+                                 make_classifier("chi2", 100.0), inputs["groups"],
+                                 test_features=changed)
+    [row] = [row for row in test["conditions"] if row["kind"] == "translation"
+             and row["strength"] == 1.0]
+    assert row["learned"]["fold_accuracy"] == expected["fold_accuracy"]
+    for first, second in (("learned", "motion energy"), ("learned", "PCA blocks")):
+        gap = row[f"{first} - {second}"]
+        assert gap["difference"] == pytest.approx(row[first]["accuracy"]
+                                                  - row[second]["accuracy"])
+        per_fold = np.subtract(row[first]["fold_accuracy"], row[second]["fold_accuracy"])
+        assert gap["fold_std"] == pytest.approx(np.std(per_fold))
+    # the non-learned peer: layer 1's PCA of the same blocks, its own vocabulary of the
+    # same size, the same folds; as filmed it scores the clips too
+    pca = test["clean"]["PCA blocks"]
+    assert len(pca["fold_accuracy"]) == N_GROUPS and pca["accuracy"] >= 0.75
+    from tasks.features import pca_blocks_model
+    from tasks.whitening import load_whitener
+    frames = read_clip(clips[0]["path"])
+    first = pca_blocks_model(results["model"]).clip_descriptors(frames, 0.5)[0]
+    whitener = load_whitener(results["model"]["layer1"]["whitener"])
+    block = frames[:TINY["block_frames"], :TINY["block_size"], :TINY["block_size"]]
+    np.testing.assert_allclose(first, np.sqrt(TINY.get("eps", 1e-2) + whitener.transform(
+        block.reshape(1, -1)) ** 2)[0], rtol=1e-4)
+    # the report names it as our protocol, with its curves and one row per condition
+    page = Path(results["report"]).read_text()
+    assert "Transformed test (our protocol, not a paper&#x27;s)" in page
+    assert page.count("<td>translation</td>") == 2 and "<td>as filmed</td>" in page
+    assert "transformed.png" in page
+
+
 def test_parameters_are_validated_and_registered():
     with pytest.raises(ValueError, match="group_size"):
         PLAN.model(n_features1=301, group_size=2)
     for bad in ({"n_layers": 3}, {"n_layers": 0}, {"layout": "youtube"}, {"dtype": "float16"},
-                {"solver": "sgd"}):
+                {"solver": "sgd"}, {"test_strengths": (0.5, 1.5)}, {"test_strengths": (0,)},
+                {"test_changes": ("shear",)}, {"test_changes": ()}):
         with pytest.raises(ValueError):
             PLAN.model(**bad)
     assert PLAN.model().dtype == "float32" and PLAN.model().n_layers == 2
@@ -141,12 +205,15 @@ def test_cli_knows_the_flow(capsys):
 
 def test_one_layer_runs_skip_the_second_layer(action_run, tmp_path):
     _, _, params = action_run
-    one = action_recognition(**dict(params, output_root=str(tmp_path), n_layers=1))
+    one = action_recognition(**dict(params, output_root=str(tmp_path), n_layers=1,
+                                    transformed_test=False))
     assert one["training_layer2"] is None and one["model"]["layer2"] is None
     assert "layer2_block" not in one["sizes"]
-    layer2 = {"convolve-layer1", "whiten-layer2", "train-rica-layer2"}
-    assert list(one["timings"]) == [name for name in STAGES if name not in layer2] + [
+    assert one["transformed_test"] is None
+    skipped = {"convolve-layer1", "whiten-layer2", "train-rica-layer2", "transformed-test"}
+    assert list(one["timings"]) == [name for name in STAGES if name not in skipped] + [
         "write-action-report"]  # in the order they ran
+    assert "Transformed test" not in Path(one["report"]).read_text()
     descriptors = np.load(one["features"]["shards"][0])
     assert descriptors.shape[1] == TINY["n_features1"] // TINY["group_size"]
 

@@ -112,7 +112,8 @@ def test_ctrl_c_during_training_leaves_whole_files_and_the_rerun_resumes(prefect
     again = quickstart(**dict(SLOW, max_iter=5), cache_root=str(cache),
                        output_root=str(reports))
     assert again["cache"] == {"sample-patches": "cache", "whiten": "cache",
-                              "train-rica": "computed", "evaluate-faces": "computed"}
+                              "train-rica": "computed", "evaluate-faces": "computed",
+                              "score-invariance": "computed"}
     assert Path(again["report"]).is_file()
 
 

@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from terafeat.analysis.face_data import face_detection_set, face_detection_splits, lfw_face_half
-from terafeat.analysis.invariance import invariance_curves, invariance_score, transform_images
+from terafeat.analysis.invariance import (invariance_curves, invariance_score, patch_trajectories,
+                                         transform_images, unit_set_invariance)
 from terafeat.analysis.optimal_stimulus import optimal_stimulus
 from terafeat.analysis.unit_scoring import (
     best_thresholds,
@@ -169,6 +170,22 @@ def test_energy_unit_is_invariant_to_circular_shifts_and_a_linear_unit_is_not():
     scores = invariance_score(units(signals), shifted, firing_rate=0.02)
     assert scores[0] == pytest.approx(1 / 0.02, rel=1e-6)  # energy: exactly invariant
     assert scores[1] < 0.5 * scores[0]
+
+
+def test_unit_sets_on_patch_trajectories_rank_a_blurred_unit_above_single_pixels():
+    # on white noise, a unit averaging the patch barely changes when it moves a pixel or
+    # turns; units reading one pixel each see unrelated values; a set's score must show it
+    image = np.random.default_rng(6).random((96, 96)).astype(np.float32)
+    trajectories = patch_trajectories([image], 1500, 8, (1, 2), (10, 20), random_state=0)
+    assert trajectories[0].shape == (1500, 64)
+    assert {name: copies.shape for name, copies in trajectories[1].items()} == {
+        "translation": (8, 1500, 64), "rotation": (4, 1500, 64)}
+    sets = {"patch mean": lambda X: X.mean(axis=1, keepdims=True),
+            "pixels": lambda X: X[:, [0, 7, 56, 63]]}
+    scores = unit_set_invariance(sets, trajectories, firing_rate=0.05, top=1.0)
+    for name in ("translation", "rotation"):
+        assert scores["patch mean"][name] > 3 * scores["pixels"][name], (name, scores)
+    assert scores == unit_set_invariance(sets, trajectories, firing_rate=0.05, top=1.0)
 
 
 def test_invariance_curves_peak_at_the_template():

@@ -27,7 +27,7 @@ def test_rerun_hits_the_cache_and_a_downstream_change_recomputes_only_downstream
     first = quickstart(**params)
     second = quickstart(**params)
     assert second["run_dir"] != first["run_dir"]
-    stages = ("sample-patches", "whiten", "train-rica", "evaluate-faces")
+    stages = ("sample-patches", "whiten", "train-rica", "evaluate-faces", "score-invariance")
     assert first["cache"] == dict.fromkeys(stages, "computed")
     assert second["cache"] == dict.fromkeys(stages, "cache")
     page = Path(second["report"]).read_text()
@@ -40,7 +40,7 @@ def test_rerun_hits_the_cache_and_a_downstream_change_recomputes_only_downstream
     assert second["timings"]["train-rica"] < first["timings"]["train-rica"]
     # n_folds only changes the evaluation: training is a hit, evaluation recomputed
     third = quickstart(**dict(params, n_folds=2))
-    assert third["cache"] == {**dict.fromkeys(stages[:3], "cache"), "evaluate-faces": "computed"}
+    assert third["cache"] == {**dict.fromkeys(stages, "cache"), "evaluate-faces": "computed"}
     assert third["training"]["seconds"] == first["training"]["seconds"]
     assert third["evaluation"]["seconds"] != first["evaluation"]["seconds"]
     assert len(third["evaluation"]["accuracy"]["RICA pooled"]["folds"]) == 2
@@ -48,7 +48,8 @@ def test_rerun_hits_the_cache_and_a_downstream_change_recomputes_only_downstream
     fourth = quickstart(**dict(params, seed=1))
     assert fourth["training"]["seconds"] != first["training"]["seconds"]
     entries = {stage.name: len(list(stage.iterdir())) for stage in (tmp_path / "cache").iterdir()}
-    assert entries == {"sample-patches": 2, "whiten": 2, "train-rica": 2, "evaluate-faces": 3}
+    assert entries == {"sample-patches": 2, "whiten": 2, "train-rica": 2, "evaluate-faces": 3,
+                       "score-invariance": 2}
 
 
 def test_report_files_exist_and_hold_the_numbers(small_run):
@@ -57,7 +58,7 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
     assert len(run_dirs) == 1
     run = run_dirs[0]
     for name in ("index.html", "results.json", "filters.png", "objective.png", "accuracy.png",
-                 "W.npy", "objective.npy", "whitener.npz", "patches.npy", "whitened.npy"):
+                 "invariance.png", "W.npy", "objective.npy", "whitener.npz", "patches.npy", "whitened.npy"):
         assert (run / name).stat().st_size > 0, name
     saved = json.loads((run / "results.json").read_text())
     accuracy = saved["evaluation"]["accuracy"]
@@ -73,7 +74,7 @@ def test_report_files_exist_and_hold_the_numbers(small_run):
     assert len(objective) == saved["training"]["n_iter"] + 1 and objective[-1] < objective[0]
     assert set(saved["timings"]) >= {"sample-patches", "whiten", "train-rica", "evaluate-faces"}
     page = (run / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
+    assert page.count("data:image/png;base64,") == 4
     assert "<td>train-rica</td>" in page and "<td>n_features</td>" in page  # tables, not dicts
     import numpy  # the environment table: versions and cores
     assert f"<td>numpy</td><td>{numpy.__version__}</td>" in page and "<td>cores</td>" in page
@@ -204,4 +205,30 @@ def test_runs_lists_finished_and_unfinished_runs_with_headlines(small_run, capsy
 def test_every_stage_replays_to_the_same_outputs(small_run, tmp_path):
     results, _ = small_run
     replayed = assert_stages_replay(PLAN, Path(results["run_dir"]), tmp_path)
-    assert replayed == ["sample-patches", "whiten", "train-rica", "evaluate-faces"]
+    assert replayed == ["sample-patches", "whiten", "train-rica", "evaluate-faces",
+                        "score-invariance"]
+
+
+def test_invariance_check_tells_the_trained_units_apart_in_the_predicted_order(small_run):
+    results, _ = small_run
+    invariance = results["invariance"]
+    scores = invariance["scores"]
+    assert set(scores) == {"PCA", "RICA simple", "RICA pooled"}
+    for transformation in ("translation", "rotation"):
+        values = [scores[name][transformation] for name in scores]
+        assert len(set(values)) == 3, (transformation, values)  # the check is not flat
+    # Goodfellow et al.: pooled units are more invariant to translation than simple ones
+    assert scores["RICA pooled"]["translation"] > 1.2 * scores["RICA simple"]["translation"]
+    assert invariance["order"]["translation"]["pooled > simple"]
+    # the report shows the scores and says, per transformation, which predicted relations hold
+    page = Path(results["report"]).read_text()
+    for name, by_transformation in scores.items():
+        assert f"<td>{name}</td><td>{by_transformation['translation']:.4g}</td>" in page
+    for transformation, order in invariance["order"].items():
+        marks = "".join(f"<td>{'yes' if holds else 'no'}</td>" for holds in order.values())
+        assert f"<td>{transformation}</td>{marks}</tr>" in page
+    failed = [(t, claim) for t, order in invariance["order"].items()
+              for claim, holds in order.items() if not holds]
+    assert ("does NOT hold for" in page) == bool(failed)
+    for transformation, claim in failed:
+        assert f"{claim} under {transformation}".replace(">", "&gt;") in page

@@ -151,3 +151,24 @@ def test_protocols_keep_groups_apart_and_score_mean_ap():
     matrix = np.stack([labels == 0, labels == 1], axis=1).astype(int)
     scores = evaluate_protocol(histograms, matrix, "mean_ap", make_classifier("chi2"), splits=splits)
     assert len(scores["ap"]) == 2 and scores["mean_ap"] > 0.9
+
+
+def test_protocols_score_the_held_out_items_on_their_test_features():
+    histograms, labels = histogram_data(np.random.default_rng(1))
+    groups = np.tile(np.arange(6), 4)
+    model = make_classifier("chi2")
+    same = evaluate_protocol(histograms, labels, "groups", model, groups,
+                             test_features=histograms)
+    assert same == evaluate_protocol(histograms, labels, "groups", model, groups)
+    # the held-out items filmed otherwise: each one now looks like an item of the other class
+    swapped = histograms[::-1]
+    assert np.all(labels[::-1] != labels)
+    fooled = evaluate_protocol(histograms, labels, "groups", model, groups, test_features=swapped)
+    assert same["accuracy"] >= 0.9 and fooled["accuracy"] <= 0.1
+    with pytest.raises(ValueError, match="do not match"):
+        evaluate_protocol(histograms, labels, "groups", model, groups,
+                          test_features=histograms[:5])
+    splits = np.where(np.arange(24) % 3 == 0, "test", "train")
+    with pytest.raises(ValueError, match="not mean_ap"):
+        evaluate_protocol(histograms, np.stack([labels == 0, labels == 1], axis=1).astype(int),
+                          "mean_ap", model, splits=splits, test_features=histograms)

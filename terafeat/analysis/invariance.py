@@ -14,6 +14,7 @@ DEFAULT_TRANSFORMS = {"translation": tuple(range(-6, 7)),
                       "scale": (0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4),
                       "rotation": tuple(range(-60, 61, 10))}
 
+
 def transform_images(images: np.ndarray, shift: float = 0.0, scale: float = 1.0,
                      angle: float = 0.0) -> np.ndarray:
     """Images (n, h, w) shifted right by ``shift`` pixels, zoomed by ``scale`` and
@@ -123,3 +124,30 @@ def patch_trajectories(images: Sequence[np.ndarray], n: int, patch_size: int,
             turned = cv2.warpAffine(window, matrix, window.shape[::-1], flags=cv2.INTER_LINEAR)
             rotated[j, i] = turned[lo:lo + p, lo:lo + p].ravel()
     return base, {"translation": translated, "rotation": rotated}
+
+
+def top_invariance(scores: np.ndarray, top: float = 0.2) -> float:
+    """Mean of the top ``top`` fraction of units' invariance scores (Goodfellow et al.)."""
+    ranked = np.sort(np.asarray(scores))[::-1]
+    return float(ranked[:max(1, int(round(top * len(ranked))))].mean())
+
+
+def unit_set_invariance(unit_sets: dict[str, Callable[[np.ndarray], np.ndarray]],
+                        trajectories: tuple[np.ndarray, dict[str, np.ndarray]],
+                        firing_rate: float = 0.01, top: float = 0.2) -> dict[str, dict[str, float]]:
+    """Invariance score of each set of units on the same patch trajectories.
+
+    unit_sets: name -> responses of raw patches (N, d) -> (N, units);
+    trajectories: ``patch_trajectories``' (base (n, d), {transformation: (t, n, d)}).
+    Returns name -> {transformation: mean score of the set's top ``top``
+    fraction of units} (``invariance_score`` with ``firing_rate``).
+    """
+    base, transformed = trajectories
+    scores = {}
+    for name, respond in unit_sets.items():
+        base_responses = respond(base)
+        scores[name] = {
+            transformation: top_invariance(invariance_score(
+                base_responses, np.stack([respond(copy) for copy in copies]), firing_rate), top)
+            for transformation, copies in transformed.items()}
+    return scores

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from terafeat.analysis.invariance import invariance_score, patch_trajectories
+from terafeat.analysis.invariance import invariance_score, patch_trajectories, top_invariance
 from terafeat.classification.protocols import cross_validated_accuracy, linear_classifier
 from terafeat.datasets.bundled import grey_images, lfw_faces
 from terafeat.encoding.pooled_layer import encode_images
@@ -119,12 +119,6 @@ def fit_method(family: str, whitened: np.ndarray, n_features: int, max_iter: int
                             float(model.objective_[-1]), model.transform,
                             lambda X: model.transform(X, pool=pool))
     raise ValueError(f"unknown method family {family!r}; known: {tuple(TALK_ROW)}")
-
-
-def top_invariance(scores: np.ndarray, top: float = 0.2) -> float:
-    """Mean of the top ``top`` fraction of units' invariance scores (Goodfellow et al.)."""
-    ranked = np.sort(np.asarray(scores))[::-1]
-    return float(ranked[:max(1, int(round(top * len(ranked))))].mean())
 
 
 def cifar_subset(tar_path, n_train: int, n_test: int, random_state=0):

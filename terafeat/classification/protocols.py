@@ -215,19 +215,25 @@ def split_folds(splits, test: str = "test") -> list[tuple[np.ndarray, np.ndarray
     return [(np.flatnonzero(~is_test), np.flatnonzero(is_test))]
 
 
-def evaluate_folds(features: np.ndarray, labels, folds, model) -> dict:
+def evaluate_folds(features: np.ndarray, labels, folds, model,
+                   test_features: np.ndarray | None = None) -> dict:
     """Accuracy of ``model`` (refitted per fold) over (train_index, test_index) folds.
 
-    features: (n, f); labels: (n,). Returns :func:`classification_metrics` of
-    all tested items (accuracy, balanced_accuracy, confusion_matrix, classes,
-    n) plus "fold_accuracy": [...], "tested": indices in test order and
-    "predicted": their predicted labels.
+    features: (n, f); labels: (n,); test_features: (n, f) the tested items are
+    scored on instead (the same items, e.g. filmed otherwise; None: ``features``).
+    Returns :func:`classification_metrics` of all tested items (accuracy,
+    balanced_accuracy, confusion_matrix, classes, n) plus "fold_accuracy": [...],
+    "tested": indices in test order and "predicted": their predicted labels.
     """
     labels = np.asarray(labels)
+    test_features = features if test_features is None else test_features
+    if test_features.shape != features.shape:
+        raise ValueError(f"test_features of shape {test_features.shape} do not match the "
+                         f"features' {features.shape}")
     tested, predicted, fold_accuracy = [], [], []
     for train, test in folds:
         fitted = clone(model).fit(features[train], labels[train])
-        guess = fitted.predict(features[test])
+        guess = fitted.predict(test_features[test])
         fold_accuracy.append(float(np.mean(guess == labels[test])))
         tested.append(test)
         predicted.append(guess)
@@ -257,7 +263,8 @@ PROTOCOLS = ("groups", "split", "mean_ap")
 
 
 def evaluate_protocol(features: np.ndarray, labels, protocol: str, model, groups=None,
-                      splits=None, n_folds: int | None = None, random_state=0) -> dict:
+                      splits=None, n_folds: int | None = None, random_state=0,
+                      test_features: np.ndarray | None = None) -> dict:
     """Score ``model`` on features (n, f) under an evaluation protocol.
 
     "groups": cross-validation that keeps each group on one side
@@ -266,13 +273,17 @@ def evaluate_protocol(features: np.ndarray, labels, protocol: str, model, groups
     fixed split in ``splits`` (KTH's persons); both return
     :func:`evaluate_folds`'s dict. "mean_ap": labels is an (n, n_classes)
     0/1 matrix, train on items whose split is not "test" and return
-    :func:`mean_average_precision`'s dict (Hollywood2).
+    :func:`mean_average_precision`'s dict (Hollywood2).  test_features: see
+    :func:`evaluate_folds` ("groups" and "split" only).
     """
     if protocol == "groups":
-        return evaluate_folds(features, labels, group_folds(groups, n_folds, random_state), model)
+        return evaluate_folds(features, labels, group_folds(groups, n_folds, random_state), model,
+                              test_features)
     if protocol == "split":
-        return evaluate_folds(features, labels, split_folds(splits), model)
+        return evaluate_folds(features, labels, split_folds(splits), model, test_features)
     if protocol == "mean_ap":
+        if test_features is not None:
+            raise ValueError("test_features is for the groups and split protocols, not mean_ap")
         [(train, test)] = split_folds(splits)
         return mean_average_precision(features, labels, train, test, model)
     raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")

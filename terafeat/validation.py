@@ -60,9 +60,15 @@ def check_second_moments(X: np.ndarray, dtype, name: str = "X") -> None:
     float64), the trace of ``X^T X / m``: it bounds every entry and eigenvalue of that
     (d, d) matrix (RICA's covariance, the Whitener's variances).
     """
-    dtype = check_dtype(dtype)
     with np.errstate(over="ignore"):
         mean_square = np.einsum("ij,ij->", X, X, dtype=np.float64) / X.shape[0]
+    check_mean_square(mean_square, dtype, name)
+
+
+def check_mean_square(mean_square: float, dtype, name: str = "X") -> None:
+    """ValueError unless a mean squared row norm (float64, e.g. the trace of a Gram
+    matrix over m) fits in ``dtype``; see ``check_second_moments``."""
+    dtype = check_dtype(dtype)
     if mean_square <= np.finfo(dtype).max:
         return
     remedy = (" or use dtype=float64" if dtype == np.float32 and np.isfinite(mean_square)

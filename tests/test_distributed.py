@@ -124,6 +124,16 @@ def test_distributed_loss_is_the_single_process_loss_and_traffic_scales_with_k_d
     assert full_traffic < 2 * 2 * (W.nbytes + 64)
 
 
+def test_sharded_data_whose_second_moments_overflow_float32_is_refused(client, tmp_path):
+    # each value fits float32, the mean squared row norm (the Gram matrix's trace / m) not
+    huge = np.full((20, 4), 3e19, np.float32)
+    np.save(tmp_path / "huge.npy", huge)
+    with pytest.raises(ValueError, match="overflows float32 .* rescale the data or use "
+                                         "dtype=float64"):
+        DistributedRICA(**PARAMS, max_iter=2, dtype=np.float32, client=client).fit(
+            [tmp_path / "huge.npy"])
+
+
 def test_distributed_lbfgs_equals_single_process_lbfgs(client, shards, reference):
     model = DistributedRICA(**PARAMS, max_iter=60, dtype=np.float64, client=client).fit(shards)
     assert model.n_iter_ == reference.n_iter_ == 60

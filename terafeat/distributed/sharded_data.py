@@ -24,7 +24,7 @@ from terafeat.distributed.shards import (
     sum_partials,
 )
 from terafeat.learning.rica_objective import reconstruction_terms
-from terafeat.validation import check_dtype
+from terafeat.validation import check_dtype, check_mean_square
 
 logger = logging.getLogger(__name__)
 #: Errors meaning "a worker went away", as opposed to errors in the science.
@@ -261,6 +261,7 @@ class DistributedRicaLoss:
         self.eps = float(eps)
         self.pool = pool
         gram, m = data.map_reduce(shard_gram)
+        check_mean_square(float(np.trace(gram)) / m, data.dtype, "the sharded data")
         self.C = (gram / m).astype(data.dtype)
         self.bytes_per_evaluation = 0
 

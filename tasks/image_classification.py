@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 from prefect import task
 
-from tasks.logs import stage_logger
+from tasks.logs import report_progress, stage_logger
 from terafeat.atomic_files import save_array
 from terafeat.classification.streamed import (
     evaluate_streamed,
@@ -52,7 +52,9 @@ def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: 
             log=lambda line, n=name: logger.info("%s: %s", n, line),
             groups=_stored(labels["train"], "images"), svm_path=svm_path,
             svm_path_iter=svm_path_iter, grid_extension=grid_extension,
-            svm_patience=svm_patience)
+            svm_patience=svm_patience,
+            progress=lambda reads, n=name: report_progress(f"classify {n} (shards read)", reads,
+                                                           None))
         truth, predicted, metrics = evaluate_streamed(
             shards["test"], _stored(labels["test"], "labels"), weights,
             groups=_stored(labels["test"], "images"))

@@ -222,6 +222,6 @@ def test_a_class_tree_of_mixed_sizes_and_grey_images(prefect_server, tmp_path, m
     # off a terminal, long stages log their progress (here at every report); a stage done
     # at its first report (the patch images, read in one batch) logs none
     messages = [record.getMessage() for record in caplog.records]
-    for stage in ("train RICA: ", "extract features (shards): "):
+    for stage in ("train RICA: ", "extract features (shards): ", "classify rica (shards read): "):
         assert any(message.startswith(stage) for message in messages), stage
     assert not any(message.startswith("read patch images") for message in messages)

@@ -303,7 +303,8 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                             log=None, groups: Sequence[np.ndarray] | None = None,
                             svm_path: int = 4, svm_path_iter: int = 30,
                             precondition: bool = True, grid_extension: int = 2,
-                            svm_patience: int | None = None) -> tuple[np.ndarray, dict]:
+                            svm_patience: int | None = None,
+                            progress=None) -> tuple[np.ndarray, dict]:
     """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
 
     paths: feature shard files; labels: per shard, its rows' labels.  A held-out
@@ -323,6 +324,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     "svm" says whether its convergence test passed).  precondition: each SVM by L-BFGS in the variables of the
     :func:`preconditioner` at its lam (without it the fits stop far from their optimum,
     and the path compares iteration counts as much as regularisers).
+    progress: optional ``progress(shards_read)``, called after every shard any pass reads.
     Returns (weights (f + 1, c) on raw features, last row the bias; summary dict: the
     kept "classifier", "lam/n", "lam", every "candidates" point, the "extensions").
     """
@@ -333,16 +335,27 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     if grid_extension < 0:
         raise ValueError(f"grid_extension must be >= 0, got {grid_extension}")
     log = log or (lambda *args: None)
+    reads = 0
+
+    def counted(shards):
+        nonlocal reads
+        for shard in shards:
+            yield shard
+            reads += 1
+            if progress is not None:
+                progress(reads)
+
     mean, std, n = feature_moments(paths)
     standardizer = Standardizer(mean, std)
     held_out = validation_masks(row_groups(labels) if groups is None else groups,
                                 val_fraction, random_state)
     fitting = [~mask for mask in held_out]
-    G, B, n_fit = gram_statistics(iter_shards(paths, labels, fitting), standardizer, n_classes)
+    G, B, n_fit = gram_statistics(counted(iter_shards(paths, labels, fitting)), standardizer,
+                                  n_classes)
 
     def accuracy(weights: np.ndarray) -> list[float]:
-        return held_out_accuracy(iter_shards(paths, labels, held_out), standardizer, weights,
-                                 n_classes)
+        return held_out_accuracy(counted(iter_shards(paths, labels, held_out)), standardizer,
+                                 weights, n_classes)
 
     ridges = [ridge_solve(G, B, g * n_fit) for g in lam_grid]
     ridge_path = [{"classifier": "ridge", "lam/n": g, "validation_accuracy": value,
@@ -375,7 +388,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     svm_points = []
     if method == "l2svm":
         def svm_point(g: float, start: dict) -> dict:
-            weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting),
+            weights, svm = fit_l2svm(lambda: counted(iter_masked_shards(paths, labels, fitting)),
                                      standardizer, n_classes, g * n_fit, start["weights"],
                                      svm_path_iter,
                                      R=preconditioner(G, g * n_fit) if precondition else None,
@@ -410,7 +423,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     log(f"kept: {kept['classifier']} at lam/n {kept['lam/n']} (validation accuracy "
         f"{kept['validation_accuracy']:.4f}, best of {len(summary['candidates'])} candidates)")
     del ridge_path, svm_points
-    G_val, B_val, _ = gram_statistics(iter_shards(paths, labels, held_out), standardizer,
+    G_val, B_val, _ = gram_statistics(counted(iter_shards(paths, labels, held_out)), standardizer,
                                       n_classes)
     G += G_val
     B += B_val
@@ -419,8 +432,8 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
         return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
     R = preconditioner(G, summary["lam"], overwrite=True) if precondition else None
     G = None  # only R is needed from here
-    weights, svm = fit_l2svm(lambda: iter_masked_shards(paths, labels), standardizer, n_classes,
-                             summary["lam"], kept["weights"], svm_iter, R=R)
+    weights, svm = fit_l2svm(lambda: counted(iter_masked_shards(paths, labels)), standardizer,
+                             n_classes, summary["lam"], kept["weights"], svm_iter, R=R)
     log(f"L2-SVM at lam/n {kept['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
         f"objective {svm['objective']:.6g} ({svm['message']})")
     if not svm["converged"]:

@@ -55,10 +55,10 @@ class ShardedData:
     after a recovery, each call first rebalances the shards over the live
     workers (a restarted worker gets its share back).
 
-    Attributes: ``n_samples`` (m), ``n_features_in`` (d), ``locations`` (the
-    worker address of each shard), ``n_recoveries``, ``bytes_out`` /
-    ``bytes_in`` (bytes sent to / received from the cluster by the client,
-    cumulative).
+    Attributes: ``n_samples`` (m), ``shard_rows`` (m_s of each shard),
+    ``n_features_in`` (d), ``locations`` (the worker address of each shard),
+    ``n_recoveries``, ``bytes_out`` / ``bytes_in`` (bytes sent to / received
+    from the cluster by the client, cumulative).
     """
 
     def __init__(self, client: Client, shard_paths: Sequence, dtype=np.float32,
@@ -86,7 +86,8 @@ class ShardedData:
         self.threads = client.nthreads()
         shapes = self.client.gather([self.client.submit(shard_shape, shard, workers=[where], pure=False)
                                      for shard, where in zip(self.futures, self.locations)])
-        self.n_samples = sum(rows for rows, _ in shapes)
+        self.shard_rows = [rows for rows, _ in shapes]
+        self.n_samples = sum(self.shard_rows)
         self.n_features_in = shapes[0][1]
         for path, (_, d) in zip(self.paths, shapes):
             if d != self.n_features_in:

@@ -4,6 +4,7 @@ copies of the last unfinished ones, so that one slow worker does not set the pac
 portions are summed in a fixed order: the result does not depend on who computed what."""
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -13,6 +14,8 @@ from distributed import Client, wait
 from terafeat.distributed.cluster import WorkerLostError
 from terafeat.distributed.sharded_data import ShardedData
 from terafeat.distributed.shards import portion_bounds, run_portion, sum_partials
+
+logger = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------- sharded data
 
@@ -52,9 +55,12 @@ class SandblasterData(ShardedData):
     of one CPU kind); it equals ``ShardedData.map_reduce`` up to the order of
     the sums.  The arguments go out once per portion started, backups
     included; each kept portion's partial comes back to the client (no
-    reduction tree).  Lost workers are handled as by ShardedData (the
-    evaluation is redone after the recovery); second copies on lost workers are
-    loaded anew on live ones.
+    reduction tree).  A lost worker's portions are backed up on other holders
+    like a slow worker's; after the evaluation its shards are reloaded as by
+    ShardedData (counted in ``n_recoveries``), and second copies on lost
+    workers are loaded anew on live ones.  When no live worker holds a
+    remaining portion's shard, the evaluation is redone after ShardedData's
+    recovery.
 
     Extra attributes (cumulative): ``n_backup_tasks`` (backup copies started),
     ``n_backups_won`` (portions whose kept result came from a backup),
@@ -131,10 +137,17 @@ class SandblasterData(ShardedData):
     def _map_reduce_once(self, func: Callable, args: tuple) -> tuple:
         run = _PortionRun(self, func, args)
         try:
-            return run.complete()
+            result = run.complete()
         except BaseException:
             self.client.cancel(list(run.running))
             raise
+        lost = sorted(set(run.workers).difference(self.live_workers()))
+        if lost:  # their portions were backed up elsewhere: the result stands
+            self.n_recoveries += 1
+            logger.warning("lost worker(s) %s; their portions ran on other holders; "
+                           "reloading their shards", ", ".join(lost))
+            self._reload_lost(lost)
+        return result
 
 
 class _PortionRun:

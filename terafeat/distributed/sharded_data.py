@@ -192,6 +192,11 @@ class ShardedData:
         lost = sorted(set(self.locations).difference(self.live_workers()))
         logger.warning("evaluation failed (%s: %s); lost worker(s): %s; reloading their shards",
                        type(error).__name__, error, ", ".join(lost) or "none")
+        self._reload_lost(lost, error)
+
+    def _reload_lost(self, lost: list[str], error: BaseException | None = None) -> None:
+        """Wait for a live worker, load there every shard no live worker holds, rebalance
+        for ``recovery_timeout`` s."""
         try:
             self.client.wait_for_workers(1, timeout=self.recovery_timeout)
         except TimeoutError:

@@ -37,10 +37,10 @@ class SandblasterData(ShardedData):
     per worker thread in flight and gives a worker its next portion when one of
     its own finishes, so a fast worker takes more than a slow one.  A worker
     takes the pending portions of the shards it was given first, then those of
-    its second copies.
+    its second copies; of the shard with the most pending portions first.
 
-    backup_tasks: each shard is also loaded on a second worker (the next live
-    one in address order), so either holder can take its portions; and an
+    backup_tasks: each shard is also loaded on a second worker (a worker's
+    shards spread over the others), so either holder can take its portions; and an
     idle worker (nothing in flight, no pending portion it can run) starts a
     backup copy of the longest-running unfinished portion of a shard it holds
     (one backup per portion at most).  The first result is kept and the other
@@ -102,17 +102,20 @@ class SandblasterData(ShardedData):
             self.copies = [None] * len(self.paths)
         live = self.live_workers()
         holders = self.client.who_has([copy for copy in self.copies if copy is not None])
+        seen: Counter = Counter()
         for i, first in enumerate(self.locations):
+            # the j-th shard of a worker: its copy on the j-th next worker in address order
+            after = [address for address in live if address > first] + [
+                address for address in live if address < first]
+            target = after[seen[first] % len(after)] if after else None
+            seen[first] += 1
             copy = self.copies[i]
             where = sorted(holders.get(copy.key, ())) if copy is not None else []
             if where and where[0] in live and where[0] != first:
                 continue
             if copy is not None:
                 copy.release()
-            others = [address for address in live if address != first]
-            self.copies[i] = (self._load(self.paths[i], next(
-                (address for address in others if address > first), others[0]))
-                if others else None)
+            self.copies[i] = self._load(self.paths[i], target) if target else None
         loading = [copy for copy in self.copies if copy is not None]
         try:
             wait(loading, timeout=timeout)
@@ -221,14 +224,15 @@ class _PortionRun:
                 self.submit(portion, where, backup)
 
     def next_pending(self, where: str) -> int | None:
-        fallback = None
-        for portion in self.pending:
-            shard = self.data.portions[portion][0]
-            if self.data.locations[shard] == where:
-                return portion
-            if fallback is None and where in self.holders[shard]:
-                fallback = portion
-        return fallback
+        """A pending portion of a shard ``where`` holds, of the shard with the most pending
+        portions (so a worker's portions in flight come from different shards), a shard
+        it was given first before a second copy."""
+        left = Counter(self.data.portions[portion][0] for portion in self.pending)
+        held = [portion for portion in self.pending
+                if where in self.holders[self.data.portions[portion][0]]]
+        return min(held, default=None, key=lambda portion: (
+            self.data.locations[self.data.portions[portion][0]] != where,
+            -left[self.data.portions[portion][0]], portion))
 
     def next_backup(self, where: str) -> int | None:
         """The longest-running portion with one copy, elsewhere, of a shard ``where`` holds."""

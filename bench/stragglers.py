@@ -3,7 +3,7 @@ Sandblaster backup tasks, beside the undisturbed run.
 
 Run from the repository root::
 
-    python bench/stragglers.py            # ~3 min on 2 busy cores
+    python bench/stragglers.py            # 3-8 min on 2 busy cores
     python bench/stragglers.py --quick    # smoke run: m / 4, 4 iterations, 1 fit each
 
 What it simulates: one machine of three that is ``--factor`` times slower than the
@@ -16,8 +16,8 @@ slow machine; with one dedicated core per worker the best any schedule can do is
 ``n / (n - 1 + 1/factor)`` of the undisturbed time (printed), since the slow
 worker's lost capacity is gone whoever takes its work.
 
-Data: m=240,000 synthetic whitened patches (``bench/distributed_scaling.py``'s
-generator, seed 0), d=64, in 6 shards of 40,000 rows (2 per worker), float32;
+Data: m=600,000 synthetic whitened patches (``bench/distributed_scaling.py``'s
+generator, seed 0), d=64, in 6 shards of 100,000 rows (2 per worker), float32;
 RICA k=256, lam=0.1, eps=1e-2, random start (seed 0).  One LocalCluster of 3
 worker processes (1 thread, 1 BLAS thread each).
 
@@ -95,11 +95,11 @@ def fit(client, paths, config: dict, args) -> tuple[DistributedRICA, float]:
 
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--n-samples", type=int, default=240_000)
+    parser.add_argument("--n-samples", type=int, default=600_000)
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--features", type=int, default=256)
     parser.add_argument("--factor", type=float, default=4.0, help="how much slower worker 0 is")
-    parser.add_argument("--iterations", type=int, default=12)
+    parser.add_argument("--iterations", type=int, default=15)
     parser.add_argument("--repeats", type=int, default=7, help="evaluations per configuration")
     parser.add_argument("--fits", type=int, default=2, help="fits per configuration")
     parser.add_argument("--quick", action="store_true", help="m / 4, 4 iterations, 3 repeats, 1 fit")
@@ -152,6 +152,7 @@ def main(argv=None) -> dict:
               f"{evaluation['bytes']:>11,} {model.n_backup_tasks_:>7} ({model.n_backups_won_:>4})  "
               f"{'/'.join(map(str, done)) or '-'}")
         values["runs"][run] = {"evaluation": evaluation, "fit_s": fits[run],
+                               "training_s": [float(each.times_[-1]) for each in runs],
                                "evaluation_ratio": evaluation["median_s"] / base_eval,
                                "fit_ratio": fit_s / base_fit, "n_iter": model.n_iter_,
                                "n_backup_tasks": model.n_backup_tasks_,

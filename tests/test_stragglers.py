@@ -90,6 +90,8 @@ def test_sandblaster_evaluation_equals_the_static_one(client, shards):
     np.testing.assert_allclose(grad, static[1], rtol=1e-10, atol=1e-12)
     with pytest.raises(ValueError, match="portions_per_shard must be a positive integer, got 0"):
         DistributedRICA(**PARAMS, client=client, portions_per_shard=0).fit(shards)
+    with pytest.raises(ValueError, match="backup_after must be > 0"):
+        SandblasterData(client, shards, backup_after=0)
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,8 @@ portions are summed in a fixed order: the result does not depend on who computed
 from __future__ import annotations
 
 import logging
+import statistics
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 
@@ -40,11 +42,13 @@ class SandblasterData(ShardedData):
     its second copies; of the shard with the most pending portions first.
 
     backup_tasks: each shard is also loaded on a second worker (a worker's
-    shards spread over the others), so either holder can take its portions; and an
-    idle worker (nothing in flight, no pending portion it can run) starts a
-    backup copy of the longest-running unfinished portion of a shard it holds
-    (one backup per portion at most).  The first result is kept and the other
-    copy cancelled (one already running finishes on its worker and is
+    shards spread over the others), so either holder can take its portions;
+    and an idle worker (nothing in flight, no pending portion it can run)
+    starts a backup copy of the longest-running unfinished portion of a shard
+    it holds, once that portion has been in flight ``backup_after`` times the
+    median of the portions kept so far in this evaluation (one backup per
+    portion at most).  The first result is kept and the other copy cancelled
+    (one already running finishes on its worker, which stays busy, and is
     dropped).  This doubles the workers' memory for shards.  Each portion
     costs a round trip of the client (milliseconds): portions should take
     much longer than that to compute.
@@ -71,8 +75,11 @@ class SandblasterData(ShardedData):
 
     def __init__(self, client: Client, shard_paths: Sequence, dtype=np.float32,
                  portions_per_shard: int = 4, backup_tasks: bool = True,
-                 tasks_per_worker: int = 2, **options):
+                 tasks_per_worker: int = 2, backup_after: float = 1.5, **options):
         self.portions_per_shard = _positive_int("portions_per_shard", portions_per_shard)
+        if not backup_after > 0:
+            raise ValueError(f"backup_after must be > 0, got {backup_after!r}")
+        self.backup_after = float(backup_after)
         self.tasks_per_worker = _positive_int("tasks_per_worker", tasks_per_worker)
         self.backup_tasks = bool(backup_tasks)
         self.copies: list = []
@@ -169,19 +176,28 @@ class _PortionRun:
         self.copies_of: dict[int, list] = {}  # unfinished portion -> its running copies, by start
         self.backups: set = set()
         self.load: Counter = Counter()
+        self.started: dict = {}  # future -> time.monotonic() when submitted
+        self.took: list[float] = []  # seconds in flight of the portions kept so far
+        self.wake: float | None = None  # when a waiting portion becomes late enough to back up
 
     def complete(self) -> tuple:
         data = self.data
         self.fill()
+        checked = time.monotonic()
         while len(self.results) < len(data.portions):
             if not self.running:
                 raise RuntimeError("no live worker holds the shards of the remaining portions")
+            timeout = data.poll_interval if self.wake is None else min(
+                data.poll_interval, max(1e-3, self.wake - time.monotonic()))
             try:
-                wait(list(self.running), timeout=data.poll_interval, return_when="FIRST_COMPLETED")
+                wait(list(self.running), timeout=timeout, return_when="FIRST_COMPLETED")
             except TimeoutError:
-                lost = set(self.workers).difference(data.live_workers())
-                if lost:
-                    raise WorkerLostError(sorted(lost)) from None
+                if time.monotonic() - checked >= data.poll_interval:
+                    checked = time.monotonic()
+                    lost = set(self.workers).difference(data.live_workers())
+                    if lost:
+                        raise WorkerLostError(sorted(lost)) from None
+                self.fill()
                 continue
             finished = [future for future in self.running if future.done()]
             for future in finished:
@@ -200,6 +216,7 @@ class _PortionRun:
             portion, where = self.running.pop(future)
             self.load[where] -= 1
             self.results[portion] = partial
+            self.took.append(time.monotonic() - self.started[future])
             data.portions_by_worker[where] += 1
             data.n_backups_won += future in self.backups
             data.bytes_in += sum(item.nbytes if isinstance(item, np.ndarray) else 8
@@ -213,6 +230,7 @@ class _PortionRun:
 
     def fill(self) -> None:
         """Give every worker pending portions up to its slots; an idle one, a backup copy."""
+        self.wake = None
         for where in self.workers:
             while self.load[where] < self.slots[where]:
                 portion = self.next_pending(where)
@@ -235,11 +253,19 @@ class _PortionRun:
             -left[self.data.portions[portion][0]], portion))
 
     def next_backup(self, where: str) -> int | None:
-        """The longest-running portion with one copy, elsewhere, of a shard ``where`` holds."""
+        """The longest-running portion with one copy, elsewhere, of a shard ``where`` holds,
+        if it has been in flight ``backup_after`` times the median of the kept portions."""
+        if not self.took:
+            return None
+        late = self.data.backup_after * statistics.median(self.took)
         for portion, copies in self.copies_of.items():
             if (len(copies) == 1 and self.running[copies[0]][1] != where
                     and where in self.holders[self.data.portions[portion][0]]):
-                return portion
+                due = self.started[copies[0]] + late
+                if due <= time.monotonic():
+                    return portion
+                self.wake = due if self.wake is None else min(self.wake, due)
+                return None
         return None
 
     def submit(self, portion: int, where: str, backup: bool) -> None:
@@ -249,6 +275,7 @@ class _PortionRun:
                                     start, stop, workers=[where], allow_other_workers=False,
                                     pure=False)
         self.running[future] = (portion, where)
+        self.started[future] = time.monotonic()
         self.copies_of.setdefault(portion, []).append(future)
         self.load[where] += 1
         data.bytes_out += self.arg_bytes

@@ -91,14 +91,16 @@ def _kill_at(iteration: int, client, choose):
     return callback
 
 
-@pytest.mark.parametrize("choose", [lambda workers: workers[1:], lambda workers: workers],
-                         ids=["one-worker", "every-shard-holder"])
+@pytest.mark.parametrize("choose, sandblaster", [
+    (lambda workers: workers[1:], {}), (lambda workers: workers, {}),
+    (lambda workers: workers[1:], {"portions_per_shard": 3, "backup_tasks": True})],
+    ids=["one-worker", "every-shard-holder", "one-worker-backup-tasks"])
 def test_lbfgs_survives_killed_workers_with_the_undisturbed_result(client, shards, reference,
-                                                                   choose, caplog):
+                                                                   choose, sandblaster, caplog):
     caplog.set_level(logging.INFO, logger="terafeat.distributed")
     start = time.monotonic()
     model = DistributedRICA(**PARAMS, max_iter=60, dtype=np.float64, client=client,
-                            callback=_kill_at(3, client, choose)).fit(shards)
+                            callback=_kill_at(3, client, choose), **sandblaster).fit(shards)
     assert time.monotonic() - start < FAULT_BUDGET
     assert model.n_recoveries_ >= 1 and "reloaded on worker" in caplog.text
     assert model.n_iter_ == 60

@@ -12,6 +12,7 @@ from distributed import Client, default_client
 from threadpoolctl import threadpool_limits
 
 from terafeat.atomic_files import atomic_write
+from terafeat.distributed.sandblaster import SandblasterData
 from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
 from terafeat.learning.rica import RICA, data_basis, minimize_rica, span_weights
 
@@ -47,6 +48,15 @@ class DistributedRICA(RICA):
     max_recoveries : lost-worker recoveries allowed per evaluation.
     recovery_timeout : seconds a recovery waits for a worker when none is
         left, and for the lost shards to be reloaded (``ShardedData``).
+    portions_per_shard : above 1, each evaluation runs Sandblaster-style
+        (``sandblaster.SandblasterData``): every shard's rows in this many
+        portions, handed out as workers free up, summed in a fixed order.
+    backup_tasks : Sandblaster with a second copy of each shard on another
+        worker, whose idle workers run backup copies of the last unfinished
+        portions (first result kept): a slow worker stops setting the pace.
+        Either way every portion is counted once: the objective history is
+        the same bits with or without slow workers, and W is the static
+        path's up to the order of the sums.
 
     During fit the client process runs its BLAS on one thread (its share of
     the work, the O(k d^2) reconstruction term, is small; more threads would
@@ -55,14 +65,19 @@ class DistributedRICA(RICA):
     Extra fitted attributes: ``times_`` (n_iter_ + 1,) seconds since training
     started at each ``objective_`` entry; ``n_recoveries_``;
     ``bytes_per_evaluation_`` (client traffic of one evaluation);
-    ``resumed_from_`` (iterations read from the checkpoint, 0 if none).
+    ``resumed_from_`` (iterations read from the checkpoint, 0 if none);
+    ``n_backup_tasks_`` (backup copies started), ``n_backups_won_`` (portions
+    whose kept result came from a backup), ``portions_by_worker_`` (worker
+    address -> portions whose kept result it computed); empty without
+    Sandblaster.
     """
 
     def __init__(self, *, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 300, dtype=np.float32, random_state=None,
                  pool: np.ndarray | None = None, callback=None, client: Client | None = None,
                  checkpoint_path=None, checkpoint_every: int = 10, max_recoveries: int = 3,
-                 recovery_timeout: float = 30.0, init="random"):
+                 recovery_timeout: float = 30.0, init="random", portions_per_shard: int = 1,
+                 backup_tasks: bool = False):
         super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
                          dtype=dtype, random_state=random_state, pool=pool, callback=callback,
                          init=init)
@@ -71,18 +86,28 @@ class DistributedRICA(RICA):
         self.checkpoint_every = checkpoint_every
         self.max_recoveries = max_recoveries
         self.recovery_timeout = recovery_timeout
+        self.portions_per_shard = portions_per_shard
+        self.backup_tasks = backup_tasks
 
     def fit(self, shards, y=None) -> "DistributedRICA":
         """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
         dtype = self._check_params()
-        with ShardedData(self.client or default_client(), shard_paths(shards), dtype,
-                         max_recoveries=self.max_recoveries,
-                         recovery_timeout=self.recovery_timeout) as data, \
-                threadpool_limits(1, "blas"):
+        options = {"max_recoveries": self.max_recoveries,
+                   "recovery_timeout": self.recovery_timeout}
+        sandblaster = self.backup_tasks or self.portions_per_shard != 1
+        if sandblaster:
+            options.update(portions_per_shard=self.portions_per_shard,
+                           backup_tasks=self.backup_tasks)
+        sharded = SandblasterData if sandblaster else ShardedData
+        with sharded(self.client or default_client(), shard_paths(shards), dtype,
+                     **options) as data, threadpool_limits(1, "blas"):
             loss = DistributedRicaLoss(data, self.lam, self.eps, self.pool)
             self._minimize(loss, data.n_samples, data.n_features_in, dtype)
             self.n_recoveries_ = data.n_recoveries
             self.bytes_per_evaluation_ = loss.bytes_per_evaluation
+            self.n_backup_tasks_ = getattr(data, "n_backup_tasks", 0)
+            self.n_backups_won_ = getattr(data, "n_backups_won", 0)
+            self.portions_by_worker_ = dict(getattr(data, "portions_by_worker", {}))
         return self
 
     def _read_checkpoint(self, fingerprint: np.ndarray):

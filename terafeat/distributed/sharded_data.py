@@ -55,10 +55,10 @@ class ShardedData:
     after a recovery, each call first rebalances the shards over the live
     workers (a restarted worker gets its share back).
 
-    Attributes: ``n_samples`` (m), ``n_features_in`` (d), ``locations`` (the
-    worker address of each shard), ``n_recoveries``, ``bytes_out`` /
-    ``bytes_in`` (bytes sent to / received from the cluster by the client,
-    cumulative).
+    Attributes: ``n_samples`` (m), ``shard_rows`` (m_s of each shard),
+    ``n_features_in`` (d), ``locations`` (the worker address of each shard),
+    ``n_recoveries``, ``bytes_out`` / ``bytes_in`` (bytes sent to / received
+    from the cluster by the client, cumulative).
     """
 
     def __init__(self, client: Client, shard_paths: Sequence, dtype=np.float32,
@@ -86,7 +86,8 @@ class ShardedData:
         self.threads = client.nthreads()
         shapes = self.client.gather([self.client.submit(shard_shape, shard, workers=[where], pure=False)
                                      for shard, where in zip(self.futures, self.locations)])
-        self.n_samples = sum(rows for rows, _ in shapes)
+        self.shard_rows = [rows for rows, _ in shapes]
+        self.n_samples = sum(self.shard_rows)
         self.n_features_in = shapes[0][1]
         for path, (_, d) in zip(self.paths, shapes):
             if d != self.n_features_in:
@@ -191,6 +192,11 @@ class ShardedData:
         lost = sorted(set(self.locations).difference(self.live_workers()))
         logger.warning("evaluation failed (%s: %s); lost worker(s): %s; reloading their shards",
                        type(error).__name__, error, ", ".join(lost) or "none")
+        self._reload_lost(lost, error)
+
+    def _reload_lost(self, lost: list[str], error: BaseException | None = None) -> None:
+        """Wait for a live worker, load there every shard no live worker holds, rebalance
+        for ``recovery_timeout`` s."""
         try:
             self.client.wait_for_workers(1, timeout=self.recovery_timeout)
         except TimeoutError:

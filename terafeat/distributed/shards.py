@@ -2,6 +2,7 @@
 per-shard partial sums of the RICA objective that a worker computes."""
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -64,26 +65,65 @@ def load_shard(path, dtype=np.float32, mapped: bool = False) -> np.ndarray:
 
 
 class LoadedShard:
-    """A shard loaded on a worker: X (m_s, d) and the sparsity kernel over it.
+    """A shard loaded on a worker: X (m_s, d) and sparsity kernels over it.
 
     The kernel (``rica.SparsityKernel``: block buffers of (b, k) and (k, d))
     is kept across evaluations; rebuilding it per call costs 6-12% of the
     evaluation in a Dask worker, whose ``MALLOC_TRIM_THRESHOLD_`` makes every
-    large allocation a fresh mmap.  One evaluation at a time per shard.
+    large allocation a fresh mmap.  Evaluations running at once (portions of
+    the shard on a worker's threads) each borrow their own kernel.
     """
 
     def __init__(self, X: np.ndarray):
         self.X = X
-        self._kernel = self._k = self._pool = None
+        self._lock = threading.Lock()
+        self._idle: list[tuple[int, np.ndarray | None, SparsityKernel]] = []
+
+    def __reduce__(self):
+        return LoadedShard, (self.X,)  # the data, not the kernels or the lock
+
+    def sparsity_terms(self, W: np.ndarray, eps: float, pool,
+                       rows: tuple[int, int] | None = None) -> tuple[float, np.ndarray]:
+        """``rica.sparsity_terms(W, X, eps, pool)`` with a cached kernel, over all rows or
+        rows [start, stop)."""
+        kernel = self._borrow(W.shape[0], pool)
+        try:
+            return kernel(W, eps, rows)
+        finally:
+            with self._lock:
+                self._idle.append((W.shape[0], pool, kernel))
+
+    def _borrow(self, k: int, pool) -> SparsityKernel:
+        with self._lock:
+            # kernels for another k or pooling are dropped
+            self._idle = [entry for entry in self._idle if entry[0] == k and (
+                (pool is None and entry[1] is None) or (
+                    pool is not None and entry[1] is not None and np.array_equal(pool, entry[1])))]
+            if self._idle:
+                return self._idle.pop()[2]
+        return SparsityKernel(self.X, k, pool)
+
+    def portion(self, start: int, stop: int) -> "ShardPortion":
+        return ShardPortion(self, start, stop)
+
+
+class ShardPortion:
+    """Rows [start, stop) of a loaded shard; a shard function takes it in place of the shard
+    (``X`` is a view; the sparsity sums come from the shard's own kernels)."""
+
+    def __init__(self, shard: LoadedShard, start: int, stop: int):
+        self.shard, self.rows = shard, (int(start), int(stop))
+        self.X = shard.X[start:stop]
 
     def sparsity_terms(self, W: np.ndarray, eps: float, pool) -> tuple[float, np.ndarray]:
-        """``rica.sparsity_terms(W, X, eps, pool)`` with the cached kernel."""
-        same_pool = (pool is None and self._pool is None) or (
-            pool is not None and self._pool is not None and np.array_equal(pool, self._pool))
-        if self._k != W.shape[0] or not same_pool:
-            self._kernel = SparsityKernel(self.X, W.shape[0], pool)
-            self._k, self._pool = W.shape[0], pool
-        return self._kernel(W, eps)
+        return self.shard.sparsity_terms(W, eps, pool, self.rows)
+
+
+def portion_bounds(n_rows: int, n_portions: int) -> list[tuple[int, int]]:
+    """``n_portions`` contiguous row ranges [start, stop) covering ``n_rows`` rows once, sizes
+    within one of each other (fewer if there are fewer rows)."""
+    edges = [n_rows * i // n_portions for i in range(n_portions + 1)]
+    return [(start, stop) for start, stop in zip(edges, edges[1:]) if stop > start]
 
 
 sizeof.register(LoadedShard)(lambda shard: shard.X.nbytes)
@@ -106,6 +146,11 @@ def shard_gram(shard: LoadedShard) -> tuple[np.ndarray, int]:
 def shard_sparsity(shard: LoadedShard, W: np.ndarray, eps: float, pool) -> tuple[float, np.ndarray, int]:
     """(penalty sum, its gradient (k, d), m_s) of one shard: ``rica.sparsity_terms``."""
     return (*shard.sparsity_terms(W, eps, pool), len(shard.X))
+
+
+def run_portion(func: Callable, args: tuple, shard: LoadedShard, start: int, stop: int) -> tuple:
+    """``func(rows [start, stop) of shard, *args)``: one Sandblaster work portion."""
+    return func(shard.portion(start, stop), *args)
 
 
 def map_sum(func: Callable, args: tuple, *shards: LoadedShard) -> tuple:

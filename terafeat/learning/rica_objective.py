@@ -78,7 +78,9 @@ class SparsityKernel:
     block order, so the result does not depend on ``n_threads`` (see the
     module doc).  With a pooling matrix V (p, k)
     the penalty is on pooled units ``sqrt(eps + Z^2 V^T)`` (ISA/TICA) instead
-    of on each simple unit.
+    of on each simple unit.  A call may cover only rows ``[start, stop)`` (``rows``),
+    in blocks of the same size starting at ``start``: a portion's sums do not depend
+    on which kernel over the same X computes them.
     """
 
     def __init__(self, X: np.ndarray, k: int, pool: np.ndarray | None = None,
@@ -88,7 +90,8 @@ class SparsityKernel:
             block_rows = min(max(BLOCK_BYTES // (k * X.dtype.itemsize), 512), 4096)
         block_rows = int(max(1, min(block_rows, m)))
         self.X = X
-        self.blocks = [(s, min(s + block_rows, m)) for s in range(0, m, block_rows)]
+        self.block_rows = block_rows
+        self.blocks = self._blocks(0, m)
         measured = n_threads is None
         n_threads = blas_threads() if measured else int(n_threads)
         self.n_threads = max(1, min(n_threads, len(self.blocks)))
@@ -131,34 +134,41 @@ class SparsityKernel:
         np.matmul(Z.T, Xb, out=G)
         return total
 
-    def threads(self):
+    def _blocks(self, start: int, stop: int) -> list[tuple[int, int]]:
+        return [(s, min(s + self.block_rows, stop)) for s in range(start, stop, self.block_rows)]
+
+    def threads(self, rows: int | None = None):
         """Context manager yielding this call's thread count: ``n_threads`` when it was
-        given, else the faster of one and all threads by measured time (``FasterThreadCount``)."""
+        given, else the faster of one and all threads by measured time per row of
+        ``rows`` (default all of X; ``FasterThreadCount``)."""
         if self._thread_count is None:
             return nullcontext(self.n_threads)
-        return self._thread_count.timed()
+        return self._thread_count.timed(units=len(self.X) if rows is None else rows)
 
-    def __call__(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
-        with self.threads() as n_threads:
-            return self.evaluate(W, eps, n_threads)
+    def __call__(self, W: np.ndarray, eps: float,
+                 rows: tuple[int, int] | None = None) -> tuple[float, np.ndarray]:
+        """(penalty sum, its gradient (k, d)) over all rows of X, or rows [start, stop)."""
+        with self.threads(None if rows is None else rows[1] - rows[0]) as n_threads:
+            return self.evaluate(W, eps, n_threads, rows)
 
-    def evaluate(self, W: np.ndarray, eps: float, n_threads: int) -> tuple[float, np.ndarray]:
-        """(penalty sum, ``S^T X`` summed over the rows) with the blocks on ``n_threads``
-        threads (1 or ``self.n_threads``)."""
+    def evaluate(self, W: np.ndarray, eps: float, n_threads: int,
+                 rows: tuple[int, int] | None = None) -> tuple[float, np.ndarray]:
+        """As a call, with the blocks on ``n_threads`` threads (1 or ``self.n_threads``)."""
+        blocks = self.blocks if rows is None else self._blocks(*rows)
         with one_blas_thread():
             if n_threads == 1:
-                return self._sequential(W, eps)
-            return self._threaded(W, eps)
+                return self._sequential(W, eps, blocks)
+            return self._threaded(W, eps, blocks)
 
-    def _sequential(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+    def _sequential(self, W: np.ndarray, eps: float, blocks) -> tuple[float, np.ndarray]:
         grad = np.zeros((W.shape[0], self.X.shape[1]), self.X.dtype)
         total = 0.0
-        for start, stop in self.blocks:
+        for start, stop in blocks:
             total += self._block(0, start, stop, W, eps)
             grad += self._slots[0][3]
         return total, grad
 
-    def _threaded(self, W: np.ndarray, eps: float) -> tuple[float, np.ndarray]:
+    def _threaded(self, W: np.ndarray, eps: float, blocks) -> tuple[float, np.ndarray]:
         """The blocks on the thread pool, their sums added in block order as they finish."""
         grad = np.zeros((W.shape[0], self.X.shape[1]), self.X.dtype)
         total = 0.0
@@ -172,7 +182,7 @@ class SparsityKernel:
             np.add(grad, self._slots[slot][3], out=grad)
             free.append(slot)
 
-        for start, stop in self.blocks:
+        for start, stop in blocks:
             if not free:
                 add_oldest()
             slot = free.pop()

@@ -54,17 +54,20 @@ def record(name: str, values: dict, *, peer: str, notes: str = "") -> Path:
     return path
 
 
-#: ``<!--bench NAME:KEY-->value<!--/bench-->``: a number quoted from a results file
-#: (not after a backtick: in code it is an example of the syntax).
-QUOTE = re.compile(r"(?<!`)<!--bench (?P<name>[\w-]+):(?P<key>[\w.]+)-->(?P<value>.*?)<!--/bench-->")
+#: ``<!--bench NAME:KEY-->value<!--/bench-->``: a number quoted from a results file, or
+#: ``<!--bench NAME:KEY|.2f-->`` formatted by a format spec (not after a backtick: in
+#: code it is an example of the syntax).
+QUOTE = re.compile(r"(?<!`)<!--bench (?P<name>[\w-]+):(?P<key>[\w.]+)(?:\|(?P<format>[^>]+?))?-->"
+                   r"(?P<value>.*?)<!--/bench-->")
 
 
-def quoted_value(name: str, key: str):
-    """``values[key]`` (a dotted path) of ``bench/results/<name>.json``."""
+def quoted_value(name: str, key: str, spec: str | None = None) -> str:
+    """``values[key]`` (a dotted path) of ``bench/results/<name>.json``, as text (formatted
+    by ``spec``, e.g. ".2f", when given)."""
     value = json.loads((RESULTS / f"{name}.json").read_text())["values"]
     for part in key.split("."):
         value = value[int(part)] if isinstance(value, list) else value[part]
-    return value
+    return str(value) if spec is None else format(value, spec)
 
 
 def quoting_documents() -> list[Path]:
@@ -77,8 +80,9 @@ def quote_results(only: str | None = None) -> None:
     def current(match: re.Match) -> str:
         if only is not None and match["name"] != only:
             return match[0]
-        value = quoted_value(match["name"], match["key"])
-        return f"<!--bench {match['name']}:{match['key']}-->{value}<!--/bench-->"
+        value = quoted_value(match["name"], match["key"], match["format"])
+        spec = "" if match["format"] is None else f"|{match['format']}"
+        return f"<!--bench {match['name']}:{match['key']}{spec}-->{value}<!--/bench-->"
 
     for document in quoting_documents():
         text = document.read_text()

@@ -52,5 +52,5 @@ def test_every_quoted_benchmark_number_is_its_results_files_value():
               for match in QUOTE.finditer(document.read_text())]
     assert quotes, "the README quotes the quickstart benchmark"
     for document, match in quotes:
-        assert match["value"] == str(quoted_value(match["name"], match["key"])), \
+        assert match["value"] == quoted_value(match["name"], match["key"], match["format"]), \
             f"{document}: {match[0]} is stale: run python bench/results.py"

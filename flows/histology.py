@@ -42,10 +42,10 @@ def histology(
                                     "resuming")] = False,
     split_train: SplitTrain = 0.75,
     test_split: Annotated[Literal["test", "valid"], Field(
-        description="the PCam split scored (pcam_folders, pcam_h5): test, or valid")] = "test",
+        description="the PCam split to evaluate on (pcam_folders, pcam_h5): test, or valid")] = "test",
     test_root: Annotated[str | None, Field(min_length=1, description="a separate folder of "
                                            "test tiles, <class>/<tile> with the data set's "
-                                           "class folder names (e.g. PCam's valid/), scored "
+                                           "class folder names (e.g. PCam's valid/), evaluated "
                                            "instead of the data set's test split (null: "
                                            "none)")] = None,
     max_tiles_per_split: Annotated[int | None, Field(ge=2, description="seeded, "

@@ -114,7 +114,7 @@ def imagenet(
     svm_path_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations at each point of "
                                         "the path, each started from the last")] = 30,
     svm_patience: Annotated[int | None, Field(ge=1, description="early stopping: each L2-SVM "
-                                              "path point is scored on the held-out images "
+                                              "path point is evaluated on the held-out images "
                                               "after every L-BFGS iteration and stops this many "
                                               "iterations past its best, which it keeps (the "
                                               "final fit still runs up to svm_iter; None: no "

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 
+import dask
 import numpy as np
 import psutil
 import pytest
@@ -66,15 +67,33 @@ FAULT_BUDGET = 60.0
 
 @pytest.fixture(scope="module")
 def cluster():
-    """Two nanny-supervised workers: a killed one is restarted (under a new address)."""
-    with get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
+    """Two nanny-supervised workers: a killed one is restarted (under a new address).
+
+    A LocalCluster closes a worker's nanny for good when, ``lost-worker-timeout``
+    after one loss, no worker of that name is registered: a second kill of the same
+    worker inside that window (these tests kill in quick succession) would then cost
+    the cluster a worker.  The window is made longer than the module.
+    """
+    with dask.config.set({"distributed.deploy.lost-worker-timeout": "1h"}), \
+            get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
         yield client
 
 
 @pytest.fixture
 def client(cluster):
     yield cluster
-    cluster.wait_for_workers(2, timeout=FAULT_BUDGET)  # restarted, for the next test
+    # restarted, for the next test: two workers that answer (a killed one can stay listed
+    # until the scheduler notices, and wait_for_workers counts it)
+    deadline = time.monotonic() + FAULT_BUDGET
+    while True:
+        cluster.wait_for_workers(2, timeout=FAULT_BUDGET)
+        try:
+            if len(cluster.run(os.getpid)) == 2:
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the cluster did not get back its two workers"
+        time.sleep(0.5)
 
 
 def _kill(client, addresses) -> None:

@@ -15,6 +15,7 @@ import pytest
 from PIL import Image
 
 from reporting.pages.quickstart import quickstart_report
+from tasks.evaluation import ANGLES, FIRING_RATE, SHIFTS, TOP_UNITS, predicted_order
 from reporting.toolkit import save_image, write_html_report
 
 BROWSER = next((path for name in ("chromium", "chromium-browser", "google-chrome")
@@ -76,9 +77,15 @@ def test_a_generated_report_renders_its_figures_without_console_errors(tmp_path)
                "training": {"n_iter": 20, "seconds": 1.5, "initial_objective": 10.0,
                             "final_objective": 2.0, "optimizer_message": "converged"},
                "evaluation": {"accuracy": accuracy}}
+    scores = {name: {"translation": 1.5 + i, "rotation": 1.2 + i}
+              for i, name in enumerate(("PCA", "RICA simple", "RICA pooled"))}
+    results["invariance"] = {"scores": scores, "order": predicted_order(scores),
+                             "settings": {"shifts": list(SHIFTS), "angles": list(ANGLES),
+                                          "firing_rate": FIRING_RATE, "top_units": TOP_UNITS,
+                                          "n_trajectories": 100}}
     page = quickstart_report(tmp_path / "run", results, W, np.geomspace(10, 2, 21), (8, 8))
     screenshot, boxes, console = render(page, tmp_path)
-    assert len(boxes) == 3  # filters, objective, accuracy
+    assert len(boxes) == 4  # filters, objective, accuracy, invariance
     assert blank_figures(screenshot, boxes) == []
     assert console == []
 

@@ -77,9 +77,14 @@ class ShardedData:
         self._rebalance_until = 0.0  # time.monotonic() until which calls rebalance first
         self.n_recoveries = 0
         self.bytes_out = self.bytes_in = 0
-        workers = self.live_workers()
+        try:  # a cluster still starting, or restarting a worker, gets recovery_timeout s
+            client.wait_for_workers(1, timeout=self.recovery_timeout)
+            workers = self.live_workers()
+        except TimeoutError:
+            workers = []
         if not workers:
-            raise RuntimeError("the Dask cluster has no workers")
+            raise RuntimeError(f"the Dask cluster has no workers "
+                               f"(none joined within {self.recovery_timeout:g} s)")
         self.futures = [self._load(path, workers[i % len(workers)])
                         for i, path in enumerate(self.paths)]
         self.locations = self._locate(self.load_timeout)
@@ -220,6 +225,8 @@ class ShardedData:
         """Move shards from the most to the least loaded live workers until their counts
         differ by at most one."""
         live = self.live_workers()
+        if not live:
+            raise WorkerLostError(sorted(set(self.locations)))
         load = Counter({where: 0 for where in live})
         load.update(where for where in self.locations if where in live)
         moved = False

@@ -35,13 +35,15 @@ sys.path.insert(0, str(REPO))
 
 from bench.results import record  # noqa: E402
 from terafeat.atomic_files import save_array  # noqa: E402
-from terafeat.classification import streamed  # noqa: E402
+from terafeat.classification import linear_models, scoring, shard_streams, streamed  # noqa: E402
 
-#: The module's functions timed; "fit_l2svm" includes its "loss passes" (the streamed
+#: The classifier's functions timed; "fit_l2svm" includes its "loss passes" (the streamed
 #: squared-hinge loss and gradient) and "solve_triangular" (the preconditioner's solves).
 PARTS = ("feature_moments", "gram_statistics", "ridge_solve", "held_out_accuracy",
          "preconditioner", "fit_l2svm", "loss passes", "solve_triangular")
 WRAPPED = {"_squared_hinge": "loss passes"}  # returns the function to time
+#: The modules whose names are timed (each calls the others' functions by its own names).
+MODULES = (streamed, linear_models, scoring, shard_streams)
 
 
 def synthetic_features(n: int, f: int, classes: int, rng) -> tuple[np.ndarray, np.ndarray]:
@@ -63,17 +65,19 @@ def write_shards(folder: Path, name: str, X, y, rows: int) -> tuple[list, list]:
 
 
 class PartTimer:
-    """Seconds spent inside each of the streamed module's ``PARTS`` (outermost calls)."""
+    """Seconds spent inside each of the classifier's ``PARTS`` (outermost calls)."""
 
     def __init__(self):
         self.seconds, self.depth, self.originals = defaultdict(float), defaultdict(int), {}
         self.calls = defaultdict(int)
 
     def __enter__(self):
-        for name in [*(part for part in PARTS if hasattr(streamed, part)), *WRAPPED]:
-            self.originals[name] = original = getattr(streamed, name)
-            setattr(streamed, name, self._returning_timed(name, original) if name in WRAPPED
-                    else self._timed(name, original))
+        for module in MODULES:
+            for name in [*PARTS, *WRAPPED]:
+                if hasattr(module, name):
+                    self.originals[module, name] = original = getattr(module, name)
+                    setattr(module, name, self._returning_timed(name, original)
+                            if name in WRAPPED else self._timed(name, original))
         return self
 
     def _returning_timed(self, name, function):
@@ -95,8 +99,8 @@ class PartTimer:
         return timed
 
     def __exit__(self, *exc):
-        for name, original in self.originals.items():
-            setattr(streamed, name, original)
+        for (module, name), original in self.originals.items():
+            setattr(module, name, original)
 
 
 def svm_always(paths, labels, n_classes, lam_grid=streamed.LAM_GRID, val_fraction=0.1,
@@ -104,31 +108,31 @@ def svm_always(paths, labels, n_classes, lam_grid=streamed.LAM_GRID, val_fractio
     """The peer: ridge over ``lam_grid`` on the fitting rows, the L2-SVM path from
     ridge's choice down, and the best SVM point refitted on all rows, whatever ridge
     scored (the classifier stage before it kept the best of every candidate)."""
-    mean, std, n = streamed.feature_moments(paths)
-    standardizer = streamed.Standardizer(mean, std)
-    held_out = streamed.validation_masks(streamed.row_groups(labels), val_fraction, random_state)
+    mean, std, n = shard_streams.feature_moments(paths)
+    standardizer = shard_streams.Standardizer(mean, std)
+    held_out = shard_streams.validation_masks(shard_streams.row_groups(labels), val_fraction, random_state)
     fitting = [~mask for mask in held_out]
-    G, B, n_fit = streamed.gram_statistics(streamed.iter_shards(paths, labels, fitting),
+    G, B, n_fit = linear_models.gram_statistics(shard_streams.iter_shards(paths, labels, fitting),
                                            standardizer, n_classes)
-    ridges = [streamed.ridge_solve(G, B, g * n_fit) for g in lam_grid]
-    validation = streamed.held_out_accuracy(streamed.iter_shards(paths, labels, held_out),
+    ridges = [linear_models.ridge_solve(G, B, g * n_fit) for g in lam_grid]
+    validation = scoring.held_out_accuracy(shard_streams.iter_shards(paths, labels, held_out),
                                             standardizer, np.hstack(ridges), n_classes)
     best = int(np.argmax(validation))
     path, weights = [], ridges[best]
     for g in sorted((g for g in lam_grid if g <= lam_grid[best]), reverse=True)[:svm_path]:
-        weights, _ = streamed.fit_l2svm(
-            lambda: streamed.iter_masked_shards(paths, labels, fitting), standardizer,
-            n_classes, g * n_fit, weights, svm_path_iter, R=streamed.preconditioner(G, g * n_fit))
-        accuracy = streamed.held_out_accuracy(streamed.iter_shards(paths, labels, held_out),
+        weights, _ = linear_models.fit_l2svm(
+            lambda: shard_streams.iter_masked_shards(paths, labels, fitting), standardizer,
+            n_classes, g * n_fit, weights, svm_path_iter, R=linear_models.preconditioner(G, g * n_fit))
+        accuracy = scoring.held_out_accuracy(shard_streams.iter_shards(paths, labels, held_out),
                                               standardizer, weights, n_classes)[0]
         path.append((accuracy, -len(path), g, weights))
     _, _, g, start = max(path)
-    G_val, B_val, _ = streamed.gram_statistics(streamed.iter_shards(paths, labels, held_out),
+    G_val, B_val, _ = linear_models.gram_statistics(shard_streams.iter_shards(paths, labels, held_out),
                                                standardizer, n_classes)
     G += G_val
-    R = streamed.preconditioner(G, g * n, overwrite=True)
+    R = linear_models.preconditioner(G, g * n, overwrite=True)
     del G
-    weights, svm = streamed.fit_l2svm(lambda: streamed.iter_masked_shards(paths, labels),
+    weights, svm = linear_models.fit_l2svm(lambda: shard_streams.iter_masked_shards(paths, labels),
                                       standardizer, n_classes, g * n, start, svm_iter, R=R)
     return standardizer.fold(weights), {"classifier": "l2svm", "lam/n": g, "svm": svm}
 
@@ -138,7 +142,7 @@ def run(name, fit, train, test, n_classes) -> dict:
         started = time.perf_counter()
         weights, summary = fit(*train, n_classes)
         seconds = time.perf_counter() - started
-    _, _, metrics = streamed.evaluate_streamed(*test, weights)
+    _, _, metrics = scoring.evaluate_streamed(*test, weights)
     row = {"seconds": round(seconds, 2), "test_top1": round(metrics["top1"], 4),
            "test_mean_class_accuracy": round(metrics["mean_class_accuracy"], 4),
            "kept": f"{summary['classifier']} lam/n {summary['lam/n']:g}",

@@ -26,12 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from terafeat.atomic_files import save_array  # noqa: E402
-from terafeat.classification.streamed import (  # noqa: E402
-    Standardizer,
-    _squared_hinge,
+from terafeat.classification.linear_models import _squared_hinge  # noqa: E402
+from terafeat.classification.shard_streams import (  # noqa: E402
     feature_moments,
     iter_masked_shards,
     iter_shards,
+    Standardizer,
     validation_masks,
 )
 

@@ -39,18 +39,20 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from terafeat.atomic_files import save_array  # noqa: E402
-from terafeat.classification.streamed import (  # noqa: E402
-    Standardizer,
-    _squared_hinge,
-    feature_moments,
+from terafeat.classification.linear_models import (  # noqa: E402
     gram_statistics,
-    held_out_accuracy,
-    iter_masked_shards,
-    iter_shards,
     preconditioned,
     preconditioner,
     ridge_solve,
+    _squared_hinge,
+)
+from terafeat.classification.scoring import held_out_accuracy  # noqa: E402
+from terafeat.classification.shard_streams import (  # noqa: E402
+    feature_moments,
+    iter_masked_shards,
+    iter_shards,
     row_groups,
+    Standardizer,
     validation_masks,
 )
 

@@ -9,11 +9,11 @@ from prefect import task
 
 from tasks.logs import report_progress, stage_logger
 from terafeat.atomic_files import save_array
-from terafeat.classification.streamed import (
+from terafeat.classification.scoring import (
     evaluate_streamed,
-    fit_streamed_classifier,
     top_confusions,
 )
+from terafeat.classification.streamed import fit_streamed_classifier
 
 #: Up to this many classes the report shows the full confusion matrix.
 MAX_CONFUSION_CLASSES = 20

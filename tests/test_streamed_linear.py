@@ -4,22 +4,26 @@ import pytest
 from sklearn.svm import LinearSVC
 
 from terafeat.atomic_files import save_array
-from terafeat.classification.streamed import (
-    LAM_GRID,
-    Standardizer,
-    _squared_hinge,
-    feature_moments,
+from terafeat.classification.linear_models import (
     fit_l2svm,
-    fit_streamed_classifier,
     gram_statistics,
-    iter_masked_shards,
-    iter_shards,
     preconditioned,
     preconditioner,
     ridge_solve,
+    _squared_hinge,
+)
+from terafeat.classification.scoring import top_k_accuracy
+from terafeat.classification.shard_streams import (
+    feature_moments,
+    iter_masked_shards,
+    iter_shards,
     row_groups,
-    top_k_accuracy,
+    Standardizer,
     validation_masks,
+)
+from terafeat.classification.streamed import (
+    fit_streamed_classifier,
+    LAM_GRID,
 )
 
 
@@ -323,7 +327,10 @@ def test_top_k_accuracy():
 
 
 def test_top_confusions_and_streamed_evaluation(tmp_path):
-    from terafeat.classification.streamed import evaluate_streamed, top_confusions
+    from terafeat.classification.scoring import (
+        evaluate_streamed,
+        top_confusions,
+    )
     truth = np.array([0, 0, 0, 1, 1, 2, 2, 2, 2])
     guess = np.array([1, 1, 0, 0, 1, 1, 0, 1, 2])
     assert top_confusions(truth, guess, 2) == [{"true": 0, "predicted": 1, "count": 2},
@@ -339,7 +346,7 @@ def test_top_confusions_and_streamed_evaluation(tmp_path):
 
 
 def test_streamed_evaluation_averages_the_rows_of_one_image(tmp_path):
-    from terafeat.classification.streamed import evaluate_streamed
+    from terafeat.classification.scoring import evaluate_streamed
     # image 7: two rows (it and its mirror image), each leaning to a different wrong
     # class, both giving the right one 0.5: their mean picks it; image 3: one row
     X = np.array([[0.0, 0.6, 0.5], [0.9, 0.0, 0.5], [0.2, 0.1, 0.0]], np.float32)
@@ -367,7 +374,7 @@ def test_early_stopping_keeps_the_best_held_out_iterate(tmp_path):
     seen = []
 
     def score(weights):
-        from terafeat.classification.streamed import held_out_accuracy
+        from terafeat.classification.scoring import held_out_accuracy
         seen.append(held_out_accuracy(iter_shards(paths, labels, held_out), standardizer,
                                       weights, 6)[0])
         return seen[-1]

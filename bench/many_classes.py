@@ -37,11 +37,11 @@ from bench.results import record  # noqa: E402
 from terafeat.atomic_files import save_array  # noqa: E402
 from terafeat.classification import linear_models, scoring, shard_streams, streamed  # noqa: E402
 
-#: The classifier's functions timed; "fit_l2svm" includes its "loss passes" (the streamed
+#: The classifier's functions timed; "fit_lbfgs" includes its "loss passes" (the streamed
 #: squared-hinge loss and gradient) and "solve_triangular" (the preconditioner's solves).
 PARTS = ("feature_moments", "gram_statistics", "ridge_solve", "held_out_accuracy",
-         "preconditioner", "fit_l2svm", "loss passes", "solve_triangular")
-WRAPPED = {"_squared_hinge": "loss passes"}  # returns the function to time
+         "preconditioner", "fit_lbfgs", "loss passes", "solve_triangular")
+WRAPPED = {"streamed_loss": "loss passes"}  # returns the function to time
 #: The modules whose names are timed (each calls the others' functions by its own names).
 MODULES = (streamed, linear_models, scoring, shard_streams)
 
@@ -120,7 +120,7 @@ def svm_always(paths, labels, n_classes, lam_grid=streamed.LAM_GRID, val_fractio
     best = int(np.argmax(validation))
     path, weights = [], ridges[best]
     for g in sorted((g for g in lam_grid if g <= lam_grid[best]), reverse=True)[:svm_path]:
-        weights, _ = linear_models.fit_l2svm(
+        weights, _ = linear_models.fit_lbfgs(
             lambda: shard_streams.iter_masked_shards(paths, labels, fitting), standardizer,
             n_classes, g * n_fit, weights, svm_path_iter, R=linear_models.preconditioner(G, g * n_fit))
         accuracy = scoring.held_out_accuracy(shard_streams.iter_shards(paths, labels, held_out),
@@ -132,7 +132,7 @@ def svm_always(paths, labels, n_classes, lam_grid=streamed.LAM_GRID, val_fractio
     G += G_val
     R = linear_models.preconditioner(G, g * n, overwrite=True)
     del G
-    weights, svm = linear_models.fit_l2svm(lambda: shard_streams.iter_masked_shards(paths, labels),
+    weights, svm = linear_models.fit_lbfgs(lambda: shard_streams.iter_masked_shards(paths, labels),
                                       standardizer, n_classes, g * n, start, svm_iter, R=R)
     return standardizer.fold(weights), {"classifier": "l2svm", "lam/n": g, "svm": svm}
 

@@ -44,7 +44,7 @@ from terafeat.classification.linear_models import (  # noqa: E402
     preconditioned,
     preconditioner,
     ridge_solve,
-    _squared_hinge,
+    streamed_loss,
 )
 from terafeat.classification.scoring import held_out_accuracy  # noqa: E402
 from terafeat.classification.shard_streams import (  # noqa: E402
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
                                       n_classes)
         lam = args.lam * n_fit
         start = ridge_solve(G, B, lam)
-        loss = _squared_hinge(lambda: iter_masked_shards(paths, labels, fitting),
+        loss = streamed_loss(lambda: iter_masked_shards(paths, labels, fitting),
                               standardizer, n_classes, lam)
         began = time.perf_counter()
         R = preconditioner(G, lam, overwrite=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from prefect import flow
 from pydantic import Field
 
@@ -96,10 +97,16 @@ def imagenet(
     pooling: Annotated[Literal["sum", "l2"], Field(description="over each grid cell: sum, or "
                                                    "l2 (square root of the sum of "
                                                    "squares)")] = "sum",
-    classifier: Annotated[Literal["l2svm", "ridge"], Field(
+    classifier: Annotated[Literal["l2svm", "softmax", "ridge"], Field(
         description="l2svm: ridge and one-vs-rest squared-hinge SVMs (L-BFGS, started from "
                     "ridge) are fitted, and whichever scores higher on the held-out images is "
-                    "kept; ridge: ridge only")] = "l2svm",
+                    "kept; softmax: the same with multinomial logistic regression in place of "
+                    "the SVMs; ridge: ridge only")] = "l2svm",
+    gram_precision: Annotated[Literal["float32", "float64"], Field(
+        description="dtype of the classifier's Gram matrix and of ridge's Cholesky factors "
+                    "(float32: half their memory and factorisation time; the entries are "
+                    "float32 products either way, and the L-BFGS preconditioner is float64)"
+    )] = "float32",
     penalty_grid: Annotated[tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)], ...], Field(
         min_length=1, description="L2 penalty weights tried, in multiples of the number "
                                   "of training rows")] = LAM_GRID,
@@ -114,11 +121,11 @@ def imagenet(
     svm_path_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations at each point of "
                                         "the path, each started from the last")] = 30,
     svm_patience: Annotated[int | None, Field(ge=1, description="early stopping: each L2-SVM "
-                                              "path point is evaluated on the held-out images "
+                                              "(softmax) path point is evaluated on the held-out images "
                                               "after every L-BFGS iteration and stops this many "
                                               "iterations past its best, which it keeps (the "
                                               "final fit still runs up to svm_iter; None: no "
-                                              "early stopping)")] = None,
+                                              "early stopping)")] = 5,
     grid_extension: Annotated[int, Field(ge=0, le=10, description="where the best ridge "
                                          "(L2-SVM) penalty is the largest or smallest it was "
                                          "chosen among, at most this many more penalties past "
@@ -158,8 +165,11 @@ def _memory(params) -> dict[str, int]:
     return {f"the patches (n_patches={params.n_patches} x {d} values)": training_bytes(params.n_patches, d),
             f"RICA's optimiser (n_features={params.n_features} x {d})":
                 rica_bytes(params.n_features, d),
-            f"the classifier's two {f} x {f} matrices (n_features={params.n_features}, "
-            f"grid={params.grid}, nonlinearity={params.nonlinearity})": 2 * f * f * 8}
+            f"the classifier's {f} x {f} Gram matrix and factor (n_features="
+            f"{params.n_features}, grid={params.grid}, nonlinearity={params.nonlinearity})":
+                f * f * (np.dtype(params.gram_precision).itemsize
+                         + (8 if params.classifier != "ridge" else
+                            np.dtype(params.gram_precision).itemsize))}
 
 
 def _whitening_components(params) -> int | float | None:
@@ -218,7 +228,7 @@ PLAN = FlowPlan(
             classifier=p.classifier, penalty_grid=list(p.penalty_grid),
             val_fraction=p.val_fraction, svm_iter=p.svm_iter, seed=p.seed, svm_path=p.svm_path,
             svm_path_iter=p.svm_path_iter, grid_extension=p.grid_extension,
-            svm_patience=p.svm_patience)),
+            svm_patience=p.svm_patience, gram_precision=p.gram_precision)),
     ),
     summarise=_summarise,
     headline=headline_rows,

@@ -33,7 +33,7 @@ def _stored(paths: list[str], key: str) -> list[np.ndarray]:
 def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: str,
                     penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
                     svm_path: int = 4, svm_path_iter: int = 30, grid_extension: int = 0,
-                    svm_patience: int | None = None) -> dict:
+                    svm_patience: int | None = 5, gram_precision: str = "float32") -> dict:
     """Per feature set: fit on the training shards, score the test shards (per image:
     the rows of one image, e.g. it and its mirror image, by their mean scores).
 
@@ -52,7 +52,7 @@ def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: 
             log=lambda line, n=name: logger.info("%s: %s", n, line),
             groups=_stored(labels["train"], "images"), svm_path=svm_path,
             svm_path_iter=svm_path_iter, grid_extension=grid_extension,
-            svm_patience=svm_patience,
+            svm_patience=svm_patience, precision=gram_precision,
             progress=lambda reads, n=name: report_progress(f"classify {n} (shards read)", reads,
                                                            None))
         truth, predicted, metrics = evaluate_streamed(

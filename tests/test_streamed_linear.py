@@ -6,6 +6,7 @@ from sklearn.svm import LinearSVC
 
 from terafeat.atomic_files import save_array
 from terafeat.classification.linear_models import (
+    RELATIVE_TOLERANCE,
     fit_lbfgs,
     gram_statistics,
     preconditioned,
@@ -113,11 +114,14 @@ def test_softmax_fit_reaches_sklearns_multinomial_logistic_regression(tmp_path):
     reference = LogisticRegression(C=1 / (2 * lam), tol=1e-10, max_iter=5000).fit(
         standardizer.augment(X)[:, :-1], y)
     assert summary["converged"]
-    np.testing.assert_allclose(weights[:-1], reference.coef_.T, rtol=2e-3,
-                               atol=2e-3 * np.abs(reference.coef_).max())
-    # the biases are defined up to one shift shared by the classes
-    np.testing.assert_allclose(weights[-1] - weights[-1].mean(),
-                               reference.intercept_ - reference.intercept_.mean(), atol=2e-3)
+    objective = streamed_loss(lambda: iter_masked_shards(paths, labels), standardizer, 3, lam,
+                              "softmax")
+    sklearn_weights = np.vstack([reference.coef_.T, reference.intercept_])
+    # at sklearn's optimum (within ten times L-BFGS's stopping tolerance), near its weights
+    optimum = objective(sklearn_weights.ravel())[0]
+    assert optimum <= summary["objective"] <= optimum * (1 + 10 * RELATIVE_TOLERANCE)
+    np.testing.assert_allclose(weights[:-1], reference.coef_.T, rtol=5e-3,
+                               atol=5e-3 * np.abs(reference.coef_).max())
 
 
 def correlated_blobs(n, f=30, seed=0):
@@ -168,10 +172,13 @@ def test_preconditioned_svm_reaches_the_optimum_plain_lbfgs_crawls_to(tmp_path):
     lam = 1e-3 * n
     start = ridge_solve(G, B, 1e-2 * n)
     shards = lambda: iter_masked_shards(paths, labels)  # noqa: E731
-    fits = {name: fit_lbfgs(shards, standardizer, 3, lam, start, iterations, R=R)
-            for name, iterations, R in [("plain", 20, None),
-                                        ("preconditioned", 20, preconditioner(G, lam)),
-                                        ("plain, long", 5000, None)]}
+    # the long plain fit is the reference optimum: scipy's own (tight) tolerance
+    fits = {name: fit_lbfgs(shards, standardizer, 3, lam, start, iterations, R=R,
+                            tolerance=tolerance)
+            for name, iterations, R, tolerance in [
+                ("plain", 20, None, RELATIVE_TOLERANCE),
+                ("preconditioned", 20, preconditioner(G, lam), RELATIVE_TOLERANCE),
+                ("plain, long", 5000, None, 2.2e-9)]}
     objective = {name: fit[1]["objective"] for name, fit in fits.items()}
     assert objective["preconditioned"] < objective["plain"]
     assert objective["preconditioned"] == pytest.approx(objective["plain, long"], rel=1e-5)
@@ -261,7 +268,8 @@ def test_ridge_is_kept_where_it_beats_the_svm_on_the_held_out_rows(tmp_path):
     lines = []
     weights, summary = fit_streamed_classifier(paths, labels, 4, val_fraction=0.3, random_state=1,
                                                svm_iter=50, svm_path=3, svm_path_iter=20,
-                                               grid_extension=0, log=lines.append)
+                                               grid_extension=0, log=lines.append,
+                                               svm_patience=None)
     best = {family: max(point["validation_accuracy"] for point in summary["candidates"]
                         if point["classifier"] == family) for family in ("ridge", "l2svm")}
     assert best["ridge"] > best["l2svm"]

@@ -54,7 +54,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                             log=None, groups: Sequence[np.ndarray] | None = None,
                             svm_path: int = 4, svm_path_iter: int = 30,
                             precondition: bool = True, grid_extension: int = 2,
-                            svm_patience: int | None = None,
+                            svm_patience: int | None = 5,
                             progress=None, precision: str = "float32"
                             ) -> tuple[np.ndarray, dict]:
     """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
@@ -74,9 +74,12 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     The candidate of highest held-out accuracy is kept, ridge or L-BFGS (ties: the
     L-BFGS classifier's), and refitted on all rows: ridge exactly; the other started from its
     path point, for up to ``svm_iter`` iterations (early stopping or not: the summary's
-    "svm" says whether its convergence test passed).  precondition: each SVM by L-BFGS in the variables of the
-    :func:`preconditioner` at its lam (without it the fits stop far from their optimum,
-    and the path compares iteration counts as much as regularisers).
+    "svm" says whether its convergence test passed).  precondition: the L-BFGS fits in the
+    variables of one :func:`preconditioner`, factored once at ridge's choice of lam on the
+    fitting rows (scaled by sqrt(n / n_fit) for all rows): G + lam I' bounds the Hessians
+    at the path's smaller penalties within their ratio, so one f^3 / 3 factorisation
+    serves every point (without it the fits stop far from their optimum, and the path
+    compares iteration counts as much as regularisers).
     progress: optional ``progress(shards_read)``, called after every shard any pass reads.
     precision: dtype of the Gram matrix and ridge's Cholesky factors ("float32": half the
     memory and the factorisation time of "float64"; the entries are float32 products
@@ -143,13 +146,15 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                "lam_grid": [p["lam/n"] for p in ridge_path],
                "validation_accuracy": [p["validation_accuracy"] for p in ridge_path],
                "feature_dim": int(len(mean)), "extensions": extensions}
-    svm_points = []
+    svm_points, R = [], None
     if method in LBFGS_LOSSES:
+        if precondition:  # one factor for the whole path (see precondition above)
+            R = preconditioner(G, best_ridge["lam/n"] * n_fit)
+
         def svm_point(g: float, start: dict) -> dict:
             weights, svm = fit_lbfgs(lambda: counted(iter_masked_shards(paths, labels, fitting)),
                                      standardizer, n_classes, g * n_fit, start["weights"],
-                                     svm_path_iter,
-                                     R=preconditioner(G, g * n_fit) if precondition else None,
+                                     svm_path_iter, R=R,
                                      held_out=lambda W: accuracy(W)[0], patience=svm_patience,
                                      loss=LBFGS_LOSSES[method])
             score = svm["held_out_accuracy"] if "held_out_accuracy" in svm else accuracy(weights)[0]
@@ -182,15 +187,16 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     log(f"kept: {kept['classifier']} at lam/n {kept['lam/n']} (validation accuracy "
         f"{kept['validation_accuracy']:.4f}, best of {len(summary['candidates'])} candidates)")
     del ridge_path, svm_points
-    G_val, B_val, _ = gram_statistics(counted(iter_shards(paths, labels, held_out)), standardizer,
-                                      n_classes, precision)
-    G += G_val
-    B += B_val
-    del G_val
     if kept["classifier"] == "ridge":
+        G_val, B_val, _ = gram_statistics(counted(iter_shards(paths, labels, held_out)),
+                                          standardizer, n_classes, precision)
+        G += G_val
+        B += B_val
+        del G_val
         return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
-    R = preconditioner(G, summary["lam"], overwrite=True) if precondition else None
     G = None  # only R is needed from here
+    if R is not None:  # all rows: the Gram matrix grows about as the rows do
+        R *= np.sqrt(n / n_fit)
     weights, svm = fit_lbfgs(lambda: counted(iter_masked_shards(paths, labels)), standardizer,
                              n_classes, summary["lam"], kept["weights"], svm_iter, R=R,
                              loss=LBFGS_LOSSES[kept["classifier"]])

@@ -1,6 +1,6 @@
 """One L2-SVM loss-and-gradient pass over feature shards on disk: held-out rows masked
 (zero slack, what ``fit_streamed_classifier`` runs) vs the same rows copied out of
-each shard (the peer: ``iter_shards`` with masks, what it ran before 2026-11-28).
+each shard (the peer: ``iter_shards`` with masks, what it ran before the masks).
 
 Run from the repository root::
 

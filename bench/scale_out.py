@@ -159,8 +159,9 @@ def model_check(client, frames: np.ndarray, V: np.ndarray, compute: dict, costs:
         "bytes_s": moved / costs["loopback_bytes_per_s"],
         "latency_s": costs["round_trip_s"]["task_s"]}
     return {"portions": len(chunks), "portion_frames": portion, "bytes": moved,
-            "workers_served_bytes": served,
-            "predicted": predicted, "predicted_s": sum(predicted.values()), "measured_s": measured}
+            "workers_served_bytes": served, "predicted": predicted,
+            "predicted_s": sum(predicted.values()), "measured_s": measured,
+            "measured_over_predicted": measured / sum(predicted.values())}
 
 
 def network_layers() -> list[LayerGeometry]:
@@ -232,7 +233,7 @@ def main(argv=None) -> dict:
           f"frames on 2 workers, {check['bytes']:,} B, of which the workers served "
           f"{check['workers_served_bytes']:,.0f} B): predicted {check['predicted_s']:.3f} s ("
           + ", ".join(f"{name[:-2]} {value:.3f}" for name, value in check["predicted"].items())
-          + f"), measured {check['measured_s']:.3f} s (x{check['measured_s'] / check['predicted_s']:.2f})")
+          + f"), measured {check['measured_s']:.3f} s (x{check['measured_over_predicted']:.2f})")
     connections = sum(layer.n_connections for layer in layers)
     print("assumed: " + ", ".join(f"{name} {value}" for name, value in ASSUMPTIONS.items())
           + f"; the network: {connections:.3e} connections, "

@@ -173,6 +173,18 @@ def test_resumed_training_continues_from_the_checkpoint(client, shards, tmp_path
                         checkpoint_path=checkpoint).fit(shards)
 
 
+def test_live_workers_do_not_read_the_clients_cached_identity(client, shards, monkeypatch):
+    """The client's periodic refresh caches an identity without workers; a liveness poll that
+    read the cache after it had seen every worker lost (a spurious recovery)."""
+    with ShardedData(client, shards) as data:
+        async def refresh_without_workers(n_workers=0):
+            client._scheduler_identity = {"workers": {}}
+
+        monkeypatch.setattr(client, "_update_scheduler_info", refresh_without_workers)
+        assert client.scheduler_info(n_workers=-1)["workers"] == {}  # what the old poll read
+        assert data.live_workers() == sorted(client.nthreads())
+
+
 def test_downpour_sgd_comes_within_ten_percent_of_lbfgs(client, shards, reference, tmp_path):
     checkpoint = tmp_path / "server.npz"
     model = DownpourRICA(**PARAMS, max_iter=300, dtype=np.float64, client=client, batch_size=128,

@@ -37,9 +37,14 @@ replicas, Adagrad learning rate 0.01, batches of 256, n_fetch = n_push = 5:
 with k*d = 256k parameters a fetch or push costs more than a minibatch step
 here; warm start with one replica for a tenth of the steps); the exact
 objective of Downpour's parameter-server snapshots is computed after
-training.  Time starts after the shards are loaded and C is reduced.  Saved
-as a PNG: the objective, and the excess over the best value either method
-reached (log scale).
+training.  Time starts after the shards are loaded and C is reduced.  Downpour runs
+twice, without and with prefetching (``prefetch=True``: a replica's next
+fetch is sent before it computes the current gradient, and its next
+minibatch drawn while the fetch is in flight), the two runs back to back;
+printed: minibatch steps per second of wall time and the objective reached,
+and the prefetching run's objective at the time the other run ended.
+Saved as a PNG: the objective, and the excess over the best value any
+method reached (log scale).  Results: ``bench/results/distributed_scaling.json``.
 """
 from __future__ import annotations
 
@@ -47,6 +52,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -55,13 +61,15 @@ import numpy as np
 from distributed import get_task_stream
 from threadpoolctl import threadpool_limits
 
-from terafeat.distributed.cluster import get_client, worker_transfer_bytes
-from terafeat.distributed.downpour import DownpourRICA
-from terafeat.distributed.lbfgs import DistributedRICA
-from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData
-from terafeat.distributed.shards import write_shards
-from terafeat.learning.rica import normalize_rows
-from terafeat.learning.rica_objective import RicaLoss
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.results import record  # noqa: E402
+from terafeat.distributed.cluster import get_client, worker_transfer_bytes  # noqa: E402
+from terafeat.distributed.downpour import DownpourRICA  # noqa: E402
+from terafeat.distributed.lbfgs import DistributedRICA  # noqa: E402
+from terafeat.distributed.sharded_data import DistributedRicaLoss, ShardedData  # noqa: E402
+from terafeat.distributed.shards import write_shards  # noqa: E402
+from terafeat.learning.rica import normalize_rows  # noqa: E402
+from terafeat.learning.rica_objective import RicaLoss  # noqa: E402
 
 LAM, EPS = 10.0, 1e-2
 SEED = 0
@@ -121,17 +129,21 @@ def objective_curves(paths, args) -> dict:
     params = {"n_features": args.features, "lam": args.curve_lam, "eps": EPS, "random_state": SEED}
     with get_client(n_workers=2, dashboard_address="127.0.0.1:0") as client:
         lbfgs = DistributedRICA(**params, max_iter=args.lbfgs_iter, client=client).fit(paths)
-        downpour = DownpourRICA(**params, max_iter=args.downpour_steps, client=client,
-                                learning_rate=args.downpour_lr, batch_size=args.batch_size,
-                                n_fetch=args.n_fetch, n_push=args.n_push,
-                                warm_start_steps=args.downpour_steps // 10,
-                                snapshot_every=args.snapshot_every).fit(paths)
-    return {"lbfgs": {"seconds": lbfgs.times_.tolist(), "objective": lbfgs.objective_.tolist(),
-                      "bytes_per_evaluation": lbfgs.bytes_per_evaluation_,
-                      "message": lbfgs.optimizer_message_},
-            "downpour": {"seconds": downpour.times_.tolist(),
-                         "objective": downpour.objective_.tolist(),
-                         "steps": downpour.steps_.tolist()}}
+        downpours = {name: DownpourRICA(
+            **params, max_iter=args.downpour_steps, client=client,
+            learning_rate=args.downpour_lr, batch_size=args.batch_size, n_fetch=args.n_fetch,
+            n_push=args.n_push, warm_start_steps=args.downpour_steps // 10,
+            snapshot_every=args.snapshot_every, prefetch=prefetch).fit(paths)
+            for name, prefetch in (("downpour", False), ("downpour_prefetch", True))}
+    curves = {"lbfgs": {"seconds": lbfgs.times_.tolist(), "objective": lbfgs.objective_.tolist(),
+                        "bytes_per_evaluation": lbfgs.bytes_per_evaluation_,
+                        "message": lbfgs.optimizer_message_}}
+    for name, downpour in downpours.items():
+        curves[name] = {"seconds": downpour.times_.tolist(),
+                        "objective": downpour.objective_.tolist(),
+                        "steps": downpour.steps_.tolist(),
+                        "steps_per_s": float(downpour.steps_[-1] / downpour.times_[-1])}
+    return curves
 
 
 def plot(curves: dict, path: Path, title: str) -> None:
@@ -140,9 +152,10 @@ def plot(curves: dict, path: Path, title: str) -> None:
     import matplotlib.pyplot as plt
 
     best = min(min(curve["objective"]) for curve in curves.values())
-    labels = {"lbfgs": "exact distributed L-BFGS", "downpour": "Downpour SGD + Adagrad (2 replicas)"}
+    labels = {"lbfgs": "exact distributed L-BFGS", "downpour": "Downpour SGD + Adagrad (2 replicas)",
+              "downpour_prefetch": "Downpour, prefetching"}
     figure, (full, excess) = plt.subplots(1, 2, figsize=(11, 4))
-    for name, marker in (("lbfgs", "o-"), ("downpour", "s-")):
+    for name, marker in (("lbfgs", "o-"), ("downpour", "s-"), ("downpour_prefetch", "^-")):
         seconds_, objective = np.array(curves[name]["seconds"]), np.array(curves[name]["objective"])
         full.plot(seconds_, objective, marker, markersize=3, label=labels[name])
         above = objective > best
@@ -227,22 +240,38 @@ def main(argv=None) -> dict:
           f"{phases[0]['bytes']['client'] / kd_bytes:.2f} (client), 2 workers "
           f"{phases[1]['bytes']['client'] / kd_bytes:.2f}; the data are m*d*4 = {md_bytes:,} B")
 
-    lbfgs, downpour = curves["lbfgs"], curves["downpour"]
+    lbfgs = curves["lbfgs"]
     print(f"objective vs time, lam={args.curve_lam}:")
     print(f"L-BFGS ({len(lbfgs['objective']) - 1} iterations): objective "
           f"{lbfgs['objective'][0]:.4f} -> {lbfgs['objective'][-1]:.4f} in "
           f"{lbfgs['seconds'][-1]:.1f} s; {lbfgs['bytes_per_evaluation']:,} client bytes/evaluation; "
           f"{lbfgs['message']}")
-    print(f"Downpour ({downpour['steps'][-1]} minibatch steps): objective "
-          f"{downpour['objective'][0]:.4f} -> {downpour['objective'][-1]:.4f} in "
-          f"{downpour['seconds'][-1]:.1f} s")
+    for name, label in (("downpour", "Downpour"), ("downpour_prefetch", "Downpour, prefetching")):
+        downpour = curves[name]
+        print(f"{label} ({downpour['steps'][-1]} minibatch steps): objective "
+              f"{downpour['objective'][0]:.4f} -> {downpour['objective'][-1]:.4f} in "
+              f"{downpour['seconds'][-1]:.1f} s, {downpour['steps_per_s']:.1f} steps/s")
+    plain, ahead = curves["downpour"], curves["downpour_prefetch"]
+    at_plain_end = float(np.interp(plain["seconds"][-1], ahead["seconds"], ahead["objective"]))
+    prefetching = {"steps_per_s_ratio": ahead["steps_per_s"] / plain["steps_per_s"],
+                   "objective_at_plain_end": at_plain_end,
+                   "plain_final_objective": plain["objective"][-1]}
+    print(f"prefetching / not: x{prefetching['steps_per_s_ratio']:.2f} steps per second; "
+          f"objective when the run without it ended ({plain['seconds'][-1]:.1f} s): "
+          f"{at_plain_end:.4f} with, {plain['objective'][-1]:.4f} without")
     plot(curves, args.png, f"RICA m={m:,} d={d} k={k} lam={args.curve_lam}, 2 Dask workers")
     print(f"objective vs time: {args.png}")
     results = {"m": m, "d": d, "k": k, "numpy_all_threads_s": numpy_all_threads,
-               "phases": phases, "curves": curves}
+               "phases": phases, "curves": curves, "prefetching": prefetching,
+               "downpour": {"steps_per_replica": args.downpour_steps, "n_fetch": args.n_fetch,
+                            "n_push": args.n_push, "batch_size": args.batch_size}}
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(results, indent=1))
+    record("distributed_scaling", results,
+           peer="numpy on one BLAS thread (evaluation); exact L-BFGS and Downpour without "
+                "prefetching (objective vs time), in the same run",
+           notes=f"load average before/after: {load_before} / {os.getloadavg()[0]:.1f}")
     return results
 
 

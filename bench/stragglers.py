@@ -31,7 +31,11 @@ wall time of ``--repeats`` evaluations at a fixed W (the configurations
 interleaved), and the whole fit (``--iterations`` L-BFGS iterations, shard
 loading included; the least of ``--fits`` runs, interleaved, as the machine is
 shared).  Also the static
-evaluation in float64 beside float32 (bytes and time: "single vs double").
+evaluation in float64 beside float32 (bytes and time: "single vs double"), and,
+undisturbed, map-reduce vs actor RPC for the same evaluation: ``ShardedData``'s
+one task per worker per evaluation vs one Dask actor per worker holding its
+shards, called once per evaluation (``bench/actor_evaluation.py``), interleaved
+with the others; with the round trip of a call that does nothing either way.
 Printed: the ratios to the undisturbed static fit, whether W and the objective
 history of the slowed backup fit are the same bits as the undisturbed backup
 fit's, and the distance to the static fit's W.
@@ -50,6 +54,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.actor_evaluation import ActorRicaLoss, task_round_trip_seconds  # noqa: E402
 from bench.distributed_scaling import make_patches  # noqa: E402
 from bench.results import record  # noqa: E402
 from terafeat.distributed.cluster import get_client  # noqa: E402
@@ -64,13 +69,21 @@ LAM, EPS, SEED, WORKERS = 0.1, 1e-2, 0, 3
 CONFIGS = {"static": {}, "backup": {"portions_per_shard": 2, "backup_tasks": True}}
 
 
-def evaluation_seconds(client, paths, dtype, W, repeats: int) -> dict:
+def evaluation_seconds(client, paths, dtype, W, repeats: int, actors: bool = False) -> dict:
     """Per configuration: wall times of ``repeats`` evaluations at W, the configurations
-    interleaved (after one warm-up each), and the client bytes of one."""
+    interleaved (after one warm-up each), and the client bytes of one; with ``actors``
+    also the evaluation by actor RPC ("actor rpc", checked against the static one) and
+    the round trips of calls that do nothing ("round_trip_s")."""
     datas = {name: (SandblasterData if config else ShardedData)(client, paths, dtype, **config)
              for name, config in CONFIGS.items()}
+    rpc = None
     try:
         losses = {name: DistributedRicaLoss(data, LAM, EPS) for name, data in datas.items()}
+        if actors:
+            rpc = losses["actor rpc"] = ActorRicaLoss(client, paths, dtype, losses["static"].C,
+                                                      LAM, EPS)
+            np.testing.assert_allclose(rpc(W.astype(dtype))[1], losses["static"](W.astype(dtype))[1],
+                                       rtol=1e-4, atol=1e-5)
         seconds = {name: [] for name in losses}
         for loss in losses.values():
             loss(W.astype(dtype))
@@ -79,11 +92,17 @@ def evaluation_seconds(client, paths, dtype, W, repeats: int) -> dict:
                 start = time.perf_counter()
                 loss(W.astype(dtype))
                 seconds[name].append(time.perf_counter() - start)
-        return {name: {"median_s": statistics.median(seconds[name]), "min_s": min(seconds[name]),
-                       "bytes": losses[name].bytes_per_evaluation} for name in losses}
+        timings = {name: {"median_s": statistics.median(seconds[name]), "min_s": min(seconds[name]),
+                          "bytes": losses[name].bytes_per_evaluation} for name in losses}
+        if actors:
+            timings["round_trip_s"] = {"task": task_round_trip_seconds(client, 5 * repeats),
+                                       "actor": rpc.round_trip_seconds(5 * repeats)}
+        return timings
     finally:
         for data in datas.values():
             data.close()
+        if rpc is not None:
+            rpc.close()
 
 
 def fit(client, paths, config: dict, args) -> tuple[DistributedRICA, float]:
@@ -122,7 +141,7 @@ def main(argv=None) -> dict:
                     client.register_plugin(SlowWorker(slow, args.factor))
                 if repeat == 0:
                     for name, timing in evaluation_seconds(client, paths, np.float32, W,
-                                                           args.repeats).items():
+                                                           args.repeats, not slowed).items():
                         evaluations[f"{name} {state}"] = timing
                 for name, config in CONFIGS.items():
                     run = f"{name} {state}"
@@ -165,6 +184,13 @@ def main(argv=None) -> dict:
           f"evaluation (float64/float32: x{double['median_s'] / single['median_s']:.2f} time, "
           f"x{double['bytes'] / single['bytes']:.2f} bytes)")
     values["float64_evaluation"] = double
+    rpc, trips = evaluations["actor rpc undisturbed"], evaluations["round_trip_s undisturbed"]
+    print(f"map-reduce vs actor RPC (undisturbed, float32): {single['median_s']:.3f} s / "
+          f"{single['bytes']:,} B vs {rpc['median_s']:.3f} s / {rpc['bytes']:,} B per evaluation "
+          f"(RPC/map-reduce x{rpc['median_s'] / single['median_s']:.2f} time, minima "
+          f"x{rpc['min_s'] / single['min_s']:.2f}); a round that does nothing: "
+          f"{1e3 * trips['task']:.1f} ms by tasks, {1e3 * trips['actor']:.1f} ms by actor calls")
+    values.update(actor_rpc_evaluation=rpc, map_reduce_evaluation=single, round_trip_s=trips)
 
     backups = models["backup slowed"] + models["backup undisturbed"]
     same_bits = all(np.array_equal(model.W_, backups[0].W_)

@@ -173,6 +173,18 @@ def test_resumed_training_continues_from_the_checkpoint(client, shards, tmp_path
                         checkpoint_path=checkpoint).fit(shards)
 
 
+def test_live_workers_do_not_read_the_clients_cached_identity(client, shards, monkeypatch):
+    """The client's periodic refresh caches an identity without workers; a liveness poll that
+    read the cache after it had seen every worker lost (a spurious recovery)."""
+    with ShardedData(client, shards) as data:
+        async def refresh_without_workers(n_workers=0):
+            client._scheduler_identity = {"workers": {}}
+
+        monkeypatch.setattr(client, "_update_scheduler_info", refresh_without_workers)
+        assert client.scheduler_info(n_workers=-1)["workers"] == {}  # what the old poll read
+        assert data.live_workers() == sorted(client.nthreads())
+
+
 def test_downpour_sgd_comes_within_ten_percent_of_lbfgs(client, shards, reference, tmp_path):
     checkpoint = tmp_path / "server.npz"
     model = DownpourRICA(**PARAMS, max_iter=300, dtype=np.float64, client=client, batch_size=128,
@@ -186,6 +198,32 @@ def test_downpour_sgd_comes_within_ten_percent_of_lbfgs(client, shards, referenc
     longer = DownpourRICA(**PARAMS, max_iter=320, dtype=np.float64, client=client, batch_size=128,
                           warm_start_steps=50, checkpoint_path=checkpoint).fit(shards)
     assert longer.steps_[0] == model.n_iter_ and longer.n_iter_ == 50 + 2 * 320
+
+
+def test_downpour_prefetching_trains_as_far(client, shards, reference):
+    model = DownpourRICA(**PARAMS, max_iter=300, dtype=np.float64, client=client, batch_size=128,
+                         warm_start_steps=50, snapshot_every=25, prefetch=True).fit(shards)
+    assert model.n_iter_ == 50 + 2 * 300
+    descent = model.objective_[0] - model.objective_[-1]
+    assert descent > 0.8 * (reference.objective_[0] - reference.objective_[-1])
+    assert model.objective_[-1] <= 1.1 * reference.objective_[-1]
+
+
+def test_one_downpour_replica_is_deterministic_with_and_without_prefetching(shards):
+    """One replica has no race: the same seed gives the same W, prefetching or not, and
+    prefetching (fetches one push staler) gives another W."""
+    params = {**PARAMS, "max_iter": 60, "dtype": np.float64, "batch_size": 64,
+              "warm_start_steps": 20, "snapshot_every": 10}
+    with get_client(n_workers=1, dashboard_address="127.0.0.1:0") as alone:
+        fits = {prefetch: [DownpourRICA(**params, client=alone, prefetch=prefetch).fit(shards)
+                           for _ in range(2)] for prefetch in (False, True)}
+    for first, second in fits.values():
+        np.testing.assert_array_equal(first.W_, second.W_)
+        np.testing.assert_array_equal(first.objective_, second.objective_)
+        assert first.objective_[-1] < first.objective_[0]
+    assert not np.array_equal(fits[False][0].W_, fits[True][0].W_)
+    with pytest.raises(ValueError, match="prefetch"):
+        DownpourRICA(**params, client=alone, prefetch="yes").fit(shards)
 
 
 def test_train_rica_layer_on_an_array(client, patches, tmp_path):

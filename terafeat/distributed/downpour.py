@@ -96,7 +96,7 @@ class ParameterServer:
 
 def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, eps: float, pool,
                  batch_size: int, n_steps: int, n_fetch: int, n_push: int, actor_timeout: float,
-                 rng: np.random.Generator, *shards: LoadedShard) -> int:
+                 prefetch: bool, rng: np.random.Generator, *shards: LoadedShard) -> int:
     """One Downpour model replica on the shards of its worker; returns its step count.
 
     Each step draws ``batch_size`` rows (from one shard, chosen in proportion
@@ -104,21 +104,35 @@ def _run_replica(server, C: np.ndarray, basis: np.ndarray | None, lam: float, ep
     objective: the exact reconstruction term (from the global C (d, d)) plus
     the minibatch sparsity term.  V is fetched every ``n_fetch`` steps; the
     accumulated gradient is pushed every ``n_push`` steps without waiting
-    (at most one push in flight).  A call to the server that gets no answer
+    (at most one push in flight).  With ``prefetch`` the fetch a step needs
+    is sent before the previous step's gradient is computed, and the next
+    minibatch is drawn while it is in flight: the fetch overlaps computing,
+    and the V it returns misses the replica's own last push (one push
+    staler).  The minibatches are the same either way (the same draws from
+    ``rng`` in the same order).  A call to the server that gets no answer
     within ``actor_timeout`` s raises TimeoutError (a lost server), which
     ends the replica and frees its worker thread.
     """
     arrays = [shard.X for shard in shards]
     sizes = np.array([len(X) for X in arrays])
-    pushing = None
+
+    def draw_batch() -> np.ndarray:
+        X = arrays[rng.choice(len(arrays), p=sizes / sizes.sum())]
+        return X[rng.integers(0, len(X), batch_size)]
+
+    pushing = fetching = None
     accumulated, since_push = 0.0, 0
     for step in range(n_steps):
         if step % n_fetch == 0:
-            unit, norms, W = span_weights(server.fetch().result(actor_timeout), basis, C.dtype)
-        X = arrays[rng.choice(len(arrays), p=sizes / sizes.sum())]
-        batch = X[rng.integers(0, len(X), batch_size)]
+            V = (server.fetch() if fetching is None else fetching).result(actor_timeout)
+            unit, norms, W = span_weights(V, basis, C.dtype)
+            fetching = None
+        if prefetch and (step + 1) % n_fetch == 0 and step + 1 < n_steps:
+            fetching = server.fetch()  # in flight while this step computes
+        batch = draw_batch()
         penalty_sum, penalty_grad = sparsity_terms(W, batch, eps, pool)
-        _, grad = objective_from_terms(reconstruction_terms(W, C, lam), penalty_sum, penalty_grad, batch_size)
+        _, grad = objective_from_terms(reconstruction_terms(W, C, lam), penalty_sum, penalty_grad,
+                                       batch_size)
         accumulated = accumulated + span_gradient(grad, unit, norms, basis)
         since_push += 1
         if since_push == n_push or step == n_steps - 1:
@@ -156,7 +170,9 @@ class DownpourRICA(RICA):
     Parameters beyond RICA's: client, learning_rate (Adagrad's gamma),
     batch_size, n_fetch, n_push, warm_start_steps, snapshot_every (pushes),
     checkpoint_path / checkpoint_every (pushes) for the server, actor_timeout
-    (seconds a replica waits for the server's answer).
+    (seconds a replica waits for the server's answer), prefetch (default
+    False: each fetch is sent when its step begins; True: one step ahead,
+    overlapping the previous step's gradient, see ``_run_replica``).
 
     Fitted attributes: W_, objective_ (exact objective at each snapshot),
     times_ (seconds since the server started, per snapshot), steps_ (total
@@ -167,7 +183,8 @@ class DownpourRICA(RICA):
     #: the replicas' generators are spawned from random_state: a RandomState cannot spawn
     _parameter_constraints: ClassVar[dict] = {**RICA._parameter_constraints,
                               "random_state": [Interval(Integral, 0, None, closed="left"),
-                                               np.random.Generator, None]}
+                                               np.random.Generator, None],
+                              "prefetch": ["boolean"]}
 
     def __init__(self, *, n_features: int = 256, lam: float = 10.0, eps: float = 1e-2,
                  max_iter: int = 1000, dtype=np.float32, random_state=None,
@@ -175,7 +192,7 @@ class DownpourRICA(RICA):
                  learning_rate: float = 0.1, batch_size: int = 256, n_fetch: int = 1,
                  n_push: int = 1, warm_start_steps: int = 100, snapshot_every: int = 20,
                  checkpoint_path=None, checkpoint_every: int = 100, actor_timeout: float = 30.0,
-                 init="random"):
+                 prefetch: bool = False, init="random"):
         super().__init__(n_features=n_features, lam=lam, eps=eps, max_iter=max_iter,
                          dtype=dtype, random_state=random_state, pool=pool, callback=callback,
                          init=init)
@@ -189,6 +206,7 @@ class DownpourRICA(RICA):
         self.checkpoint_path = checkpoint_path
         self.checkpoint_every = checkpoint_every
         self.actor_timeout = actor_timeout
+        self.prefetch = prefetch
 
     def fit(self, shards, y=None) -> "DownpourRICA":
         """Learn W_ from the .npy shard files ``shards`` (each (m_s, d)); y is ignored."""
@@ -215,7 +233,8 @@ class DownpourRICA(RICA):
                 return {where: client.submit(
                     _run_replica, server, loss.C, basis, self.lam, self.eps, self.pool,
                     int(self.batch_size), int(n_steps), int(self.n_fetch), int(self.n_push),
-                    float(self.actor_timeout), rng, *groups[where], workers=[where], pure=False)
+                    float(self.actor_timeout), bool(self.prefetch), rng, *groups[where],
+                    workers=[where], pure=False)
                     for where, rng, n_steps in zip(workers, rngs, shares) if n_steps > 0}
 
             done = server.total_steps().result(self.actor_timeout)

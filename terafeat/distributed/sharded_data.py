@@ -111,8 +111,11 @@ class ShardedData:
         self.futures = []
 
     def live_workers(self) -> list[str]:
-        """Addresses of the workers the scheduler knows now (a fresh query)."""
-        return sorted(self.client.scheduler_info(n_workers=-1)["workers"])
+        """Addresses of the workers the scheduler knows now (a fresh query of the scheduler's
+        identity, not ``client.scheduler_info()``: that returns the client's cached identity,
+        which the client's periodic refresh replaces with one without workers, so a poll
+        landing between the two saw every worker lost)."""
+        return sorted(self.client.sync(self.client.scheduler.identity, n_workers=-1)["workers"])
 
     def by_worker(self) -> dict[str, list]:
         """The shard futures grouped by the address of the worker holding them."""

@@ -19,7 +19,8 @@ rica) with their labels and image ids (the mirror images scored with their origi
 
 Each way reports its seconds, its test top-1, what it kept, and its number of passes
 of the L-BFGS loss over the shards (a count that does not depend on how busy the
-machine is); ours also its seconds per part.  The peer runs under ``--before-budget``
+machine is); ours also its seconds per part and the bench process's peak resident
+memory so far (a high-water mark: the first of our runs is its own).  The peer runs under ``--before-budget``
 seconds; where it runs out, its row says so (its time is then more than the budget).
 """
 from __future__ import annotations
@@ -42,6 +43,7 @@ sys.path.insert(0, str(REPO))
 from bench.results import record  # noqa: E402
 from terafeat.atomic_files import save_array  # noqa: E402
 from terafeat.classification import linear_models, scoring, shard_streams, streamed  # noqa: E402
+from terafeat.process_memory import peak_rss_bytes  # noqa: E402
 
 #: The classifier's functions timed; "fit_lbfgs" includes its "loss passes" (the streamed
 #: loss and gradient) and "solve_triangular" (the preconditioner's solves).
@@ -174,6 +176,7 @@ def run_ours(name, fit, paths, labels, groups, n_classes) -> dict:
     row = {"seconds": round(seconds, 1), "test_top1": round(metrics["top1"], 4),
            "kept": f"{summary['classifier']} lam/n {summary['lam/n']:g}",
            "loss_passes": timer.calls["loss passes"],
+           "peak_rss_gb_so_far": round(peak_rss_bytes() / 2 ** 30, 2),
            "parts_seconds": {part: round(timer.seconds[part], 1) for part in PARTS}}
     print(f"  {name:>22}: {seconds:7.1f} s, {row['loss_passes']} loss passes, test top-1 "
           f"{metrics['top1']:.4f}, kept {row['kept']}; " + ", ".join(

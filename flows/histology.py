@@ -90,6 +90,8 @@ def histology(
         description="pooling cells: a grid x grid grid, or the centre cell of a 3x3 grid "
                     "(PCam's label region) and its surround")] = "centre_surround",
     grid: Grid = 3,
+    stride: Annotated[int, Field(ge=1, le=8, description="pixels between two encoded "
+                                 "windows along each axis (1: every window)")] = 2,
     pooling: Pooling = "sum",
     pixel_size: Annotated[int, Field(ge=2, description="side of the downsampled tile (pixels "
                                      "peer), pixels")] = 16,
@@ -184,7 +186,8 @@ PLAN = FlowPlan(
             image_size=lambda p: p.image_size, listing_key="tiles",
             patch_images=lambda p: p.patch_tiles,
             colour_mode=lambda p: p.colour_mode,
-            encoding_extra=lambda p: {"layout": p.layout, "colour_mode": p.colour_mode},
+            encoding_extra=lambda p: {"layout": p.layout, "colour_mode": p.colour_mode,
+                                      "stride": p.stride},
             extra_banks=lambda o: {"pca": o["pca"]["W"]}, peers=_peers,
             extra_stages=(Stage(pca_filter_bank, "pca", lambda p, o: dict(
                 whitener_path=o["whitening"][0], n_filters=p.n_features)),)),

@@ -1,6 +1,6 @@
 """Single-layer convolutional features in the Coates–Ng style, with a learned filter bank.
 
-Every patch_size x patch_size window of an image (stride 1; the image first converted to
+Every patch_size x patch_size window of an image (every ``stride`` pixels; the image first converted to
 a colour space of :mod:`terafeat.media.colour`) is contrast-normalised, whitened and
 filtered; the responses go through a non-linearity and are pooled (sum, or L2: root of
 the summed squares) over a grid of cells (2x2: the four quadrants), or over the centre
@@ -77,6 +77,7 @@ class ConvolutionalEncoder:
     pooling : "sum" over each cell, or "l2" (square root of the sum of squares).
     smoothing : the eps of "smooth_l1".
     norm_eps : see :func:`contrast_normalize`.
+    stride : pixels between two windows along each axis (1: every window).
     chunk : windows filtered per matrix product; small enough that a (chunk, k)
         block of responses stays in the CPU cache for the element-wise passes.
     """
@@ -84,7 +85,7 @@ class ConvolutionalEncoder:
     def __init__(self, filters, whitening, mean, patch_size: int, nonlinearity: str = "split",
                  alpha: float = 0.25, grid: int = 2, norm_eps: float = NORM_EPS,
                  chunk: int = 128, pooling: str = "sum", smoothing: float = 1e-2,
-                 layout: str = "grid", colour_mode: str = "rgb"):
+                 layout: str = "grid", colour_mode: str = "rgb", stride: int = 1):
         check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
         check_choice("pooling", pooling, POOLINGS)
         check_choice("layout", layout, LAYOUTS)
@@ -107,6 +108,9 @@ class ConvolutionalEncoder:
         self.pooling = pooling
         self.smoothing = float(smoothing)
         self.layout = layout
+        if int(stride) < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.stride = int(stride)
         self.colour_mode = colour_mode
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -116,7 +120,7 @@ class ConvolutionalEncoder:
                 "alpha": np.array(self.alpha), "grid": np.array(self.grid),
                 "norm_eps": np.array(self.norm_eps), "pooling": np.array(self.pooling),
                 "smoothing": np.array(self.smoothing), "layout": np.array(self.layout),
-                "colour_mode": np.array(self.colour_mode)}
+                "colour_mode": np.array(self.colour_mode), "stride": np.array(self.stride)}
 
     @classmethod
     def from_arrays(cls, arrays) -> "ConvolutionalEncoder":
@@ -126,7 +130,8 @@ class ConvolutionalEncoder:
                    float(arrays["alpha"]), int(arrays["grid"]), float(arrays["norm_eps"]),
                    pooling=str(arrays["pooling"]), smoothing=float(arrays["smoothing"]),
                    **{key: str(arrays[key]) for key in ("layout", "colour_mode")
-                      if key in arrays})
+                      if key in arrays},
+                   stride=int(arrays["stride"]) if "stride" in arrays else 1)
 
     @property
     def n_cells(self) -> int:
@@ -172,13 +177,13 @@ class ConvolutionalEncoder:
         """The pooled sums of images (n, h, w, c) into ``out`` (n, cells, maps) in place."""
         n, h, w, c = images.shape
         d = self.patch_size ** 2 * c
-        chunks = cell_chunks(h - self.patch_size + 1, w - self.patch_size + 1, self.grid,
-                             self.chunk, self.layout)
+        rows, cols = (-(-(side - self.patch_size + 1) // self.stride) for side in (h, w))
+        chunks = cell_chunks(rows, cols, self.grid, self.chunk, self.layout)
         k = self.weights_.shape[1]
         buffers = np.empty((2, max(len(rows) for _, rows in chunks), k), np.float32)
         for i in range(n):
             windows = dense_patches(images[i].astype(np.float32, copy=False),
-                                    self.patch_size).reshape(-1, d)
+                                    self.patch_size, self.stride).reshape(-1, d)
             patches = np.ones((len(windows), d + 1), np.float32)
             patches[:, :d] = contrast_normalize(windows, self.norm_eps)
             out[i] = 0

@@ -89,7 +89,7 @@ def histology(
     layout: Annotated[Literal["grid", "centre_surround"], Field(
         description="pooling cells: a grid x grid grid, or the centre cell of a 3x3 grid "
                     "(PCam's label region) and its surround")] = "centre_surround",
-    grid: Grid = 3,
+    grid: Grid = 2,
     stride: Annotated[int, Field(ge=1, le=8, description="pixels between two encoded "
                                  "windows along each axis (1: every window)")] = 2,
     pooling: Pooling = "sum",

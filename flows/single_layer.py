@@ -118,9 +118,10 @@ def pipeline_stages(*, image_size, listing_key: str = "listing",
     ``extra_stages``, then "encoding", reading the flow's listing stage output (key
     ``listing_key``).
 
-    image_size, patch_images (training images the patches come from), colour_mode, encoding_extra (more ``ConvolutionalEncoder`` options), peers
-    (``encode_image_shards``'s peers): functions of the parameters; extra_banks: of the
-    outputs, more {set name: filters path} encoded beside RICA's (and k-means').
+    image_size, patch_images (training images the patches come from), colour_mode,
+    encoding_extra (more ``ConvolutionalEncoder`` options), peers (``encode_image_shards``'s
+    peers): functions of the parameters; extra_banks: of the outputs, more {set name:
+    filters path} encoded beside RICA's (and k-means').
     """
     return (
         Stage(sample_image_patches, "patches", lambda p, o: dict(

@@ -12,8 +12,9 @@ Data: ``<data root>/pcam-subset/{train,test}/{0,1}/*.jpg``; when absent, the sha
 archive (``--archive``, default ``../shared/data/pcam-subset.tar`` beside the repository)
 is extracted there first (default data root: a temporary folder, removed afterwards).
 
-Each variant is one flow run per seed (the flow's defaults with a few parameters changed;
-the defaults on every seed, the other variants on the first seed), all runs sharing one
+Each variant is one flow run per seed (the flow's defaults, with the ``--set`` overrides,
+with a few parameters changed; the defaults on every seed, the other variants on the
+first seed; a variant equal to the defaults repeats them from the cache), all runs sharing one
 stage cache, so variants that change only the encoding reuse the patches and filters.
 Every run scores the test tiles two ways from the same encodings (averaged over their 8
 rotations / flips, and alone) and per rotation / flip (the invariance figure).  The table
@@ -53,6 +54,7 @@ VARIANTS = {
     "quadrant pooling (no centre cell)": {"layout": "grid", "grid": 2},
     "RGB patches": {"colour_mode": "rgb"},
     "800 features": {"n_features": 800},
+    "1600 features": {"n_features": 1600},
 }
 
 
@@ -152,7 +154,8 @@ def main(argv=None) -> int:
     print_table(table, seeds)
     outcome = verdict(table)
     first = runs["defaults"][0]
-    print(f"\nRICA AUC {outcome['auc']:.4f} (defaults, mean of {len(seeds['defaults'])} seeds): "
+    print(f"\noverrides of every run: {dict(args.overrides)}; tiles: {first['tiles']['counts']}")
+    print(f"RICA AUC {outcome['auc']:.4f} (defaults, mean of {len(seeds['defaults'])} seeds): "
           f"target {TARGET_AUC} {'met' if outcome['met'] else 'NOT met'}; short of "
           f"{TARGET_AUC} by {outcome['short_of_target_by']:.4f}; over the hand-crafted peer "
           f"({outcome['peer_auc']:.4f}) by {outcome['margin_over_peer']:+.4f} (needed: more "

@@ -50,20 +50,19 @@ def classify_tiles(*, encoded: dict, tiles: dict, run_dir: str, classifier: str,
             val_fraction=val_fraction, svm_iter=svm_iter, seed=seed, svm_path=svm_path,
             svm_path_iter=svm_path_iter, grid_extension=grid_extension,
             svm_patience=svm_patience)
-        shards, labels = encoded["shards"][name]["test"], encoded["labels"][name]["test"]
-        truth, labels_test = {}, stored_arrays(labels, "labels")
-        rows = listing.iloc[np.concatenate([np.load(kept_path(p)) for p in shards])]
-        images = stored_arrays(labels, "images")
-        truth["averaged"], scores_averaged = streamed_scores(shards, labels_test, weights, images)
-        truth_rows, scores_rows = streamed_scores(shards, labels_test, weights)
+        shards, label_paths = encoded["shards"][name]["test"], encoded["labels"][name]["test"]
+        labels, images = stored_arrays(label_paths, "labels"), stored_arrays(label_paths, "images")
+        rows = listing.iloc[np.concatenate([np.load(kept_path(path)) for path in shards])]
         elements = rows["dihedral"].to_numpy()
         original = elements == 0
-        scored = {"averaged": scores_averaged, "original": scores_rows[original]}
-        truth["original"] = truth_rows[original]
+        truth_rows, scores_rows = streamed_scores(shards, labels, weights)
+        truth_tiles, scores_tiles = streamed_scores(shards, labels, weights, images)
+        truth = {"averaged": truth_tiles, "original": truth_rows[original]}
+        scored = {"averaged": scores_tiles, "original": scores_rows[original]}
         by_scoring = {scoring: tile_metrics(truth[scoring], scored[scoring], random_state=seed)
                       for scoring in SCORINGS}
-        tile_rows = {"averaged": rows["tile"].to_numpy()[
-                         np.unique(np.concatenate(images), return_index=True)[1]],
+        first_rows = np.unique(np.concatenate(images), return_index=True)[1]
+        tile_rows = {"averaged": rows["tile"].to_numpy()[first_rows],
                      "original": rows["tile"].to_numpy()[original]}
         chosen = scored[headline]
         margin = chosen[:, 1] - chosen[:, 0] if n_classes == 2 else np.full(len(chosen), np.nan)

@@ -23,46 +23,11 @@ accuracy follows the count of distinct filters.  With a strong term (lam 30), fi
 started from Gaussian noise barely move in a short fit and stay noise-like; started
 from whitened patches drawn from the data (``rica.sampled_filters``, the flow's
 default), the filters stay spread over the data, as edges and colour contrasts (see
-the report's filter figure).  Most of the gain is the start: at the subset scale, RICA's 60
-iterations add 0.006 to the untrained patches it starts from (within noise).
+the report's filter figure).  The untrained patches RICA starts from are printed as
+their own bank, so the part of the gain that is the start shows beside the part that is
+training.
 
-Not yet run end to end with these defaults.  Measured 2026-11-27 with a scratch script
-of the same pipeline at 1000 / 300 images per class (10,000 / 3,000), 100,000 patches,
-k = 1600, one seed, ridge by leave-one-out over lam/n in {0.01 .. 1} (the machine
-loaded, so no times):
-
-    filter bank (PCA to 99% variance, 36 dims, eps 0.01)  distinct   test accuracy
-    k-means (peer)                                          1589        0.682
-    random whitened patches (RICA's start, untrained)       1592        0.674
-    RICA lam 30, 20 it, Gaussian start (previous default)   1600        0.638
-    RICA lam 30, 60 it, sampled start (flow default)        1597        0.680
-    same whitening as Coates et al. (ZCA, all 108 dims, eps 0.1):
-    k-means                                                 1589        0.672
-    RICA lam 30, 20 it, Gaussian start                      1600        0.611
-    RICA lam 30, 60 it, sampled start                       1599        0.621
-
-Earlier, at 500 / 200 images per class and 50,000 patches (ridge at lam/n in
-{0.01, 0.03, 0.1, 0.3}, the best test accuracy shown; the RICA rows marked * ran after
-the float64 reconstruction fix, the others before): k-means 0.657, random whitened
-patches 0.645, random Gaussian filters 0.603, RICA lam 0.1 / 200 it (207 distinct)
-0.581, RICA lam 30 with Gaussian starts: 8 it 0.653, 20 it * 0.618, 60 it * 0.643,
-300 it * (1344 distinct) 0.636.  Differences under ~2 points are noise at that size.
-
-At full scale (50,000 / 10,000, L2-SVM, the imagenet flow), RICA features scored:
-the old default (lam 0.1, 200 it) 0.668; lam 30, Gaussian start, 8 it 0.715 and 20 it
-0.726 (a run whose k-means peer scored 0.755); lam 30, sampled start, 60 it (the flow
-default now) 0.751, in 35 min 24 s for the whole flow (machine loaded).  With every
-training image also mirrored and the SVM's own regulariser (lam/n 0.0001, where ridge
-chose 0.003): 0.769; scoring each test image with its mirror image too (the flow's
-defaults since 2026-11-27): 0.7746 with 100 final SVM iterations (whole flow 25 min
-7 s on an idle machine); with 200 (the default now), a fresh run on an idle machine:
-0.7780 in 21 min 46 s.  The same features, fitted in memory, scored 0.776-0.7805 at 150
-to 400 final iterations (a plateau); 1-pixel shifted copies of the test images on top
-of the mirror images added 0.002 for five times the test encoding.  With the L2-SVM
-preconditioned (2026-11-28; it now stops at its optimum, 35 iterations), a fresh run of
-the defaults on an idle machine: 0.7803 in 18 min 16 s (classifier 677 s, of which the
-regulariser path 4 x 72 s; feature extraction 372 s; peak RSS 4.4 GB).
-Coates et al.: 0.779.
+It writes no results file yet: run it to measure.
 """
 from __future__ import annotations
 

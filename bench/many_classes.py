@@ -1,26 +1,32 @@
 """The streamed classifier with many classes: where its time goes, and its time and
-held-out accuracy before and after (peer: the path as it ran before the classifier
-stage kept the best of every candidate, transcribed here from the module's own parts:
-the L2-SVM always kept, its whole path and final fit run).
+test accuracy now beside the classifier as it was before (the peer: the same shards
+through ``fit_streamed_classifier`` of commit ``--before-commit``, run from that
+commit's own files in a child process).
 
 Run from the repository root::
 
-    python bench/many_classes.py                     # 200 and 1,000 classes
+    python bench/many_classes.py                  # 200 and 1,000 classes, 40,000 x 12,800
+    python bench/many_classes.py --features-dir reports/imagenet/<run>/features  # + CIFAR-10
     python bench/many_classes.py --classes 50 --rows 3000 --features 256   # a quick look
 
 Synthetic features stand in for encoded images: class centres in a low-dimensional
 space seen through a random ill-conditioned mixing (correlated features, as pooled
 image features are) plus noise, non-negative; ``--rows`` training rows in shards of
-``--shard-rows``, a test set of a fifth as many, written to a temporary folder and read
-memory-mapped as in the imagenet flow.  Both ways run in the same process on the same
-shards, one after the other; each reports its seconds per part (counted by wrapping the
-module's functions, which adds nothing measurable) and its number of
-passes of the L2-SVM's loss over the shards (the part that grows with the classes; a
-count that does not depend on how busy the machine is).
+``--shard-rows``, a test set of a fifth as many, written shard by shard to a temporary
+folder and read memory-mapped as in the imagenet flow.  ``--features-dir`` adds a real
+feature set: a run's ``<set>-train-*`` / ``<set>-test-*`` shards (``--set``, default
+rica) with their labels and image ids (the mirror images scored with their originals).
+
+Each way reports its seconds, its test top-1, what it kept, and its number of passes
+of the L-BFGS loss over the shards (a count that does not depend on how busy the
+machine is); ours also its seconds per part.  The peer runs under ``--before-budget``
+seconds; where it runs out, its row says so (its time is then more than the budget).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -37,31 +43,84 @@ from bench.results import record  # noqa: E402
 from terafeat.atomic_files import save_array  # noqa: E402
 from terafeat.classification import linear_models, scoring, shard_streams, streamed  # noqa: E402
 
-#: The classifier's functions timed; "fit_l2svm" includes its "loss passes" (the streamed
-#: squared-hinge loss and gradient) and "solve_triangular" (the preconditioner's solves).
+#: The classifier's functions timed; "fit_lbfgs" includes its "loss passes" (the streamed
+#: loss and gradient) and "solve_triangular" (the preconditioner's solves).
 PARTS = ("feature_moments", "gram_statistics", "ridge_solve", "held_out_accuracy",
-         "preconditioner", "fit_l2svm", "loss passes", "solve_triangular")
-WRAPPED = {"_squared_hinge": "loss passes"}  # returns the function to time
+         "preconditioner", "fit_lbfgs", "loss passes", "solve_triangular")
+WRAPPED = {"streamed_loss": "loss passes"}  # returns the function to time
 #: The modules whose names are timed (each calls the others' functions by its own names).
 MODULES = (streamed, linear_models, scoring, shard_streams)
+#: The commit whose classifier is the peer: the last before the many-class work.
+BEFORE_COMMIT = "2e59214"
+
+#: Runs the peer's classifier in a child process from its own commit's files:
+#: argv: spec JSON path, result JSON path, the folder holding the commit's terafeat/.
+BEFORE_CHILD = """
+import json, sys, time
+# the commit's files, not an editable install of the working tree (a meta path finder)
+sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__module__]
+sys.path.insert(0, sys.argv[3])
+import numpy as np
+from terafeat.classification import streamed
+assert streamed.__file__.startswith(sys.argv[3]), streamed.__file__
+spec = json.load(open(sys.argv[1]))
+def arrays(paths):
+    return [np.load(p) for p in paths]
+passes = [0]
+original = streamed._squared_hinge
+def counted(*args, **kwargs):
+    loss = original(*args, **kwargs)
+    def wrapped(flat):
+        passes[0] += 1
+        return loss(flat)
+    return wrapped
+streamed._squared_hinge = counted
+started = time.perf_counter()
+weights, summary = streamed.fit_streamed_classifier(
+    spec["train"], arrays(spec["train_labels"]), spec["n_classes"],
+    groups=arrays(spec["train_groups"]) if spec["train_groups"] else None)
+seconds = time.perf_counter() - started
+_, _, metrics = streamed.evaluate_streamed(
+    spec["test"], arrays(spec["test_labels"]), weights,
+    groups=arrays(spec["test_groups"]) if spec["test_groups"] else None)
+json.dump({"seconds": seconds, "test_top1": metrics["top1"], "loss_passes": passes[0],
+           "kept": f"{summary['classifier']} lam/n {summary['lam/n']:g}"}, open(sys.argv[2], "w"))
+"""
 
 
-def synthetic_features(n: int, f: int, classes: int, rng) -> tuple[np.ndarray, np.ndarray]:
-    """(features (n, f) float32 >= 0, labels (n,)): latent class centres (64 dims) mixed
-    into f correlated features, noise added, clipped at zero like pooled activations."""
+def synthetic_shards(folder: Path, rows: int, test_rows: int, f: int, classes: int,
+                     shard_rows: int, seed: int) -> tuple[dict, dict]:
+    """Training and test shards of synthetic features, written shard by shard: latent
+    class centres (64 dims) mixed into f correlated features, noise added, clipped at
+    zero like pooled activations.  Returns ({"train", "test"}: paths, same: labels)."""
+    rng = np.random.default_rng(seed)
     latent = rng.normal(0, 1, (classes, 64))
-    mixing = rng.normal(0, 1, (64, f)) * np.logspace(0, -2, f)
-    labels = rng.integers(0, classes, n)
-    X = (latent[labels] + rng.normal(0, 2.5, (n, 64))) @ mixing + rng.normal(0, 0.05, (n, f))
-    return np.maximum(X + 0.5, 0).astype(np.float32), labels
-
-
-def write_shards(folder: Path, name: str, X, y, rows: int) -> tuple[list, list]:
-    paths, labels = [], []
-    for index, start in enumerate(range(0, len(X), rows)):
-        paths.append(save_array(folder / f"{name}-{index:04d}.npy", X[start:start + rows]))
-        labels.append(y[start:start + rows])
+    mixing = (rng.normal(0, 1, (64, f)) * np.logspace(0, -2, f)).astype(np.float32)
+    paths, labels = {"train": [], "test": []}, {"train": [], "test": []}
+    for split, n in (("train", rows), ("test", test_rows)):
+        for index, start in enumerate(range(0, n, shard_rows)):
+            y = rng.integers(0, classes, min(shard_rows, n - start))
+            mixed = (latent[y] + rng.normal(0, 2.5, (len(y), 64))).astype(np.float32) @ mixing
+            mixed += rng.normal(0, 0.05, mixed.shape).astype(np.float32)
+            paths[split].append(str(save_array(folder / f"{split}-{index:04d}.npy",
+                                               np.maximum(mixed + 0.5, 0))))
+            labels[split].append(y)
     return paths, labels
+
+
+def flow_shards(folder: Path, name: str) -> tuple[dict, dict, dict]:
+    """A run's ``<name>-{train,test}-*`` shards: (paths, labels, image ids) per split."""
+    paths, labels, groups = {}, {}, {}
+    for split in ("train", "test"):
+        paths[split] = sorted(str(p) for p in folder.glob(f"{name}-{split}-*.npy"))
+        if not paths[split]:
+            raise SystemExit(f"--features-dir: no {name}-{split}-*.npy shards in {folder}")
+        labels[split], groups[split] = [], []
+        for path in paths[split]:
+            with np.load(path.replace(".npy", ".labels.npz")) as stored:
+                labels[split].append(stored["labels"])
+                groups[split].append(stored["images"])
+    return paths, labels, groups
 
 
 class PartTimer:
@@ -103,87 +162,105 @@ class PartTimer:
             setattr(module, name, original)
 
 
-def svm_always(paths, labels, n_classes, lam_grid=streamed.LAM_GRID, val_fraction=0.1,
-               random_state=0, svm_iter=100, svm_path=4, svm_path_iter=30):
-    """The peer: ridge over ``lam_grid`` on the fitting rows, the L2-SVM path from
-    ridge's choice down, and the best SVM point refitted on all rows, whatever ridge
-    scored (the classifier stage before it kept the best of every candidate)."""
-    mean, std, n = shard_streams.feature_moments(paths)
-    standardizer = shard_streams.Standardizer(mean, std)
-    held_out = shard_streams.validation_masks(shard_streams.row_groups(labels), val_fraction, random_state)
-    fitting = [~mask for mask in held_out]
-    G, B, n_fit = linear_models.gram_statistics(shard_streams.iter_shards(paths, labels, fitting),
-                                           standardizer, n_classes)
-    ridges = [linear_models.ridge_solve(G, B, g * n_fit) for g in lam_grid]
-    validation = scoring.held_out_accuracy(shard_streams.iter_shards(paths, labels, held_out),
-                                            standardizer, np.hstack(ridges), n_classes)
-    best = int(np.argmax(validation))
-    path, weights = [], ridges[best]
-    for g in sorted((g for g in lam_grid if g <= lam_grid[best]), reverse=True)[:svm_path]:
-        weights, _ = linear_models.fit_l2svm(
-            lambda: shard_streams.iter_masked_shards(paths, labels, fitting), standardizer,
-            n_classes, g * n_fit, weights, svm_path_iter, R=linear_models.preconditioner(G, g * n_fit))
-        accuracy = scoring.held_out_accuracy(shard_streams.iter_shards(paths, labels, held_out),
-                                              standardizer, weights, n_classes)[0]
-        path.append((accuracy, -len(path), g, weights))
-    _, _, g, start = max(path)
-    G_val, B_val, _ = linear_models.gram_statistics(shard_streams.iter_shards(paths, labels, held_out),
-                                               standardizer, n_classes)
-    G += G_val
-    R = linear_models.preconditioner(G, g * n, overwrite=True)
-    del G
-    weights, svm = linear_models.fit_l2svm(lambda: shard_streams.iter_masked_shards(paths, labels),
-                                      standardizer, n_classes, g * n, start, svm_iter, R=R)
-    return standardizer.fold(weights), {"classifier": "l2svm", "lam/n": g, "svm": svm}
-
-
-def run(name, fit, train, test, n_classes) -> dict:
+def run_ours(name, fit, paths, labels, groups, n_classes) -> dict:
     with PartTimer() as timer:
         started = time.perf_counter()
-        weights, summary = fit(*train, n_classes)
+        weights, summary = fit(paths["train"], labels["train"], n_classes,
+                               groups=groups.get("train"))
         seconds = time.perf_counter() - started
-    _, _, metrics = scoring.evaluate_streamed(*test, weights)
-    row = {"seconds": round(seconds, 2), "test_top1": round(metrics["top1"], 4),
-           "test_mean_class_accuracy": round(metrics["mean_class_accuracy"], 4),
+    _, _, metrics = scoring.evaluate_streamed(paths["test"], labels["test"], weights,
+                                              groups=groups.get("test"))
+    row = {"seconds": round(seconds, 1), "test_top1": round(metrics["top1"], 4),
            "kept": f"{summary['classifier']} lam/n {summary['lam/n']:g}",
            "loss_passes": timer.calls["loss passes"],
-           "parts_seconds": {part: round(timer.seconds[part], 2) for part in PARTS}}
-    print(f"  {name:>28}: {seconds:7.1f} s, {row['loss_passes']} loss passes, test top-1 "
-          f"{metrics['top1']:.4f}, kept {row['kept']}; " + ", ".join(f"{part} {value:.1f}"
-                                        for part, value in row["parts_seconds"].items()),
-          flush=True)
+           "parts_seconds": {part: round(timer.seconds[part], 1) for part in PARTS}}
+    print(f"  {name:>22}: {seconds:7.1f} s, {row['loss_passes']} loss passes, test top-1 "
+          f"{metrics['top1']:.4f}, kept {row['kept']}; " + ", ".join(
+              f"{part} {value:.1f}" for part, value in row["parts_seconds"].items()), flush=True)
     return row
+
+
+def run_before(commit: str, budget: float, paths, labels, groups, n_classes) -> dict:
+    """The peer: commit's classifier on the same shards in a child process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        scratch = Path(scratch)
+        archive = subprocess.run(["git", "archive", commit, "terafeat"], cwd=REPO, check=True,
+                                 capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(scratch)], input=archive, check=True)
+        spec = {"n_classes": n_classes}
+        for split in ("train", "test"):
+            spec[split] = paths[split]
+            for kind, arrays in (("labels", labels), ("groups", groups)):
+                if split in arrays:
+                    spec[f"{split}_{kind}"] = [str(save_array(scratch / f"{split}-{kind}-{i}.npy",
+                                                              np.asarray(a)))
+                                               for i, a in enumerate(arrays[split])]
+                else:
+                    spec[f"{split}_{kind}"] = None
+        (scratch / "spec.json").write_text(json.dumps(spec))
+        started = time.perf_counter()
+        try:
+            subprocess.run([sys.executable, "-c", BEFORE_CHILD, str(scratch / "spec.json"),
+                            str(scratch / "result.json"), str(scratch)], check=True,
+                           timeout=budget, cwd=scratch)
+        except subprocess.TimeoutExpired:
+            print(f"  {'before':>22}: still running after the budget of {budget:.0f} s",
+                  flush=True)
+            return {"seconds": f"> {budget:.0f}", "finished": False}
+        row = json.loads((scratch / "result.json").read_text())
+    row.update(seconds=round(row["seconds"], 1), test_top1=round(row["test_top1"], 4),
+               finished=True, wall_seconds=round(time.perf_counter() - started, 1))
+    print(f"  {'before':>22}: {row['seconds']:7.1f} s, {row['loss_passes']} loss passes, test "
+          f"top-1 {row['test_top1']:.4f}, kept {row['kept']}", flush=True)
+    return row
+
+
+def compare(paths, labels, groups, n_classes, args) -> dict:
+    ways = {"after (l2svm)": streamed.fit_streamed_classifier,
+            "after (softmax)": partial(streamed.fit_streamed_classifier, method="softmax")}
+    rows = {name: run_ours(name, fit, paths, labels, groups, n_classes)
+            for name, fit in ways.items()}
+    rows["before"] = run_before(args.before_commit, args.before_budget, paths, labels, groups,
+                                n_classes)
+    if rows["before"]["finished"]:
+        rows["before / after (l2svm)"] = round(rows["before"]["seconds"]
+                                               / rows["after (l2svm)"]["seconds"], 2)
+    return rows
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--classes", type=int, nargs="+", default=[200, 1000])
-    parser.add_argument("--rows", type=int, default=10_000, help="training rows")
-    parser.add_argument("--features", type=int, default=1024)
+    parser.add_argument("--classes", type=int, nargs="*", default=[200, 1000])
+    parser.add_argument("--rows", type=int, default=40_000, help="training rows")
+    parser.add_argument("--features", type=int, default=12_800)
     parser.add_argument("--shard-rows", type=int, default=2500)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--features-dir", type=Path, help="a run's features folder")
+    parser.add_argument("--set", default="rica", help="feature set of --features-dir")
+    parser.add_argument("--before-commit", default=BEFORE_COMMIT)
+    parser.add_argument("--before-budget", type=float, default=1800,
+                        help="seconds the peer may run per feature set")
     args = parser.parse_args(argv)
-    values = {"rows": args.rows, "features": args.features, "test_rows": args.rows // 5}
-    ways = {"before (SVM always kept)": svm_always,
-            "after (defaults)": streamed.fit_streamed_classifier,
-            **{f"after (svm_patience={patience})": partial(streamed.fit_streamed_classifier,
-                                                           svm_patience=patience)
-               for patience in (5, 10)}}
+    values = {"rows": args.rows, "features": args.features, "test_rows": args.rows // 5,
+              "before_commit": args.before_commit, "before_budget_s": args.before_budget}
     for n_classes in args.classes:
-        rng = np.random.default_rng(args.seed)
-        X, y = synthetic_features(args.rows + args.rows // 5, args.features, n_classes, rng)
         print(f"{n_classes} classes, {args.rows} x {args.features} training features", flush=True)
         with tempfile.TemporaryDirectory() as folder:
-            train = write_shards(Path(folder), "train", X[:args.rows], y[:args.rows],
-                                 args.shard_rows)
-            test = write_shards(Path(folder), "test", X[args.rows:], y[args.rows:],
-                                args.shard_rows)
-            values[f"{n_classes} classes"] = {name: run(name, fit, train, test, n_classes)
-                                              for name, fit in ways.items()}
-    record("many_classes", values, peer="the classifier path before it kept the best of "
-           "every candidate (svm_always in the bench: the L2-SVM path and final fit always run)",
-           notes="synthetic correlated features; seconds of fit_streamed_classifier (the test "
-                 "set's scoring excluded) and their parts")
+            paths, labels = synthetic_shards(Path(folder), args.rows, args.rows // 5,
+                                             args.features, n_classes, args.shard_rows, args.seed)
+            values[f"{n_classes} classes"] = compare(paths, labels, {}, n_classes, args)
+    if args.features_dir:
+        paths, labels, groups = flow_shards(args.features_dir, args.set)
+        n_classes = int(max(y.max() for y in labels["train"])) + 1
+        n_rows = sum(len(y) for y in labels["train"])
+        print(f"{args.features_dir} ({args.set}): {n_classes} classes, {n_rows} training rows",
+              flush=True)
+        values[f"real features ({args.set}, {n_classes} classes)"] = {
+            "rows": n_rows, **compare(paths, labels, groups, n_classes, args)}
+    record("many_classes", values, peer=f"fit_streamed_classifier of commit {args.before_commit} "
+           "(before the many-class work) on the same shards, in a child process",
+           notes="seconds of the classifier's fit (the test set's scoring excluded); "
+                 "loss passes: evaluations of the L-BFGS loss over the training shards")
     return 0
 
 

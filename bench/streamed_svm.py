@@ -1,6 +1,6 @@
 """One L2-SVM loss-and-gradient pass over feature shards on disk: held-out rows masked
 (zero slack, what ``fit_streamed_classifier`` runs) vs the same rows copied out of
-each shard (the peer: ``iter_shards`` with masks, what it ran before 2026-11-28).
+each shard (the peer: ``iter_shards`` with masks, what it ran before the masks).
 
 Run from the repository root::
 
@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from terafeat.atomic_files import save_array  # noqa: E402
-from terafeat.classification.linear_models import _squared_hinge  # noqa: E402
+from terafeat.classification.linear_models import streamed_loss  # noqa: E402
 from terafeat.classification.shard_streams import (  # noqa: E402
     feature_moments,
     iter_masked_shards,
@@ -59,9 +59,9 @@ def main(argv=None) -> int:
             [np.arange(i * args.rows, (i + 1) * args.rows) for i in range(args.shards)], 0.1, 0)]
         lam = 1e-4 * n
         ways = {
-            "masked (ours)": _squared_hinge(lambda: iter_masked_shards(paths, labels, fitting),
+            "masked (ours)": streamed_loss(lambda: iter_masked_shards(paths, labels, fitting),
                                             standardizer, N_CLASSES, lam),
-            "copied out (peer)": _squared_hinge(
+            "copied out (peer)": streamed_loss(
                 lambda: ((X, y, None) for X, y in iter_shards(paths, labels, fitting)),
                 standardizer, N_CLASSES, lam),
         }

@@ -1,6 +1,6 @@
 """The streamed L2-SVM's L-BFGS with the Cholesky preconditioner (what
 ``fit_streamed_classifier`` runs) vs plain L-BFGS on the weights (the peer: what it
-ran before 2026-11-28): objective and held-out accuracy against iterations and seconds.
+ran before the preconditioner): objective and held-out accuracy against iterations and seconds.
 
 Run from the repository root::
 
@@ -15,13 +15,6 @@ features are, in a way standardising the columns does not undo).  Both ways fit
 the same 90% of the rows at the same lam, from the same ridge start; the other 10%
 score them.  The preconditioner's Cholesky factorisation is timed and counted in its
 seconds.
-
-Measured 2026-11-28 on 2 cores, the default run's RICA shards of full CIFAR-10 (100,000
-rows with the mirror images x 12,800 features, lam/n 0.003; Cholesky 9.7 s): ours within
-1.7e-5 of the optimum after 25 iterations (61 s), at it after 48 (120 s), held-out 0.7797-
-0.7801 from iteration 5 on; plain L-BFGS 10% above the optimum after 100 iterations (148 s),
-held-out 0.7716.  Synthetic (20,000 x 2,000): ours at the optimum after 14 iterations
-(4 s), plain 1.3e-5 above it after 100 (10 s).
 """
 from __future__ import annotations
 
@@ -44,7 +37,7 @@ from terafeat.classification.linear_models import (  # noqa: E402
     preconditioned,
     preconditioner,
     ridge_solve,
-    _squared_hinge,
+    streamed_loss,
 )
 from terafeat.classification.scoring import held_out_accuracy  # noqa: E402
 from terafeat.classification.shard_streams import (  # noqa: E402
@@ -129,7 +122,7 @@ def main(argv=None) -> int:
                                       n_classes)
         lam = args.lam * n_fit
         start = ridge_solve(G, B, lam)
-        loss = _squared_hinge(lambda: iter_masked_shards(paths, labels, fitting),
+        loss = streamed_loss(lambda: iter_masked_shards(paths, labels, fitting),
                               standardizer, n_classes, lam)
         began = time.perf_counter()
         R = preconditioner(G, lam, overwrite=True)

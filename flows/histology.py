@@ -12,12 +12,12 @@ from pydantic import Field
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
                               Solver, SplitTrain, documented, fits_in_memory, parameter_model,
                               rica_bytes, split_train_is_a_count_or_fraction, training_bytes)
-from flows.single_layer import (Alpha, BatchSize, Classifier, EncodeOn, Eps, Grid,
-                                GridExtension, KmeansPeer, MaxIter, NComponents, NFeatures,
+from flows.single_layer import (Alpha, BatchSize, Classifier, EncodeOn, Eps, GramPrecision,
+                                Grid, GridExtension, KmeansPeer, MaxIter, NComponents, NFeatures,
                                 Nonlinearity, NPatches, PatchSize, PenaltyGrid, Pooling,
                                 RicaInit, ShardSize, SvmIter, SvmPath, SvmPathIter,
                                 SvmPatience, ValFraction, Whitening, WhiteningEps,
-                                classifier_options, pipeline_stages)
+                                classifier_bytes, classifier_options, pipeline_stages)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.histology_report import write_histology_report
 from tasks.pca_filters import pca_filter_bank
@@ -96,12 +96,13 @@ def histology(
     pixel_size: Annotated[int, Field(ge=2, description="side of the downsampled tile (pixels "
                                      "peer), pixels")] = 16,
     classifier: Classifier = "l2svm",
+    gram_precision: GramPrecision = "float32",
     penalty_grid: PenaltyGrid = LAM_GRID,
     val_fraction: ValFraction = 0.1,
     svm_iter: SvmIter = 100,
     svm_path: SvmPath = 4,
     svm_path_iter: SvmPathIter = 30,
-    svm_patience: SvmPatience = None,
+    svm_patience: SvmPatience = 5,
     grid_extension: GridExtension = 2,
     batch_size: BatchSize = 256,
     shard_size: ShardSize = 2500,
@@ -147,8 +148,9 @@ def _memory(params) -> dict[str, int]:
     return {f"the patches (n_patches={params.n_patches} x {d} values)": training_bytes(params.n_patches, d),
             f"RICA's optimiser (n_features={params.n_features} x {d})":
                 rica_bytes(params.n_features, d),
-            f"the classifier's two {f} x {f} matrices (n_features={params.n_features}, "
-            f"layout={params.layout}, nonlinearity={params.nonlinearity})": 2 * f * f * 8}
+            f"the classifier's {f} x {f} Gram matrix and factor (n_features="
+            f"{params.n_features}, layout={params.layout}, nonlinearity={params.nonlinearity})":
+                classifier_bytes(f, params)}
 
 
 def _peers(params) -> dict[str, str]:

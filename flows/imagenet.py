@@ -13,12 +13,12 @@ from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, Outpu
 from flows.stages import FlowPlan, Stage, run_flow
 from reporting.pages.imagenet import headline_rows
 from tasks.image_classification import classify_images
-from flows.single_layer import (Alpha, BatchSize, Classifier, EncodeOn, Eps, Grid,
-                                GridExtension, KmeansPeer, MaxIter, NComponents, NFeatures,
+from flows.single_layer import (Alpha, BatchSize, Classifier, EncodeOn, Eps, GramPrecision,
+                                Grid, GridExtension, KmeansPeer, MaxIter, NComponents, NFeatures,
                                 Nonlinearity, NPatches, PatchSize, PenaltyGrid, Pooling,
                                 RicaInit, ShardSize, SvmIter, SvmPath, SvmPathIter,
                                 SvmPatience, ValFraction, Whitening, WhiteningEps,
-                                classifier_options, pipeline_stages)
+                                classifier_bytes, classifier_options, pipeline_stages)
 from tasks.image_listing import list_images
 from tasks.imagenet_report import write_imagenet_report
 from terafeat.classification.streamed import LAM_GRID
@@ -79,12 +79,13 @@ def imagenet(
     grid: Grid = 2,
     pooling: Pooling = "sum",
     classifier: Classifier = "l2svm",
+    gram_precision: GramPrecision = "float32",
     penalty_grid: PenaltyGrid = LAM_GRID,
     val_fraction: ValFraction = 0.1,
     svm_iter: SvmIter = 100,
     svm_path: SvmPath = 4,
     svm_path_iter: SvmPathIter = 30,
-    svm_patience: SvmPatience = None,
+    svm_patience: SvmPatience = 5,
     grid_extension: GridExtension = 2,
     batch_size: BatchSize = 256,
     shard_size: ShardSize = 2500,
@@ -116,8 +117,9 @@ def _memory(params) -> dict[str, int]:
     return {f"the patches (n_patches={params.n_patches} x {d} values)": training_bytes(params.n_patches, d),
             f"RICA's optimiser (n_features={params.n_features} x {d})":
                 rica_bytes(params.n_features, d),
-            f"the classifier's two {f} x {f} matrices (n_features={params.n_features}, "
-            f"grid={params.grid}, nonlinearity={params.nonlinearity})": 2 * f * f * 8}
+            f"the classifier's {f} x {f} Gram matrix and factor (n_features="
+            f"{params.n_features}, grid={params.grid}, nonlinearity={params.nonlinearity})":
+                classifier_bytes(f, params)}
 
 
 def _summarise(params, outputs) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
+import numpy as np
 from pydantic import Field
 
 from flows.stages import Stage
@@ -50,10 +51,15 @@ Grid = Annotated[int, Field(ge=1, le=4, description="pooling grid per image side
                             "quadrants)")]
 Pooling = Annotated[Literal["sum", "l2"], Field(description="over each grid cell: sum, or "
                                                 "l2 (square root of the sum of squares)")]
-Classifier = Annotated[Literal["l2svm", "ridge"], Field(
+Classifier = Annotated[Literal["l2svm", "softmax", "ridge"], Field(
     description="l2svm: ridge and one-vs-rest squared-hinge SVMs (L-BFGS, started from "
                 "ridge) are fitted, and whichever scores higher on the held-out images is "
-                "kept; ridge: ridge only")]
+                "kept; softmax: the same with multinomial logistic regression in place of "
+                "the SVMs; ridge: ridge only")]
+GramPrecision = Annotated[Literal["float32", "float64"], Field(
+    description="dtype of the classifier's Gram matrix and of ridge's Cholesky factors "
+                "(float32: half their memory and factorisation time; the entries are "
+                "float32 products either way, and the L-BFGS preconditioner is float64)")]
 PenaltyGrid = Annotated[tuple[Annotated[float, Field(ge=0, allow_inf_nan=False)], ...], Field(
     min_length=1, description="L2 penalty weights tried, in multiples of the number "
                               "of training rows")]
@@ -68,7 +74,7 @@ SvmPath = Annotated[int, Field(ge=1, description="L2-SVM penalties tried on the 
 SvmPathIter = Annotated[int, Field(ge=1, description="L-BFGS iterations at each point of "
                                    "the path, each started from the last")]
 SvmPatience = Annotated[int | None, Field(ge=1, description="early stopping: each L2-SVM "
-                                          "path point is evaluated on the held-out images "
+                                          "(softmax) path point is evaluated on the held-out images "
                                           "after every L-BFGS iteration and stops this many "
                                           "iterations past its best, which it keeps (the "
                                           "final fit still runs up to svm_iter; None: no "
@@ -100,13 +106,21 @@ def filter_banks(outputs) -> dict:
     return banks
 
 
+def classifier_bytes(f: int, params) -> int:
+    """Memory of the streamed classifier's f x f Gram matrix and factor (bytes), from a
+    flow's ``classifier`` and ``gram_precision``."""
+    gram = np.dtype(params.gram_precision).itemsize
+    return f * f * (gram + (8 if params.classifier != "ridge" else gram))
+
+
 def classifier_options(params) -> dict:
     """The streamed classifier's keyword arguments (``fit_feature_set``) from a flow's
     parameters."""
     return dict(classifier=params.classifier, penalty_grid=list(params.penalty_grid),
                 val_fraction=params.val_fraction, svm_iter=params.svm_iter, seed=params.seed,
                 svm_path=params.svm_path, svm_path_iter=params.svm_path_iter,
-                grid_extension=params.grid_extension, svm_patience=params.svm_patience)
+                grid_extension=params.grid_extension, svm_patience=params.svm_patience,
+                gram_precision=params.gram_precision)
 
 
 def pipeline_stages(*, image_size, listing_key: str = "listing",

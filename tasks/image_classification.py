@@ -32,7 +32,8 @@ def stored_arrays(paths: list[str], key: str) -> list[np.ndarray]:
 def fit_feature_set(encoded: dict, name: str, n_classes: int, logger, *, classifier: str,
                     penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
                     svm_path: int, svm_path_iter: int, grid_extension: int,
-                    svm_patience: int | None) -> tuple[np.ndarray, dict]:
+                    svm_patience: int | None, gram_precision: str = "float32"
+                    ) -> tuple[np.ndarray, dict]:
     """``fit_streamed_classifier`` on feature set ``name``'s training shards of an
     ``encode-image-shards`` result, the rows of one image held out together: (weights
     (f + 1, c) on raw features, the fit's summary)."""
@@ -43,6 +44,7 @@ def fit_feature_set(encoded: dict, name: str, n_classes: int, logger, *, classif
         log=lambda line: logger.info("%s: %s", name, line),
         groups=stored_arrays(labels["train"], "images"), svm_path=svm_path,
         svm_path_iter=svm_path_iter, grid_extension=grid_extension, svm_patience=svm_patience,
+        precision=gram_precision,
         progress=lambda reads: report_progress(f"classify {name} (shards read)", reads, None))
 
 
@@ -50,7 +52,7 @@ def fit_feature_set(encoded: dict, name: str, n_classes: int, logger, *, classif
 def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: str,
                     penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
                     svm_path: int = 4, svm_path_iter: int = 30, grid_extension: int = 0,
-                    svm_patience: int | None = None) -> dict:
+                    svm_patience: int | None = 5, gram_precision: str = "float32") -> dict:
     """Per feature set: fit on the training shards, score the test shards (per image:
     the rows of one image, e.g. it and its mirror image, by their mean scores).
 
@@ -67,7 +69,7 @@ def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: 
             encoded, name, n_classes, logger, classifier=classifier, penalty_grid=penalty_grid,
             val_fraction=val_fraction, svm_iter=svm_iter, seed=seed, svm_path=svm_path,
             svm_path_iter=svm_path_iter, grid_extension=grid_extension,
-            svm_patience=svm_patience)
+            svm_patience=svm_patience, gram_precision=gram_precision)
         truth, predicted, metrics = evaluate_streamed(
             shards["test"], stored_arrays(labels["test"], "labels"), weights,
             groups=stored_arrays(labels["test"], "images"))

@@ -26,7 +26,8 @@ SCORINGS = ("averaged", "original")
 def classify_tiles(*, encoded: dict, tiles: dict, run_dir: str, classifier: str,
                    penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
                    svm_path: int = 4, svm_path_iter: int = 30, grid_extension: int = 0,
-                   svm_patience: int | None = None, test_time_average: bool = True) -> dict:
+                   svm_patience: int | None = 5, gram_precision: str = "float32",
+                   test_time_average: bool = True) -> dict:
     """Per feature set of ``encoded`` (``encode-image-shards``): ``fit_feature_set`` on the
     training rows (a tile's copies held out together), then ``roc.tile_metrics`` of the test
     tiles scored both ways (``SCORINGS``); the headline metrics are "averaged" with
@@ -49,7 +50,7 @@ def classify_tiles(*, encoded: dict, tiles: dict, run_dir: str, classifier: str,
             encoded, name, n_classes, logger, classifier=classifier, penalty_grid=penalty_grid,
             val_fraction=val_fraction, svm_iter=svm_iter, seed=seed, svm_path=svm_path,
             svm_path_iter=svm_path_iter, grid_extension=grid_extension,
-            svm_patience=svm_patience)
+            svm_patience=svm_patience, gram_precision=gram_precision)
         shards, label_paths = encoded["shards"][name]["test"], encoded["labels"][name]["test"]
         labels, images = stored_arrays(label_paths, "labels"), stored_arrays(label_paths, "images")
         rows = listing.iloc[np.concatenate([np.load(kept_path(path)) for path in shards])]

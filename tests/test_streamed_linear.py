@@ -1,16 +1,18 @@
 """Linear classifiers over streamed feature shards (terafeat.classification.streamed)."""
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
 from sklearn.svm import LinearSVC
 
 from terafeat.atomic_files import save_array
 from terafeat.classification.linear_models import (
-    fit_l2svm,
+    RELATIVE_TOLERANCE,
+    fit_lbfgs,
     gram_statistics,
     preconditioned,
     preconditioner,
     ridge_solve,
-    _squared_hinge,
+    streamed_loss,
 )
 from terafeat.classification.scoring import top_k_accuracy
 from terafeat.classification.shard_streams import (
@@ -65,25 +67,26 @@ def test_moments_and_ridge_match_in_memory_solution(tmp_path):
     np.testing.assert_allclose(X @ raw[:-1] + raw[-1], A @ W, rtol=1e-4, atol=1e-4)
 
 
-def test_squared_hinge_gradient_matches_finite_differences(tmp_path):
+@pytest.mark.parametrize("name", ["squared_hinge", "softmax"])
+def test_streamed_loss_gradient_matches_finite_differences(tmp_path, name):
     X, y = blobs(120, f=6)
     X = X.astype(np.float64)
     paths, labels = write(tmp_path, X.astype(np.float32), y, rows=50)
     mean, std, _ = feature_moments(paths)
     rng = np.random.default_rng(1)
     masks = [rng.random(len(y_s)) < 0.7 for y_s in labels]
-    loss = _squared_hinge(lambda: iter_masked_shards(paths, labels, masks),
-                          Standardizer(mean, std), 3, 0.7)
+    loss = streamed_loss(lambda: iter_masked_shards(paths, labels, masks),
+                         Standardizer(mean, std), 3, 0.7, name)
     w = rng.normal(0, 0.3, (7 * 3,))
     value, grad = loss(w)
     # masked rows count for nothing: the same as the loss over the rows copied out
-    subset = _squared_hinge(lambda: ((X_s, y_s, None) for X_s, y_s in
-                                     iter_shards(paths, labels, masks)),
-                            Standardizer(mean, std), 3, 0.7)(w)
+    subset = streamed_loss(lambda: ((X_s, y_s, None) for X_s, y_s in
+                                    iter_shards(paths, labels, masks)),
+                           Standardizer(mean, std), 3, 0.7, name)(w)
     np.testing.assert_allclose(value, subset[0], rtol=1e-6)
     np.testing.assert_allclose(grad, subset[1], rtol=1e-5, atol=1e-8)
-    every_row = _squared_hinge(lambda: iter_masked_shards(paths, labels),
-                               Standardizer(mean, std), 3, 0.7)(w)
+    every_row = streamed_loss(lambda: iter_masked_shards(paths, labels),
+                              Standardizer(mean, std), 3, 0.7, name)(w)
     assert every_row[0] > value
     numeric = np.zeros_like(w)
     for i in range(len(w)):
@@ -91,6 +94,34 @@ def test_squared_hinge_gradient_matches_finite_differences(tmp_path):
         step[i] = 1e-4
         numeric[i] = (loss(w + step)[0] - loss(w - step)[0]) / 2e-4
     np.testing.assert_allclose(grad, numeric, rtol=2e-3, atol=2e-3 * np.abs(numeric).max())
+
+
+def test_an_unknown_loss_is_named():
+    with pytest.raises(ValueError, match="loss must be one of.*'hinge'"):
+        streamed_loss(lambda: iter(()), Standardizer(np.zeros(2), np.ones(2)), 3, 1.0, "hinge")
+
+
+def test_softmax_fit_reaches_sklearns_multinomial_logistic_regression(tmp_path):
+    X, y = blobs(600, f=8, seed=3)
+    paths, labels = write(tmp_path, X, y, rows=200)
+    mean, std, _ = feature_moments(paths)
+    standardizer = Standardizer(mean, std)
+    G, B, n = gram_statistics(iter_shards(paths, labels), standardizer, 3)
+    lam = 0.5
+    weights, summary = fit_lbfgs(lambda: iter_masked_shards(paths, labels), standardizer, 3,
+                                 lam, ridge_solve(G, B, lam), 500,
+                                 R=preconditioner(G, lam), loss="softmax")
+    reference = LogisticRegression(C=1 / (2 * lam), tol=1e-10, max_iter=5000).fit(
+        standardizer.augment(X)[:, :-1], y)
+    assert summary["converged"]
+    objective = streamed_loss(lambda: iter_masked_shards(paths, labels), standardizer, 3, lam,
+                              "softmax")
+    sklearn_weights = np.vstack([reference.coef_.T, reference.intercept_])
+    # at sklearn's optimum (within ten times L-BFGS's stopping tolerance), near its weights
+    optimum = objective(sklearn_weights.ravel())[0]
+    assert optimum <= summary["objective"] <= optimum * (1 + 10 * RELATIVE_TOLERANCE)
+    np.testing.assert_allclose(weights[:-1], reference.coef_.T, rtol=5e-3,
+                               atol=5e-3 * np.abs(reference.coef_).max())
 
 
 def correlated_blobs(n, f=30, seed=0):
@@ -117,7 +148,7 @@ def test_preconditioner_factors_the_regularised_gram_and_keeps_the_gradient(tmp_
     np.testing.assert_allclose(R.T @ R, G + penalty, rtol=1e-10, atol=1e-8)
     in_place = G.copy()
     np.testing.assert_allclose(preconditioner(in_place, 2.0, overwrite=True), R)
-    loss = _squared_hinge(lambda: iter_masked_shards(paths, labels), standardizer, 3, 2.0)
+    loss = streamed_loss(lambda: iter_masked_shards(paths, labels), standardizer, 3, 2.0)
     loss_v = preconditioned(loss, R, 3)
     rng = np.random.default_rng(2)
     W = rng.normal(0, 0.3, (7, 3))
@@ -141,10 +172,13 @@ def test_preconditioned_svm_reaches_the_optimum_plain_lbfgs_crawls_to(tmp_path):
     lam = 1e-3 * n
     start = ridge_solve(G, B, 1e-2 * n)
     shards = lambda: iter_masked_shards(paths, labels)  # noqa: E731
-    fits = {name: fit_l2svm(shards, standardizer, 3, lam, start, iterations, R=R)
-            for name, iterations, R in [("plain", 20, None),
-                                        ("preconditioned", 20, preconditioner(G, lam)),
-                                        ("plain, long", 5000, None)]}
+    # the long plain fit is the reference optimum: scipy's own (tight) tolerance
+    fits = {name: fit_lbfgs(shards, standardizer, 3, lam, start, iterations, R=R,
+                            tolerance=tolerance)
+            for name, iterations, R, tolerance in [
+                ("plain", 20, None, RELATIVE_TOLERANCE),
+                ("preconditioned", 20, preconditioner(G, lam), RELATIVE_TOLERANCE),
+                ("plain, long", 5000, None, 2.2e-9)]}
     objective = {name: fit[1]["objective"] for name, fit in fits.items()}
     assert objective["preconditioned"] < objective["plain"]
     assert objective["preconditioned"] == pytest.approx(objective["plain, long"], rel=1e-5)
@@ -153,7 +187,7 @@ def test_preconditioned_svm_reaches_the_optimum_plain_lbfgs_crawls_to(tmp_path):
                                atol=2e-2 * np.abs(fits["plain, long"][0]).max())
 
 
-@pytest.mark.parametrize("method", ["ridge", "l2svm"])
+@pytest.mark.parametrize("method", ["ridge", "l2svm", "softmax"])
 def test_streamed_classifier_learns_and_agrees_with_sklearn(tmp_path, method):
     X_all, y_all = blobs(1200, seed=2)
     X, y, X_test, y_test = X_all[:900], y_all[:900], X_all[900:], y_all[900:]
@@ -169,8 +203,22 @@ def test_streamed_classifier_learns_and_agrees_with_sklearn(tmp_path, method):
     assert abs(accuracy - reference_accuracy) <= 0.03
     assert summary["n_train"] == 900 and summary["lam_grid"][:len(LAM_GRID)] == list(LAM_GRID)
     assert len(summary["validation_accuracy"]) == len(summary["lam_grid"])
-    if summary["classifier"] == "l2svm":
+    if summary["classifier"] != "ridge":
         assert summary["svm"]["n_iter"] >= 1
+
+
+def test_float32_gram_matrix_makes_the_float64_choices(tmp_path):
+    X, y = correlated_blobs(1500, f=40, seed=4)
+    paths, labels = write(tmp_path, X, y, rows=300)
+    fits = {precision: fit_streamed_classifier(paths, labels, 3, svm_path=2, precision=precision)
+            for precision in ("float32", "float64")}
+    (single, single_summary), (double, double_summary) = fits["float32"], fits["float64"]
+    assert single_summary["validation_accuracy"] == double_summary["validation_accuracy"]
+    assert single_summary["classifier"] == double_summary["classifier"]
+    assert single_summary["lam/n"] == double_summary["lam/n"]
+    np.testing.assert_allclose(single, double, rtol=1e-3, atol=1e-3 * np.abs(double).max())
+    with pytest.raises(ValueError, match="precision must be one of"):
+        fit_streamed_classifier(paths, labels, 3, precision="float16")
 
 
 def test_svm_path_chooses_its_own_regulariser_at_or_below_ridges(tmp_path):
@@ -220,7 +268,8 @@ def test_ridge_is_kept_where_it_beats_the_svm_on_the_held_out_rows(tmp_path):
     lines = []
     weights, summary = fit_streamed_classifier(paths, labels, 4, val_fraction=0.3, random_state=1,
                                                svm_iter=50, svm_path=3, svm_path_iter=20,
-                                               grid_extension=0, log=lines.append)
+                                               grid_extension=0, log=lines.append,
+                                               svm_patience=None)
     best = {family: max(point["validation_accuracy"] for point in summary["candidates"]
                         if point["classifier"] == family) for family in ("ridge", "l2svm")}
     assert best["ridge"] > best["l2svm"]
@@ -379,14 +428,14 @@ def test_early_stopping_keeps_the_best_held_out_iterate(tmp_path):
                                       weights, 6)[0])
         return seen[-1]
 
-    weights, summary = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting),
+    weights, summary = fit_lbfgs(lambda: iter_masked_shards(paths, labels, fitting),
                                  standardizer, 6, lam, ridge_solve(G, B, lam), 200,
                                  R=preconditioner(G, lam), held_out=score, patience=3)
     best = int(np.argmax(seen))  # the first of the highest
     assert summary["n_iter"] == best + 1 and summary["held_out_accuracy"] == seen[best]
     assert summary["stopped_early"] and len(seen) == best + 1 + 3 < 200
     assert score(weights) == seen[best]  # the returned weights are that iterate's
-    _, plain = fit_l2svm(lambda: iter_masked_shards(paths, labels, fitting), standardizer, 6,
+    _, plain = fit_lbfgs(lambda: iter_masked_shards(paths, labels, fitting), standardizer, 6,
                          lam, ridge_solve(G, B, lam), 200, R=preconditioner(G, lam))
     assert plain["n_iter"] > summary["n_iter"] and "stopped_early" not in plain
     runs = [fit_streamed_classifier(paths, labels, 6, val_fraction=0.3, svm_patience=patience,

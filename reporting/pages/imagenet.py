@@ -17,6 +17,7 @@ from reporting.toolkit import (
     write_html_report,
 )
 from terafeat.atomic_files import save_json
+from terafeat.classification.streamed import NAMES as CLASSIFIER_NAMES
 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
@@ -80,7 +81,8 @@ def _selection_notes(classification: dict) -> list[str]:
                              "tried (raise grid_extension or widen penalty_grid).")
         svm = fit.get("svm")
         if svm is not None:
-            notes.append(f"{label}: the final L2-SVM on all training rows "
+            notes.append(f"{label}: the final {CLASSIFIER_NAMES[fit['classifier']]} on all "
+                         "training rows "
                          + ("converged" if svm["converged"] else "did NOT converge")
                          + f" in {svm['n_iter']} L-BFGS iterations"
                          + (f" (stopped at its limit of {svm['iteration_limit']} iterations)"
@@ -156,7 +158,8 @@ def imagenet_report(run_dir, results: dict, W: np.ndarray, objective: np.ndarray
         ("Classifier validation", [
             "Every candidate, fitted on the training images outside the held-out part and "
             "scored on it (lam = lam/n x training rows): ridge at each penalty, and the L2-SVM "
-            "along its own path (from ridge's choice down, each point started from the last). "
+            "(or softmax) along its own path (from ridge's choice down, each point started "
+            "from the last). "
             "The best is kept, whichever classifier it is, and refitted on all training rows.",
             _candidate_rows(results["classification"]),
             *_selection_notes(results["classification"])]),

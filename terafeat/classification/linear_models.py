@@ -1,16 +1,20 @@
-"""One-vs-rest linear models fitted over streamed shards: ridge from the Gram matrix, the
-L2-SVM by preconditioned L-BFGS.
+"""Linear models fitted over streamed shards: ridge from the Gram matrix; the one-vs-rest
+L2-SVM and the multinomial (softmax) logistic regression by preconditioned L-BFGS.
 
 - ridge (regularised least squares on ±1 targets), solved exactly from the streamed
   Gram matrix;
-- L2-SVM (squared hinge, as Coates et al.), trained by scipy's L-BFGS with one
-  streaming pass per evaluation, started from a ridge solution and preconditioned by
-  the Cholesky factor of ridge's regularised Gram matrix (image features are strongly
-  correlated: plain L-BFGS stops far from the optimum).
+- L2-SVM (squared hinge, as Coates et al.) and softmax (cross-entropy of the class
+  scores), trained by scipy's L-BFGS with one streaming pass per evaluation, started from
+  a ridge solution and preconditioned by the Cholesky factor of ridge's regularised Gram
+  matrix (image features are strongly correlated: plain L-BFGS stops far from the optimum).
 
-Both minimise ``sum_i sum_c loss(y_ic, s_ic) + lam * ||W||^2`` (bias not penalised), so
-one ``lam`` means the same strength for both.  Weights are (f + 1, c) on standardised,
-bias-augmented features (:class:`~terafeat.classification.shard_streams.Standardizer`).
+All minimise ``sum_i loss(y_i, s_i) + lam * ||W||^2`` (bias not penalised), so one
+``lam`` means the same strength for ridge and the L2-SVM.  Weights are (f + 1, c) on
+standardised, bias-augmented features
+(:class:`~terafeat.classification.shard_streams.Standardizer`).  The Gram matrix and
+ridge's factors keep the dtype ``gram_statistics`` is given (float32 halves their memory
+and the factorisation's time; the entries are float32 products either way); the
+L-BFGS preconditioner is float64.
 """
 from __future__ import annotations
 
@@ -20,17 +24,23 @@ from scipy.optimize import minimize
 
 from terafeat.classification.shard_streams import Standardizer, targets
 
+LOSSES = ("squared_hinge", "softmax")
+#: L-BFGS stops when an iteration lowers the objective by less than this fraction: the
+#: scores are float32 products, so changes within a few float32 roundings are noise, not
+#: progress (chasing them ends in a failed line search instead of the convergence test).
+RELATIVE_TOLERANCE = 10 * float(np.finfo(np.float32).eps)
 
-def gram_statistics(shards, standardizer: Standardizer, n_classes: int
-                    ) -> tuple[np.ndarray, np.ndarray, int]:
-    """(G (f+1, f+1), B (f+1, c), n) = (sum A^T A, sum A^T Y, rows) over the shards,
-    A the standardised, bias-augmented features; float64 sums of float32 products."""
+
+def gram_statistics(shards, standardizer: Standardizer, n_classes: int,
+                    dtype=np.float64) -> tuple[np.ndarray, np.ndarray, int]:
+    """(G (f+1, f+1) ``dtype``, B (f+1, c) float64, n) = (sum A^T A, sum A^T Y, rows) over
+    the shards, A the standardised, bias-augmented features; sums of float32 products."""
     G = B = None
     n = 0
     for X, y in shards:
         A = standardizer.augment(X)
         if G is None:
-            G = np.zeros((A.shape[1], A.shape[1]))
+            G = np.zeros((A.shape[1], A.shape[1]), dtype)
             B = np.zeros((A.shape[1], n_classes))
         G += A.T @ A
         B += A.T @ targets(y, n_classes)
@@ -48,20 +58,28 @@ def _regularised(G: np.ndarray, lam: float, overwrite: bool = False) -> np.ndarr
 
 
 def ridge_solve(G: np.ndarray, B: np.ndarray, lam: float) -> np.ndarray:
-    """argmin_W ||A W - Y||^2 + lam ||W[:-1]||^2 from G = A^T A, B = A^T Y: (f+1, c)."""
-    return cho_solve(cho_factor(_regularised(G, lam), overwrite_a=True), B)
+    """argmin_W ||A W - Y||^2 + lam ||W[:-1]||^2 from G = A^T A, B = A^T Y: (f+1, c)
+    float64, factored in G's dtype (B cast to it: scipy would cast G to B's instead)."""
+    factor = cho_factor(_regularised(G, lam), overwrite_a=True)
+    return np.asarray(cho_solve(factor, B.astype(G.dtype), overwrite_b=True), np.float64)
 
 
 def preconditioner(G: np.ndarray, lam: float, overwrite: bool = False,
                    block: int = 1024) -> np.ndarray:
-    """Upper-triangular R (f+1, f+1) with R^T R = G + lam I' (G = A^T A, as ridge).
+    """Upper-triangular R (f+1, f+1) float64 with R^T R = G + lam I' (G = A^T A).
 
     Half the L2-SVM's Hessian is A_S^T A_S + lam I' (S: the rows with slack), bounded by
     G + lam I'; in the variables V = R W that bound is the identity, so L-BFGS no longer
-    crawls along the ill-conditioned directions of correlated features.  Costs one
-    Cholesky factorisation, f^3 / 3 flops; overwrite: factor G in place.
+    crawls along the ill-conditioned directions of correlated features (softmax's Hessian
+    is bounded by a multiple of the same matrix).  Costs one Cholesky factorisation,
+    f^3 / 3 flops; overwrite: factor a float64 G in place.  R is float64 whatever G's
+    dtype: L-BFGS needs the change of variables to be one fixed linear map, and solves
+    with a float32 R round V and W to float32, which stops its line search short of
+    its convergence test.
     """
-    R, _ = cho_factor(_regularised(G, lam, overwrite), overwrite_a=True)
+    in_place = overwrite and G.dtype == np.float64
+    R, _ = cho_factor(_regularised(G if in_place else G.astype(np.float64), lam, True),
+                      overwrite_a=True)
     for start in range(0, len(R), block):  # cho_factor leaves the lower triangle as it was
         R[start:start + block] = np.triu(R[start:start + block], start)
     return R
@@ -81,24 +99,57 @@ def scores(X: np.ndarray, weights_raw: np.ndarray) -> np.ndarray:
     return X @ weights_raw[:-1].astype(np.float32) + weights_raw[-1].astype(np.float32)
 
 
-def _squared_hinge(shards, standardizer: Standardizer, n_classes: int, lam: float):
-    """Loss-and-gradient of the one-vs-rest L2-SVM over streamed shards, flat weights.
+def squared_hinge_rows(y: np.ndarray, S: np.ndarray, n_classes: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (n,) the one-vs-rest squared hinge sum_c max(0, 1 - Y_c s_c)^2 (float64)
+    and its derivative (n, c) with respect to the scores S (n, c)."""
+    Y = targets(y, n_classes)
+    slack = np.maximum(1 - Y * S, 0)
+    return np.square(slack, dtype=np.float64).sum(axis=1), -2 * Y * slack
+
+
+def softmax_rows(y: np.ndarray, S: np.ndarray, n_classes: int
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row (n,) the cross-entropy log sum_c exp(s_c) - s_y and its derivative (n, c),
+    softmax(S) - onehot(y), with respect to the scores S (n, c); in float64 (a
+    well-classified row's loss is a small difference of large terms), the derivative
+    returned in S's dtype."""
+    shifted = S - S.max(axis=1, keepdims=True, initial=-np.inf).astype(np.float64)
+    exp = np.exp(shifted)
+    total = exp.sum(axis=1, keepdims=True)
+    rows = np.arange(len(y))
+    derivative = exp / total
+    derivative[rows, y] -= 1
+    return np.log(total[:, 0]) - shifted[rows, y], derivative.astype(S.dtype)
+
+
+ROW_LOSSES = {"squared_hinge": squared_hinge_rows, "softmax": softmax_rows}
+
+
+def streamed_loss(shards, standardizer: Standardizer, n_classes: int, lam: float,
+                  loss: str = "squared_hinge"):
+    """Loss-and-gradient (flat W -> value, gradient) of a linear classifier over streamed
+    shards: ``loss`` ("squared_hinge": one-vs-rest L2-SVM; "softmax": multinomial
+    logistic regression) summed over the rows, plus lam ||W[:-1]||^2.
 
     shards: a callable returning a fresh iterator of (X, y, rows), as
-    ``iter_masked_shards``: rows outside ``rows`` get zero slack, so a subset costs a
+    ``iter_masked_shards``: rows outside ``rows`` count for nothing, so a subset costs a
     pass over whole shards but no copy of them (copying was slower than the products).
     """
-    def loss(flat: np.ndarray) -> tuple[float, np.ndarray]:
+    if loss not in ROW_LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    row_loss = ROW_LOSSES[loss]
+
+    def value_and_gradient(flat: np.ndarray) -> tuple[float, np.ndarray]:
         W = flat.reshape(-1, n_classes)
         raw = standardizer.fold(W)
         value, grad_raw = 0.0, np.zeros_like(raw)
         for X, y, rows in shards():
-            Y = targets(y, n_classes)
-            slack = np.maximum(1 - Y * scores(X, raw), 0)
+            per_row, G = row_loss(y, scores(X, raw), n_classes)  # G: d loss / d score
             if rows is not None:
-                slack[~rows] = 0
-            value += float(np.square(slack, dtype=np.float64).sum())
-            G = -2 * Y * slack  # d loss / d score, (n_s, c)
+                per_row[~rows] = 0
+                G[~rows] = 0
+            value += float(per_row.sum())
             grad_raw[:-1] += X.T @ G
             grad_raw[-1] += G.sum(axis=0)
         # chain rule through fold(): raw = W / scale, bias_raw = b - mean @ raw
@@ -109,26 +160,31 @@ def _squared_hinge(shards, standardizer: Standardizer, n_classes: int, lam: floa
         value += lam * float(np.square(W[:-1]).sum())
         grad[:-1] += 2 * lam * W[:-1]
         return value, grad.ravel()
-    return loss
+    return value_and_gradient
 
 
-def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
+def fit_lbfgs(shards, standardizer: Standardizer, n_classes: int, lam: float,
               initial: np.ndarray, max_iter: int = 100, R: np.ndarray | None = None,
-              held_out=None, patience: int | None = None) -> tuple[np.ndarray, dict]:
-    """One-vs-rest L2-SVM by L-BFGS over ``shards()`` (a callable returning a fresh
-    iterator of (X, y, rows) each pass, as ``iter_masked_shards``).  initial: (f+1, c)
-    standardised weights (e.g. the ridge solution); R: a :func:`preconditioner` (None:
-    plain L-BFGS on W).  held_out, patience: early stopping: ``held_out`` (weights
-    (f+1, c) -> accuracy) scores every iterate, and the fit stops once ``patience``
-    iterations pass without a higher score, returning the best iterate.
+              held_out=None, patience: int | None = None,
+              loss: str = "squared_hinge", tolerance: float = RELATIVE_TOLERANCE
+              ) -> tuple[np.ndarray, dict]:
+    """A linear classifier (``loss`` as :func:`streamed_loss`: the one-vs-rest L2-SVM, or
+    softmax) by L-BFGS over ``shards()`` (a callable returning a fresh iterator of
+    (X, y, rows) each pass, as ``iter_masked_shards``).  initial: (f+1, c) standardised
+    weights (e.g. the ridge solution); R: a :func:`preconditioner` (None: plain L-BFGS on
+    W).  held_out, patience: early stopping: ``held_out`` (weights (f+1, c) -> accuracy)
+    scores every iterate, and the fit stops once ``patience`` iterations pass without a
+    higher score, returning the best iterate.  tolerance: L-BFGS-B's ``ftol``, the
+    relative reduction of the objective below which it stops (its convergence test).
     Returns (weights (f+1, c) standardised, summary dict: "n_iter" (of the returned
     iterate), "objective", "message", "converged" (L-BFGS-B's own convergence test
     passed), "stopped_at_limit" (it ran out of iterations first), "iteration_limit";
     with early stopping also "stopped_early" and "held_out_accuracy" of the iterate)."""
-    loss = _squared_hinge(shards, standardizer, n_classes, lam)
+    objective = streamed_loss(shards, standardizer, n_classes, lam, loss)
     start = np.asarray(initial, np.float64)
     if R is not None:
-        loss, start = preconditioned(loss, R, n_classes), R @ start
+        objective = preconditioned(objective, R, n_classes)
+        start = R @ start
 
     def weights_of(flat: np.ndarray) -> np.ndarray:
         weights = flat.reshape(-1, n_classes)
@@ -147,8 +203,8 @@ def fit_l2svm(shards, standardizer: Standardizer, n_classes: int, lam: float,
         elif iteration - best["iteration"] >= patience:
             raise StopIteration
 
-    result = minimize(loss, start.ravel(), jac=True, method="L-BFGS-B",
-                      options={"maxiter": max_iter, "maxcor": 20},
+    result = minimize(objective, start.ravel(), jac=True, method="L-BFGS-B",
+                      options={"maxiter": max_iter, "maxcor": 20, "ftol": tolerance},
                       callback=None if patience is None else monitor)
     summary = {"n_iter": int(result.nit), "objective": float(result.fun),
                "message": str(result.message), "converged": bool(result.status == 0),

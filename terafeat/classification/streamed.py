@@ -1,11 +1,11 @@
 """A linear classifier fitted over feature shards streamed from disk, its regulariser
 chosen on held-out images.
 
-Memory holds one shard plus two (f + 1)^2 float64 matrices, whatever the number of rows.
-Ridge's regulariser is chosen on a held-out part of the training rows; the L2-SVM's
-along a warm-started path from ridge's choice down (the squared hinge ignores the rows
-it already separates, and wants a weaker one); the best held-out candidate is kept and
-refitted on all rows.
+Memory holds one shard plus the (f + 1)^2 Gram matrix (in ``precision``) and one factor,
+whatever the number of rows.  Ridge's regulariser is chosen on a
+held-out part of the training rows; the L2-SVM's (or softmax's) along a warm-started
+path from ridge's choice down (the squared hinge ignores the rows it already separates,
+and wants a weaker one); the best held-out candidate is kept and refitted on all rows.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from terafeat.classification.linear_models import (
-    fit_l2svm,
+    fit_lbfgs,
     gram_statistics,
     preconditioner,
     ridge_solve,
@@ -30,7 +30,11 @@ from terafeat.classification.shard_streams import (
     validation_masks,
 )
 
-METHODS = ("ridge", "l2svm")
+#: Each L-BFGS method and its loss (``linear_models.streamed_loss``).
+LBFGS_LOSSES = {"l2svm": "squared_hinge", "softmax": "softmax"}
+METHODS = ("ridge", *LBFGS_LOSSES)
+NAMES = {"ridge": "ridge", "l2svm": "L2-SVM", "softmax": "softmax"}
+PRECISIONS = ("float32", "float64")
 #: Regularisers tried, as multiples of the number of training rows.
 LAM_GRID = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0)
 
@@ -50,33 +54,43 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                             log=None, groups: Sequence[np.ndarray] | None = None,
                             svm_path: int = 4, svm_path_iter: int = 30,
                             precondition: bool = True, grid_extension: int = 2,
-                            svm_patience: int | None = None,
-                            progress=None) -> tuple[np.ndarray, dict]:
+                            svm_patience: int | None = 5,
+                            progress=None, precision: str = "float32"
+                            ) -> tuple[np.ndarray, dict]:
     """Fit a one-vs-rest linear classifier over feature shards; memory: one shard + O(f^2).
 
     paths: feature shard files; labels: per shard, its rows' labels.  A held-out
     ``val_fraction`` of the images (``groups``: per shard, each row's image id, for
     listings with repeated or mirrored images; default: every row a distinct image)
     scores every candidate fitted on the other rows, with ``lam = g * n_fit``: ridge at
-    each g of ``lam_grid``; with method "l2svm" also L2-SVMs at ridge's best g and the
+    each g of ``lam_grid``; with method "l2svm" (one-vs-rest squared hinge) or "softmax"
+    (multinomial logistic regression) also that L-BFGS classifier at ridge's best g and the
     ``svm_path - 1`` smaller grid values in turn, each started from the last
     (``svm_path_iter`` L-BFGS iterations; ``svm_patience``: early stopping, each point
     scored on the held-out rows after every iteration and stopped ``svm_patience``
     iterations past its best, which it keeps).  Where the best ridge (SVM) point sits at an
     end of the values it was chosen among (more than one), up to ``grid_extension`` more
     values past that end are tried (:mod:`~terafeat.classification.model_selection`).
-    The candidate of highest held-out accuracy is kept, ridge or SVM (ties: the SVM with
-    method "l2svm"), and refitted on all rows: ridge exactly; the SVM started from its
+    The candidate of highest held-out accuracy is kept, ridge or L-BFGS (ties: the
+    L-BFGS classifier's), and refitted on all rows: ridge exactly; the other started from its
     path point, for up to ``svm_iter`` iterations (early stopping or not: the summary's
-    "svm" says whether its convergence test passed).  precondition: each SVM by L-BFGS in the variables of the
-    :func:`preconditioner` at its lam (without it the fits stop far from their optimum,
-    and the path compares iteration counts as much as regularisers).
+    "svm" says whether its convergence test passed).  precondition: the L-BFGS fits in the
+    variables of one :func:`preconditioner`, factored once at ridge's choice of lam on the
+    fitting rows (scaled by sqrt(n / n_fit) for all rows): G + lam I' bounds the Hessians
+    at the path's smaller penalties within their ratio, so one f^3 / 3 factorisation
+    serves every point (without it the fits stop far from their optimum, and the path
+    compares iteration counts as much as regularisers).
     progress: optional ``progress(shards_read)``, called after every shard any pass reads.
+    precision: dtype of the Gram matrix and ridge's Cholesky factors ("float32": half the
+    memory and the factorisation time of "float64"; the entries are float32 products
+    either way); the L-BFGS preconditioner is float64 either way.
     Returns (weights (f + 1, c) on raw features, last row the bias; summary dict: the
     kept "classifier", "lam/n", "lam", every "candidates" point, the "extensions").
     """
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
     if svm_path < 1:
         raise ValueError(f"svm_path must be >= 1, got {svm_path}")
     if grid_extension < 0:
@@ -98,7 +112,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                                 val_fraction, random_state)
     fitting = [~mask for mask in held_out]
     G, B, n_fit = gram_statistics(counted(iter_shards(paths, labels, fitting)), standardizer,
-                                  n_classes)
+                                  n_classes, precision)
 
     def accuracy(weights: np.ndarray) -> list[float]:
         return held_out_accuracy(counted(iter_shards(paths, labels, held_out)), standardizer,
@@ -132,19 +146,22 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                "lam_grid": [p["lam/n"] for p in ridge_path],
                "validation_accuracy": [p["validation_accuracy"] for p in ridge_path],
                "feature_dim": int(len(mean)), "extensions": extensions}
-    svm_points = []
-    if method == "l2svm":
+    svm_points, R = [], None
+    if method in LBFGS_LOSSES:
+        if precondition:  # one factor for the whole path (see precondition above)
+            R = preconditioner(G, best_ridge["lam/n"] * n_fit)
+
         def svm_point(g: float, start: dict) -> dict:
-            weights, svm = fit_l2svm(lambda: counted(iter_masked_shards(paths, labels, fitting)),
+            weights, svm = fit_lbfgs(lambda: counted(iter_masked_shards(paths, labels, fitting)),
                                      standardizer, n_classes, g * n_fit, start["weights"],
-                                     svm_path_iter,
-                                     R=preconditioner(G, g * n_fit) if precondition else None,
-                                     held_out=lambda W: accuracy(W)[0], patience=svm_patience)
+                                     svm_path_iter, R=R,
+                                     held_out=lambda W: accuracy(W)[0], patience=svm_patience,
+                                     loss=LBFGS_LOSSES[method])
             score = svm["held_out_accuracy"] if "held_out_accuracy" in svm else accuracy(weights)[0]
-            point = {"classifier": "l2svm", "lam/n": g, "validation_accuracy": score,
+            point = {"classifier": method, "lam/n": g, "validation_accuracy": score,
                      "n_iter": svm["n_iter"], "converged": svm["converged"], "weights": weights}
-            log(f"L2-SVM path: lam/n {g}: validation accuracy {point['validation_accuracy']:.4f} "
-                f"({svm['n_iter']} L-BFGS iterations)")
+            log(f"{NAMES[method]} path: lam/n {g}: validation accuracy "
+                f"{point['validation_accuracy']:.4f} ({svm['n_iter']} L-BFGS iterations)")
             return point
 
         start = best_ridge
@@ -152,7 +169,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
                         reverse=True)[:svm_path]:
             start = svm_point(g, start)
             svm_points.append(start)
-        extensions["l2svm"] = extend_at_edge(
+        extensions[method] = extend_at_edge(
             svm_points, lambda g, kept: {**svm_point(g, kept), "extension": True}, _kept,
             summary["lam_grid"], grid_extension if svm_path > 1 else 0, "lam/n",
             "validation_accuracy")
@@ -161,7 +178,7 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
             log(f"{family}: the held-out choice sat at an end of its grid; tried lam/n "
                 f"{extension['added']}" + (f", still at the {extension['at_edge']} end"
                                            if extension["at_edge"] else ""))
-    kept = _kept(svm_points + ridge_path)  # ties: the SVM's
+    kept = _kept(svm_points + ridge_path)  # ties: the L-BFGS classifier's
     summary["candidates"] = [_public(point) for point in ridge_path + svm_points]
     summary.update({"classifier": kept["classifier"], "lam/n": kept["lam/n"],
                     "lam": kept["lam/n"] * n})
@@ -170,21 +187,23 @@ def fit_streamed_classifier(paths: Sequence, labels: Sequence[np.ndarray], n_cla
     log(f"kept: {kept['classifier']} at lam/n {kept['lam/n']} (validation accuracy "
         f"{kept['validation_accuracy']:.4f}, best of {len(summary['candidates'])} candidates)")
     del ridge_path, svm_points
-    G_val, B_val, _ = gram_statistics(counted(iter_shards(paths, labels, held_out)), standardizer,
-                                      n_classes)
-    G += G_val
-    B += B_val
-    del G_val
     if kept["classifier"] == "ridge":
+        G_val, B_val, _ = gram_statistics(counted(iter_shards(paths, labels, held_out)),
+                                          standardizer, n_classes, precision)
+        G += G_val
+        B += B_val
+        del G_val
         return standardizer.fold(ridge_solve(G, B, summary["lam"])), summary
-    R = preconditioner(G, summary["lam"], overwrite=True) if precondition else None
     G = None  # only R is needed from here
-    weights, svm = fit_l2svm(lambda: counted(iter_masked_shards(paths, labels)), standardizer,
-                             n_classes, summary["lam"], kept["weights"], svm_iter, R=R)
-    log(f"L2-SVM at lam/n {kept['lam/n']} on all rows: {svm['n_iter']} L-BFGS iterations, "
-        f"objective {svm['objective']:.6g} ({svm['message']})")
+    if R is not None:  # all rows: the Gram matrix grows about as the rows do
+        R *= np.sqrt(n / n_fit)
+    weights, svm = fit_lbfgs(lambda: counted(iter_masked_shards(paths, labels)), standardizer,
+                             n_classes, summary["lam"], kept["weights"], svm_iter, R=R,
+                             loss=LBFGS_LOSSES[kept["classifier"]])
+    log(f"{NAMES[kept['classifier']]} at lam/n {kept['lam/n']} on all rows: {svm['n_iter']} L-BFGS "
+        f"iterations, objective {svm['objective']:.6g} ({svm['message']})")
     if not svm["converged"]:
-        log("L2-SVM on all rows did NOT converge: " + (
+        log(f"{NAMES[kept['classifier']]} on all rows did NOT converge: " + (
             f"stopped at its iteration limit ({svm_iter} iterations)" if svm["stopped_at_limit"]
             else f"stopped early ({svm['message']})") + " before its convergence test passed")
     summary["svm"] = svm

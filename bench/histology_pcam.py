@@ -134,18 +134,25 @@ def main(argv=None) -> int:
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
     from flows.histology import histology
 
-    runs, seeds, walls = {}, {}, {}
+    runs, seeds, walls, failed = {}, {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="pcam-") as scratch:
         root = extracted("pcam-subset", args.data_root or Path(scratch), args.archive)
         for variant in args.variants:
             seeds[variant] = args.seeds if variant == "defaults" else args.seeds[:1]
             for seed in seeds[variant]:
                 started = time.perf_counter()
-                results = histology(**{**dict(args.overrides), **VARIANTS[variant],
-                                       "dataset": "pcam_folders", "data_root": str(root),
-                                       "max_tiles_per_split": args.max_tiles, "seed": seed,
-                                       "output_root": args.output_root,
-                                       "cache_root": str(Path(scratch) / "cache")})
+                try:
+                    results = histology(**{**dict(args.overrides), **VARIANTS[variant],
+                                           "dataset": "pcam_folders", "data_root": str(root),
+                                           "max_tiles_per_split": args.max_tiles, "seed": seed,
+                                           "output_root": args.output_root,
+                                           "cache_root": str(Path(scratch) / "cache")})
+                except Exception as error:  # a variant that fails is a row saying so
+                    if variant == "defaults":
+                        raise
+                    failed[variant] = f"{type(error).__name__}: {error}"
+                    print(f"{variant}, seed {seed}: FAILED ({failed[variant]})", flush=True)
+                    break
                 walls[f"{variant}, seed {seed}"] = round(time.perf_counter() - started, 1)
                 runs.setdefault(variant, []).append(results)
                 print(f"{variant}, seed {seed}: {walls[f'{variant}, seed {seed}']} s, "
@@ -166,11 +173,14 @@ def main(argv=None) -> int:
     for name, by in first["classification"]["invariance"].items():
         print(f"  {name:12s} " + " ".join(f"{t} {a:.3f}" for t, a in by.items()))
     print("wall seconds per run:", walls)
+    for variant, error in failed.items():
+        print(f"variant {variant!r} FAILED: {error}")
     record("histology_pcam", {
         "tile_counts": first["tiles"]["counts"], "max_tiles_per_split": args.max_tiles,
         "seeds": seeds, "variants": {v: VARIANTS[v] for v in args.variants},
         "overrides": dict(args.overrides), "table": table, "verdict": outcome,
         "invariance_defaults_first_seed": first["classification"]["invariance"],
+        "failed_variants": failed,
         "wall_seconds": walls, "flow_minutes_defaults": round(
             max(walls[f"defaults, seed {s}"] for s in seeds["defaults"]) / 60, 1)},
         peer="k-means and PCA filters, raw pixels and HOG + HSV + LBP through the same "

@@ -1,5 +1,6 @@
-"""Flow ``histology`` (issue #5): invariant (ISA-pooled) RICA features of H&E tiles,
-classified beside pixel, PCA and hand-crafted peers (Le et al., ISBI 2012)."""
+"""Flow ``histology``: single-layer RICA features of H&E tiles (Le et al., ISBI 2012) on
+the imagenet flow's pipeline (``flows.single_layer``), classified beside k-means, PCA,
+pixel and hand-crafted peers through the same streamed classifier."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -11,15 +12,21 @@ from pydantic import Field
 from flows.parameters import (Backend, CacheRoot, DaskAddress, Dtype, Lam, OutputRoot, Seed,
                               Solver, SplitTrain, documented, fits_in_memory, parameter_model,
                               rica_bytes, split_train_is_a_count_or_fraction, training_bytes)
+from flows.single_layer import (Alpha, BatchSize, Classifier, EncodeOn, Eps, GramPrecision,
+                                Grid, GridExtension, KmeansPeer, MaxIter, NComponents, NFeatures,
+                                Nonlinearity, NPatches, PatchSize, PenaltyGrid, Pooling,
+                                RicaInit, ShardSize, SvmIter, SvmPath, SvmPathIter,
+                                SvmPatience, ValFraction, Whitening, WhiteningEps,
+                                classifier_bytes, classifier_options, pipeline_stages)
 from flows.stages import FlowPlan, Stage, run_flow
 from tasks.histology_report import write_histology_report
+from tasks.pca_filters import pca_filter_bank
 from tasks.tile_classification import classify_tiles
 from tasks.tile_download import download_tile_set
-from tasks.tile_features import extract_tile_features
-from tasks.tiles import list_tiles, sample_tile_patches
-from tasks.training import train_rica_layer
-from tasks.whitening import whiten_patches
+from tasks.tiles import list_tiles
+from terafeat.classification.streamed import LAM_GRID
 from terafeat.datasets.tile_tables import DOWNLOADS
+from terafeat.media.colour import n_channels
 
 REPO_DATA = str(Path(__file__).resolve().parents[1] / "data")
 
@@ -52,51 +59,54 @@ def histology(
                                                      "label-stratified subset of each split, "
                                                      "for quick runs (null: all)")] = None,
     colour_mode: Annotated[Literal["rgb", "hed", "he", "grey"], Field(
-        description="patch colours: RGB, H&E(+DAB) stain densities (rgb2hed), H and E only, "
-                    "or grey")] = "he",
-    patch_size: Annotated[int, Field(ge=3, le=16, description="side of the square patches, "
-                                     "pixels")] = 8,
-    n_patches: Annotated[int, Field(ge=100, description="training patches")] = 50_000,
+        description="colours the learned and PCA filters see: RGB, H&E(+DAB) stain densities "
+                    "(rgb2hed), H and E only, or grey (pixels and hand-crafted peers: "
+                    "RGB)")] = "he",
+    image_size: Annotated[int, Field(ge=8, le=512, description="tiles are resized to this "
+                                     "side, pixels (area interpolation)")] = 64,
+    dihedral_train: Annotated[int, Field(ge=1, le=8, description="rows per training tile: "
+                                         "the tile and this many minus one other rotations / "
+                                         "flips, drawn per tile (seeded)")] = 2,
+    test_time_average: Annotated[bool, Field(description="score each test tile by the "
+                                             "summed scores of its 8 rotations and flips "
+                                             "(false: by the tile alone); both are "
+                                             "reported")] = True,
+    patch_size: PatchSize = 6,
+    n_patches: NPatches = 100_000,
     patch_tiles: Annotated[int, Field(ge=1, description="training tiles the patches come "
                                       "from")] = 2000,
-    whitening_eps: Annotated[float, Field(ge=0, allow_inf_nan=False, description="ZCA "
-                                          "regulariser added to each eigenvalue")] = 0.03,
-    remove_dc: Annotated[bool, Field(description="subtract each patch's mean before whitening "
-                                     "(drops the stain intensity that marks dense dark "
-                                     "nuclei)")] = False,
-    n_features: Annotated[int, Field(ge=2, description="RICA simple units")] = 512,
-    group_size: Annotated[int, Field(ge=1, description="ISA group size: simple units per "
-                                     "pooled unit")] = 4,
-    lam: Lam = 10.0,
-    eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of "
-                                "sqrt(eps + u^2), training and pooling")] = 1e-2,
-    max_iter: Annotated[int, Field(ge=1, description="L-BFGS iterations")] = 150,
-    simple_units: Annotated[Literal["abs", "split"], Field(
-        description="non-linearity of the unpooled simple units: |Wx|, or the Coates-Ng split "
-                    "soft threshold [max(Wx - alpha, 0), max(-Wx - alpha, 0)] (2 features per "
-                    "filter)")] = "abs",
-    alpha: Annotated[float, Field(ge=0, allow_inf_nan=False, description="soft threshold of "
-                                  "the split simple units, whitened units")] = 0.1,
-    stride: Annotated[int, Field(ge=1, description="stride of the convolutional encoding, "
-                                 "pixels")] = 2,
-    pooling: Annotated[Literal["quadrants", "pyramid"], Field(
-        description="spatial sum-pooling cells: 2x2, or 1x1 + 2x2 + 3x3")] = "pyramid",
+    whitening: Whitening = "pca",
+    n_components: NComponents = 0.99,
+    whitening_eps: WhiteningEps = 0.01,
+    n_features: NFeatures = 1600,
+    lam: Lam = 30.0,
+    eps: Eps = 1e-2,
+    max_iter: MaxIter = 60,
+    rica_init: RicaInit = "samples",
+    kmeans_peer: KmeansPeer = True,
+    nonlinearity: Nonlinearity = "split",
+    alpha: Alpha = 0.25,
+    layout: Annotated[Literal["grid", "centre_surround"], Field(
+        description="pooling cells: a grid x grid grid, or the centre cell of a 3x3 grid "
+                    "(PCam's label region) and its surround")] = "centre_surround",
+    grid: Grid = 2,
+    stride: Annotated[int, Field(ge=1, le=8, description="pixels between two encoded "
+                                 "windows along each axis (1: every window)")] = 2,
+    pooling: Pooling = "sum",
     pixel_size: Annotated[int, Field(ge=2, description="side of the downsampled tile (pixels "
                                      "peer), pixels")] = 16,
-    classifier: Annotated[Literal["logistic", "linear_svm"], Field(
-        description="linear classifier of every feature set (standardised "
-                    "inputs)")] = "logistic",
-    C_grid: Annotated[tuple[Annotated[float, Field(gt=0, allow_inf_nan=False)], ...], Field(
-        min_length=1, description="grid of the classifier's C (inverse regularisation "
-                                  "strength)")] = (1e-4, 1e-3, 1e-2, 1e-1),
-    inner_folds: Annotated[int, Field(ge=2, le=10, description="CV folds choosing C (training "
-                                      "split)")] = 3,
-    grid_extension: Annotated[int, Field(ge=0, le=10, description="where the chosen C is the "
-                                         "largest or smallest of C_grid, at most this many more "
-                                         "Cs past that end, each kept only if it scores higher "
-                                         "(0: never)")] = 2,
-    batch_size: Annotated[int, Field(ge=1, description="tiles read and encoded at a "
-                                     "time")] = 256,
+    classifier: Classifier = "l2svm",
+    gram_precision: GramPrecision = "float32",
+    penalty_grid: PenaltyGrid = LAM_GRID,
+    val_fraction: ValFraction = 0.1,
+    svm_iter: SvmIter = 100,
+    svm_path: SvmPath = 4,
+    svm_path_iter: SvmPathIter = 30,
+    svm_patience: SvmPatience = 5,
+    grid_extension: GridExtension = 2,
+    batch_size: BatchSize = 256,
+    shard_size: ShardSize = 2500,
+    encode_on: EncodeOn = "dask",
     seed: Seed = 0,
     dtype: Dtype = "float32",
     output_root: OutputRoot = "reports",
@@ -105,15 +115,11 @@ def histology(
     dask_address: DaskAddress = None,
     solver: Solver = "lbfgs",
 ) -> dict:
-    """Tiles -> colour patches -> ZCA -> RICA with ISA pooling -> features of every tile
-    (shards) -> linear classifiers beside peers -> report.  Returns results.json's content."""
+    """Tiles (and their rotations / flips) -> colour patches -> whitening -> RICA (and the
+    k-means and PCA peers) -> every tile encoded in shards (Dask), with the pixel and
+    hand-crafted peers -> streamed linear classifiers -> report.  Returns results.json's
+    content."""
     return run_flow(PLAN, locals())
-
-
-def _groups_divide_features(params) -> None:
-    if params.n_features % params.group_size:
-        raise ValueError(f"group_size {params.group_size} must divide n_features "
-                         f"{params.n_features}")
 
 
 def _pcam_test_split(params) -> None:
@@ -128,30 +134,47 @@ def _downloadable(params) -> None:
                          f"not {params.dataset!r}")
 
 
+def _patch_fits(params) -> None:
+    side = 3 if params.layout == "centre_surround" else params.grid
+    if params.patch_size + side - 1 > params.image_size:
+        raise ValueError(f"a {params.patch_size}px patch and {side}x{side} pooling cells do "
+                         f"not fit {params.image_size}px tiles (image_size)")
+
+
 def _memory(params) -> dict[str, int]:
-    d = {"rgb": 3, "hed": 3, "he": 2, "grey": 1}[params.colour_mode] * params.patch_size ** 2
+    d = n_channels(params.colour_mode) * params.patch_size ** 2
+    cells = 2 if params.layout == "centre_surround" else params.grid ** 2
+    f = params.n_features * cells * (2 if params.nonlinearity == "split" else 1) + 1
     return {f"the patches (n_patches={params.n_patches} x {d} values)": training_bytes(params.n_patches, d),
             f"RICA's optimiser (n_features={params.n_features} x {d})":
-                rica_bytes(params.n_features, d)}
+                rica_bytes(params.n_features, d),
+            f"the classifier's {f} x {f} Gram matrix and factor (n_features="
+            f"{params.n_features}, layout={params.layout}, nonlinearity={params.nonlinearity})":
+                classifier_bytes(f, params)}
+
+
+def _peers(params) -> dict[str, str]:
+    return {"pixels": f"pixels:{params.pixel_size}", "hand-crafted": "handcrafted"}
 
 
 def _unreadable(params, outputs: dict) -> dict:
     problems = (outputs["tiles"]["layout_problems"] + outputs["patches"]["problems"] +
-                outputs["features"]["problems"])
+                outputs["encoding"]["problems"])
     return {"unreadable_tiles": sorted({tuple(problem) for problem in problems})}
 
 
 def _headline(results: dict) -> list[dict]:
     return [{"features": name, "accuracy": round(metrics["accuracy"], 4),
              "balanced accuracy": round(metrics["balanced_accuracy"], 4),
-             "ROC AUC": None if metrics.get("roc_auc") is None else round(metrics["roc_auc"], 4)}
+             "ROC AUC": None if metrics.get("roc_auc") is None else round(metrics["roc_auc"], 4),
+             "AUC 95% interval": None if metrics.get("roc_auc_ci") is None
+             else [round(bound, 4) for bound in metrics["roc_auc_ci"]]}
             for name, metrics in results["classification"]["metrics"].items()]
 
 
 PLAN = FlowPlan(
     name="histology",
-    model=parameter_model(histology, checks=(_groups_divide_features, _downloadable,
-                                             _pcam_test_split,
+    model=parameter_model(histology, checks=(_downloadable, _pcam_test_split, _patch_fits,
                                              split_train_is_a_count_or_fraction,
                                              fits_in_memory(_memory))),
     stages=(
@@ -160,33 +183,24 @@ PLAN = FlowPlan(
         Stage(list_tiles, "tiles", lambda p, o: dict(
             dataset=p.dataset, data_root=o["download"] or p.data_root,
             max_tiles_per_split=p.max_tiles_per_split, seed=p.seed, split_train=p.split_train,
-            test_split=p.test_split, test_root=p.test_root)),
-        Stage(sample_tile_patches, "patches", lambda p, o: dict(
-            tiles_path=o["tiles"]["tiles"], n_patches=p.n_patches, patch_size=p.patch_size,
-            colour_mode=p.colour_mode, patch_tiles=p.patch_tiles, batch_size=p.batch_size,
-            seed=p.seed)),
-        Stage(whiten_patches, "whitening", lambda p, o: dict(
-            patches_path=o["patches"]["patches"], method="zca", eps=p.whitening_eps,
-            remove_dc=p.remove_dc)),
-        Stage(train_rica_layer, "training", lambda p, o: dict(
-            whitened_path=o["whitening"][1], n_features=p.n_features, lam=p.lam, eps=p.eps,
-            max_iter=p.max_iter, dtype=p.dtype, seed=p.seed, group_size=p.group_size,
-            backend=p.backend, dask_address=p.dask_address, solver=p.solver)),
-        Stage(extract_tile_features, "features", lambda p, o: dict(
-            tiles_path=o["tiles"]["tiles"], whitener_path=o["whitening"][0],
-            W_path=o["training"]["W"], patches_path=o["patches"]["patches"],
-            colour_mode=p.colour_mode, patch_size=p.patch_size, stride=p.stride,
-            pooling=p.pooling, group_size=p.group_size, eps=p.eps, pixel_size=p.pixel_size,
-            batch_size=p.batch_size, simple_units=p.simple_units, alpha=p.alpha)),
+            test_split=p.test_split, test_root=p.test_root, dihedral_train=p.dihedral_train)),
+        *pipeline_stages(
+            image_size=lambda p: p.image_size, listing_key="tiles",
+            patch_images=lambda p: p.patch_tiles,
+            colour_mode=lambda p: p.colour_mode,
+            encoding_extra=lambda p: {"layout": p.layout, "colour_mode": p.colour_mode,
+                                      "stride": p.stride},
+            extra_banks=lambda o: {"pca": o["pca"]["W"]}, peers=_peers,
+            extra_stages=(Stage(pca_filter_bank, "pca", lambda p, o: dict(
+                whitener_path=o["whitening"][0], n_filters=p.n_features)),)),
         Stage(classify_tiles, "classification", lambda p, o: dict(
-            features=o["features"], tiles_path=o["tiles"]["tiles"], C_grid=list(p.C_grid),
-            inner_folds=p.inner_folds, seed=p.seed, classifier=p.classifier,
-            grid_extension=p.grid_extension)),
+            encoded=o["encoding"], tiles=o["tiles"], test_time_average=p.test_time_average,
+            **classifier_options(p))),
     ),
     summarise=_unreadable,
     headline=_headline,
     report=Stage(write_histology_report, "report", lambda p, results: dict(
         results=results, W_path=results["training"]["W"],
-        objective_path=results["training"]["objective"], tiles_path=results["tiles"]["tiles"],
-        class_names=results["tiles"]["class_names"])),
+        objective_path=results["training"]["objective"], whitener_path=results["whitening"][0],
+        tiles_path=results["tiles"]["tiles"], class_names=results["tiles"]["class_names"])),
 )

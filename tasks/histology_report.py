@@ -7,6 +7,7 @@ from prefect import task
 from reporting.pages.histology import histology_report
 from tasks.logs import stage_logger
 from tasks.tiles import load_tile_table
+from tasks.whitening import load_whitener
 from terafeat.atomic_files import load_array
 from terafeat.datasets.tile_tables import iter_tile_batches
 from terafeat.media.colour import filters_for_display
@@ -16,17 +17,17 @@ N_EXAMPLES = 8
 
 
 def example_tiles(tiles_path: str, predictions_path: str, class_names: list[str],
-                  n_examples: int = N_EXAMPLES, threshold: float = 0.5) -> dict[str, np.ndarray]:
-    """Test tiles per (true, predicted) outcome, the most confident (class-1 score
-    farthest from ``threshold``: 0.5 for probabilities, 0 for SVM decision values) first.
+                  n_examples: int = N_EXAMPLES) -> dict[str, np.ndarray]:
+    """Test tiles per (true, predicted) outcome, the most confident (class-1 margin
+    farthest from 0) first.
 
-    predictions: (n, 3) rows of ``tiles.csv``, predicted label, class-1 score.
+    predictions: (n, 3) rows of ``tiles.csv``, predicted label, class-1 margin.
     Returns "true <a>, predicted <b>" -> tiles (<= n_examples, h, w, 3).
     """
     table = load_tile_table(tiles_path)
     predictions = load_array(predictions_path)
     rows, predicted = predictions[:, 0].astype(np.int64), predictions[:, 1].astype(np.int64)
-    confidence = np.abs(np.nan_to_num(predictions[:, 2], nan=threshold) - threshold)
+    confidence = np.abs(np.nan_to_num(predictions[:, 2], nan=0.0))
     truth = table["label"].to_numpy()[rows]
     examples = {}
     for true_label, name in enumerate(class_names):
@@ -41,14 +42,15 @@ def example_tiles(tiles_path: str, predictions_path: str, class_names: list[str]
 
 @task(name="write-histology-report")
 def write_histology_report(*, run_dir: str, results: dict, W_path: str, objective_path: str,
-                           tiles_path: str, class_names: list[str]) -> str:
-    """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's path."""
+                           whitener_path: str, tiles_path: str, class_names: list[str]) -> str:
+    """``index.html``, ``results.json`` and figures under ``run_dir``; returns the page's
+    path.  Filters are shown in the colour space's pixels (``filters_for_display``)."""
     parameters = results["parameters"]
-    filters, patch_shape = filters_for_display(load_array(W_path), parameters["patch_size"],
+    pixel_filters = load_array(W_path) @ load_whitener(whitener_path).dewhitening_
+    filters, patch_shape = filters_for_display(pixel_filters, parameters["patch_size"],
                                                parameters["colour_mode"])
-    examples = example_tiles(tiles_path, results["classification"]["predictions"]["learned pooled"],
-                             class_names, threshold=0.0 if parameters.get("classifier") ==
-                             "linear_svm" else 0.5)
+    examples = example_tiles(tiles_path, results["classification"]["predictions"]["rica"],
+                             class_names)
     page = histology_report(run_dir, results, filters, patch_shape, examples, class_names,
                             load_array(objective_path))
     stage_logger().info("report: %s", page)

@@ -20,13 +20,32 @@ MAX_CONFUSION_CLASSES = 20
 NAMES = {"rica": "RICA (learned)", "pixels": "raw pixels"}
 
 
-def _stored(paths: list[str], key: str) -> list[np.ndarray]:
+def stored_arrays(paths: list[str], key: str) -> list[np.ndarray]:
     """Array ``key`` ("labels", or "images": listing image ids) of each shard's .npz."""
     arrays = []
     for path in paths:
         with np.load(path) as stored:
             arrays.append(stored[key])
     return arrays
+
+
+def fit_feature_set(encoded: dict, name: str, n_classes: int, logger, *, classifier: str,
+                    penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
+                    svm_path: int, svm_path_iter: int, grid_extension: int,
+                    svm_patience: int | None, gram_precision: str = "float32"
+                    ) -> tuple[np.ndarray, dict]:
+    """``fit_streamed_classifier`` on feature set ``name``'s training shards of an
+    ``encode-image-shards`` result, the rows of one image held out together: (weights
+    (f + 1, c) on raw features, the fit's summary)."""
+    shards, labels = encoded["shards"][name], encoded["labels"][name]
+    return fit_streamed_classifier(
+        shards["train"], stored_arrays(labels["train"], "labels"), n_classes, classifier,
+        penalty_grid, val_fraction, seed, svm_iter,
+        log=lambda line: logger.info("%s: %s", name, line),
+        groups=stored_arrays(labels["train"], "images"), svm_path=svm_path,
+        svm_path_iter=svm_path_iter, grid_extension=grid_extension, svm_patience=svm_patience,
+        precision=gram_precision,
+        progress=lambda reads: report_progress(f"classify {name} (shards read)", reads, None))
 
 
 @task(name="classify-images")
@@ -46,18 +65,14 @@ def classify_images(*, encoded: dict, n_classes: int, run_dir: str, classifier: 
     for name in encoded["shards"]:
         started = time.perf_counter()
         shards, labels = encoded["shards"][name], encoded["labels"][name]
-        weights, fit = fit_streamed_classifier(
-            shards["train"], _stored(labels["train"], "labels"), n_classes, classifier,
-            penalty_grid, val_fraction, seed, svm_iter,
-            log=lambda line, n=name: logger.info("%s: %s", n, line),
-            groups=_stored(labels["train"], "images"), svm_path=svm_path,
+        weights, fit = fit_feature_set(
+            encoded, name, n_classes, logger, classifier=classifier, penalty_grid=penalty_grid,
+            val_fraction=val_fraction, svm_iter=svm_iter, seed=seed, svm_path=svm_path,
             svm_path_iter=svm_path_iter, grid_extension=grid_extension,
-            svm_patience=svm_patience, precision=gram_precision,
-            progress=lambda reads, n=name: report_progress(f"classify {n} (shards read)", reads,
-                                                           None))
+            svm_patience=svm_patience, gram_precision=gram_precision)
         truth, predicted, metrics = evaluate_streamed(
-            shards["test"], _stored(labels["test"], "labels"), weights,
-            groups=_stored(labels["test"], "images"))
+            shards["test"], stored_arrays(labels["test"], "labels"), weights,
+            groups=stored_arrays(labels["test"], "images"))
         metrics.update(seconds=time.perf_counter() - started, fit=fit,
                        predictions=str(save_array(Path(run_dir) / f"predictions-{name}.npy",
                                                   np.stack([truth, predicted], axis=1))))

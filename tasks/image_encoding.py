@@ -32,12 +32,13 @@ def split_ranges(listing_path: str, shard_size: int) -> dict[str, list[tuple[int
 def encode_image_shards(*, listing: dict, run_dir: str, whitener_path: str, filter_banks: dict,
                   patch_size: int, encoding: dict, image_size: int, batch_size: int,
                   shard_size: int, encode_on: str = "dask", dask_address: str | None = None,
-                  cache_root: str | None = None) -> dict:
+                  peers: dict[str, str] | None = None, cache_root: str | None = None) -> dict:
     """Feature shards ``features/<set>-<split>-NNNNN.npy`` (+ ``.kept.npy``) for each
     learned filter bank (``filter_banks``: {set name: path of (k, d_white) filters}, e.g.
-    "rica", "kmeans") and for raw pixels ("pixels").
+    "rica", "kmeans") and for each of ``peers`` ({set name: ``sharded.load_encoder`` spec},
+    default {"pixels": "pixels"}: raw pixels).
 
-    encoding: ``ConvolutionalEncoder`` options (nonlinearity, alpha, grid, pooling).
+    encoding: ``ConvolutionalEncoder`` options (nonlinearity, alpha, grid, pooling, ...).
 
     encode_on: "dask" maps shards over the cluster at ``dask_address`` (else
     $TERAFEAT_DASK_ADDRESS, else a local cluster, one worker per core); "local" encodes
@@ -56,7 +57,7 @@ def encode_image_shards(*, listing: dict, run_dir: str, whitener_path: str, filt
             encoder = ConvolutionalEncoder(load_array(W_path), whitener.whitening_,
                                            whitener.mean_, patch_size, **encoding)
             sources[name] = str(save_arrays(out / f"{name}-encoder.npz", encoder.to_arrays()))
-        sources["pixels"] = RAW_PIXELS
+        sources.update({"pixels": RAW_PIXELS} if peers is None else peers)
         rows = pd.read_csv(listing["listing"], usecols=["path", "record", "label"])
         labels = rows["label"].to_numpy()
         images = pd.factorize(pd.MultiIndex.from_frame(rows[["path", "record"]]))[0]
@@ -111,7 +112,8 @@ def encode_image_shards(*, listing: dict, run_dir: str, whitener_path: str, filt
         return result
 
     params = {"patch_size": patch_size, **encoding, "image_size": image_size,
-              "batch_size": batch_size, "shard_size": shard_size, "reader": listing["reader"]}
+              "batch_size": batch_size, "shard_size": shard_size, "reader": listing["reader"],
+              **({} if peers is None else {"peers": peers})}
     return cached(cache_root, "encode-images", params,
                   {"listing": listing["listing"], "whitener": whitener_path,
                    **{f"W-{name}": path for name, path in filter_banks.items()}},

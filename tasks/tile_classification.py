@@ -1,87 +1,83 @@
-"""Stage: one linear classifier per feature set, trained on training tiles, scored on test tiles."""
+"""Stage: the streamed classifier of every feature set, trained on training tiles (and
+their dihedral copies), scored on the test tiles: per tile averaged over its 8 dihedral
+copies and on the original alone, and per copy (the invariance check)."""
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from prefect import task
 
+from tasks.image_classification import fit_feature_set, stored_arrays
 from tasks.logs import stage_logger
-from tasks.tile_features import FEATURE_SETS, INVARIANCE_SETS, load_feature_shards
-from tasks.tiles import load_tile_table
 from terafeat.atomic_files import save_array
-from terafeat.classification.protocols import (
-    chosen_C,
-    classification_metrics,
-    fit_linear_classifier,
-    predict_scores,
-)
-from terafeat.encoding.tile_features import TRANSFORMS
+from terafeat.classification.roc import accuracy_per_transform, tile_metrics
+from terafeat.classification.scoring import streamed_scores
+from terafeat.encoding.sharded import kept_path
+from terafeat.media.dihedral import NAMES
+
+#: The two ways a test tile is scored: its 8 dihedral copies' summed scores, or its own.
+SCORINGS = ("averaged", "original")
 
 
 @task(name="classify-tiles")
-def classify_tiles(*, features: dict, tiles_path: str, run_dir: str, C_grid: list[float],
-                   inner_folds: int, seed: int, classifier: str = "logistic",
-                   grid_extension: int = 0) -> dict:
-    """Standardised linear ``classifier`` per feature set (``protocols.linear_classifier``:
-    "logistic" or "linear_svm"), C from ``C_grid`` by ``inner_folds``-fold CV on
-    the training split only (``grid_extension``: at most this many Cs past the end of
-    ``C_grid`` where the choice sits at it); metrics on the test split (and on its transformed copies
-    for the learned sets: the invariance check).
+def classify_tiles(*, encoded: dict, tiles: dict, run_dir: str, classifier: str,
+                   penalty_grid: list[float], val_fraction: float, svm_iter: int, seed: int,
+                   svm_path: int = 4, svm_path_iter: int = 30, grid_extension: int = 0,
+                   svm_patience: int | None = 5, gram_precision: str = "float32",
+                   test_time_average: bool = True) -> dict:
+    """Per feature set of ``encoded`` (``encode-image-shards``): ``fit_feature_set`` on the
+    training rows (a tile's copies held out together), then ``roc.tile_metrics`` of the test
+    tiles scored both ways (``SCORINGS``); the headline metrics are "averaged" with
+    ``test_time_average``, else "original".
 
-    Writes ``predictions/<set>.npy`` (n_test, 3): tile row, predicted label, class-1 score
-    (probability, or SVM decision value; NaN for more than two classes).  Returns
-    {"metrics": {set: metrics + "C", "C_path" (every C tried, its CV score),
-    "C_at_edge", "converged" (the final fit), "n_features", "seconds"},
-    "invariance": {set: {"original" | transform: {"accuracy", "roc_auc"}}},
-    "predictions": {set: path}}.
+    Writes ``predictions/<set>.npy`` (n_test, 3): tile row in ``tiles.csv``, predicted
+    label, class-1 margin (headline scoring; NaN for more than two classes).  Returns
+    {"metrics": {set: headline metrics + "scorings" {scoring: metrics}, "fit" (the
+    classifier's summary), "n_features", "seconds"}, "invariance": {set: {dihedral
+    element name: accuracy of the copies under it}}, "predictions": {set: path}}.
     """
     logger = stage_logger()
-    labels = load_tile_table(tiles_path)["label"].to_numpy()
-    folder = features["features_dir"]
+    listing = pd.read_csv(tiles["listing"], usecols=["tile", "dihedral"])
+    n_classes = len(tiles["classes"])
+    headline = SCORINGS[0] if test_time_average else SCORINGS[1]
     metrics, invariance, predictions = {}, {}, {}
-    for name, slug in FEATURE_SETS.items():
+    for name in encoded["shards"]:
         started = time.perf_counter()
-        train, train_rows = load_feature_shards(folder, name, "train")
-        model, selection = fit_linear_classifier(train, labels[train_rows], inner_folds, C_grid,
-                                                 seed, classifier, grid_extension=grid_extension)
-        test, test_rows = load_feature_shards(folder, name, "test")
-        predicted, scores = predict_scores(model, test)
-        many = len(model.classes_) > 5  # top-5 from every class's decision value
-        metrics[name] = {**classification_metrics(
-                             labels[test_rows], predicted, scores,
-                             model.decision_function(test) if many else None, model.classes_),
-                         "C": chosen_C(model), "C_path": selection["path"],
-                         "C_at_edge": selection["at_edge"], "converged": selection["converged"],
-                         "n_features": int(train.shape[1]),
-                         "seconds": round(time.perf_counter() - started, 3)}
+        weights, fit = fit_feature_set(
+            encoded, name, n_classes, logger, classifier=classifier, penalty_grid=penalty_grid,
+            val_fraction=val_fraction, svm_iter=svm_iter, seed=seed, svm_path=svm_path,
+            svm_path_iter=svm_path_iter, grid_extension=grid_extension,
+            svm_patience=svm_patience, gram_precision=gram_precision)
+        shards, label_paths = encoded["shards"][name]["test"], encoded["labels"][name]["test"]
+        labels, images = stored_arrays(label_paths, "labels"), stored_arrays(label_paths, "images")
+        rows = listing.iloc[np.concatenate([np.load(kept_path(path)) for path in shards])]
+        elements = rows["dihedral"].to_numpy()
+        original = elements == 0
+        truth_rows, scores_rows = streamed_scores(shards, labels, weights)
+        truth_tiles, scores_tiles = streamed_scores(shards, labels, weights, images)
+        truth = {"averaged": truth_tiles, "original": truth_rows[original]}
+        scored = {"averaged": scores_tiles, "original": scores_rows[original]}
+        by_scoring = {scoring: tile_metrics(truth[scoring], scored[scoring], random_state=seed)
+                      for scoring in SCORINGS}
+        first_rows = np.unique(np.concatenate(images), return_index=True)[1]
+        tile_rows = {"averaged": rows["tile"].to_numpy()[first_rows],
+                     "original": rows["tile"].to_numpy()[original]}
+        chosen = scored[headline]
+        margin = chosen[:, 1] - chosen[:, 0] if n_classes == 2 else np.full(len(chosen), np.nan)
         predictions[name] = str(save_array(
-            Path(run_dir) / "predictions" / f"{slug}.npy",
-            _prediction_table(test_rows, predicted, scores)))
-        logger.info("%-16s %5d features, C=%g: accuracy %.4f, AUC %s", name, train.shape[1],
-                    metrics[name]["C"], metrics[name]["accuracy"], metrics[name].get("roc_auc"))
-        if not selection["converged"]:
-            logger.warning("%s: the %s fit on all training tiles did NOT converge (stopped at "
-                           "its iteration limit)", name, classifier)
-        if selection["added"]:
-            logger.info("%s: C chosen at an end of C_grid; also tried C=%s%s", name,
-                        selection["added"], f", still at the {selection['at_edge']} end"
-                        if selection["at_edge"] else "")
-        if name in INVARIANCE_SETS:
-            invariance[name] = {"original": _summary(metrics[name])}
-            for transform in TRANSFORMS:
-                moved, moved_rows = load_feature_shards(folder, name, f"test-{transform}")
-                invariance[name][transform] = _summary(
-                    classification_metrics(labels[moved_rows], *predict_scores(model, moved)))
-    return {"metrics": metrics, "invariance": invariance, "predictions": predictions}
-
-
-def _summary(metrics: dict) -> dict:
-    return {"accuracy": metrics["accuracy"], "roc_auc": metrics.get("roc_auc")}
-
-
-def _prediction_table(rows: np.ndarray, predicted: np.ndarray,
-                      scores: np.ndarray | None) -> np.ndarray:
-    return np.column_stack([rows, predicted, np.full(len(rows), np.nan) if scores is None
-                            else scores]).astype(np.float64)
+            Path(run_dir) / "predictions" / f"{name}.npy",
+            np.column_stack([tile_rows[headline], chosen.argmax(axis=1), margin])))
+        invariance[name] = accuracy_per_transform(truth_rows, scores_rows.argmax(axis=1),
+                                                  elements, NAMES)
+        metrics[name] = {**by_scoring[headline], "scorings": by_scoring, "fit": fit,
+                         "n_features": int(fit["feature_dim"]),
+                         "seconds": round(time.perf_counter() - started, 3)}
+        logger.info("%-12s %6d features, %s kept: test accuracy %.4f, AUC %s (%s; original "
+                    "tiles alone: %.4f, %s)", name, fit["feature_dim"], fit["classifier"],
+                    metrics[name]["accuracy"], metrics[name].get("roc_auc"), headline,
+                    by_scoring["original"]["accuracy"], by_scoring["original"].get("roc_auc"))
+    return {"metrics": metrics, "invariance": invariance, "predictions": predictions,
+            "headline_scoring": headline}

@@ -1,4 +1,5 @@
-"""Stages: list the tiles of a histology data set; sample colour patches from training tiles."""
+"""Stage: list the tiles of a histology data set, as a tile table and as the image listing
+the single-layer pipeline's stages read (with dihedral copies)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -7,12 +8,10 @@ import numpy as np
 import pandas as pd
 from prefect import task
 
-from runs.stage_cache import files_fingerprint
-from tasks.logs import cached, report_progress, stage_logger
-from terafeat.atomic_files import save_array, save_json
-from terafeat.datasets.tile_tables import iter_tile_batches, limit_tiles, read_tile_table
-from terafeat.media.colour import convert_tiles
-from terafeat.media.patches import sample_patches
+from tasks.logs import stage_logger
+from terafeat.atomic_files import atomic_write, save_json
+from terafeat.datasets.tile_listing import TILE_READER, tile_listing
+from terafeat.datasets.tile_tables import limit_tiles, read_tile_table
 
 TABLE_COLUMNS = ["path", "index", "label", "split"]
 
@@ -26,13 +25,17 @@ def load_tile_table(path: str) -> pd.DataFrame:
 @task(name="list-tiles")
 def list_tiles(*, dataset: str, data_root: str, run_dir: str, max_tiles_per_split: int | None,
                seed: int, split_train: float = 0.75, test_split: str = "test",
-               test_root: str | None = None) -> dict:
-    """Index the train / test tiles -> ``tiles.csv``; layout problems -> ``layout_problems.json``.
+               test_root: str | None = None, dihedral_train: int = 1) -> dict:
+    """Index the train / test tiles -> ``tiles.csv``; layout problems -> ``layout_problems.json``;
+    the listing (``tile_listing.tile_listing``: ``dihedral_train`` rows per training tile,
+    8 per test tile) -> ``listing.csv``, its original training rows -> ``train_images.csv``.
 
     split_train, test_split, test_root: see ``tile_tables.read_tile_table`` (a tree split
     here is seeded by ``seed``).  Returns {"tiles": path, "class_names": [...] in label
     order, "counts": {split: {label: n}}, "layout_problems": [[path, problem]],
-    "unused_splits": {split: tiles found and not used}}.
+    "unused_splits": {split: tiles found and not used}} and the keys of the ``list-images``
+    stage the pipeline's stages read ("listing", "train_images", "classes", "reader",
+    "n_train" rows, "n_test" tiles).
     """
     table, class_names, problems = read_tile_table(dataset, data_root, split_train, seed,
                                                    test_split, test_root)
@@ -42,6 +45,13 @@ def list_tiles(*, dataset: str, data_root: str, run_dir: str, max_tiles_per_spli
     path = run / "tiles.csv"
     table.to_csv(path, index=False, columns=TABLE_COLUMNS)
     save_json(run / "layout_problems.json", problems)
+    listing = tile_listing(table, dihedral_train, seed)
+    paths = {"listing": run / "listing.csv", "train_images": run / "train_images.csv"}
+    for name, rows in (("listing", listing),
+                       ("train_images", listing[(listing["split"] == "train")
+                                                & listing["original"]].sort_values("tile"))):
+        atomic_write(paths[name], lambda file, rows=rows: file.write(
+            rows.to_csv(index=False).encode()))
     counts = {split: {str(label): int(n) for label, n in rows.groupby("label").size().items()}
               for split, rows in table.groupby("split")}
     stage_logger().info("%s tiles under %s%s: %s; %d layout problems%s", dataset, data_root,
@@ -49,46 +59,8 @@ def list_tiles(*, dataset: str, data_root: str, run_dir: str, max_tiles_per_spli
                         "".join(f"; {split} split: {n} tiles not used" for split, n in
                                 unused.items()))
     return {"tiles": str(path), "class_names": class_names, "counts": counts,
-            "layout_problems": problems, "unused_splits": unused}
-
-
-def tiles_fingerprint(tiles_path: str) -> str:
-    """``files_fingerprint`` of the files ``tiles.csv`` lists: a cache key part that
-    changes when a tile file changes (size or time), though the table does not."""
-    return files_fingerprint(load_tile_table(tiles_path)["path"].unique())
-
-
-@task(name="sample-tile-patches")
-def sample_tile_patches(*, tiles_path: str, run_dir: str, n_patches: int, patch_size: int,
-                        colour_mode: str, patch_tiles: int, batch_size: int, seed: int,
-                        cache_root: str | None = None) -> dict:
-    """Patches (n_patches, patch_size**2 * c) from at most ``patch_tiles`` TRAINING tiles,
-    converted to ``colour_mode`` -> ``patches.npy``; through the stage cache with ``cache_root``.
-
-    Returns {"patches": path, "n_tiles": tiles used, "problems": [[path, problem]] skipped}.
-    """
-    def compute(out: Path) -> dict:
-        table = load_tile_table(tiles_path)
-        train = table[table["split"] == "train"]
-        train = train.sample(min(patch_tiles, len(train)), random_state=seed).sort_index()
-        tiles, problems = [], []
-        n_batches = -(-len(train) // batch_size)
-        for number, (_, batch, batch_problems) in enumerate(iter_tile_batches(train, batch_size),
-                                                            start=1):
-            tiles.extend(convert_tiles(batch, colour_mode))
-            problems += batch_problems
-            report_progress("read patch tiles", number, n_batches)
-        if not tiles:
-            raise ValueError(f"{tiles_path}: none of the {len(train)} training tiles could be read")
-        patches = sample_patches(tiles, n_patches, patch_size, random_state=seed)
-        path = save_array(out / "patches.npy", patches)
-        stage_logger().info("sampled %d %dx%dx%d %s patches from %d training tiles", len(patches),
-                            patch_size, patch_size, patches.shape[1] // patch_size ** 2,
-                            colour_mode, len(tiles))
-        return {"patches": str(path), "n_tiles": len(tiles), "problems": problems}
-
-    params = {"n_patches": n_patches, "patch_size": patch_size, "colour_mode": colour_mode,
-              "patch_tiles": patch_tiles, "seed": seed,
-              "data": tiles_fingerprint(tiles_path) if cache_root else None}
-    return cached(cache_root, "sample-tile-patches", params, {"tiles": tiles_path}, run_dir,
-                  compute)
+            "layout_problems": problems, "unused_splits": unused,
+            "listing": str(paths["listing"]), "train_images": str(paths["train_images"]),
+            "classes": list(range(len(class_names))), "reader": TILE_READER,
+            "n_train": int((listing["split"] == "train").sum()),
+            "n_test": int((table["split"] == "test").sum())}

@@ -1,4 +1,5 @@
-"""Core pieces of the histology pipeline: colour modes, tile tables, features, metrics."""
+"""Core pieces of the histology pipeline: colour modes, tile tables and listings, dihedral
+copies, the encoder's tissue options, peers, metrics."""
 import functools
 import hashlib
 import shutil
@@ -12,12 +13,8 @@ import pytest
 from PIL import Image
 from skimage.color import rgb_from_hed
 
-from terafeat.classification.protocols import (
-    chosen_C,
-    classification_metrics,
-    linear_classifier,
-    predict_scores,
-)
+from terafeat.classification.roc import accuracy_per_transform, auc_interval, tile_metrics
+from terafeat.classification.scoring import streamed_scores
 from terafeat.datasets.download import DATASETS as DOWNLOAD_REGISTRY
 from terafeat.datasets.download import ChecksumError, RemoteFile
 from terafeat.datasets.splits import split_per_class
@@ -27,19 +24,15 @@ from terafeat.datasets.tile_tables import (
     limit_tiles,
     read_tile_table,
 )
-from terafeat.encoding.pooled_layer import pool_grid, pool_pyramid
-from terafeat.encoding.tile_features import (
-    POOLINGS,
-    TRANSFORMS,
-    encode_tiles,
-    handcrafted_features,
-    learned_encoders,
-    pixel_features,
-)
-from terafeat.learning.rica import RICA
-from terafeat.learning.whitening import Whitener
+from terafeat.datasets.image_sets import read_listed_images
+from terafeat.datasets.tile_listing import TILE_READER, tile_listing
+from terafeat.encoding.convolutional import ConvolutionalEncoder
+from terafeat.encoding.sharded import load_encoder
+from terafeat.encoding.tile_peers import handcrafted_features, peer_encoder, pixel_features
+from terafeat.learning.whitening import Whitener, principal_filters
 from terafeat.media.colour import HED_MAX, convert_tiles, filters_for_display, n_channels
-from terafeat.media.patches import sample_patches
+from terafeat.media.dihedral import NAMES, dihedral, dihedral_rows, training_elements
+from terafeat.media.patches import dense_patches, sample_patches
 
 
 @pytest.fixture(scope="module")
@@ -80,53 +73,68 @@ def test_filters_for_display_shapes():
     np.testing.assert_allclose(he[:, :3], W[:, :2] @ rgb_from_hed[:2], rtol=1e-6)
 
 
-def test_pool_pyramid_concatenates_grids():
-    maps = np.random.default_rng(2).random((2, 9, 9, 4))
-    pyramid = pool_pyramid(maps, (1, 2, 3))
-    assert pyramid.shape == (2, (1 + 4 + 9) * 4)
-    np.testing.assert_allclose(pyramid[:, :4], maps.sum(axis=(1, 2)), rtol=1e-6)
-    np.testing.assert_array_equal(pool_pyramid(maps, 2), pool_grid(maps, 2))
-
-
 @pytest.fixture(scope="module")
-def layer_parts(tiles):
-    patches = sample_patches(list(tiles), 3000, 5, random_state=0)
-    whitener = Whitener(method="zca", eps=0.01).fit(patches)
-    layer = RICA(n_features=16, max_iter=5, random_state=0).fit(whitener.transform(patches))
-    pca = Whitener(method="pca", n_components=4, eps=0.01).fit(patches)
-    return patches, whitener, layer.W_, pca
+def encoder_parts(tiles):
+    """A whitener of 5x5 he patches and 6 unit-norm filters in its whitened space."""
+    patches = sample_patches(list(convert_tiles(tiles, "he")), 3000, 5, random_state=0)
+    whitener = Whitener(method="pca", eps=0.01).fit(patches)
+    filters = np.random.default_rng(5).standard_normal((6, whitener.whitening_.shape[1]))
+    return whitener, (filters / np.linalg.norm(filters, axis=1, keepdims=True)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def encoders(layer_parts):
-    return learned_encoders(*layer_parts[1:], 4, 1e-2)
+def _encoder(parts, **options) -> ConvolutionalEncoder:
+    whitener, filters = parts
+    return ConvolutionalEncoder(filters, whitener.whitening_, whitener.mean_, 5,
+                                **{"colour_mode": "he", **options})
 
 
-def test_split_simple_units_are_soft_thresholded_abs_units(layer_parts, encoders):
-    patches, whitener, W, pca = layer_parts
-    split = learned_encoders(whitener, W, pca, 4, 1e-2, "split", 0.25)["learned unpooled"]
-    units = split(patches[:200])
-    assert units.shape == (200, 32) and units.min() >= 0
-    assert not (units[:, :16] * units[:, 16:]).any()  # one sign at a time
-    np.testing.assert_allclose(units[:, :16] + units[:, 16:],
-                               np.maximum(encoders["learned unpooled"](patches[:200]) - 0.25, 0),
-                               rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="simple_units"):
-        learned_encoders(whitener, W, pca, 4, 1e-2, "relu")
+def test_encoder_converts_colours_and_keeps_the_centre_apart(tiles, encoder_parts):
+    whole = _encoder(encoder_parts, grid=1).transform(tiles)
+    centre = _encoder(encoder_parts, layout="centre_surround").transform(tiles)
+    assert whole.shape == (6, 12) and centre.shape == (6, 24)
+    # sum pooling: the centre cell and its surround add up to the whole image
+    np.testing.assert_allclose(centre[:, :12] + centre[:, 12:], whole, rtol=1e-4, atol=1e-4)
+    # the centre cell is the middle of a 3x3 grid of the 20x20 window map (rows 7..13)
+    nine = _encoder(encoder_parts, grid=3).transform(tiles)
+    np.testing.assert_allclose(centre[:, :12], nine[:, 4 * 12:5 * 12], rtol=1e-5, atol=1e-5)
+    moved = tiles.copy()
+    moved[:, :3] = tiles[:, :3, ::-1]  # a change of the border alone leaves the centre cell
+    np.testing.assert_allclose(_encoder(encoder_parts, layout="centre_surround").transform(
+        moved)[:, :12], centre[:, :12], rtol=1e-5, atol=1e-5)
+    # without the conversion RGB tiles give 75-dim patches, not the 50 it was fitted on
+    with pytest.raises(ValueError, match="2-channel|fitted on"):
+        _encoder(encoder_parts, colour_mode="rgb").transform(tiles)
+    with pytest.raises(ValueError, match="layout"):
+        _encoder(encoder_parts, layout="rings")
 
 
-def test_encoded_shapes_and_batch_independence(tiles, encoders):
-    cells = sum(g * g for g in POOLINGS["pyramid"])
-    pooled = encode_tiles(tiles, encoders["learned pooled"], "rgb", 5, 2, "pyramid", batch_size=4)
-    assert pooled.shape == (6, cells * 4) and pooled.dtype == np.float32
-    unpooled = encode_tiles(tiles, encoders["learned unpooled"], "rgb", 5, 2, "pyramid")
-    assert unpooled.shape == (6, cells * 16)
-    assert encode_tiles(tiles, encoders["PCA"], "rgb", 5, 2, "quadrants").shape == (6, 4 * 4)
-    one_by_one = np.concatenate([encode_tiles(tiles[i:i + 1], encoders["learned pooled"], "rgb",
-                                              5, 2, "pyramid") for i in range(6)])
-    np.testing.assert_allclose(one_by_one, pooled, rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match="pooling"):
-        encode_tiles(tiles, encoders["PCA"], "rgb", 5, 2, "rings")
+def test_encoder_stride_keeps_every_other_window(tiles, encoder_parts):
+    whitener, filters = encoder_parts
+    strided = _encoder(encoder_parts, grid=1, stride=2, nonlinearity="abs").transform(tiles[:2])
+    windows = np.stack([dense_patches(tile, 5, 2).reshape(-1, 50)
+                        for tile in convert_tiles(tiles[:2], "he")])
+    from terafeat.encoding.convolutional import contrast_normalize
+    responses = np.abs(np.stack([(contrast_normalize(w) - whitener.mean_) @ whitener.whitening_
+                                 @ filters.T for w in windows]))
+    np.testing.assert_allclose(strided, responses.sum(axis=1), rtol=1e-3, atol=1e-3)
+    saved = ConvolutionalEncoder.from_arrays(_encoder(encoder_parts, stride=2,
+                                                      layout="centre_surround").to_arrays())
+    assert (saved.stride, saved.layout, saved.colour_mode) == (2, "centre_surround", "he")
+    with pytest.raises(ValueError, match="stride"):
+        _encoder(encoder_parts, stride=0)
+
+
+def test_principal_filters_give_whitened_pca_coordinates(tiles):
+    patches = sample_patches(list(tiles), 2000, 4, random_state=1)
+    zca = Whitener(method="zca", eps=0.01).fit(patches)
+    pca = Whitener(method="pca", eps=0.01).fit(patches)
+    filters = principal_filters(zca, 5)
+    assert filters.shape == (5, 48)
+    np.testing.assert_allclose(np.linalg.norm(filters, axis=1), 1, rtol=1e-5)
+    coordinates = pca.transform(patches[:50])[:, :5]
+    np.testing.assert_allclose(zca.transform(patches[:50]) @ filters.T, coordinates,
+                               rtol=1e-3, atol=1e-3)
+    np.testing.assert_allclose(principal_filters(pca, 5), np.eye(5, 48), atol=1e-5)
 
 
 def test_peer_features(tiles):
@@ -135,13 +143,96 @@ def test_peer_features(tiles):
     hand = handcrafted_features(tiles)
     assert hand.shape[0] == 6 and np.isfinite(hand).all()
     np.testing.assert_array_equal(handcrafted_features(tiles[2:3]), hand[2:3])
+    # the shard encoder reaches them by name
+    np.testing.assert_array_equal(load_encoder("pixels:8")(tiles), pixel_features(tiles, 8))
+    assert load_encoder("handcrafted") is handcrafted_features
+    assert peer_encoder("pixels") is None and peer_encoder("pixels:x") is None
 
 
-def test_transforms_keep_shape(tiles):
-    for name, apply in TRANSFORMS.items():
-        moved = apply(tiles)
-        assert moved.shape == tiles.shape and not np.array_equal(moved, tiles), name
-    np.testing.assert_array_equal(TRANSFORMS["rot90"](TRANSFORMS["rot270"](tiles)), tiles)
+def test_dihedral_elements_are_the_eight_symmetries_of_the_square(tiles):
+    moved = [dihedral(tiles, e) for e in range(8)]
+    assert len({m.tobytes() for m in moved}) == 8 and len(NAMES) == 8
+    np.testing.assert_array_equal(moved[0], tiles)
+    np.testing.assert_array_equal(dihedral(moved[1], 3), tiles)  # rot90 then rot270
+    np.testing.assert_array_equal(dihedral(moved[4], 4), tiles)  # flip twice
+    np.testing.assert_array_equal(moved[4], tiles[:, :, ::-1])
+    elements = np.array([0, 1, 4, 7, 2, 0])
+    np.testing.assert_array_equal(dihedral_rows(tiles, elements)[3], moved[7][3])
+    drawn = training_elements(50, 3, random_state=2)
+    assert drawn.shape == (50, 3) and (drawn[:, 0] == 0).all() and (drawn[:, 1:] > 0).all()
+    assert all(len(set(row)) == 3 for row in drawn.tolist())
+    np.testing.assert_array_equal(drawn, training_elements(50, 3, random_state=2))
+    assert not np.array_equal(drawn, training_elements(50, 3, random_state=3))
+    with pytest.raises(ValueError, match="copies"):
+        training_elements(5, 9, 0)
+
+
+def test_tile_listing_reads_tiles_under_their_element(tmp_path):
+    rng = np.random.default_rng(6)
+    paths, pixels = [], []
+    for i in range(5):
+        tile = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+        paths.append(tmp_path / f"t{i}.png")
+        Image.fromarray(tile).save(paths[-1])
+        pixels.append(tile)
+    table = pd.DataFrame({"path": [str(p) for p in paths], "index": -1,
+                          "label": [0, 1, 0, 1, 1], "split": ["train"] * 3 + ["test"] * 2})
+    listing = tile_listing(table, 2, random_state=0)
+    assert len(listing) == 3 * 2 + 2 * 8 and list(listing["split"]).index("test") == 6
+    assert sorted(listing["tile"][:6]) == [0, 0, 1, 1, 2, 2]
+    test = listing[listing["split"] == "test"]
+    assert test["dihedral"].tolist() == list(range(8)) * 2 and test["original"].sum() == 2
+    images, kept, problems = read_listed_images(listing, 12, TILE_READER)
+    assert problems == [] and len(kept) == len(listing)
+    for row, image in zip(listing.itertuples(), images):
+        expected = dihedral(pixels[row.tile][None] / np.float32(255), row.dihedral)[0]
+        np.testing.assert_allclose(image, expected, atol=1e-6)
+    small, _, _ = read_listed_images(listing.iloc[:2], 6, TILE_READER)
+    assert small.shape == (2, 6, 6, 3)
+
+
+def test_tile_metrics_auc_interval_and_per_transform_accuracy():
+    truth = np.array([0, 0, 1, 1, 1])
+    scores = np.column_stack([np.zeros(5), [-0.9, 0.2, 0.8, 0.6, -0.1]])
+    metrics = tile_metrics(truth, scores)
+    assert metrics["accuracy"] == pytest.approx(0.6)
+    assert metrics["balanced_accuracy"] == pytest.approx((1 / 2 + 2 / 3) / 2)
+    assert metrics["confusion_matrix"] == [[1, 1], [1, 2]]
+    assert metrics["roc_auc"] == pytest.approx(5 / 6)
+    low, high = metrics["roc_auc_ci"]
+    assert 0 <= low < 5 / 6 < high <= 1
+    three = tile_metrics(np.array([0, 1, 2]), np.eye(3))
+    assert three["accuracy"] == 1 and "roc_auc" not in three
+    rng = np.random.default_rng(7)
+    labels = rng.integers(0, 2, 400)
+    margin = labels + rng.normal(0, 1, 400)
+    narrow = auc_interval(labels, margin, random_state=0)
+    wide = auc_interval(labels[:40], margin[:40], random_state=0)
+    assert narrow[1] - narrow[0] < wide[1] - wide[0]  # more tiles, a tighter interval
+    assert auc_interval(labels, margin, random_state=0) == narrow  # seeded
+    assert auc_interval(labels, labels + 0.0) == (1.0, 1.0)  # every resample separates
+    with pytest.raises(ValueError, match="both classes"):
+        auc_interval(np.ones(5), margin[:5])
+    by = accuracy_per_transform(np.array([1, 1, 0, 0]), np.array([1, 0, 0, 0]),
+                                np.array([0, 1, 0, 1]), NAMES)
+    assert by == {"original": 1.0, "rot90": 0.5}
+
+
+def test_streamed_scores_sum_the_rows_of_one_image(tmp_path):
+    rng = np.random.default_rng(8)
+    X = rng.normal(0, 1, (6, 3)).astype(np.float32)
+    paths = [str(tmp_path / "a.npy"), str(tmp_path / "b.npy")]
+    np.save(paths[0], X[:4])
+    np.save(paths[1], X[4:])
+    weights = rng.normal(0, 1, (4, 2))
+    labels = [np.array([0, 1, 0, 1]), np.array([0, 1])]
+    truth, rows = streamed_scores(paths, labels, weights)
+    np.testing.assert_allclose(rows, X @ weights[:3] + weights[3], rtol=1e-5)
+    groups = [np.array([5, 2, 5, 2]), np.array([9, 9])]
+    labels = [np.array([1, 0, 1, 0]), np.array([0, 0])]
+    truth, summed = streamed_scores(paths, labels, weights, groups)
+    assert truth.tolist() == [0, 1, 0]  # images 2, 5, 9
+    np.testing.assert_allclose(summed[1], rows[0] + rows[2], rtol=1e-5)
 
 
 def test_tile_tables_split_limit_and_skip(tmp_path):
@@ -187,39 +278,6 @@ def test_kather2016_tile_table(tmp_path):
     assert table.groupby(["split", "label"]).size().tolist() == [2, 2, 2, 2]
     [(_, tiles, _)] = list(iter_tile_batches(table, 8))
     assert tiles.shape == (8, 20, 20, 3)
-
-
-def test_classification_metrics_and_classifier():
-    labels = np.array([0, 0, 1, 1, 1])
-    metrics = classification_metrics(labels, np.array([0, 1, 1, 1, 0]),
-                                     np.array([0.1, 0.6, 0.9, 0.8, 0.4]))
-    assert metrics["accuracy"] == pytest.approx(0.6)
-    assert metrics["balanced_accuracy"] == pytest.approx((1 / 2 + 2 / 3) / 2)
-    assert metrics["confusion_matrix"] == [[1, 1], [1, 2]]
-    assert metrics["roc_auc"] == pytest.approx(5 / 6)
-    assert metrics["roc_curve"]["fpr"][0] == 0 and metrics["roc_curve"]["tpr"][-1] == 1
-    assert "roc_auc" not in classification_metrics(labels, labels)
-    # more than five classes: top-5 from every class's score, columns in `classes` order
-    eight = np.arange(8)
-    class_scores = -np.abs(eight[None, :] - np.array([0, 7, 3])[:, None]).astype(float)
-    class_scores[0, 0] = -9.0  # row 0: its label 0 has the lowest score
-    top = classification_metrics(np.array([0, 5, 3]), class_scores.argmax(1), None,
-                                 class_scores, eight)
-    assert top["top5"] == pytest.approx(2 / 3)  # 5 is among row 1's five best (7, 6, 5, ...)
-    assert "top5" not in classification_metrics(np.array([0, 1]), np.array([0, 1]), None,
-                                                 np.eye(2), np.arange(2))
-    rng = np.random.default_rng(4)
-    features = rng.standard_normal((60, 3)) + np.repeat([0, 3], 30)[:, None]
-    model = linear_classifier(3, (0.1, 1.0), random_state=0).fit(features, np.repeat([0, 1], 30))
-    predicted, scores = predict_scores(model, features)
-    assert (predicted == np.repeat([0, 1], 30)).mean() > 0.9 and scores.shape == (60,)
-    assert chosen_C(model) in (0.1, 1.0) and ((scores > 0.5) == predicted).all()
-    svm = linear_classifier(3, (0.01, 1.0), 0, "linear_svm").fit(features, np.repeat([0, 1], 30))
-    predicted, margins = predict_scores(svm, features)
-    assert chosen_C(svm) in (0.01, 1.0) and ((margins > 0) == predicted).all()
-    assert margins.min() < 0 < margins.max()  # decision values, not probabilities
-    with pytest.raises(ValueError, match="model"):
-        linear_classifier(model="forest")
 
 
 def test_pcam_h5_tiles_in_table_order(tmp_path):

@@ -19,7 +19,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC, LinearSVC
 
-from terafeat.classification.model_selection import extend_at_edge
 from terafeat.datasets.folders import group_folds
 
 DEFAULT_CS = tuple(np.logspace(-4, 2, 7))
@@ -36,8 +35,7 @@ def linear_classifier(inner_folds: int = 3, Cs=DEFAULT_CS, random_state=None,
     of inverse regularisation strengths.  random_state: None keeps the inner
     folds in data order, else they are shuffled with this seed.  balanced: classes
     weighted inversely to their size, and C chosen by balanced accuracy (for a rare
-    class, which plain accuracy would let the model ignore).  The chosen C:
-    :func:`chosen_C`.
+    class, which plain accuracy would let the model ignore).
     """
     if model not in LINEAR_MODELS:
         raise ValueError(f"model must be one of {LINEAR_MODELS}, got {model!r}")
@@ -49,44 +47,6 @@ def linear_classifier(inner_folds: int = 3, Cs=DEFAULT_CS, random_state=None,
              else StratifiedKFold(inner_folds, shuffle=True, random_state=random_state))
     return GridSearchCV(pipeline, {f"{pipeline.steps[-1][0]}__C": list(Cs)}, cv=folds,
                         scoring="balanced_accuracy" if balanced else None)
-
-
-def fit_linear_classifier(features: np.ndarray, labels: np.ndarray, inner_folds: int = 3,
-                          Cs=DEFAULT_CS, random_state=None, model: str = "logistic",
-                          balanced: bool = False, grid_extension: int = 0
-                          ) -> tuple[GridSearchCV, dict]:
-    """:func:`linear_classifier` fitted to features (n, f), labels (n,); where the chosen C
-    is the largest or smallest of ``Cs`` (more than one), up to ``grid_extension`` more Cs
-    past that end (:func:`~terafeat.classification.model_selection.extend_at_edge`), each
-    cross-validated on the same folds and kept only where it scores strictly higher.
-
-    Returns (the fitted search of the kept C, refitted on all rows: :func:`chosen_C`;
-    {"path": [{"C", "cv_score", "extension"?}] every C tried, "added": the Cs past the
-    grid, "at_edge": "top", "bottom" or None, where the kept C still sits, "converged":
-    the refit on all rows stopped before its solver's iteration limit}).
-    """
-    def search_over(grid) -> tuple[GridSearchCV, list[dict]]:
-        search = linear_classifier(inner_folds, grid, random_state, model, balanced).fit(
-            features, labels)
-        return search, [{"C": float(C), "cv_score": float(score), "search": search}
-                        for C, score in zip(grid, search.cv_results_["mean_test_score"])]
-
-    points = search_over(list(Cs))[1]
-    extension = extend_at_edge(
-        points, lambda C, _kept: {**search_over([C])[1][0], "extension": True},
-        lambda tried: max(tried, key=lambda point: point["cv_score"]), Cs,
-        grid_extension if len(set(Cs)) > 1 else 0, "C", "cv_score")
-    kept = max(points, key=lambda point: point["cv_score"])
-    final = kept["search"].best_estimator_[-1]
-    return kept["search"], {**extension, "converged": bool(np.max(final.n_iter_) < final.max_iter),
-                            "path": [{key: value for key, value in point.items()
-                                      if key != "search"} for point in points]}
-
-
-def chosen_C(search: GridSearchCV) -> float:
-    """The C that the cross-validation of a fitted :func:`linear_classifier` chose."""
-    return float(next(value for name, value in search.best_params_.items()
-                      if name.endswith("__C")))
 
 
 def classification_metrics(labels: np.ndarray, predicted: np.ndarray,
@@ -112,18 +72,6 @@ def classification_metrics(labels: np.ndarray, predicted: np.ndarray,
         metrics.update(roc_auc=float(roc_auc_score(labels, scores)),
                        roc_curve={"fpr": fpr.tolist(), "tpr": tpr.tolist()})
     return metrics
-
-
-def predict_scores(model, features: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """A fitted classifier's (predicted labels (n,), class-1 scores (n,) or None for
-    more than two classes): probabilities where the model has them, else its
-    decision function (a linear SVM's signed distance)."""
-    predicted = model.predict(features)
-    if len(model.classes_) != 2:
-        return predicted, None
-    if hasattr(model, "predict_proba"):
-        return predicted, model.predict_proba(features)[:, 1]
-    return predicted, model.decision_function(features)
 
 
 def cross_validated_accuracy(features: np.ndarray, labels: np.ndarray, n_folds: int = 5,

@@ -52,19 +52,7 @@ def evaluate_streamed(paths: Sequence, labels: Sequence[np.ndarray], weights_raw
     {"top1", "top<k>", "mean_class_accuracy", "n"}) per image.  groups: per shard, each
     row's image id; rows of one image (e.g. it and its mirror image) are scored by their
     summed scores (the mean's ranking; default: every row its own image).  Memory: the (n, c) scores."""
-    truth, score = [], []
-    for X, y in iter_shards(paths, labels):
-        truth.append(y)
-        score.append(scores(X, weights_raw))
-    truth, score = np.concatenate(truth), np.concatenate(score)
-    if groups is not None:
-        images, first, index = np.unique(np.concatenate(groups), return_index=True,
-                                         return_inverse=True)
-        if len(index) != len(truth):
-            raise ValueError(f"{len(index)} image ids for {len(truth)} scored rows")
-        summed = np.zeros((len(images), score.shape[1]), np.float64)
-        np.add.at(summed, index, score)
-        truth, score = truth[first], summed
+    truth, score = streamed_scores(paths, labels, weights_raw, groups)
     predicted = score.argmax(axis=1)
     return truth, predicted, {"top1": float((truth == predicted).mean()),
                               f"top{top_k}": top_k_accuracy(score, truth, top_k),
@@ -78,3 +66,25 @@ def mean_class_accuracy(labels: np.ndarray, predicted: np.ndarray) -> float:
     classes, index = np.unique(labels, return_inverse=True)
     correct = np.bincount(index, weights=labels == predicted, minlength=len(classes))
     return float(np.mean(correct / np.bincount(index, minlength=len(classes))))
+
+
+def streamed_scores(paths: Sequence, labels: Sequence[np.ndarray], weights_raw: np.ndarray,
+                    groups: Sequence[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Scores of feature shards under folded weights (f+1, c): (truth (n,), scores (n, c)),
+    one row per image.  groups: per shard, each row's image id; the rows of one image
+    (e.g. its mirrored or rotated copies) are summed into one row, images in the order of
+    their ids (default: every row its own image, in shard order).  Memory: the (n, c) scores."""
+    truth, score = [], []
+    for X, y in iter_shards(paths, labels):
+        truth.append(y)
+        score.append(scores(X, weights_raw))
+    truth, score = np.concatenate(truth), np.concatenate(score)
+    if groups is None:
+        return truth, score
+    images, first, index = np.unique(np.concatenate(groups), return_index=True,
+                                     return_inverse=True)
+    if len(index) != len(truth):
+        raise ValueError(f"{len(index)} image ids for {len(truth)} scored rows")
+    summed = np.zeros((len(images), score.shape[1]), np.float64)
+    np.add.at(summed, index, score)
+    return truth[first], summed

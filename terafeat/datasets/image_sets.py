@@ -18,6 +18,7 @@ from terafeat.datasets.cifar import cifar_listing, read_cifar_batch
 from terafeat.datasets.folders import read_image_folders
 from terafeat.datasets.imagenet import read_ilsvrc, read_imagenette, read_tiny_imagenet
 from terafeat.datasets.splits import read_class_tree, read_list_files
+from terafeat.datasets.tile_listing import TILE_READER, read_listed_tiles
 from terafeat.media.adaptations import ImageAdaptations
 from terafeat.media.images import check_choice, read_images
 
@@ -75,11 +76,14 @@ def read_listed_images(rows: pd.DataFrame, size: int, reader: dict | None = None
     Returns (images (n_kept, size, size, 3) float32 in [0, 1], kept (n_kept,)
     positions in ``rows``, problems [(path, problem)] of the files skipped
     (missing, corrupt, not an image).  reader: the listing's ``attrs["reader"]``,
-    needed for rows inside batch files.  Rows whose ``mirror`` column is True are
+    needed for rows inside batch files (``TILE_READER``: the rows are histology tiles,
+    :func:`~terafeat.datasets.tile_listing.read_listed_tiles`).  Rows whose ``mirror`` column is True are
     flipped left to right, then rows with ``shift_y`` / ``shift_x`` are translated.
     adaptations: notes what reading did to each image of a row whose ``original``
     column is True (every row where there is no such column).
     """
+    if reader == TILE_READER:
+        return read_listed_tiles(rows, size, adaptations)
     records = rows["record"].to_numpy()
     paths = rows["path"].to_numpy()
     original = (rows["original"].to_numpy(bool) if "original" in rows

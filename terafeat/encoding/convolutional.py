@@ -1,8 +1,10 @@
 """Single-layer convolutional features in the Coates–Ng style, with a learned filter bank.
 
-Every patch_size x patch_size window of an image (stride 1) is contrast-normalised,
-whitened and filtered; the responses go through a non-linearity and are pooled (sum,
-or L2: root of the summed squares) over a grid of cells (2x2: the four quadrants).
+Every patch_size x patch_size window of an image (every ``stride`` pixels; the image first converted to
+a colour space of :mod:`terafeat.media.colour`) is contrast-normalised, whitened and
+filtered; the responses go through a non-linearity and are pooled (sum, or L2: root of
+the summed squares) over a grid of cells (2x2: the four quadrants), or over the centre
+of a 3x3 grid and its surround (PCam labels a tile by its central third).
 Normalisation, whitening and filtering are folded into one (d + 1, k) matrix; each
 pooling cell's windows are filtered in cache-sized chunks, so the non-linearity and the
 pooling sums run in the cache.  Those small products run on one BLAS thread (a threaded
@@ -17,11 +19,14 @@ import functools
 import numpy as np
 
 from terafeat.blas import FasterThreadCount, blas_threads, one_blas_thread, thread_pool
+from terafeat.media.colour import convert_tiles
 from terafeat.media.images import check_choice
 from terafeat.media.patches import dense_patches
 
 NONLINEARITIES = ("split", "abs", "smooth_l1")
 POOLINGS = ("sum", "l2")
+#: Pooling layouts: ``grid`` x ``grid`` cells, or the centre cell of a 3x3 grid + the rest.
+LAYOUTS = ("grid", "centre_surround")
 #: Coates et al. add 10 to the patch variance of 0-255 pixels; ours are in [0, 1].
 NORM_EPS = 10 / 255 ** 2
 
@@ -64,19 +69,26 @@ class ConvolutionalEncoder:
         max(-z - alpha, 0)], 2k maps), "abs" (|z|, k maps) or "smooth_l1"
         (sqrt(smoothing + z^2), RICA's own penalty, k maps).
     alpha : soft threshold of "split" (in whitened units).
-    grid : pooling grid (2: quadrants).
+    grid : pooling grid per side (2: quadrants), layout "grid".
+    layout : "grid" (grid**2 cells) or "centre_surround" (2 cells: the central cell of a
+        3x3 grid, then the other eight together).
+    colour_mode : images (RGB) are converted to this colour space first
+        (``terafeat.media.colour.convert_tiles``: "rgb", "hed", "he", "grey").
     pooling : "sum" over each cell, or "l2" (square root of the sum of squares).
     smoothing : the eps of "smooth_l1".
     norm_eps : see :func:`contrast_normalize`.
+    stride : pixels between two windows along each axis (1: every window).
     chunk : windows filtered per matrix product; small enough that a (chunk, k)
         block of responses stays in the CPU cache for the element-wise passes.
     """
 
     def __init__(self, filters, whitening, mean, patch_size: int, nonlinearity: str = "split",
                  alpha: float = 0.25, grid: int = 2, norm_eps: float = NORM_EPS,
-                 chunk: int = 128, pooling: str = "sum", smoothing: float = 1e-2):
+                 chunk: int = 128, pooling: str = "sum", smoothing: float = 1e-2,
+                 layout: str = "grid", colour_mode: str = "rgb", stride: int = 1):
         check_choice("nonlinearity", nonlinearity, NONLINEARITIES)
         check_choice("pooling", pooling, POOLINGS)
+        check_choice("layout", layout, LAYOUTS)
         filters = np.asarray(filters, dtype=np.float32)
         whitening = np.asarray(whitening, dtype=np.float32)
         if whitening.shape[1] != filters.shape[1]:
@@ -95,6 +107,11 @@ class ConvolutionalEncoder:
         self.chunk = chunk
         self.pooling = pooling
         self.smoothing = float(smoothing)
+        self.layout = layout
+        if int(stride) < 1:
+            raise ValueError(f"stride must be >= 1, got {stride}")
+        self.stride = int(stride)
+        self.colour_mode = colour_mode
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Everything :meth:`from_arrays` needs (for ``np.savez``)."""
@@ -102,7 +119,8 @@ class ConvolutionalEncoder:
                 "patch_size": np.array(self.patch_size), "nonlinearity": np.array(self.nonlinearity),
                 "alpha": np.array(self.alpha), "grid": np.array(self.grid),
                 "norm_eps": np.array(self.norm_eps), "pooling": np.array(self.pooling),
-                "smoothing": np.array(self.smoothing)}
+                "smoothing": np.array(self.smoothing), "layout": np.array(self.layout),
+                "colour_mode": np.array(self.colour_mode), "stride": np.array(self.stride)}
 
     @classmethod
     def from_arrays(cls, arrays) -> "ConvolutionalEncoder":
@@ -110,13 +128,21 @@ class ConvolutionalEncoder:
         return cls(arrays["filters"], arrays["whitening"], arrays["mean"],
                    int(arrays["patch_size"]), str(arrays["nonlinearity"]),
                    float(arrays["alpha"]), int(arrays["grid"]), float(arrays["norm_eps"]),
-                   pooling=str(arrays["pooling"]), smoothing=float(arrays["smoothing"]))
+                   pooling=str(arrays["pooling"]), smoothing=float(arrays["smoothing"]),
+                   **{key: str(arrays[key]) for key in ("layout", "colour_mode")
+                      if key in arrays},
+                   stride=int(arrays["stride"]) if "stride" in arrays else 1)
+
+    @property
+    def n_cells(self) -> int:
+        """Pooling cells per image: grid**2, or 2 for "centre_surround"."""
+        return 2 if self.layout == "centre_surround" else self.grid ** 2
 
     @property
     def n_outputs(self) -> int:
-        """Features per image: grid**2 cells x (2k for "split", k for "abs")."""
+        """Features per image: n_cells x (2k for "split", k for "abs")."""
         k = self.weights_.shape[1]
-        return self.grid ** 2 * k * (2 if self.nonlinearity == "split" else 1)
+        return self.n_cells * k * (2 if self.nonlinearity == "split" else 1)
 
     def transform(self, images) -> np.ndarray:
         """images (n, h, w, c) in [0, 1] (float) or uint8 -> (n, n_outputs) float32.
@@ -128,12 +154,14 @@ class ConvolutionalEncoder:
             raise ValueError(f"expected images (n, h, w, c), got shape {images.shape}")
         if images.dtype == np.uint8:
             images = images.astype(np.float32) / 255
+        if self.colour_mode != "rgb":
+            images = convert_tiles(images, self.colour_mode)
         d = self.patch_size ** 2 * images.shape[3]
         if d + 1 != self.weights_.shape[0]:
             raise ValueError(f"{images.shape[3]}-channel images give {d}-dim patches; the "
                              f"encoder was fitted on {self.weights_.shape[0] - 1}-dim ones")
         n = len(images)
-        out = np.empty((n, self.grid ** 2, self.n_outputs // self.grid ** 2), np.float32)
+        out = np.empty((n, self.n_cells, self.n_outputs // self.n_cells), np.float32)
         if n == 0:
             return out.reshape(0, self.n_outputs)
         with _image_threads().timed(units=n) as n_threads, one_blas_thread():
@@ -149,13 +177,13 @@ class ConvolutionalEncoder:
         """The pooled sums of images (n, h, w, c) into ``out`` (n, cells, maps) in place."""
         n, h, w, c = images.shape
         d = self.patch_size ** 2 * c
-        chunks = cell_chunks(h - self.patch_size + 1, w - self.patch_size + 1, self.grid,
-                             self.chunk)
+        rows, cols = (-(-(side - self.patch_size + 1) // self.stride) for side in (h, w))
+        chunks = cell_chunks(rows, cols, self.grid, self.chunk, self.layout)
         k = self.weights_.shape[1]
         buffers = np.empty((2, max(len(rows) for _, rows in chunks), k), np.float32)
         for i in range(n):
             windows = dense_patches(images[i].astype(np.float32, copy=False),
-                                    self.patch_size).reshape(-1, d)
+                                    self.patch_size, self.stride).reshape(-1, d)
             patches = np.ones((len(windows), d + 1), np.float32)
             patches[:, :d] = contrast_normalize(windows, self.norm_eps)
             out[i] = 0
@@ -196,14 +224,19 @@ class ConvolutionalEncoder:
         return [positive, np.maximum(negative, 0, out=negative)]
 
 
-def cell_chunks(rows: int, cols: int, grid: int, chunk: int) -> list[tuple[int, np.ndarray]]:
+def cell_chunks(rows: int, cols: int, grid: int, chunk: int,
+                layout: str = "grid") -> list[tuple[int, np.ndarray]]:
     """(cell, window indices) pairs covering a rows x cols map cell by cell, at most
-    ``chunk`` windows each; cells row-major, split as :func:`numpy.array_split` does."""
-    if not 1 <= grid <= min(rows, cols):
-        raise ValueError(f"a {grid}x{grid} pooling grid does not fit {rows}x{cols} maps")
+    ``chunk`` windows each; cells row-major, split as :func:`numpy.array_split` does
+    (layout "centre_surround": cell 0 the centre of a 3x3 split, cell 1 the rest)."""
+    side = 3 if layout == "centre_surround" else grid
+    if not 1 <= side <= min(rows, cols):
+        raise ValueError(f"a {side}x{side} pooling grid does not fit {rows}x{cols} maps")
     index = np.arange(rows * cols).reshape(rows, cols)
     cells = [index[np.ix_(row_part, col_part)].ravel()
-             for row_part in np.array_split(np.arange(rows), grid)
-             for col_part in np.array_split(np.arange(cols), grid)]
+             for row_part in np.array_split(np.arange(rows), side)
+             for col_part in np.array_split(np.arange(cols), side)]
+    if layout == "centre_surround":
+        cells = [cells[4], np.sort(np.concatenate(cells[:4] + cells[5:]))]
     return [(cell, part) for cell, windows in enumerate(cells)
             for part in np.array_split(windows, -(-len(windows) // chunk))]

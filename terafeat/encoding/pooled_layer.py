@@ -68,17 +68,6 @@ def pool_grid(maps: np.ndarray, grid: int, pooling: str = "sum") -> np.ndarray:
     return np.concatenate(cells, axis=1)
 
 
-def pool_pyramid(maps: np.ndarray, grids, pooling: str = "sum") -> np.ndarray:
-    """``pool_grid`` at each grid size in turn (a spatial pyramid), concatenated.
-
-    maps: (n, rows, cols, f); grids: an int or a sequence of ints, e.g.
-    (1, 2, 3): whole image, quadrants, 3x3 cells.  Returns
-    (n, sum(g * g for g in grids) * f).
-    """
-    grids = (grids,) if np.isscalar(grids) else tuple(grids)
-    return np.concatenate([pool_grid(maps, int(grid), pooling) for grid in grids], axis=1)
-
-
 def encode_images(images, patch_size: int, features: Callable[[np.ndarray], np.ndarray],
                   stride: int = 1, grid=2, pooling: str = "sum",
                   batch_size: int = 64) -> np.ndarray:
@@ -87,7 +76,7 @@ def encode_images(images, patch_size: int, features: Callable[[np.ndarray], np.n
     images: (n, h, w[, c]) array or list of equal-sized images.  ``features``
     maps (N, d) patches to (N, f).  Images are processed ``batch_size`` at a
     time, so memory is bounded by a batch.  ``grid``: an int, or a sequence
-    of ints for a spatial pyramid (:func:`pool_pyramid`).  Returns
+    of ints for a spatial pyramid (each grid's cells in turn, concatenated).  Returns
     (n, sum of grid * grid over the grids * f) float32.
     """
     images = check_images(images, patch_size)
@@ -100,7 +89,9 @@ def encode_images(images, patch_size: int, features: Callable[[np.ndarray], np.n
                           for image in images[start:start + batch_size]])
         n, rows, cols, d = batch.shape
         maps = features(batch.reshape(-1, d)).reshape(n, rows, cols, -1)
-        encoded.append(pool_pyramid(maps, grid, pooling).astype(np.float32))
+        grids = (grid,) if np.isscalar(grid) else tuple(grid)
+        encoded.append(np.concatenate([pool_grid(maps, int(g), pooling) for g in grids],
+                                      axis=1).astype(np.float32))
     return np.concatenate(encoded)
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 from terafeat.atomic_files import load_json, save_array, save_json
 from terafeat.datasets.image_sets import read_listed_images
 from terafeat.encoding.convolutional import ConvolutionalEncoder
+from terafeat.encoding.tile_peers import peer_encoder
 from terafeat.media.adaptations import ImageAdaptations
 from terafeat.process_memory import peak_rss_bytes
 
@@ -40,9 +41,12 @@ def kept_path(features_path) -> Path:
 
 def load_encoder(path) -> Callable[[np.ndarray], np.ndarray]:
     """images (n, h, w, 3) -> (n, f) from a saved ``ConvolutionalEncoder.to_arrays()``
-    (.npz), or raw pixels (n, h * w * 3) for ``path`` = "pixels"."""
+    (.npz), raw pixels (n, h * w * 3) for ``path`` = "pixels", or a tile peer
+    (``tile_peers.peer_encoder``: "handcrafted", "pixels:<side>")."""
     if str(path) == RAW_PIXELS:
         return lambda images: images.reshape(len(images), -1)
+    if (peer := peer_encoder(str(path))) is not None:
+        return peer
     with np.load(path, allow_pickle=False) as arrays:
         return ConvolutionalEncoder.from_arrays(arrays).transform
 

@@ -176,3 +176,13 @@ class Whitener(TransformerMixin, BaseEstimator):
         whitener.dewhitening_ = np.asarray(arrays["dewhitening"])
         whitener.n_features_in_ = components.shape[1]
         return whitener
+
+
+def principal_filters(whitener: Whitener, n_filters: int) -> np.ndarray:
+    """The leading ``n_filters`` principal axes of a fitted ``Whitener`` as unit-norm filters
+    (n_filters, d_white) in its whitened space (the PCA peer of learned filters): filter i
+    applied to a whitened patch gives the patch's coordinate on axis i, whitened."""
+    check_is_fitted(whitener)
+    n = min(int(n_filters), len(whitener.components_))
+    filters = whitener.components_[:n].astype(np.float64) @ whitener.whitening_
+    return (filters / np.linalg.norm(filters, axis=1, keepdims=True)).astype(np.float32)

@@ -78,11 +78,10 @@ def local_network(
                                             "0.1)")] = LAMBDA,
     eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of "
                                 "sqrt(eps + H z^2)")] = EPS,
-    n_nonfaces_per_face: Annotated[float, Field(gt=0, allow_inf_nan=False, description="non-face "
-                                                "crops per face, in the selection part (lfw's "
-                                                "training-half faces) and in the held-out part "
-                                                "(its test-half faces); accuracy is balanced, "
-                                                "so more crops only make it less noisy")] = 10.0,
+    n_nonfaces_per_face: Annotated[float, Field(
+        gt=0, allow_inf_nan=False, description="distractors per face, in the selection part "
+        "(lfw's training-half faces) and in the held-out part (its test-half faces); accuracy "
+        "is balanced, so more distractors only make it less noisy")] = 10.0,
     units: Annotated[Literal["simple", "output"], Field(description="top-layer units whose "
                                                         "best is inspected: the top stage's "
                                                         "filter responses (simple) or its "

@@ -85,11 +85,9 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
     layer_rows = [{key: value for key, value in row.items() if key != "objective"}
                   for row in training["layers"]]
     verdict = units["verdict"]
-    table = [{"network": row["network"], "best-unit held-out balanced accuracy"
-              if i < 3 else "held-out balanced accuracy": round(row["mean"], 4),
+    table = [{"network": row["network"], "held-out balanced accuracy": round(row["mean"], 4),
               "trained's margin over it": "" if row["margin"] is None
-              else f"{row['margin']:+.4f}"}
-             for i, row in enumerate(verdict["rows"])]
+              else f"{row['margin']:+.4f}"} for row in verdict["rows"]]
     save_json(run / "results.json", results)
     return write_html_report(run / "index.html", "terafeat local_network: the face neuron on "
                              "the ICML 2012 architecture", [
@@ -113,7 +111,7 @@ def local_network_report(run_dir, results: dict, filters: np.ndarray, field: int
             "non-faces; chance 0.5). 'no faces': the same network trained on the same frames "
             "minus the faces; 'untrained': the weights training started from; 'random unit': "
             "the trained network's units' mean; 'linear ceiling': a label-trained logistic "
-            "regression on all its units.", table,
+            "regression on all its units. The first three rows are best units.", table,
             f"Verdict: {verdict['verdict']}.",
             "For reference, one linear unit made from labels, not learnt (its filter the "
             "mean training-half face on the network's input), scored the same way: "

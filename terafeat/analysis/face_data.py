@@ -105,25 +105,6 @@ def training_frames(images: Sequence[np.ndarray], n: int, size: int, face_fracti
     return np.clip(frames[order], 0.0, 1.0), is_face[order]
 
 
-def face_detection_set(size: int, n_nonfaces_per_face: float = 1.0,
-                       random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out faces vs non-faces for scoring units as face detectors.
-
-    Faces: lfw_subset's test half (50), resized to size x size.  Non-faces:
-    ``round(50 * n_nonfaces_per_face)`` random crops (side size .. 4 * size)
-    of ``NONFACE_IMAGES``, seeded.  Returns (images (n, size, size) float32
-    in [0, 1], is_face (n,) bool), faces first.
-    """
-    if not n_nonfaces_per_face > 0:
-        raise ValueError(f"n_nonfaces_per_face must be > 0, got {n_nonfaces_per_face}")
-    faces = lfw_face_half("test", size)
-    n_nonfaces = max(1, int(round(len(faces) * n_nonfaces_per_face)))
-    nonfaces = image_crops(grey_images(NONFACE_IMAGES), n_nonfaces, size, random_state)
-    images = np.clip(np.concatenate([faces, nonfaces]), 0.0, 1.0)
-    is_face = np.r_[np.ones(len(faces), bool), np.zeros(n_nonfaces, bool)]
-    return images, is_face
-
-
 def face_detection_splits(size: int, n_nonfaces_per_face: float = 4.0, random_state: int = 0,
                           nonfaces: tuple[np.ndarray, np.ndarray] | None = None
                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -38,7 +38,8 @@ def face_neuron_verdict(trained: Sequence[float], no_faces: Sequence[float],
     trained with faces and of the control trained without them, same seeds in the same
     order; others: more controls, name -> (seeds,) accuracies (untrained network's best
     unit, random unit, linear ceiling), shown in the table.  The spread is the larger
-    sample standard deviation (ddof 1) over seeds of the two best-unit accuracies.
+    sample standard deviation (ddof 1) over seeds of the two best-unit accuracies (None for
+    one seed).
     Returns {"rows": one row per network (mean, std, per seed, and for each control the
     trained network's margin over it), "margins" (seeds,) trained - no_faces, "spread",
     "n_seeds", "face_neuron": True / False, or None for a single seed, "verdict": one
@@ -58,7 +59,7 @@ def face_neuron_verdict(trained: Sequence[float], no_faces: Sequence[float],
     n_seeds = trained.size
     margins = trained - no_faces
     spread = (float(max(trained.std(ddof=1), no_faces.std(ddof=1))) if n_seeds > 1
-              else float("nan"))
+              else None)
     rows = [{"network": name, "mean": float(values.mean()),
              "std": float(values.std(ddof=1)) if n_seeds > 1 else None,
              "per seed": values.tolist(),

@@ -42,12 +42,12 @@ BUDGET_MINUTES = 15
 def _seed_row(seed: int, results: dict, seconds: float) -> dict:
     units = results["units"]
     by_name = {row["network"]: row["mean"] for row in units["verdict"]["rows"]}
-    return {"seed": seed, "trained": by_name["trained"], "no faces": by_name["no faces"],
+    return {"seed": seed, "trained": by_name["trained"], "no_faces": by_name["no faces"],
             "margin": by_name["trained"] - by_name["no faces"],
-            "untrained": by_name["untrained"], "random unit": by_name["random unit"],
-            "linear ceiling": by_name["linear ceiling"],
-            "stimulus r": units["stimulus_face_correlation"],
-            "no-face stimulus r": units["no_face_stimulus_face_correlation"],
+            "untrained": by_name["untrained"], "random_unit": by_name["random unit"],
+            "linear_ceiling": by_name["linear ceiling"],
+            "stimulus_r": units["stimulus_face_correlation"],
+            "no_face_stimulus_r": units["no_face_stimulus_face_correlation"],
             "minutes": seconds / 60, "timings": results["timings"]}
 
 
@@ -75,7 +75,7 @@ def main(argv=None) -> int:
             rows.append(_seed_row(seed, results, seconds))
             print(f"seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-1].items()
                                                if k not in ("seed", "timings")), flush=True)
-    verdict = face_neuron_verdict([r["trained"] for r in rows], [r["no faces"] for r in rows])
+    verdict = face_neuron_verdict([r["trained"] for r in rows], [r["no_faces"] for r in rows])
     columns = [k for k in rows[0] if k not in ("timings",)]
     print("\n" + "".join(f"{k:>19}" for k in columns))
     for row in rows:

@@ -1,4 +1,5 @@
-"""Stage: unlabelled training frames for the face-neuron network."""
+"""Stage: the face-neuron experiment's images: unlabelled training frames and the labelled
+detection set."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -62,12 +63,12 @@ def sample_face_frames(run_dir: str, images: list[str], data_root: str | None, n
                 100 * data["frame_is_face"].mean(), len(data["images"]), data["held_out"].sum())
     for problem in skipped:
         logger.warning("video skipped: %s", problem)
-    names = {"frames": "frames", "is_face": "frame_is_face", "images": "detection_images",
-             "image_is_face": "detection_is_face", "held_out": "detection_held_out"}
-    arrays = dict(zip(names, (data["frames"], data["frame_is_face"], data["images"],
-                              data["is_face"], data["held_out"])))
-    return {**{key: str(save_array(run / f"{names[key]}.npy", value))
-               for key, value in arrays.items()},
+    files = {"frames": ("frames", "frames"), "is_face": ("frame_is_face", "frame_is_face"),
+             "images": ("detection_images", "images"),
+             "image_is_face": ("detection_is_face", "is_face"),
+             "held_out": ("detection_held_out", "held_out")}
+    return {**{key: str(save_array(run / f"{name}.npy", data[array]))
+               for key, (name, array) in files.items()},
             "distractors": "objects" if objects else "bundled crops",
             "n_frames": int(n_frames), "n_faces": int(data["frame_is_face"].sum()),
             "n_video_frames": len(frames_from_video), "skipped_videos": skipped}

@@ -59,8 +59,10 @@ def run_flow(flow: str, params: dict) -> tuple[dict, float]:
     with tempfile.TemporaryDirectory() as scratch:
         where = Path(scratch) / "run_dir"
         started = time.perf_counter()
+        env = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a busy machine
+               **os.environ, "PYTHONPATH": str(REPO)}
         subprocess.run([sys.executable, "-c", CHILD, flow, json.dumps(params), str(where)],
-                       cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+                       cwd=REPO, check=True, env=env)
         seconds = time.perf_counter() - started
         run_dir = Path(where.read_text())
     return json.loads((run_dir / "results.json").read_text()), seconds

@@ -51,6 +51,33 @@ def _seed_row(seed: int, results: dict, seconds: float) -> dict:
             "minutes": seconds / 60, "timings": results["timings"]}
 
 
+def _summarise(rows: list[dict], args) -> None:
+    """Print the seeds' table, the verdict and the targets; write the results file."""
+    verdict = face_neuron_verdict([r["trained"] for r in rows], [r["no_faces"] for r in rows])
+    columns = [k for k in rows[0] if k not in ("timings",)]
+    print("\n" + "".join(f"{k:>19}" for k in columns))
+    for row in rows:
+        print("".join(f"{row[k]:>19.4f}" if k != "seed" else f"{row[k]:>19}" for k in columns))
+    print(f"verdict: {verdict['verdict']}")
+    missed = {"accuracy": max(0.0, TARGET_ACCURACY - min(r["trained"] for r in rows)),
+              "margin": max(0.0, TARGET_MARGIN - min(r["margin"] for r in rows))}
+    for name, target in (("accuracy", TARGET_ACCURACY), ("margin", TARGET_MARGIN)):
+        print(f"target {name} >= {target} in every seed: "
+              + ("met" if missed[name] == 0 else f"missed by {missed[name]:.4f} at worst"))
+    slowest = max(r["minutes"] for r in rows)
+    print(f"slowest run {slowest:.1f} min (bundled default budget {BUDGET_MINUTES} min on "
+          "2 cores)")
+    name = "face_neuron_bundled" if args.bundled else "face_neuron_cifar10"
+    record(name + ("-subset" if args.overrides else ""), {"seeds_asked": args.seeds,
+        "seeds": rows, "verdict": verdict["verdict"], "face_neuron": verdict["face_neuron"],
+        "spread": verdict["spread"], "margins": verdict["margins"],
+        "targets": {"accuracy": TARGET_ACCURACY, "margin": TARGET_MARGIN},
+        "missed_by": missed, "slowest_minutes": slowest, "overrides": dict(args.overrides)},
+        peer="the no-face control's best unit (the same network trained on the same frames "
+             "minus the faces, same seed and steps), in the same run; Le et al. 2012 report "
+             "81.7% for their best neuron on their own test set (unverified)")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -75,29 +102,7 @@ def main(argv=None) -> int:
             rows.append(_seed_row(seed, results, seconds))
             print(f"seed {seed}: " + ", ".join(f"{k} {v:.4f}" for k, v in rows[-1].items()
                                                if k not in ("seed", "timings")), flush=True)
-    verdict = face_neuron_verdict([r["trained"] for r in rows], [r["no_faces"] for r in rows])
-    columns = [k for k in rows[0] if k not in ("timings",)]
-    print("\n" + "".join(f"{k:>19}" for k in columns))
-    for row in rows:
-        print("".join(f"{row[k]:>19.4f}" if k != "seed" else f"{row[k]:>19}" for k in columns))
-    print(f"verdict: {verdict['verdict']}")
-    missed = {"accuracy": max(0.0, TARGET_ACCURACY - min(r["trained"] for r in rows)),
-              "margin": max(0.0, TARGET_MARGIN - min(r["margin"] for r in rows))}
-    for name, target in (("accuracy", TARGET_ACCURACY), ("margin", TARGET_MARGIN)):
-        print(f"target {name} >= {target} in every seed: "
-              + ("met" if missed[name] == 0 else f"missed by {missed[name]:.4f} at worst"))
-    slowest = max(r["minutes"] for r in rows)
-    print(f"slowest run {slowest:.1f} min (bundled default budget {BUDGET_MINUTES} min on "
-          "2 cores)")
-    name = "face_neuron_bundled" if args.bundled else "face_neuron_cifar10"
-    record(name + ("-subset" if args.overrides else ""), {
-        "seeds": rows, "verdict": verdict["verdict"], "face_neuron": verdict["face_neuron"],
-        "spread": verdict["spread"], "margins": verdict["margins"],
-        "targets": {"accuracy": TARGET_ACCURACY, "margin": TARGET_MARGIN},
-        "missed_by": missed, "slowest_minutes": slowest, "overrides": dict(args.overrides)},
-        peer="the no-face control's best unit (the same network trained on the same frames "
-             "minus the faces, same seed and steps), in the same run; Le et al. 2012 report "
-             "81.7% for their best neuron on their own test set (unverified)")
+            _summarise(rows, args)  # after every seed: a run cut short keeps what it measured
     return 0
 
 

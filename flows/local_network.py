@@ -69,7 +69,7 @@ def local_network(
     replicas: Annotated[int, Field(ge=1, description="Downpour model replicas on separate "
                                    "data shards")] = 1,
     steps: Annotated[int, Field(ge=1, description="minibatch steps per stage and "
-                                "replica")] = 400,
+                                "replica")] = 200,
     batch_size: Annotated[int, Field(ge=1, description="frames per minibatch")] = 16,
     learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False, description="Adagrad's "
                                           "gamma")] = 0.1,

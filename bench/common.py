@@ -1,10 +1,12 @@
-"""What the benchmarks share: the shared benchmark archives, extracted on demand, and a
-CPU hog for the busy-machine case."""
+"""What the benchmarks share: the shared benchmark archives, extracted on demand, a flow
+run in a fresh process, and a CPU hog for the busy-machine case."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,3 +44,25 @@ def cpu_hog(processes: int | None = None):
             hog.kill()
         for hog in hogs:
             hog.wait()
+
+
+#: Runs flow argv[1] in a fresh interpreter (peak memory is a process's lifetime
+#: high-water mark: two runs in one process would share it) with the JSON parameters
+#: argv[2] and writes its run folder to argv[3].
+CHILD = ("import json, pathlib, sys; from flows.registry import load_flow; "
+         "results = load_flow(sys.argv[1])[0](**json.loads(sys.argv[2])); "
+         "pathlib.Path(sys.argv[3]).write_text(results['run_dir'])")
+
+
+def run_flow(flow: str, params: dict) -> tuple[dict, float]:
+    """Flow ``flow``'s results.json and wall seconds, the flow run in its own process."""
+    with tempfile.TemporaryDirectory() as scratch:
+        where = Path(scratch) / "run_dir"
+        started = time.perf_counter()
+        env = {"PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a busy machine
+               **os.environ, "PYTHONPATH": str(REPO)}
+        subprocess.run([sys.executable, "-c", CHILD, flow, json.dumps(params), str(where)],
+                       cwd=REPO, check=True, env=env)
+        seconds = time.perf_counter() - started
+        run_dir = Path(where.read_text())
+    return json.loads((run_dir / "results.json").read_text()), seconds

@@ -20,43 +20,20 @@ other's high-water mark.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.common import extracted  # noqa: E402
+from bench.common import extracted, run_flow  # noqa: E402
 from bench.results import record  # noqa: E402
 from flows.cli import _parse_assignment  # noqa: E402
 from reporting.pages.imagenet import COATES_CIFAR10  # noqa: E402
 
 TARGET = 0.78
 BUDGET_MINUTES = 45
-
-
-#: Runs the flow in a fresh interpreter (peak memory is a process's lifetime high-water
-#: mark: two runs in one process would share it) and writes its run folder to argv[2].
-CHILD = ("import json, pathlib, sys; from flows.imagenet import imagenet; "
-         "results = imagenet(**json.loads(sys.argv[1])); "
-         "pathlib.Path(sys.argv[2]).write_text(results['run_dir'])")
-
-
-def run_flow(params: dict) -> tuple[dict, float]:
-    """The flow's results.json and wall seconds, the flow run in its own process."""
-    with tempfile.TemporaryDirectory() as scratch:
-        where = Path(scratch) / "run_dir"
-        started = time.perf_counter()
-        subprocess.run([sys.executable, "-c", CHILD, json.dumps(params), str(where)],
-                       cwd=REPO, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-        seconds = time.perf_counter() - started
-        run_dir = Path(where.read_text())
-    return json.loads((run_dir / "results.json").read_text()), seconds
 
 
 def main(argv=None) -> int:
@@ -77,9 +54,9 @@ def main(argv=None) -> int:
         params = {"dataset": "folders", "data_root": str(root), "output_root": args.output_root,
                   "cache_root": str(Path(scratch) / "cache"),
                   "max_train_per_class": args.per_class, **dict(args.overrides)}
-        runs = [("training list x1", *run_flow(params))]
+        runs = [("training list x1", *run_flow("imagenet", params))]
         if not args.skip_doubled:
-            runs.append(("training list x2", *run_flow({**params, "train_repeat": 2})))
+            runs.append(("training list x2", *run_flow("imagenet", {**params, "train_repeat": 2})))
     first, seconds = runs[0][1], runs[0][2]
     rica = first["classification"]["rica"]
     print(f"\nCIFAR-10 ({first['listing']['n_train']} training / {first['listing']['n_test']} "

@@ -1,8 +1,11 @@
-"""Flow ``local_network`` (issue #9): the ICML 2012 architecture (Le et al.) at our
-scale: stages of locally connected filters with untied weights, L2 pooling and local
-contrast normalisation, trained greedily on unlabelled frames with model parallelism
-(tiles of the receptive-field grid) and Downpour data parallelism (replicas) on Dask;
-then its top-layer units as face detectors.  Measured runs: ``bench/local_network.py``."""
+"""Flow ``local_network``: the face-neuron experiment (Le et al., ICML 2012) on the paper's
+architecture at our scale: stages of locally connected filters with untied weights, L2
+pooling and local contrast normalisation, trained greedily on unlabelled frames (faces
+mixed among object images or bundled crops) with model parallelism (tiles of the
+receptive-field grid) and Downpour data parallelism (replicas) on Dask; the same network
+trained on the same frames minus the faces, same seed and budget (the no-face control);
+then the top-layer units as face detectors beside the controls, and the verdict table.
+Measured runs: ``bench/local_network.py`` (speed), ``bench/face_neuron.py`` (seeds)."""
 from __future__ import annotations
 
 from typing import Annotated, Literal
@@ -31,9 +34,12 @@ def local_network(
     *,
     images: Annotated[tuple[str, ...], Field(min_length=1, description="bundled images to "
                                              "crop frames from")] = NATURAL_IMAGES,
-    data_root: Annotated[str | None, Field(description="folder searched for videos whose "
-                                           "frames join the training frames (null: bundled "
-                                           "images only)")] = None,
+    data_root: Annotated[str | None, Field(description="object images in train/<class>/ "
+                                           "and test/<class>/ folders (CIFAR-10 extracted): "
+                                           "training-split images join the frames, "
+                                           "test-split images are the held-out distractors; "
+                                           "videos found under it join the frames (null: "
+                                           "bundled crops only)")] = None,
     max_videos: Annotated[int, Field(ge=0, description="videos read from data_root at "
                                      "most")] = 20,
     frames_per_video: Annotated[int, Field(ge=1, description="frames taken per video (about 1 "
@@ -63,7 +69,7 @@ def local_network(
     replicas: Annotated[int, Field(ge=1, description="Downpour model replicas on separate "
                                    "data shards")] = 1,
     steps: Annotated[int, Field(ge=1, description="minibatch steps per stage and "
-                                "replica")] = 2000,
+                                "replica")] = 200,
     batch_size: Annotated[int, Field(ge=1, description="frames per minibatch")] = 16,
     learning_rate: Annotated[float, Field(gt=0, allow_inf_nan=False, description="Adagrad's "
                                           "gamma")] = 0.1,
@@ -72,11 +78,10 @@ def local_network(
                                             "0.1)")] = LAMBDA,
     eps: Annotated[float, Field(gt=0, allow_inf_nan=False, description="smoothing of "
                                 "sqrt(eps + H z^2)")] = EPS,
-    n_nonfaces_per_face: Annotated[float, Field(gt=0, allow_inf_nan=False, description="non-face "
-                                                "crops per face, in the selection part (lfw's "
-                                                "training-half faces) and in the held-out part "
-                                                "(its test-half faces); accuracy is balanced, "
-                                                "so more crops only make it less noisy")] = 20.0,
+    n_nonfaces_per_face: Annotated[float, Field(
+        gt=0, allow_inf_nan=False, description="distractors per face, in the selection part "
+        "(lfw's training-half faces) and in the held-out part (its test-half faces); accuracy "
+        "is balanced, so more distractors only make it less noisy")] = 10.0,
     units: Annotated[Literal["simple", "output"], Field(description="top-layer units whose "
                                                         "best is inspected: the top stage's "
                                                         "filter responses (simple) or its "
@@ -94,8 +99,8 @@ def local_network(
     dask_address: DaskAddress = None,
     solver: Solver = "downpour",
 ) -> dict:
-    """Frames -> greedy tiled training -> face scoring of the top units -> report.
-    Returns results.json's content."""
+    """Frames -> greedy tiled training, with faces and without -> face scoring of the top
+    units beside the controls -> report.  Returns results.json's content."""
     return run_flow(PLAN, locals())
 
 
@@ -127,23 +132,26 @@ def _headline(results: dict) -> list[dict]:
     return [{"connections": training["n_connections"],
              "parameters": training["n_parameters"],
              "frames/s": training["frames_per_second"],
-             "border bytes/step": sum(r["border_bytes_per_step"] for r in training["layers"]),
-             "parameter bytes/step": sum(r["parameter_bytes_per_step"]
-                                         for r in training["layers"]),
+             "distractors": results["frames"]["distractors"],
              "units": units["kind"], "best unit": units["best_unit"],
-             "best unit accuracy": round(units["best_unit_accuracy"], 4),
-             "random unit accuracy": round(units["random_unit_accuracy"], 4),
-             "random unit std": round(units["random_unit_std"], 4),
-             f"margin over random + {units['margin_std']:g} std": round(units["margin"], 4),
-             "beats random unit": units["beats_random"],
-             "untrained network's best unit": round(units["untrained_best_unit_accuracy"], 4),
-             "beats untrained network's best unit": units["beats_untrained"],
-             "face detector": units["face_detector"],
+             **{f"{row['network']}": round(row["mean"], 4) for row in units["verdict"]["rows"]},
              "best unit ROC area": round(units["best_unit_auc"], 4),
-             "random unit ROC area": round(units["random_unit_auc"], 4),
-             "random unit ROC area std": round(units["random_unit_auc_std"], 4),
-             "linear ceiling": round(units["linear_accuracy"], 4),
-             "face-template unit (reference)": round(units["template_unit_accuracy"], 4)}]
+             "optimal stimulus vs mean face (r)": round(units["stimulus_face_correlation"], 3),
+             "no-face control's (r)": round(units["no_face_stimulus_face_correlation"], 3),
+             "verdict": units["verdict"]["verdict"]}]
+
+
+def _training(params, outputs, without_faces: bool) -> dict:
+    """``train_local_network``'s keywords: on all frames, or (``without_faces``) on the
+    frames minus the faces, same seed and budget."""
+    return dict(frames_path=outputs["frames"]["frames"], architecture=_architecture(params),
+                training={"partitions": params.partitions, "replicas": params.replicas,
+                          "steps": params.steps, "batch_size": params.batch_size,
+                          "learning_rate": params.learning_rate, "lam": params.sparsity_weight,
+                          "eps": params.eps, "seed": params.seed, "dtype": params.dtype},
+                backend=params.backend, dask_address=params.dask_address,
+                without_faces=outputs["frames"]["is_face"] if without_faces else None,
+                prefix="no_face_" if without_faces else "")
 
 
 PLAN = FlowPlan(
@@ -153,17 +161,16 @@ PLAN = FlowPlan(
         Stage(sample_face_frames, "frames", lambda p, o: dict(
             images=list(p.images), data_root=p.data_root, n_frames=p.n_frames,
             frame_size=p.frame_size, face_fraction=p.face_fraction, max_videos=p.max_videos,
-            frames_per_video=p.frames_per_video, seed=p.seed)),
-        Stage(train_local_network, "training", lambda p, o: dict(
-            frames_path=o["frames"]["frames"], architecture=_architecture(p),
-            training={"partitions": p.partitions, "replicas": p.replicas, "steps": p.steps,
-                      "batch_size": p.batch_size, "learning_rate": p.learning_rate,
-                      "lam": p.sparsity_weight, "eps": p.eps, "seed": p.seed,
-                      "dtype": p.dtype},
-            backend=p.backend, dask_address=p.dask_address)),
+            frames_per_video=p.frames_per_video, n_nonfaces_per_face=p.n_nonfaces_per_face,
+            seed=p.seed)),
+        Stage(train_local_network, "training", lambda p, o: _training(p, o, False)),
+        Stage(train_local_network.with_options(name="train-no-face-network"), "no_face_training",
+              lambda p, o: _training(p, o, True)),
         Stage(score_local_units, "units", lambda p, o: dict(
-            network_path=o["training"]["network"], frame_size=p.frame_size,
-            n_nonfaces_per_face=p.n_nonfaces_per_face, seed=p.seed, n_top=p.n_top,
+            network_path=o["training"]["network"],
+            no_face_network_path=o["no_face_training"]["network"],
+            images_path=o["frames"]["images"], is_face_path=o["frames"]["image_is_face"],
+            held_out_path=o["frames"]["held_out"], seed=p.seed, n_top=p.n_top,
             stimulus_iterations=p.stimulus_iterations, kind=p.units)),
     ),
     summarise=lambda p, o: {},

@@ -6,8 +6,7 @@ import importlib
 
 #: Flow name -> module holding the flow function of that name and its ``PLAN``.
 FLOWS = {name: f"flows.{name}" for name in
-         ("quickstart", "histology", "imagenet", "action_recognition", "face_neuron",
-          "local_network")}
+         ("quickstart", "histology", "imagenet", "action_recognition", "local_network")}
 
 
 def load_flow(name: str):

@@ -23,8 +23,11 @@ LOG_EVERY = 25
 @task(name="train-local-network")
 def train_local_network(*, frames_path: str, run_dir: str, architecture: dict, training: dict,
                         backend: str = "local", dask_address: str | None = None,
-                        cache_root: str | None = None) -> dict:
-    """Greedy training on ``frames.npy`` (n, s, s) grey frames.
+                        cache_root: str | None = None, without_faces: str | None = None,
+                        prefix: str = "") -> dict:
+    """Greedy training on ``frames.npy`` (n, s, s) grey frames; with ``without_faces`` (the
+    path of the frames' is-face flags, (n,) bool) on the frames minus the faces, the
+    no-face control.
 
     architecture: ``stack_geometries`` keywords (fields, strides, maps, pool,
     pool_stride, lcn_size); training: ``train_layer`` keywords (partitions,
@@ -33,26 +36,32 @@ def train_local_network(*, frames_path: str, run_dir: str, architecture: dict, t
     backend "dask" puts the tiles on the cluster of ``get_client(dask_address)``;
     "local" trains in this process, through the stage cache when ``cache_root``
     is given.  Frames are written as shards (two per replica) under ``shards/``,
-    read there by the workers.  Writes ``network.npz`` and ``objective<i>.npy``;
+    read there by the workers.  Writes ``<prefix>network.npz`` and
+    ``<prefix>objective<i>.npy``;
     returns per-layer sizes, throughput and communication (with "dask", "peak_rss": the
     workers' largest peak resident memory, bytes).
     """
     def compute(out: Path) -> dict:
-        return _train(frames_path, out, architecture, training, backend, dask_address)
+        return _train(frames_path, out, architecture, training, backend, dask_address,
+                      without_faces, prefix)
 
     if backend == "dask":  # the shards stay in the run folder, where the workers read them
         return compute(Path(run_dir))
-    return cached(cache_root, "train-local-network", {**architecture, **training},
-                  {"frames": frames_path}, run_dir, compute)
+    inputs = {"frames": frames_path, **({"without_faces": without_faces} if without_faces else {})}
+    return cached(cache_root, "train-local-network", {**architecture, **training, "prefix": prefix},
+                  inputs, run_dir, compute)
 
 
 def _train(frames_path: str, run: Path, architecture: dict, training: dict, backend: str,
-           dask_address: str | None) -> dict:
+           dask_address: str | None, without_faces: str | None, prefix: str) -> dict:
     logger = stage_logger()
-    frames = network_input(load_array(frames_path), architecture["lcn_size"], training["dtype"])
+    frames = load_array(frames_path)
+    if without_faces:
+        frames = frames[~load_array(without_faces).astype(bool)]
+    frames = network_input(frames, architecture["lcn_size"], training["dtype"])
     geometries = stack_geometries(frames.shape[1:], **architecture)
     rows = math.ceil(len(frames) / (2 * int(training["replicas"])))
-    shards = write_shards(frames.reshape(len(frames), -1), run / "shards", rows)
+    shards = write_shards(frames.reshape(len(frames), -1), run / f"{prefix}shards", rows)
     started = time.perf_counter()
 
     def report(layer: int, step: int, value: float) -> None:
@@ -66,10 +75,10 @@ def _train(frames_path: str, run: Path, architecture: dict, training: dict, back
                     geometry.field, geometry.field, geometry.maps, geometry.n_connections)
     with contextlib.ExitStack() as stack:
         client = stack.enter_context(get_client(dask_address)) if backend == "dask" else None
-        results = train_network(shards, geometries, run / "shards", callback=report,
+        results = train_network(shards, geometries, run / f"{prefix}shards", callback=report,
                                 client=client, **training)
         workers_peak = workers_peak_rss(client) if client is not None else None
-    save_network(run / "network.npz", [(g, r.V) for g, r in zip(geometries, results)])
+    save_network(run / f"{prefix}network.npz", [(g, r.V) for g, r in zip(geometries, results)])
     layers = []
     for i, (geometry, result) in enumerate(zip(geometries, results)):
         layers.append({
@@ -84,13 +93,13 @@ def _train(frames_path: str, run: Path, architecture: dict, training: dict, back
             "measured_bytes_per_step": result.measured_transfer_per_step,
             "first_objective": float(result.objective[0]),
             "final_objective": float(result.objective[-10:].mean()),
-            "objective": str(save_array(run / f"objective{i + 1}.npy", result.objective))})
+            "objective": str(save_array(run / f"{prefix}objective{i + 1}.npy", result.objective))})
         logger.info("layer %d: %.1f frames/s, %d border bytes and %.0f parameter bytes per step, "
                     "objective %.5g -> %.5g", i + 1, result.frames_per_second,
                     result.border_bytes_per_step, result.parameter_bytes_per_step,
                     layers[-1]["first_objective"], layers[-1]["final_objective"])
     training_seconds = sum(result.seconds for result in results)
-    return {"network": str(run / "network.npz"), "layers": layers,
+    return {"network": str(run / f"{prefix}network.npz"), "layers": layers,
             "n_connections": sum(g.n_connections for g in geometries),
             "n_parameters": sum(g.n_parameters for g in geometries),
             "training_seconds": round(training_seconds, 2),

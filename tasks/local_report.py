@@ -19,8 +19,15 @@ def write_local_network_report(run_dir: str, results: dict) -> str:
     rows, cols = geometry.grid
     centre = W1[(rows // 2) * cols + cols // 2]
     objectives = [load_array(row["objective"]) for row in results["training"]["layers"]]
-    page = local_network_report(run_dir, results, np.asarray(centre), geometry.field, objectives,
-                                load_array(results["units"]["top_stimuli"]),
-                                load_array(results["units"]["optimal_stimulus"]))
+    units = results["units"]
+    held_out = load_array(results["frames"]["held_out"])
+    page = local_network_report(
+        run_dir, results, np.asarray(centre), geometry.field, objectives,
+        load_array(units["top_stimuli"]),
+        {"trained": load_array(units["optimal_stimulus"]),
+         "no faces": load_array(units["no_face_optimal_stimulus"]),
+         "mean face": load_array(units["mean_face"])},
+        {"responses": load_array(units["responses"])[held_out, units["best_unit"]],
+         "is_face": load_array(results["frames"]["image_is_face"])[held_out]})
     stage_logger().info("report: %s", page)
     return str(page)

@@ -43,7 +43,6 @@ def _one_line_error(capsys, argv) -> str:
                                                             "(n_patches=10000000000 x 108 values)"),
     (["run", "imagenet", "--set", "n_features=200000"], "the largest part: the classifier's "
                                                         "1600001 x 1600001 Gram matrix and factor"),
-    (["run", "face_neuron", "--set", "n_features=20000000"], "layer 1's RICA optimiser"),
     (["run", "quickstart", "--dask-address", "tcp://127.0.0.1:9"],
      "cannot reach the Dask scheduler at tcp://127.0.0.1:9: Connection refused"),
 ])

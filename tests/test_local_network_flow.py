@@ -25,9 +25,10 @@ def tiny_run(prefect_server, tmp_path_factory):
 def test_flow_trains_tiles_scores_units_and_reports(tiny_run):
     results = tiny_run
     run = Path(results["run_dir"])
-    for name in ("index.html", "results.json", "network.npz", "frames.npy", "responses.npy",
-                 "objective1.npy", "objective2.npy", "filters.png", "objective.png",
-                 "top_stimuli.png", "invariance.png", "optimal_stimulus.png"):
+    for name in ("index.html", "results.json", "network.npz", "no_face_network.npz",
+                 "frames.npy", "responses.npy", "objective1.npy", "objective2.npy",
+                 "no_face_objective1.npy", "filters.png", "objective.png", "top_stimuli.png",
+                 "invariance.png", "optimal_stimulus.png", "responses.png"):
         assert (run / name).stat().st_size > 0, name
     saved = json.loads((run / "results.json").read_text())
     layers = load_network(run / "network.npz")
@@ -41,44 +42,52 @@ def test_flow_trains_tiles_scores_units_and_reports(tiny_run):
         assert row["final_objective"] < row["first_objective"]
         objective = np.load(run / f"objective{i + 1}.npy")
         assert objective[-3:].mean() < objective[:3].mean()
+    # the control: the same frames minus the faces, the same budget, other weights
+    frames = saved["frames"]
+    assert frames["distractors"] == "bundled crops" and frames["n_faces"] == 24
+    assert saved["no_face_training"]["n_frames"] == 48 - 24
+    assert len(np.load(run / "no_face_objective1.npy")) == TINY["steps"]
+    no_face = load_network(run / "no_face_network.npz")
+    assert not np.allclose(no_face[0][1], layers[0][1])
     units = saved["units"]
-    # simple units of stage 2: 7x7 locations x 2 maps; outputs: 6x6 x 2
+    # outputs of stage 2: 6x6 locations x 2 maps; 50 + 50 faces, 50 + 50 crops
     assert units["kind"] == "output" and units["n_units"] == 6 * 6 * 2
     assert np.load(run / "responses.npy").shape == (200, 72)
-    assert [(row["network"], row["units"], row["count"]) for row in units["by_kind"]] == [
-        ("trained", "simple", 98), ("trained", "output", 72), ("untrained", "simple", 98),
-        ("untrained", "output", 72)]
-    assert [(row["network"], row["stage"], row["simple units"], row["output units"])
-            for row in units["stages"]] == [("trained", 1, 300, 243), ("trained", 2, 98, 72),
-                                            ("untrained", 1, 300, 243), ("untrained", 2, 98, 72)]
+    assert units["n_held_out"] == 100 and units["n_held_out_faces"] == 50
+    verdict = units["verdict"]
+    assert [row["network"] for row in verdict["rows"]] == [
+        "trained", "no faces", "untrained", "random unit", "linear ceiling"]
+    assert verdict["face_neuron"] is None and verdict["verdict"].startswith("needs seeds")
+    assert verdict["rows"][0]["mean"] == units["best_unit_accuracy"]
+    assert verdict["rows"][1]["mean"] == units["controls"]["no faces"]["best_unit_accuracy"]
+    assert verdict["margins"][0] == pytest.approx(
+        units["best_unit_accuracy"] - units["controls"]["no faces"]["best_unit_accuracy"])
     assert units["margin"] == pytest.approx(units["best_unit_accuracy"] - units[
         "random_unit_accuracy"] - 2 * units["random_unit_std"])
-    assert units["beats_random"] == (units["margin"] > 0)
-    assert units["beats_untrained"] == (units["best_unit_accuracy"]
-                                        > units["untrained_best_unit_accuracy"])
-    assert units["face_detector"] == (units["beats_random"] and units["beats_untrained"])
-    assert units["n_held_out"] == 100 and units["n_held_out_faces"] == 50
-    assert results["headline"][0]["beats random unit"] == units["beats_random"]
-    assert "face-template unit" in json.dumps(results["headline"])
-    # a unit built from labels beats the best learnt one; the best learnt one (chosen on the
-    # selection part) beats the random-unit baseline on the held-out part
+    # a unit built from labels beats the best learnt one at this size
     assert units["template_unit_accuracy"] > units["best_unit_accuracy"]
     assert 0 <= units["best_unit"] < 72
-    assert units["best_unit_accuracy"] > units["random_unit_accuracy"]
     assert set(units["curves"]) == {"translation", "scale", "rotation"}
+    mean_face = np.load(run / "mean_held_out_face.npy")
+    for name, key in (("optimal_stimulus", "stimulus_face_correlation"),
+                      ("no_face_optimal_stimulus", "no_face_stimulus_face_correlation")):
+        stimulus = np.load(run / f"{name}.npy")
+        assert stimulus.shape == (24, 24) and np.linalg.norm(stimulus) == pytest.approx(1.0)
+        assert units[key] == pytest.approx(np.corrcoef(stimulus.ravel(), mean_face.ravel())[0, 1],
+                                           abs=1e-5)
     page = (run / "index.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and "random unit" in page
-    assert "Where the face information goes" in page
-    stimulus = np.load(run / "optimal_stimulus.npy")
-    assert stimulus.shape == (24, 24) and np.linalg.norm(stimulus) == pytest.approx(1.0)
+    assert page.count("data:image/png;base64,") == 6 and "random unit" in page
+    assert "Verdict: needs seeds" in page and "no faces" in page
     assert f"{training['n_connections']:,}" in page
     assert results["headline"][0]["connections"] == training["n_connections"]
+    assert results["headline"][0]["verdict"] == verdict["verdict"]
     assert load_flow("local_network") == (local_network, PLAN)
 
 
 def test_every_stage_replays_to_the_same_outputs(tiny_run, tmp_path):
     replayed = assert_stages_replay(PLAN, Path(tiny_run["run_dir"]), tmp_path)
-    assert replayed == ["sample-face-frames", "train-local-network", "score-local-units"]
+    assert replayed == ["sample-face-frames", "train-local-network", "train-no-face-network",
+                        "score-local-units"]
     assert set(tiny_run["timings"]) == {*replayed, "write-local-network-report"}
 
 
@@ -89,7 +98,7 @@ def test_flow_on_dask_with_replicas(prefect_server, tmp_path):
     assert row["parameter_bytes_per_step"] > 0 and row["measured_bytes_per_step"] > 0
     assert row["final_objective"] < row["first_objective"]
     assert results["training"]["n_shards"] == 4
-    assert set(results["peak_memory"]) == {"flow", "training"}  # the Dask workers' peak
+    assert set(results["peak_memory"]) == {"flow", "training", "no_face_training"}  # workers
     assert results["peak_memory"]["training"] > 0
 
 

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from terafeat.analysis.face_data import face_detection_set, face_detection_splits, lfw_face_half
+from terafeat.analysis.face_data import face_detection_splits, lfw_face_half
 from terafeat.analysis.invariance import (invariance_curves, invariance_score, patch_trajectories,
                                          transform_images, unit_set_invariance)
 from terafeat.analysis.optimal_stimulus import optimal_stimulus
@@ -16,27 +16,6 @@ from terafeat.analysis.unit_scoring import (
     thresholded_accuracy,
     unit_auc,
 )
-
-
-def test_face_detection_set_is_seeded_held_out_and_in_range():
-    images, is_face = face_detection_set(16, n_nonfaces_per_face=2.0, random_state=3)
-    assert images.shape == (150, 16, 16) and images.dtype == np.float32
-    assert is_face.dtype == bool and is_face[:50].all() and not is_face[50:].any()
-    assert 0.0 <= images.min() and images.max() <= 1.0
-    again, _ = face_detection_set(16, n_nonfaces_per_face=2.0, random_state=3)
-    np.testing.assert_array_equal(images, again)
-    other, _ = face_detection_set(16, n_nonfaces_per_face=2.0, random_state=4)
-    np.testing.assert_array_equal(other[:50], images[:50])  # the same held-out faces
-    assert not np.array_equal(other[50:], images[50:])
-    train = lfw_face_half("train", 16)
-    assert train.shape == (50, 16, 16)
-    # the training half shares no face with the test half
-    distances = ((train[:, None] - images[None, :50]) ** 2).sum(axis=(2, 3))
-    assert distances.min() > 1e-3
-    with pytest.raises(ValueError, match="half"):
-        lfw_face_half("validation", 16)
-    with pytest.raises(ValueError, match="n_nonfaces_per_face"):
-        face_detection_set(16, n_nonfaces_per_face=0)
 
 
 def test_face_detection_splits_choose_on_the_training_half_and_hold_out_the_test_half():

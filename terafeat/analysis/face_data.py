@@ -105,27 +105,9 @@ def training_frames(images: Sequence[np.ndarray], n: int, size: int, face_fracti
     return np.clip(frames[order], 0.0, 1.0), is_face[order]
 
 
-def face_detection_set(size: int, n_nonfaces_per_face: float = 1.0,
-                       random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out faces vs non-faces for scoring units as face detectors.
-
-    Faces: lfw_subset's test half (50), resized to size x size.  Non-faces:
-    ``round(50 * n_nonfaces_per_face)`` random crops (side size .. 4 * size)
-    of ``NONFACE_IMAGES``, seeded.  Returns (images (n, size, size) float32
-    in [0, 1], is_face (n,) bool), faces first.
-    """
-    if not n_nonfaces_per_face > 0:
-        raise ValueError(f"n_nonfaces_per_face must be > 0, got {n_nonfaces_per_face}")
-    faces = lfw_face_half("test", size)
-    n_nonfaces = max(1, int(round(len(faces) * n_nonfaces_per_face)))
-    nonfaces = image_crops(grey_images(NONFACE_IMAGES), n_nonfaces, size, random_state)
-    images = np.clip(np.concatenate([faces, nonfaces]), 0.0, 1.0)
-    is_face = np.r_[np.ones(len(faces), bool), np.zeros(n_nonfaces, bool)]
-    return images, is_face
-
-
-def face_detection_splits(size: int, n_nonfaces_per_face: float = 4.0,
-                          random_state: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def face_detection_splits(size: int, n_nonfaces_per_face: float = 4.0, random_state: int = 0,
+                          nonfaces: tuple[np.ndarray, np.ndarray] | None = None
+                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Faces vs non-faces in two parts: one to choose units on, one held out.
 
     Selection part: lfw_subset's training half (50 faces; jittered crops of
@@ -133,21 +115,23 @@ def face_detection_splits(size: int, n_nonfaces_per_face: float = 4.0,
     only to choose a unit and its threshold).  Held-out part: the test half
     (50 faces never seen).  Each part adds ``round(50 * n_nonfaces_per_face)``
     random crops (side size .. 4 * size) of ``NONFACE_IMAGES``, one seeded
-    draw split in two, so the parts share no crop.  Returns (images (n, size,
+    draw split in two, so the parts share no crop; or ``nonfaces``: (selection,
+    held-out) non-face images (k, size, size) given.  Returns (images (n, size,
     size) float32 in [0, 1], is_face (n,) bool, held_out (n,) bool), the
     selection part first.
     """
     if not n_nonfaces_per_face > 0:
         raise ValueError(f"n_nonfaces_per_face must be > 0, got {n_nonfaces_per_face}")
     parts = [lfw_face_half("train", size), lfw_face_half("test", size)]
-    n_nonfaces = max(1, int(round(len(parts[0]) * n_nonfaces_per_face)))
-    crops = image_crops(grey_images(NONFACE_IMAGES), 2 * n_nonfaces, size, random_state)
-    images = np.clip(np.concatenate([parts[0], crops[:n_nonfaces], parts[1], crops[n_nonfaces:]]),
-                     0.0, 1.0)
-    is_face = np.concatenate([np.r_[np.ones(len(faces), bool), np.zeros(n_nonfaces, bool)]
-                              for faces in parts])
-    held_out = np.r_[np.zeros(len(parts[0]) + n_nonfaces, bool),
-                     np.ones(len(parts[1]) + n_nonfaces, bool)]
+    if nonfaces is None:
+        n_nonfaces = max(1, int(round(len(parts[0]) * n_nonfaces_per_face)))
+        crops = image_crops(grey_images(NONFACE_IMAGES), 2 * n_nonfaces, size, random_state)
+        nonfaces = crops[:n_nonfaces], crops[n_nonfaces:]
+    images = np.clip(np.concatenate([parts[0], nonfaces[0], parts[1], nonfaces[1]]), 0.0, 1.0)
+    is_face = np.concatenate([np.r_[np.ones(len(faces), bool), np.zeros(len(others), bool)]
+                              for faces, others in zip(parts, nonfaces)])
+    held_out = np.r_[np.zeros(len(parts[0]) + len(nonfaces[0]), bool),
+                     np.ones(len(parts[1]) + len(nonfaces[1]), bool)]
     return images, is_face, held_out
 
 

@@ -42,3 +42,14 @@ def optimal_stimulus(response: Callable[[np.ndarray], float],
     return best_x.reshape(shape)
 
 
+
+
+def template_correlation(stimulus: np.ndarray, images: np.ndarray) -> float:
+    """Pearson correlation of a stimulus (h, w) with the mean of ``images`` (n, h, w) (for
+    the face neuron: the mean held-out face): 1 when the stimulus is that mean up to
+    brightness and contrast, about 0 for an unrelated one."""
+    stimulus = np.asarray(stimulus, dtype=np.float64)
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim != 3 or images.shape[1:] != stimulus.shape:
+        raise ValueError(f"images of shape {images.shape} are not (n, *{stimulus.shape})")
+    return float(np.corrcoef(stimulus.ravel(), images.mean(axis=0).ravel())[0, 1])

@@ -156,7 +156,7 @@ def template_unit(images: np.ndarray, templates: np.ndarray) -> np.ndarray:
 
 
 def score_face_units(responses, is_face, random_state=0, held_out=None,
-                     balanced: bool = False) -> dict:
+                     balanced: bool = False, linear: bool = True) -> dict:
     """Every unit as a face detector, with the unit and threshold chosen on one part
     of the labelled set and the accuracy measured on the other.
 
@@ -173,7 +173,7 @@ def score_face_units(responses, is_face, random_state=0, held_out=None,
     ``best_unit_auc``, ``random_unit_auc`` and ``random_unit_auc_std``: the
     same on the held-out ROC area (:func:`unit_auc`, threshold-free);
     ``linear_accuracy``: a label-trained linear classifier on all units (fit on
-    the selection part, the ceiling); ``majority_accuracy`` (what calling every
+    the selection part, the ceiling; None without ``linear``); ``majority_accuracy`` (what calling every
     image the larger class scores: 0.5 when balanced); ``in_sample_best``.
     """
     responses, is_face = _check_scores(responses, is_face)
@@ -195,7 +195,7 @@ def score_face_units(responses, is_face, random_state=0, held_out=None,
             "best_unit_auc": float(auc[best]), "random_unit_auc": float(auc.mean()),
             "random_unit_auc_std": float(auc.std()),
             "linear_accuracy": linear_ceiling(responses, is_face, random_state, held_out,
-                                              balanced),
+                                              balanced) if linear else None,
             "majority_accuracy": 0.5 if balanced else float(max(face_rate, 1 - face_rate)),
             "balanced": bool(balanced),
             "in_sample_best": float(unit_accuracy.max()), "in_sample_best_unit":

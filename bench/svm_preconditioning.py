@@ -125,7 +125,7 @@ def main(argv=None) -> int:
         loss = streamed_loss(lambda: iter_masked_shards(paths, labels, fitting),
                               standardizer, n_classes, lam)
         began = time.perf_counter()
-        R = preconditioner(G, lam, overwrite=True)
+        R = preconditioner(G, lam)
         factor_seconds = time.perf_counter() - began
         del G
 

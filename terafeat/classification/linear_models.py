@@ -50,36 +50,49 @@ def gram_statistics(shards, standardizer: Standardizer, n_classes: int,
     return G, B, n
 
 
-def _regularised(G: np.ndarray, lam: float, overwrite: bool = False) -> np.ndarray:
-    """G + lam I' (f+1, f+1), I' the identity but for the bias; in place if overwrite."""
-    regularised = G if overwrite else G.copy()
-    np.einsum("ii->i", regularised)[:-1] += lam
-    return regularised
+def _penalised(G: np.ndarray, lam: float) -> np.ndarray:
+    """G + lam I' in place (I' the identity but for the bias); returns G."""
+    np.einsum("ii->i", G)[:-1] += lam
+    return G
+
+
+def _cholesky(G: np.ndarray, lam: float, dtype) -> np.ndarray:
+    """Upper Cholesky factor (f+1, f+1) ``dtype`` of G + lam I' (lower triangle as it was).
+
+    G's entries are sums of float32 products, accurate to about float32's resolution of
+    its largest diagonal entry; with more features than rows and a small lam, G + lam I'
+    can be indefinite at that resolution.  Where the factorisation fails, lam is raised to
+    ten float32 roundings of G's largest diagonal entry and it is factored in float64."""
+    try:
+        return cho_factor(_penalised(G.astype(dtype), lam), overwrite_a=True)[0]
+    except np.linalg.LinAlgError:
+        floor = 10 * float(np.finfo(np.float32).eps) * float(np.max(np.diagonal(G)))
+        return cho_factor(_penalised(G.astype(np.float64), max(lam, floor)),
+                          overwrite_a=True)[0]
 
 
 def ridge_solve(G: np.ndarray, B: np.ndarray, lam: float) -> np.ndarray:
     """argmin_W ||A W - Y||^2 + lam ||W[:-1]||^2 from G = A^T A, B = A^T Y: (f+1, c)
-    float64, factored in G's dtype (B cast to it: scipy would cast G to B's instead)."""
-    factor = cho_factor(_regularised(G, lam), overwrite_a=True)
-    return np.asarray(cho_solve(factor, B.astype(G.dtype), overwrite_b=True), np.float64)
+    float64, factored in G's dtype (B cast to it: scipy would cast G to B's instead;
+    see ``_cholesky`` for a G + lam I' indefinite at G's resolution)."""
+    factor = _cholesky(G, lam, G.dtype)
+    return np.asarray(cho_solve((factor, False), B.astype(factor.dtype), overwrite_b=True),
+                      np.float64)
 
 
-def preconditioner(G: np.ndarray, lam: float, overwrite: bool = False,
-                   block: int = 1024) -> np.ndarray:
+def preconditioner(G: np.ndarray, lam: float, block: int = 1024) -> np.ndarray:
     """Upper-triangular R (f+1, f+1) float64 with R^T R = G + lam I' (G = A^T A).
 
     Half the L2-SVM's Hessian is A_S^T A_S + lam I' (S: the rows with slack), bounded by
     G + lam I'; in the variables V = R W that bound is the identity, so L-BFGS no longer
     crawls along the ill-conditioned directions of correlated features (softmax's Hessian
     is bounded by a multiple of the same matrix).  Costs one Cholesky factorisation,
-    f^3 / 3 flops; overwrite: factor a float64 G in place.  R is float64 whatever G's
+    f^3 / 3 flops (``_cholesky``).  R is float64 whatever G's
     dtype: L-BFGS needs the change of variables to be one fixed linear map, and solves
     with a float32 R round V and W to float32, which stops its line search short of
     its convergence test.
     """
-    in_place = overwrite and G.dtype == np.float64
-    R, _ = cho_factor(_regularised(G if in_place else G.astype(np.float64), lam, True),
-                      overwrite_a=True)
+    R = _cholesky(G, lam, np.float64)
     for start in range(0, len(R), block):  # cho_factor leaves the lower triangle as it was
         R[start:start + block] = np.triu(R[start:start + block], start)
     return R

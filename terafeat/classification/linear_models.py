@@ -63,11 +63,12 @@ def _cholesky(G: np.ndarray, lam: float, dtype) -> np.ndarray:
     its largest diagonal entry; with more features than rows and a small lam, G + lam I'
     can be indefinite at that resolution.  Where the factorisation fails, lam is raised to
     ten float32 roundings of G's largest diagonal entry and it is factored in float64."""
+    # Fortran order: LAPACK factors it in place (a C-ordered copy is copied once more)
     try:
-        return cho_factor(_penalised(G.astype(dtype), lam), overwrite_a=True)[0]
+        return cho_factor(_penalised(G.astype(dtype, order="F"), lam), overwrite_a=True)[0]
     except np.linalg.LinAlgError:
         floor = 10 * float(np.finfo(np.float32).eps) * float(np.max(np.diagonal(G)))
-        return cho_factor(_penalised(G.astype(np.float64), max(lam, floor)),
+        return cho_factor(_penalised(G.astype(np.float64, order="F"), max(lam, floor)),
                           overwrite_a=True)[0]
 
 

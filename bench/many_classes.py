@@ -247,8 +247,9 @@ def main(argv=None) -> int:
     parser.add_argument("--before-budget", type=float, default=1800,
                         help="seconds the peer may run per feature set")
     args = parser.parse_args(argv)
-    values = {"rows": args.rows, "features": args.features, "test_rows": args.rows // 5,
-              "before_commit": args.before_commit, "before_budget_s": args.before_budget}
+    values = {"before_commit": args.before_commit, "before_budget_s": args.before_budget}
+    if args.classes:  # the synthetic sets' size
+        values.update(rows=args.rows, features=args.features, test_rows=args.rows // 5)
     for n_classes in args.classes:
         print(f"{n_classes} classes, {args.rows} x {args.features} training features", flush=True)
         with tempfile.TemporaryDirectory() as folder:
